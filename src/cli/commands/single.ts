@@ -1,0 +1,174 @@
+/**
+ * The guide's single-database commands: status, list, pending, run <name>.
+ * Each is a function returning data plus a thin printer, so scripts (--json)
+ * and people see the same facts.
+ */
+import { hostname, userInfo } from 'node:os';
+import type pg from 'pg';
+import { engineSettings, requireDatabaseUrl, type Config } from '../../config.js';
+import { loadMigrationDir } from '../../adapters/fs-source.js';
+import { connect } from '../../adapters/pg/connection.js';
+import type { MigrationSet } from '../../core/migration-set.js';
+import { MigrationFailedError, ValidationFailedError, EXIT_CODES, type FlotillaError } from '../../core/errors.js';
+import { Migrator, type EngineEvent, type MigrateReport, type StatusReport } from '../../migrator.js';
+import type { Logger } from '../../logger.js';
+import type { Output } from '../output.js';
+
+export interface CommandContext {
+  config: Config;
+  out: Output;
+  logger: Logger;
+}
+
+export function cliIdentity(): string {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {}
+  return `cli ${user}@${hostname()}`;
+}
+
+async function withDatabase<T>(ctx: CommandContext, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(requireDatabaseUrl(ctx.config), { applicationName: 'flotilla-cli' });
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export async function listCommand(ctx: CommandContext): Promise<number> {
+  const set = await loadMigrationDir(ctx.config.dir);
+  if (ctx.out.json) {
+    ctx.out.data({
+      dir: ctx.config.dir,
+      checksum: set.checksum,
+      migrations: set.migrations.map((m) => ({ name: m.name, version: m.version, checksum: m.checksum, transactional: m.transactional, statements: m.statements.length })),
+    });
+    return 0;
+  }
+  const { line } = ctx.out;
+  line('Available Migrations');
+  line('====================');
+  line();
+  for (const m of set.migrations) line(`  ${m.name}${m.transactional ? '' : '  (runs outside a transaction)'}`);
+  line();
+  line(`Total: ${set.migrations.length} migrations`);
+  return 0;
+}
+
+export async function statusCommand(ctx: CommandContext): Promise<number> {
+  const set = await loadMigrationDir(ctx.config.dir);
+  const report = await withDatabase(ctx, (c) => new Migrator(c, engineSettings(ctx.config, cliIdentity())).status(set));
+  if (ctx.out.json) ctx.out.data(report);
+  else printStatus(ctx.out, report);
+  return 0;
+}
+
+export function printStatus(out: Output, r: StatusReport): void {
+  const { line } = out;
+  line('Migration Status');
+  line('================');
+  line();
+  line('Applied:');
+  for (const a of r.applied) line(`  ✓ ${a.name}`);
+  if (!r.applied.length) line('  (none)');
+  line();
+  line('Pending:');
+  for (const p of r.pending) line(`  ○ ${p}`);
+  if (!r.pending.length) line('  (none)');
+  if (r.changed.length) {
+    line();
+    line('Changed since applied (refused until restored):');
+    for (const c of r.changed) line(`  ✗ ${c.name}`);
+  }
+  if (r.missing.length) {
+    line();
+    line('Applied but missing from the directory:');
+    for (const m of r.missing) line(`  ! ${m.name}`);
+  }
+  line();
+  line(`Total: ${r.applied.length} applied, ${r.pending.length} pending`);
+}
+
+export async function pendingCommand(ctx: CommandContext, opts: { dryRun?: boolean } = {}): Promise<number> {
+  return applyCommand(ctx, { dryRun: opts.dryRun });
+}
+
+export async function runCommand(ctx: CommandContext, name: string, opts: { dryRun?: boolean } = {}): Promise<number> {
+  return applyCommand(ctx, { only: name, dryRun: opts.dryRun });
+}
+
+async function applyCommand(ctx: CommandContext, req: { only?: string; dryRun?: boolean }): Promise<number> {
+  const set: MigrationSet = await loadMigrationDir(ctx.config.dir);
+  const print = ctx.out.json ? (e: EngineEvent) => logEvent(ctx.logger, e) : humanPrinter(ctx);
+  const report = await withDatabase(ctx, (c) => new Migrator(c, engineSettings(ctx.config, cliIdentity()), print).migrate(set, req));
+  if (ctx.out.json) {
+    ctx.out.data(report);
+  } else if (!(req.only && report.alreadyApplied.length)) {
+    ctx.out.line();
+    const failed = report.failed ? 1 : 0;
+    ctx.out.line(`${failed ? '✗' : '✓'} Completed: ${report.applied.length} applied, ${failed} failed${report.dryRun ? ' (dry run: everything rolled back)' : ''}`);
+  }
+  return exitCodeOf(report);
+}
+
+export function exitCodeOf(report: MigrateReport): number {
+  return report.failed ? EXIT_CODES[report.failed.error.kind] : 0;
+}
+
+function logEvent(logger: Logger, e: EngineEvent): void {
+  if (e.type === 'migration-failed') logger.error({ migration: e.name, err: e.error.toJSON() }, 'migration failed');
+  else if (e.type === 'warning') logger.warn(e.message);
+  else logger.info({ event: e }, e.type);
+}
+
+function humanPrinter(ctx: CommandContext): (e: EngineEvent) => void {
+  const { line } = ctx.out;
+  return (e) => {
+    switch (e.type) {
+      case 'lock-wait':
+        line(`… Waiting for the migration lock${e.holder ? ` (held by ${e.holder})` : ''}`);
+        break;
+      case 'lock-acquired':
+        line(`… Got the migration lock after ${e.waitedMs} ms`);
+        break;
+      case 'found-pending':
+        line(`Found ${e.names.length} pending migrations`);
+        break;
+      case 'already-applied':
+        line(`⊘ Migration already applied: ${e.name}`);
+        break;
+      case 'migration-start':
+        line();
+        line(`→ Running migration: ${e.name}`);
+        break;
+      case 'migration-done':
+        line(`✓ Migration completed: ${e.name}`);
+        break;
+      case 'migration-failed':
+        for (const l of failureLines(e.name, e.error)) line(l);
+        break;
+      case 'warning':
+        ctx.out.error(`⚠ ${e.message}`);
+        break;
+    }
+  };
+}
+
+export function failureLines(name: string, error: FlotillaError): string[] {
+  if (error instanceof ValidationFailedError) {
+    return ['✗ Migration validation failed:', ...error.issues.map((i) => `  - ${i}`), `  ${name} was rolled back; nothing from it was applied.`];
+  }
+  const lines = [`✗ Migration failed: ${name}`];
+  if (error instanceof MigrationFailedError) {
+    if (error.statement) lines.push(`  statement ${error.statement.index + 1} (line ${error.statement.line}): ${error.statement.text.split('\n')[0]}`);
+    lines.push(`  ERROR${error.pg.code ? ` ${error.pg.code}` : ''}: ${error.pg.message}`);
+    if (error.pg.detail) lines.push(`  DETAIL: ${error.pg.detail}`);
+    if (error.pg.hint) lines.push(`  HINT: ${error.pg.hint}`);
+  } else {
+    lines.push(`  ${error.message}`);
+  }
+  lines.push(`  ${error.hint}`);
+  return lines;
+}

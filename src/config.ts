@@ -1,0 +1,152 @@
+/**
+ * Configuration: untrusted input (defaults < flotilla.config.json < environment
+ * < command-line flags) parsed with zod into a typed Config. Every bad setting
+ * is reported at once, one line each, naming where it came from.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError } from './core/errors.js';
+import { redactUrl } from './core/redact.js';
+import { VALIDATION_OPTION_NAMES, type ValidationOptions } from './core/validation.js';
+import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './migrator.js';
+
+export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, min: 60_000, m: 60_000, h: 3_600_000 };
+/** "500ms", "10s", "5min", "1h", or a number of milliseconds. */
+export function parseDuration(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
+  const m = typeof v === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|m|h)?\s*$/.exec(v) : null;
+  return m ? Number(m[1]) * UNITS[m[2] ?? 'ms']! : undefined;
+}
+
+const duration = z.unknown().transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration (use 500ms, 10s, 5min, 1h or a number of milliseconds)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const identifier = z.string().regex(IDENTIFIER, 'must be a plain identifier: letters, digits and _, starting with a letter or _, at most 63 characters');
+
+const postgresUrl = z.string().refine((u) => /^postgres(ql)?:\/\//.test(u) && URL.canParse(u.replace(/\$\{[^}]*\}/g, 'x')), {
+  message: 'must be a postgres:// or postgresql:// URL',
+});
+
+const validationShape = Object.fromEntries(VALIDATION_OPTION_NAMES.map((n) => [n, z.boolean().optional()])) as Record<keyof ValidationOptions, z.ZodOptional<z.ZodBoolean>>;
+
+const ConfigSchema = z
+  .object({
+    databaseUrl: postgresUrl.optional(),
+    dir: z.string().min(1),
+    schema: identifier.optional(),
+    trackingTable: identifier,
+    lockTimeout: duration,
+    statementTimeout: duration,
+    lockWaitTimeout: duration,
+    validate: z.boolean(),
+    validation: z.object(validationShape).strict(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  })
+  .strict();
+
+export type Config = z.output<typeof ConfigSchema>;
+
+/** Raw settings as they arrive: anything, from anywhere. */
+export type RawSettings = Record<string, unknown>;
+
+const ENV: Record<string, string> = {
+  databaseUrl: 'DATABASE_URL',
+  dir: 'MIGRATIONS_DIR',
+  schema: 'FLOTILLA_SCHEMA',
+  trackingTable: 'FLOTILLA_TRACKING_TABLE',
+  lockTimeout: 'FLOTILLA_LOCK_TIMEOUT',
+  statementTimeout: 'FLOTILLA_STATEMENT_TIMEOUT',
+  lockWaitTimeout: 'FLOTILLA_LOCK_WAIT_TIMEOUT',
+  logLevel: 'LOG_LEVEL',
+};
+
+const FLAG: Record<string, string> = {
+  databaseUrl: '--database-url', dir: '--dir', schema: '--schema', trackingTable: '--tracking-table',
+  lockTimeout: '--lock-timeout', statementTimeout: '--statement-timeout', lockWaitTimeout: '--lock-wait-timeout',
+  validate: '--no-validate', validation: '--allow-*', logLevel: '--log-level',
+};
+
+export interface LoadConfigInput {
+  flags: RawSettings;
+  env: Record<string, string | undefined>;
+  /** path given with --config (or FLOTILLA_CONFIG); default ./flotilla.config.json when present */
+  configFile?: string;
+}
+
+export function loadConfig(input: LoadConfigInput): Config {
+  const sources: Record<string, string> = {};
+  const merged: RawSettings = {
+    dir: './migrations',
+    trackingTable: DEFAULT_ENGINE_SETTINGS.trackingTable,
+    lockTimeout: DEFAULT_ENGINE_SETTINGS.lockTimeoutMs,
+    statementTimeout: DEFAULT_ENGINE_SETTINGS.statementTimeoutMs,
+    lockWaitTimeout: DEFAULT_ENGINE_SETTINGS.lockWaitTimeoutMs,
+    validate: true,
+    validation: {},
+    logLevel: 'warn',
+  };
+  const problems: string[] = [];
+  const file = input.configFile ?? input.env.FLOTILLA_CONFIG ?? (existsSync('flotilla.config.json') ? 'flotilla.config.json' : undefined);
+  if (file) {
+    try {
+      const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('must hold a JSON object');
+      for (const [k, v] of Object.entries(parsed)) {
+        merged[k] = k === 'validation' && v && typeof v === 'object' ? { ...(merged.validation as object), ...v } : v;
+        sources[k] = `${file}: ${k}`;
+      }
+    } catch (e: any) {
+      problems.push(`${file}: ${e?.code === 'ENOENT' ? 'file not found' : e.message}`);
+    }
+  }
+  for (const [k, name] of Object.entries(ENV)) {
+    const v = input.env[name];
+    if (v !== undefined && v !== '') {
+      merged[k] = v;
+      sources[k] = name;
+    }
+  }
+  for (const [k, v] of Object.entries(input.flags)) {
+    if (v === undefined) continue;
+    merged[k] = k === 'validation' ? { ...(merged.validation as object), ...(v as object) } : v;
+    sources[k] = FLAG[k] ?? k;
+  }
+  const result = ConfigSchema.safeParse(merged);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const key = String(issue.path[0] ?? '');
+      const where = sources[key] ?? key;
+      const sub = issue.path.length > 1 ? `.${issue.path.slice(1).join('.')}` : '';
+      const message = issue.code === 'unrecognized_keys' ? `unknown setting(s) ${issue.keys.join(', ')}` : issue.message;
+      problems.push(`${where || 'config'}${sub}: ${message}`);
+    }
+  }
+  if (problems.length) throw new ConfigError(problems.map(redactUrl));
+  return result.data!;
+}
+
+export function requireDatabaseUrl(config: Config): string {
+  if (!config.databaseUrl) throw new ConfigError(['no database: pass --database-url <url> or set DATABASE_URL']);
+  return config.databaseUrl;
+}
+
+export function engineSettings(config: Config, appliedBy: string): EngineSettings {
+  return {
+    schema: config.schema,
+    trackingTable: config.trackingTable,
+    lockTimeoutMs: config.lockTimeout,
+    statementTimeoutMs: config.statementTimeout,
+    lockWaitTimeoutMs: config.lockWaitTimeout,
+    validate: config.validate,
+    validation: config.validation,
+    appliedBy,
+  };
+}

@@ -1,0 +1,195 @@
+/**
+ * Typed errors. Every error Flotilla raises on purpose is a FlotillaError: it
+ * has a stable `code`, the data needed to act on it, a `hint` saying what to do
+ * next, and a `kind` that decides the CLI exit code and whether a worker retries.
+ *
+ *   kind        exit  worker
+ *   input       2     fail at once (bad file, bad config, edited migration)
+ *   migration   1     fail at once (SQL error, validation failure)
+ *   transient   3     retry with backoff (unreachable DB, lock busy, 40001, ...)
+ */
+export type ErrorKind = 'input' | 'migration' | 'transient';
+
+export const EXIT_CODES: Record<ErrorKind, number> = { migration: 1, input: 2, transient: 3 };
+
+export abstract class FlotillaError extends Error {
+  abstract readonly code: string;
+  abstract readonly kind: ErrorKind;
+  readonly hint: string;
+  constructor(message: string, hint: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.hint = hint;
+  }
+  /** Plain data for --json output, job results and the control database. */
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, kind: this.kind, message: this.message, hint: this.hint };
+  }
+}
+
+/** A migration file name that does not follow NNN_description.sql. */
+export class InvalidFileNameError extends FlotillaError {
+  readonly code = 'invalid_file_name';
+  readonly kind = 'input';
+  constructor(readonly files: string[]) {
+    super(
+      `migration file name${files.length > 1 ? 's' : ''} not of the form NNN_description.sql: ${files.join(', ')}`,
+      'Rename the file(s) to NNN_description.sql (digits, underscore, lowercase words), e.g. 009_add_orders.sql.',
+    );
+  }
+}
+
+export class DuplicateVersionError extends FlotillaError {
+  readonly code = 'duplicate_version';
+  readonly kind = 'input';
+  constructor(readonly version: string, readonly files: string[]) {
+    super(
+      `migration number ${version} is used by more than one file: ${files.join(', ')}`,
+      'Give each migration its own number; renumber the newer file.',
+    );
+  }
+}
+
+export class EmptyMigrationError extends FlotillaError {
+  readonly code = 'empty_migration';
+  readonly kind = 'input';
+  constructor(readonly file: string) {
+    super(`migration ${file} is empty (no SQL statement)`, 'Add the SQL to the file or delete it.');
+  }
+}
+
+export class SqlParseError extends FlotillaError {
+  readonly code = 'sql_syntax';
+  readonly kind = 'input';
+  constructor(readonly file: string, readonly line: number, readonly detail: string) {
+    super(`${file}:${line}: SQL syntax error: ${detail}`, 'Fix the SQL at that line; nothing was run. (psql meta-commands such as \\set or \\i are not SQL.)');
+  }
+}
+
+/** A file that mixes CREATE INDEX CONCURRENTLY & co. with transactional statements. */
+export class MixedTransactionModeError extends FlotillaError {
+  readonly code = 'mixed_transaction_mode';
+  readonly kind = 'input';
+  constructor(readonly file: string, readonly nonTransactional: { line: number; kind: string }[]) {
+    const first = nonTransactional[0];
+    super(
+      `${file} mixes statements that cannot run in a transaction (${first?.kind} at line ${first?.line}) with transactional ones`,
+      'Move the non-transactional statements (CREATE INDEX CONCURRENTLY, VACUUM, ...) into a migration file of their own, without BEGIN/COMMIT.',
+    );
+  }
+}
+
+/** A file that controls transactions in a way the engine cannot honour (ROLLBACK, PREPARE TRANSACTION, ...). */
+export class UnsupportedStatementError extends FlotillaError {
+  readonly code = 'unsupported_statement';
+  readonly kind = 'input';
+  constructor(readonly file: string, readonly line: number, readonly statement: string) {
+    super(`${file}:${line}: ${statement} is not allowed in a migration`, 'Flotilla owns the transaction: keep BEGIN/COMMIT or remove them, but do not ROLLBACK or PREPARE TRANSACTION.');
+  }
+}
+
+export class MigrationsDirError extends FlotillaError {
+  readonly code = 'migrations_dir';
+  readonly kind = 'input';
+  constructor(readonly dir: string, reason: string) {
+    super(`cannot read migrations directory ${dir}: ${reason}`, 'Pass --dir <path> or set MIGRATIONS_DIR to the folder holding NNN_description.sql files.');
+  }
+}
+
+export class UnknownMigrationError extends FlotillaError {
+  readonly code = 'unknown_migration';
+  readonly kind = 'input';
+  constructor(readonly migration: string) {
+    super(`no migration named ${migration} in the migrations directory`, 'Run `flotilla list` to see the available names.');
+  }
+}
+
+/** An applied migration whose file changed since (Flyway's "validate" failure). */
+export class ChangedMigrationError extends FlotillaError {
+  readonly code = 'changed_migration';
+  readonly kind = 'input';
+  constructor(readonly migrations: { name: string; applied: string; current: string }[]) {
+    super(
+      `applied migration${migrations.length > 1 ? 's' : ''} changed since applied: ${migrations.map((m) => m.name).join(', ')}`,
+      'Restore the applied file(s) and put the change in a new migration. If the edit is intended (e.g. a comment), update the recorded checksum: UPDATE migrations SET checksum = \'<new>\' WHERE name = \'<name>\'.',
+    );
+  }
+}
+
+export class ConfigError extends FlotillaError {
+  readonly code = 'config';
+  readonly kind = 'input';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`, 'Fix the setting(s) named above; nothing was changed.');
+  }
+}
+
+/** The database cannot be reached or refused us. Transient: a retry may succeed. */
+export class ConnectionError extends FlotillaError {
+  readonly code = 'connection';
+  readonly kind: ErrorKind;
+  constructor(
+    readonly target: string,
+    readonly cause_: string,
+    hint: string,
+    kind: ErrorKind = 'transient',
+    readonly sqlState?: string,
+  ) {
+    super(`cannot connect to PostgreSQL at ${target}: ${cause_}`, hint);
+    this.kind = kind;
+  }
+}
+
+export class LockTimeoutError extends FlotillaError {
+  readonly code = 'lock_busy';
+  readonly kind = 'transient';
+  constructor(readonly target: string, readonly waitedMs: number, readonly holder?: string) {
+    super(
+      `another runner holds the migration lock on ${target}${holder ? ` (${holder})` : ''}; gave up after ${waitedMs} ms`,
+      'Wait for the other runner to finish, or raise --lock-wait-timeout. Find it with: SELECT pid, application_name, state FROM pg_stat_activity JOIN pg_locks USING (pid) WHERE locktype = \'advisory\'.',
+    );
+  }
+}
+
+/** Postgres rejected a statement of a migration. */
+export class MigrationFailedError extends FlotillaError {
+  readonly code = 'migration_failed';
+  readonly kind: ErrorKind;
+  constructor(
+    readonly migration: string,
+    readonly statement: { index: number; line: number; text: string } | undefined,
+    readonly pg: { code?: string; message: string; detail?: string; hint?: string; where?: string },
+    readonly transactional: boolean,
+    kind: ErrorKind,
+  ) {
+    const at = statement ? ` at statement ${statement.index + 1} (line ${statement.line})` : '';
+    super(
+      `${migration} failed${at}: ${pg.code ? `ERROR ${pg.code}: ` : ''}${pg.message}`,
+      transactional
+        ? 'The migration was rolled back; nothing from this file was applied. Fix the statement and run again.'
+        : 'This file runs outside a transaction: statements before the failing one stay applied. Make them idempotent (IF NOT EXISTS) and run again.',
+    );
+    this.kind = kind;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), migration: this.migration, statement: this.statement, pg: this.pg, transactional: this.transactional };
+  }
+}
+
+export class ValidationFailedError extends FlotillaError {
+  readonly code = 'validation_failed';
+  readonly kind = 'migration';
+  constructor(readonly migration: string, readonly issues: string[]) {
+    super(
+      `${migration} failed validation: ${issues.join('; ')}`,
+      'The migration was rolled back. If the change is intended, allow it in the file header, e.g. -- flotilla:validate allowRowChanges=true',
+    );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), migration: this.migration, issues: this.issues };
+  }
+}
+
+export function isFlotillaError(e: unknown): e is FlotillaError {
+  return e instanceof FlotillaError;
+}

@@ -1,0 +1,86 @@
+/**
+ * A migration set is a value: the ordered files, their parsed statements and
+ * checksums, and one checksum for the whole set. It is built from plain
+ * {name, sql} pairs, so a directory on disk and a rollout frozen in the control
+ * database produce the very same thing. Everything wrong with the files is
+ * refused here, before anything touches a database.
+ */
+import { checksumOf, setChecksum } from './checksum.js';
+import {
+  DuplicateVersionError,
+  EmptyMigrationError,
+  InvalidFileNameError,
+  MixedTransactionModeError,
+  SqlParseError,
+  UnsupportedStatementError,
+  ConfigError,
+} from './errors.js';
+import { isMigrationCandidate, parseFileName } from './filename.js';
+import { loadParser, splitStatements, type Statement } from './statements.js';
+import { parseValidationHeader, type ValidationOptions } from './validation.js';
+
+export interface MigrationFile {
+  name: string;
+  sql: string;
+}
+
+export interface Migration {
+  name: string;
+  version: bigint;
+  sql: string;
+  checksum: string;
+  /** statements to execute: the file's own BEGIN/COMMIT are left out */
+  statements: Statement[];
+  /** false when every statement must run outside a transaction block */
+  transactional: boolean;
+  /** from the file's `-- flotilla:validate` header */
+  validation: { enabled: boolean | undefined; options: Partial<ValidationOptions> };
+}
+
+export interface MigrationSet {
+  migrations: readonly Migration[];
+  checksum: string;
+}
+
+export async function buildMigrationSet(files: MigrationFile[]): Promise<MigrationSet> {
+  await loadParser();
+  const candidates = files.filter((f) => isMigrationCandidate(f.name));
+  const bad = candidates.filter((f) => !parseFileName(f.name)).map((f) => f.name);
+  if (bad.length) throw new InvalidFileNameError(bad.sort());
+
+  const parsed = candidates
+    .map((f) => ({ file: f, meta: parseFileName(f.name)! }))
+    .sort((a, b) => (a.meta.version < b.meta.version ? -1 : a.meta.version > b.meta.version ? 1 : a.file.name.localeCompare(b.file.name)));
+  for (let i = 1; i < parsed.length; i++) {
+    if (parsed[i]!.meta.version === parsed[i - 1]!.meta.version) {
+      const v = parsed[i]!.meta.version;
+      throw new DuplicateVersionError(String(v), parsed.filter((p) => p.meta.version === v).map((p) => p.file.name));
+    }
+  }
+  const migrations = parsed.map(({ file, meta }) => buildMigration(file, meta.version));
+  return { migrations, checksum: setChecksum(migrations) };
+}
+
+function buildMigration(file: MigrationFile, version: bigint): Migration {
+  const split = splitStatements(file.sql);
+  if ('error' in split) throw new SqlParseError(file.name, split.error.line, split.error.message);
+  const forbidden = split.statements.find((s) => s.mode === 'forbidden');
+  if (forbidden) throw new UnsupportedStatementError(file.name, forbidden.line, forbidden.label);
+  const statements = split.statements.filter((s) => s.mode !== 'transaction-control');
+  if (statements.length === 0) throw new EmptyMigrationError(file.name);
+  const nonTx = statements.filter((s) => s.mode === 'non-transactional');
+  if (nonTx.length > 0 && nonTx.length < statements.length) {
+    throw new MixedTransactionModeError(file.name, nonTx.map((s) => ({ line: s.line, kind: s.label })));
+  }
+  const header = parseValidationHeader(file.sql);
+  if (!header.ok) throw new ConfigError([`${file.name}:${header.line}: ${header.problem}`]);
+  return {
+    name: file.name,
+    version,
+    sql: file.sql,
+    checksum: checksumOf(file.sql),
+    statements,
+    transactional: nonTx.length === 0,
+    validation: { enabled: header.enabled, options: header.options },
+  };
+}

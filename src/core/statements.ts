@@ -1,0 +1,173 @@
+/**
+ * Splitting and classifying a migration's SQL with the real Postgres parser
+ * (libpg-query, the server's own grammar compiled to WASM), never regexes:
+ * semicolons in strings, E'' escapes, nested block comments and dollar-quoted
+ * bodies containing BEGIN/END;/COMMIT are the parser's business.
+ *
+ * The parser reports statement positions as UTF-8 *byte* offsets, so we slice
+ * a Buffer, not the JS string.
+ */
+import { loadModule, parseSync } from 'libpg-query';
+
+export type StatementMode =
+  /** ordinary statement: runs inside the engine's transaction */
+  | 'transactional'
+  /** must run outside a transaction block (CREATE INDEX CONCURRENTLY, VACUUM, ...) */
+  | 'non-transactional'
+  /** the file's own BEGIN/COMMIT: dropped, the engine owns the transaction */
+  | 'transaction-control'
+  /** ROLLBACK, PREPARE TRANSACTION, ...: refused */
+  | 'forbidden';
+
+export interface Statement {
+  /** 0-based position among the file's statements */
+  index: number;
+  /** 1-based line of the statement's first token */
+  line: number;
+  /** the statement text, as written (comments before it included) */
+  sql: string;
+  /** the parser's node type, e.g. CreateStmt, IndexStmt */
+  kind: string;
+  mode: StatementMode;
+  /** short human label, e.g. "CREATE INDEX CONCURRENTLY" */
+  label: string;
+  /** the parse tree node (for classification of what a statement touches) */
+  node: Record<string, unknown>;
+}
+
+export interface ParseFailure {
+  message: string;
+  /** 1-based line of the error, when the parser gave a position */
+  line: number;
+}
+
+let loaded: Promise<void> | undefined;
+/** The WASM parser loads once per process (about 20 ms). */
+export function loadParser(): Promise<void> {
+  loaded ??= loadModule();
+  return loaded;
+}
+
+type Node = Record<string, any>;
+
+export function splitStatements(sql: string): { statements: Statement[] } | { error: ParseFailure } {
+  let result: { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
+  try {
+    result = parseSync(sql) as any;
+  } catch (e: any) {
+    const pos: number | undefined = e?.sqlDetails?.cursorPosition;
+    // cursorPosition is a 0-based character offset into the query
+    const line = pos === undefined || pos < 0 ? 1 : lineAt(sql, Math.min(pos, sql.length));
+    return { error: { message: String(e?.sqlDetails?.message ?? e?.message ?? e), line } };
+  }
+  const bytes = Buffer.from(sql, 'utf8');
+  const statements: Statement[] = [];
+  for (const [index, raw] of (result.stmts ?? []).entries()) {
+    const start = raw.stmt_location ?? 0;
+    const end = raw.stmt_len === undefined || raw.stmt_len === 0 ? bytes.length : start + raw.stmt_len;
+    const text = bytes.subarray(start, end).toString('utf8');
+    const prefix = bytes.subarray(0, start).toString('utf8');
+    const kind = Object.keys(raw.stmt)[0] ?? 'Unknown';
+    const node = (raw.stmt[kind] ?? {}) as Node;
+    const { mode, label } = classify(kind, node);
+    statements.push({
+      index,
+      line: lineAt(prefix + text, prefix.length + firstTokenOffset(text)),
+      sql: text,
+      kind,
+      mode,
+      label,
+      node,
+    });
+  }
+  return { statements };
+}
+
+function lineAt(text: string, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
+}
+
+/** Offset of the first character that is neither white space nor a comment. */
+function firstTokenOffset(text: string): number {
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (/\s/.test(c)) {
+      i++;
+    } else if (text.startsWith('--', i)) {
+      const nl = text.indexOf('\n', i);
+      i = nl === -1 ? text.length : nl + 1;
+    } else if (text.startsWith('/*', i)) {
+      // Postgres block comments nest
+      let depth = 1;
+      i += 2;
+      while (i < text.length && depth > 0) {
+        if (text.startsWith('/*', i)) (depth++, (i += 2));
+        else if (text.startsWith('*/', i)) (depth--, (i += 2));
+        else i++;
+      }
+    } else break;
+  }
+  return i;
+}
+
+function hasOption(options: unknown, name: string): boolean {
+  return Array.isArray(options) && options.some((o: Node) => o?.DefElem?.defname === name);
+}
+
+/** Which statements Postgres refuses inside a transaction block (see STACK-NOTES and the docs of each command). */
+export function classify(kind: string, n: Node): { mode: StatementMode; label: string } {
+  const tx = (label: string) => ({ mode: 'transactional' as const, label });
+  const nonTx = (label: string) => ({ mode: 'non-transactional' as const, label });
+  switch (kind) {
+    case 'TransactionStmt': {
+      const k = String(n.kind ?? '');
+      if (k === 'TRANS_STMT_BEGIN' || k === 'TRANS_STMT_START') return { mode: 'transaction-control', label: 'BEGIN' };
+      if (k === 'TRANS_STMT_COMMIT') return { mode: 'transaction-control', label: 'COMMIT' };
+      if (k === 'TRANS_STMT_SAVEPOINT' || k === 'TRANS_STMT_RELEASE' || k === 'TRANS_STMT_ROLLBACK_TO') return tx(k.replace('TRANS_STMT_', '').replace('_', ' '));
+      return { mode: 'forbidden', label: k.replace('TRANS_STMT_', '').replace('_', ' ') };
+    }
+    case 'IndexStmt':
+      return n.concurrent ? nonTx('CREATE INDEX CONCURRENTLY') : tx('CREATE INDEX');
+    case 'DropStmt':
+      return n.concurrent ? nonTx('DROP INDEX CONCURRENTLY') : tx('DROP');
+    case 'ReindexStmt': {
+      const k = String(n.kind ?? '');
+      if (hasOption(n.params, 'concurrently')) return nonTx('REINDEX CONCURRENTLY');
+      if (/DATABASE|SYSTEM|SCHEMA/.test(k)) return nonTx(`REINDEX ${k.replace('REINDEX_OBJECT_', '')}`);
+      return tx('REINDEX');
+    }
+    case 'VacuumStmt':
+      return n.is_vacuumcmd ? nonTx('VACUUM') : tx('ANALYZE');
+    case 'CreatedbStmt':
+      return nonTx('CREATE DATABASE');
+    case 'DropdbStmt':
+      return nonTx('DROP DATABASE');
+    case 'CreateTableSpaceStmt':
+      return nonTx('CREATE TABLESPACE');
+    case 'DropTableSpaceStmt':
+      return nonTx('DROP TABLESPACE');
+    case 'AlterSystemStmt':
+      return nonTx('ALTER SYSTEM');
+    case 'CreateSubscriptionStmt':
+      return nonTx('CREATE SUBSCRIPTION');
+    case 'DropSubscriptionStmt':
+      return nonTx('DROP SUBSCRIPTION');
+    case 'DiscardStmt':
+      return n.target === 'DISCARD_ALL' ? nonTx('DISCARD ALL') : tx('DISCARD');
+    case 'ClusterStmt':
+      return n.relation ? tx('CLUSTER') : nonTx('CLUSTER (all tables)');
+    case 'AlterDatabaseStmt':
+      return hasOption(n.options, 'tablespace') ? nonTx('ALTER DATABASE SET TABLESPACE') : tx('ALTER DATABASE');
+    case 'AlterTableStmt': {
+      const detachConcurrently = (n.cmds ?? []).some(
+        (c: Node) => c?.AlterTableCmd?.subtype === 'AT_DetachPartition' && c?.AlterTableCmd?.def?.PartitionCmd?.concurrent,
+      );
+      return detachConcurrently ? nonTx('ALTER TABLE DETACH PARTITION CONCURRENTLY') : tx('ALTER TABLE');
+    }
+    default:
+      return tx(kind.replace(/Stmt$/, ''));
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * The guide's validator, as pure data: a snapshot of tables (row counts,
+ * columns, constraints, indexes) and a diff of two snapshots under options.
+ * Taking the snapshots is the Postgres adapter's job (adapters/pg/snapshot.ts).
+ */
+
+export interface ValidationOptions {
+  /** new tables may appear (guide default: true) */
+  allowTableCreation: boolean;
+  /** new columns on existing tables (guide default: true) */
+  allowColumnAddition: boolean;
+  /** the row count of an existing table may change (guide default: false) */
+  allowRowChanges: boolean;
+  /** constraints of existing tables may be added, dropped or changed (guide default: false) */
+  allowConstraintModification: boolean;
+  /** existing tables may be dropped */
+  allowTableDrop: boolean;
+  /** columns of existing tables may be dropped */
+  allowColumnDrop: boolean;
+  /** the type or nullability of existing columns may change */
+  allowColumnModification: boolean;
+  /** indexes of existing tables may be dropped */
+  allowIndexDrop: boolean;
+  /** a constraint may be left NOT VALID (to VALIDATE in a later migration) */
+  allowNotValidConstraints: boolean;
+}
+
+export const DEFAULT_VALIDATION_OPTIONS: Readonly<ValidationOptions> = Object.freeze({
+  allowTableCreation: true,
+  allowColumnAddition: true,
+  allowRowChanges: false,
+  allowConstraintModification: false,
+  allowTableDrop: false,
+  allowColumnDrop: false,
+  allowColumnModification: false,
+  allowIndexDrop: false,
+  allowNotValidConstraints: false,
+});
+
+export const VALIDATION_OPTION_NAMES = Object.keys(DEFAULT_VALIDATION_OPTIONS) as (keyof ValidationOptions)[];
+
+export interface ColumnSnapshot {
+  type: string;
+  nullable: boolean;
+}
+export interface ConstraintSnapshot {
+  /** p, u, f, c, x (pg_constraint.contype) */
+  type: string;
+  definition: string;
+  validated: boolean;
+}
+export interface IndexSnapshot {
+  definition: string;
+  valid: boolean;
+}
+export interface TableSnapshot {
+  schema: string;
+  name: string;
+  /** exact count(*), or null where the table was not counted */
+  rowCount: number | null;
+  columns: Record<string, ColumnSnapshot>;
+  constraints: Record<string, ConstraintSnapshot>;
+  indexes: Record<string, IndexSnapshot>;
+}
+export interface Snapshot {
+  /** keyed by "schema.table" */
+  tables: Record<string, TableSnapshot>;
+}
+
+export interface ValidationResult {
+  valid: boolean;
+  issues: string[];
+}
+
+function label(t: TableSnapshot): string {
+  return t.schema === 'public' ? t.name : `${t.schema}.${t.name}`;
+}
+
+export function diffSnapshots(before: Snapshot, after: Snapshot, options: Partial<ValidationOptions> = {}): ValidationResult {
+  const o = { ...DEFAULT_VALIDATION_OPTIONS, ...options };
+  const issues: string[] = [];
+  for (const [key, b] of Object.entries(before.tables)) {
+    const a = after.tables[key];
+    const T = `Table ${label(b)}`;
+    if (!a) {
+      if (!o.allowTableDrop) issues.push(`${T}: dropped`);
+      continue;
+    }
+    if (!o.allowRowChanges && b.rowCount !== null && a.rowCount !== null && b.rowCount !== a.rowCount) {
+      issues.push(`${T}: row count changed from ${b.rowCount} to ${a.rowCount}`);
+    }
+    for (const [col, bc] of Object.entries(b.columns)) {
+      const ac = a.columns[col];
+      if (!ac) {
+        if (!o.allowColumnDrop) issues.push(`${T}: column ${col} removed`);
+      } else if (!o.allowColumnModification) {
+        if (ac.type !== bc.type) issues.push(`${T}: column ${col} type changed from ${bc.type} to ${ac.type}`);
+        if (ac.nullable !== bc.nullable) issues.push(`${T}: column ${col} changed from ${bc.nullable ? 'NULL' : 'NOT NULL'} to ${ac.nullable ? 'NULL' : 'NOT NULL'}`);
+      }
+    }
+    if (!o.allowColumnAddition) {
+      for (const col of Object.keys(a.columns)) if (!b.columns[col]) issues.push(`${T}: column ${col} added`);
+    }
+    if (!o.allowConstraintModification) {
+      for (const [name, bc] of Object.entries(b.constraints)) {
+        const ac = a.constraints[name];
+        if (!ac) issues.push(`${T}: constraint ${name} removed`);
+        else if (ac.definition !== bc.definition) issues.push(`${T}: constraint ${name} changed from ${bc.definition} to ${ac.definition}`);
+      }
+      for (const name of Object.keys(a.constraints)) if (!b.constraints[name]) issues.push(`${T}: constraint ${name} added`);
+    }
+    if (!o.allowIndexDrop) {
+      for (const name of Object.keys(b.indexes)) if (!a.indexes[name] && !b.constraints[name]) issues.push(`${T}: index ${name} dropped`);
+    }
+  }
+  for (const [key, a] of Object.entries(after.tables)) {
+    const b = before.tables[key];
+    if (!b && !o.allowTableCreation) issues.push(`Table ${label(a)}: created`);
+    // every index valid, every constraint validated (unless it already was not)
+    for (const [name, ai] of Object.entries(a.indexes)) {
+      if (!ai.valid && b?.indexes[name]?.valid !== false) issues.push(`Table ${label(a)}: index ${name} is INVALID`);
+    }
+    if (!o.allowNotValidConstraints) {
+      for (const [name, ac] of Object.entries(a.constraints)) {
+        if (!ac.validated && b?.constraints[name]?.validated !== false) issues.push(`Table ${label(a)}: constraint ${name} is NOT VALID`);
+      }
+    }
+  }
+  return { valid: issues.length === 0, issues };
+}
+
+export type HeaderDirective =
+  | { ok: true; enabled: boolean | undefined; options: Partial<ValidationOptions> }
+  | { ok: false; line: number; problem: string };
+
+/**
+ * Per-file options: `-- flotilla:validate allowRowChanges=true allowTableCreation=false`
+ * or `-- flotilla:validate off`. Unknown names are refused (a typo must not
+ * silently leave a guard on or off).
+ */
+export function parseValidationHeader(sql: string): HeaderDirective {
+  const options: Partial<ValidationOptions> = {};
+  let enabled: boolean | undefined;
+  const lines = sql.split('\n');
+  for (const [i, raw] of lines.entries()) {
+    const m = /^\s*--\s*flotilla:validate\b(.*)$/.exec(raw);
+    if (!m) continue;
+    for (const word of m[1]!.trim().split(/[\s,]+/).filter(Boolean)) {
+      if (word === 'off' || word === 'on') {
+        enabled = word === 'on';
+        continue;
+      }
+      const kv = /^([A-Za-z]+)=(true|false)$/.exec(word);
+      if (!kv || !VALIDATION_OPTION_NAMES.includes(kv[1] as keyof ValidationOptions)) {
+        return { ok: false, line: i + 1, problem: `unknown validation setting "${word}" (expected off, on, or one of ${VALIDATION_OPTION_NAMES.join(', ')} =true|false)` };
+      }
+      options[kv[1] as keyof ValidationOptions] = kv[2] === 'true';
+    }
+  }
+  return { ok: true, enabled, options };
+}

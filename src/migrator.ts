@@ -1,0 +1,385 @@
+/**
+ * The engine: the one way Flotilla applies migrations, used by the CLI, the
+ * fleet workers and dry runs alike.
+ *
+ *   read ledger -> plan -> (nothing pending? done: one query, no lock)
+ *   -> advisory lock -> ensure ledger -> re-read and re-plan under the lock
+ *   -> for each pending file, in its own transaction owned by the engine:
+ *        snapshot -> statements -> snapshot -> diff -> tracking row -> COMMIT
+ *      (a validation failure or any error rolls the whole file back)
+ *   -> unlock
+ *
+ * Files made only of non-transactional statements (CREATE INDEX CONCURRENTLY,
+ * VACUUM, ...) run statement by statement outside a transaction; the tracking
+ * row is written after the last one succeeds.
+ */
+import { performance } from 'node:perf_hooks';
+import {
+  ChangedMigrationError,
+  FlotillaError,
+  LockTimeoutError,
+  MigrationFailedError,
+  UnknownMigrationError,
+  ValidationFailedError,
+} from './core/errors.js';
+import type { Migration, MigrationSet } from './core/migration-set.js';
+import { plan, type AppliedRow, type Plan } from './core/plan.js';
+import type { Statement } from './core/statements.js';
+import { DEFAULT_VALIDATION_OPTIONS, diffSnapshots, type ValidationOptions } from './core/validation.js';
+import { quoteIdent, type Queryable } from './adapters/pg/connection.js';
+import { ensureLedger, readLedger, recordApplied, type LedgerLocation } from './adapters/pg/ledger.js';
+import { lockHolder, tryLock, unlock } from './adapters/pg/lock.js';
+import { invalidIndexes, takeSnapshot } from './adapters/pg/snapshot.js';
+import { isRetryable } from './adapters/pg/sqlstate.js';
+
+export interface EngineSettings {
+  /** run with this search_path and keep the tracking table there; default: current_schema() */
+  schema?: string;
+  trackingTable: string;
+  /** SET lock_timeout for the migration's statements (ms, 0 = none) */
+  lockTimeoutMs: number;
+  /** SET statement_timeout for the migration's statements (ms, 0 = none) */
+  statementTimeoutMs: number;
+  /** how long to wait for another runner's migration lock (ms, 0 = do not wait) */
+  lockWaitTimeoutMs: number;
+  /** validate every transactional migration (a file header can turn it off) */
+  validate: boolean;
+  validation: Partial<ValidationOptions>;
+  /** recorded in the tracking table: who or what applied the migration */
+  appliedBy: string;
+}
+
+export const DEFAULT_ENGINE_SETTINGS: Readonly<EngineSettings> = Object.freeze({
+  trackingTable: 'migrations',
+  lockTimeoutMs: 10_000,
+  statementTimeoutMs: 3_600_000,
+  lockWaitTimeoutMs: 300_000,
+  validate: true,
+  validation: {},
+  appliedBy: 'flotilla',
+});
+
+export type EngineEvent =
+  | { type: 'lock-wait'; holder: string | undefined }
+  | { type: 'lock-acquired'; waitedMs: number }
+  | { type: 'found-pending'; names: string[] }
+  | { type: 'already-applied'; name: string }
+  | { type: 'migration-start'; name: string; transactional: boolean }
+  | { type: 'migration-done'; name: string; durationMs: number }
+  | { type: 'migration-failed'; name: string; error: FlotillaError }
+  | { type: 'warning'; message: string };
+
+export interface MigrateRequest {
+  /** apply only this migration (the guide's `run <name>`) */
+  only?: string;
+  /** apply and validate inside one transaction, then roll it all back */
+  dryRun?: boolean;
+  /** checked between migrations and statements: stop cleanly when aborted */
+  signal?: AbortSignal;
+}
+
+export interface MigrateReport {
+  schema: string;
+  /** pending when planned under the lock (or [] when nothing was pending) */
+  pending: string[];
+  applied: { name: string; durationMs: number }[];
+  alreadyApplied: string[];
+  /** non-transactional files a dry run could not try */
+  skipped: string[];
+  failed?: { name: string; error: FlotillaError };
+  warnings: string[];
+  dryRun: boolean;
+  lockWaitMs: number;
+  /** stopped early because the signal was aborted */
+  interrupted: boolean;
+}
+
+export interface StatusReport {
+  schema: string;
+  applied: AppliedRow[];
+  pending: string[];
+  changed: { name: string; applied: string; current: string }[];
+  missing: AppliedRow[];
+  outOfOrder: string[];
+}
+
+type Emit = (e: EngineEvent) => void;
+
+export class Migrator {
+  private readonly settings: EngineSettings;
+  constructor(
+    private readonly db: Queryable,
+    settings: Partial<EngineSettings> = {},
+    private readonly emit: Emit = () => {},
+  ) {
+    this.settings = { ...DEFAULT_ENGINE_SETTINGS, ...settings };
+    if (!this.settings.trackingTable) throw new Error('Migrator: trackingTable must not be empty');
+  }
+
+  /** What is applied, pending, changed or missing. Reads only; creates nothing. */
+  async status(set: MigrationSet): Promise<StatusReport> {
+    const ledger = await this.location();
+    const rows = await readLedger(this.db, ledger);
+    const p = plan(set, rows);
+    return {
+      schema: ledger.schema,
+      applied: rows.filter((r) => set.migrations.some((m) => m.name === r.name)),
+      pending: p.pending.map((m) => m.name),
+      changed: p.changed,
+      missing: p.missing,
+      outOfOrder: p.outOfOrder.map((m) => m.name),
+    };
+  }
+
+  async migrate(set: MigrationSet, req: MigrateRequest = {}): Promise<MigrateReport> {
+    if (req.only && !set.migrations.some((m) => m.name === req.only)) throw new UnknownMigrationError(req.only);
+    const ledger = await this.location();
+    const report: MigrateReport = {
+      schema: ledger.schema, pending: [], applied: [], alreadyApplied: [], skipped: [], warnings: [],
+      dryRun: !!req.dryRun, lockWaitMs: 0, interrupted: false,
+    };
+    // Fast path, no lock: a committed ledger that already has everything is the answer.
+    const first = this.checkedPlan(set, await readLedger(this.db, ledger));
+    if (this.todo(first, req, report).length === 0 && !req.dryRun) return this.finish(report, first);
+
+    report.lockWaitMs = await this.acquire(ledger);
+    try {
+      if (req.dryRun) return await this.dryRun(set, ledger, req, report);
+      await ensureLedger(this.db, ledger);
+      const p = this.checkedPlan(set, await readLedger(this.db, ledger));
+      report.alreadyApplied = [];
+      const todo = this.todo(p, req, report);
+      this.warn(p, report);
+      report.pending = p.pending.map((m) => m.name);
+      if (!req.only) this.emit({ type: 'found-pending', names: todo.map((m) => m.name) });
+      for (const m of todo) {
+        if (req.signal?.aborted) {
+          report.interrupted = true;
+          break;
+        }
+        this.emit({ type: 'migration-start', name: m.name, transactional: m.transactional });
+        try {
+          const durationMs = m.transactional ? await this.applyInTransaction(m, ledger, req) : await this.applyOutsideTransaction(m, ledger);
+          report.applied.push({ name: m.name, durationMs });
+          this.emit({ type: 'migration-done', name: m.name, durationMs });
+        } catch (e) {
+          if (!(e instanceof FlotillaError)) throw e;
+          report.failed = { name: m.name, error: e };
+          this.emit({ type: 'migration-failed', name: m.name, error: e });
+          break;
+        }
+      }
+      return report;
+    } finally {
+      await unlock(this.db, ledger).catch(() => {});
+    }
+  }
+
+  private finish(report: MigrateReport, p: Plan): MigrateReport {
+    this.warn(p, report);
+    if (!report.alreadyApplied.length) this.emit({ type: 'found-pending', names: [] });
+    return report;
+  }
+
+  private todo(p: Plan, req: MigrateRequest, report: MigrateReport): Migration[] {
+    if (!req.only) return p.pending;
+    const applied = p.applied.find((a) => a.migration.name === req.only);
+    if (applied) {
+      report.alreadyApplied = [req.only];
+      this.emit({ type: 'already-applied', name: req.only });
+      return [];
+    }
+    return p.pending.filter((m) => m.name === req.only);
+  }
+
+  private warn(p: Plan, report: MigrateReport): void {
+    for (const r of p.missing) report.warnings.push(`applied migration ${r.name} has no file any more`);
+    for (const m of p.outOfOrder) report.warnings.push(`${m.name} is pending but numbered below an applied migration (applied out of order)`);
+    for (const message of report.warnings) this.emit({ type: 'warning', message });
+  }
+
+  private checkedPlan(set: MigrationSet, rows: AppliedRow[]): Plan {
+    const p = plan(set, rows);
+    if (p.changed.length) throw new ChangedMigrationError(p.changed);
+    return p;
+  }
+
+  private async location(): Promise<LedgerLocation> {
+    let schema = this.settings.schema;
+    if (!schema) {
+      const r = await this.db.query<{ s: string | null }>('SELECT current_schema() AS s');
+      schema = r.rows[0]?.s ?? 'public';
+    }
+    return { schema, table: this.settings.trackingTable };
+  }
+
+  /** Take the advisory lock, polling (see adapters/pg/lock.ts for why not blocking). */
+  private async acquire(ledger: LedgerLocation): Promise<number> {
+    const started = performance.now();
+    if (await tryLock(this.db, ledger)) return 0;
+    const holder = await lockHolder(this.db, ledger).catch(() => undefined);
+    if (this.settings.lockWaitTimeoutMs <= 0) throw new LockTimeoutError(`${ledger.schema}.${ledger.table}`, 0, holder);
+    this.emit({ type: 'lock-wait', holder });
+    let delay = 50;
+    for (;;) {
+      const waited = performance.now() - started;
+      if (waited >= this.settings.lockWaitTimeoutMs) throw new LockTimeoutError(`${ledger.schema}.${ledger.table}`, Math.round(waited), holder);
+      await sleep(Math.min(delay, this.settings.lockWaitTimeoutMs - waited) * (0.75 + Math.random() * 0.5));
+      delay = Math.min(delay * 2, 1000);
+      if (await tryLock(this.db, ledger)) {
+        const waitedMs = Math.round(performance.now() - started);
+        this.emit({ type: 'lock-acquired', waitedMs });
+        return waitedMs;
+      }
+    }
+  }
+
+  private validationFor(m: Migration): { enabled: boolean; options: ValidationOptions } {
+    return {
+      enabled: m.validation.enabled ?? this.settings.validate,
+      options: { ...DEFAULT_VALIDATION_OPTIONS, ...this.settings.validation, ...m.validation.options },
+    };
+  }
+
+  private sessionSettings(local: boolean): string {
+    const set = local ? 'SET LOCAL' : 'SET';
+    const parts = [`${set} lock_timeout = ${Math.max(0, Math.floor(this.settings.lockTimeoutMs))}`, `${set} statement_timeout = ${Math.max(0, Math.floor(this.settings.statementTimeoutMs))}`];
+    if (this.settings.schema) parts.push(`${set} search_path TO ${quoteIdent(this.settings.schema)}`);
+    return parts.join('; ');
+  }
+
+  private snapshotScope(ledger: LedgerLocation) {
+    return { schemas: this.settings.schema ? [this.settings.schema] : [], exclude: ledger };
+  }
+
+  /** Statements, validation and the tracking row in one transaction. Returns the duration. */
+  private async applyInTransaction(m: Migration, ledger: LedgerLocation, req: MigrateRequest): Promise<number> {
+    const started = performance.now();
+    const v = this.validationFor(m);
+    // REPEATABLE READ when validating: both snapshots see the same committed data,
+    // so concurrent application writes cannot fake (or hide) a row-count change.
+    await this.db.query(`BEGIN${v.enabled ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`);
+    try {
+      await this.runInOpenTransaction(m, ledger, req, v);
+      await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: Math.round(performance.now() - started), appliedBy: this.settings.appliedBy });
+      await this.db.query('COMMIT');
+    } catch (e) {
+      await this.db.query('ROLLBACK').catch(() => {});
+      throw this.asMigrationError(m, e, undefined);
+    }
+    return Math.round(performance.now() - started);
+  }
+
+  /** Apply one file's statements in the caller's open transaction and validate them. */
+  private async runInOpenTransaction(m: Migration, ledger: LedgerLocation, req: MigrateRequest, v: { enabled: boolean; options: ValidationOptions }): Promise<void> {
+    const scope = this.snapshotScope(ledger);
+    const before = v.enabled ? await takeSnapshot(this.db, scope) : undefined;
+    for (const s of m.statements) {
+      if (req.signal?.aborted) throw new MigrationFailedError(m.name, statementRef(s), { code: '57014', message: 'interrupted: the worker is shutting down' }, true, 'transient');
+      await this.exec(m, s, true);
+    }
+    if (before) {
+      const after = await takeSnapshot(this.db, scope);
+      const result = diffSnapshots(before, after, v.options);
+      if (!result.valid) throw new ValidationFailedError(m.name, result.issues);
+    }
+  }
+
+  private async exec(m: Migration, s: Statement, transactional: boolean): Promise<void> {
+    try {
+      await this.db.query(s.sql);
+    } catch (e) {
+      throw this.asMigrationError(m, e, s, transactional);
+    }
+  }
+
+  private asMigrationError(m: Migration, e: unknown, s: Statement | undefined, transactional = true): FlotillaError {
+    if (e instanceof FlotillaError) return e;
+    const err = e as { code?: string; message?: string; detail?: string; hint?: string; where?: string };
+    return new MigrationFailedError(
+      m.name,
+      s ? statementRef(s) : undefined,
+      { code: err.code, message: err.message ?? String(e), detail: err.detail, hint: err.hint, where: err.where },
+      transactional,
+      isRetryable(e) ? 'transient' : 'migration',
+    );
+  }
+
+  /** CREATE INDEX CONCURRENTLY & co.: one statement at a time, autocommit. */
+  private async applyOutsideTransaction(m: Migration, ledger: LedgerLocation): Promise<number> {
+    const started = performance.now();
+    await this.db.query(this.sessionSettings(false));
+    // IF NOT EXISTS would silently skip an INVALID index left by an earlier failed build.
+    const invalidBefore = await invalidIndexes(this.db, ledger.schema);
+    const named = m.statements.map((s) => String((s.node as { idxname?: string }).idxname ?? '')).filter(Boolean);
+    const stale = named.filter((n) => invalidBefore.includes(n));
+    if (stale.length) {
+      throw new MigrationFailedError(m.name, undefined, {
+        message: `index ${stale.join(', ')} exists but is INVALID (left by an earlier failed concurrent build)`,
+        hint: `DROP INDEX CONCURRENTLY ${stale.map((n) => `${quoteIdent(ledger.schema)}.${quoteIdent(n)}`).join(', ')}; then run the migration again`,
+      }, false, 'migration');
+    }
+    for (const s of m.statements) {
+      try {
+        await this.db.query(s.sql);
+      } catch (e) {
+        const failure = this.asMigrationError(m, e, s, false) as MigrationFailedError;
+        const left = (await invalidIndexes(this.db, ledger.schema).catch(() => [] as string[])).filter((n) => !invalidBefore.includes(n));
+        if (left.length) {
+          failure.pg.hint = `${failure.pg.hint ? `${failure.pg.hint}. ` : ''}The failed build left INVALID index ${left.join(', ')}: DROP INDEX CONCURRENTLY it before running again`;
+        }
+        throw failure;
+      }
+    }
+    const durationMs = Math.round(performance.now() - started);
+    await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy });
+    return durationMs;
+  }
+
+  /** Every pending migration in one transaction, validated, then rolled back. */
+  private async dryRun(set: MigrationSet, ledger: LedgerLocation, req: MigrateRequest, report: MigrateReport): Promise<MigrateReport> {
+    await this.db.query(`BEGIN ISOLATION LEVEL REPEATABLE READ; ${this.sessionSettings(true)}`);
+    try {
+      await ensureLedger(this.db, ledger);
+      const p = this.checkedPlan(set, await readLedger(this.db, ledger));
+      const todo = this.todo(p, req, report);
+      report.pending = p.pending.map((m) => m.name);
+      this.emit({ type: 'found-pending', names: todo.map((m) => m.name) });
+      for (const m of todo) {
+        if (!m.transactional) {
+          report.skipped.push(m.name);
+          report.warnings.push(`${m.name} runs outside a transaction and cannot be tried in a dry run`);
+          continue;
+        }
+        this.emit({ type: 'migration-start', name: m.name, transactional: true });
+        const started = performance.now();
+        try {
+          await this.db.query('SAVEPOINT flotilla_dry_run');
+          await this.runInOpenTransaction(m, ledger, req, this.validationFor(m));
+          await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: 0, appliedBy: this.settings.appliedBy });
+          await this.db.query('RELEASE SAVEPOINT flotilla_dry_run');
+        } catch (e) {
+          const error = this.asMigrationError(m, e, undefined);
+          report.failed = { name: m.name, error };
+          this.emit({ type: 'migration-failed', name: m.name, error });
+          break;
+        }
+        const durationMs = Math.round(performance.now() - started);
+        report.applied.push({ name: m.name, durationMs });
+        this.emit({ type: 'migration-done', name: m.name, durationMs });
+      }
+    } finally {
+      await this.db.query('ROLLBACK').catch(() => {});
+    }
+    return report;
+  }
+}
+
+function statementRef(s: Statement): { index: number; line: number; text: string } {
+  const text = s.sql.replace(/^(\s|--[^\n]*\n)+/, '').trim();
+  return { index: s.index, line: s.line, text: text.length > 200 ? `${text.slice(0, 197)}...` : text };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
+}
