@@ -307,6 +307,20 @@ export class Migrator {
 
   /** CREATE INDEX CONCURRENTLY & co.: one statement at a time, autocommit. */
   private async applyOutsideTransaction(m: Migration, ledger: LedgerLocation): Promise<number> {
+    // SET (unlike SET LOCAL) outlives the migration: give the caller its session back as it was
+    const saved = (await this.db.query<{ lt: string; st: string; sp: string }>(
+      `SELECT current_setting('lock_timeout') AS lt, current_setting('statement_timeout') AS st, current_setting('search_path') AS sp`,
+    )).rows[0]!;
+    try {
+      return await this.runOutsideTransaction(m, ledger);
+    } finally {
+      await this.db
+        .query(`SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), set_config('search_path', $3, false)`, [saved.lt, saved.st, saved.sp])
+        .catch(() => {});
+    }
+  }
+
+  private async runOutsideTransaction(m: Migration, ledger: LedgerLocation): Promise<number> {
     const started = performance.now();
     await this.db.query(this.sessionSettings(false));
     // IF NOT EXISTS would silently skip an INVALID index left by an earlier failed build.

@@ -52,12 +52,15 @@ type Node = Record<string, any>;
 
 export function splitStatements(sql: string): { statements: Statement[] } | { error: ParseFailure } {
   let result: { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
+  // libpg-query throws "Query cannot be empty" for '' (but not for white space): no statements
+  if (sql === '') return { statements: [] };
   try {
     result = parseSync(sql) as any;
   } catch (e: any) {
     const pos: number | undefined = e?.sqlDetails?.cursorPosition;
-    // cursorPosition is a 0-based character offset into the query
-    const line = pos === undefined || pos < 0 ? 1 : lineAt(sql, Math.min(pos, sql.length));
+    // cursorPosition is a 0-based offset in characters (code points, as the server counts them),
+    // not in UTF-16 units: an emoji before the error is 1 character but 2 units of a JS string
+    const line = pos === undefined || pos < 0 ? 1 : lineAt(sql, Array.from(sql).slice(0, pos).join('').length);
     return { error: { message: String(e?.sqlDetails?.message ?? e?.message ?? e), line } };
   }
   const bytes = Buffer.from(sql, 'utf8');

@@ -141,7 +141,8 @@ export type HeaderDirective =
 export function parseValidationHeader(sql: string): HeaderDirective {
   const options: Partial<ValidationOptions> = {};
   let enabled: boolean | undefined;
-  const lines = sql.split('\n');
+  // split on CRLF too: `.` does not match \r, so a CRLF line would not match the regex below
+  const lines = sql.split(/\r?\n/);
   for (const [i, raw] of lines.entries()) {
     const m = /^\s*--\s*flotilla:validate\b(.*)$/.exec(raw);
     if (!m) continue;

@@ -43,9 +43,12 @@ export async function readLedger(db: Queryable, l: LedgerLocation): Promise<Appl
 
 /** Create the schema and table if needed, and add the columns an older table lacks. */
 export async function ensureLedger(db: Queryable, l: LedgerLocation): Promise<void> {
+  // CREATE SCHEMA IF NOT EXISTS checks CREATE on the database before it checks existence:
+  // a role allowed to create in an existing schema (but not to create schemas) would be refused.
+  const schema = await db.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [l.schema]);
+  if (!schema.rowCount) await db.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(l.schema)}`);
   await db.query(
-    `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(l.schema)};
-     CREATE TABLE IF NOT EXISTS ${qualified(l)} (
+    `CREATE TABLE IF NOT EXISTS ${qualified(l)} (
        name text PRIMARY KEY,
        checksum text,
        applied_at timestamptz NOT NULL DEFAULT now(),

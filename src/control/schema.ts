@@ -1,0 +1,101 @@
+/**
+ * The control database's own schema, applied with Flotilla's engine (the same
+ * one that migrates tenants) into schema `flotilla`, tracking table
+ * `flotilla.control_migrations`. Append new files; never edit applied ones.
+ */
+import type { MigrationFile } from '../core/migration-set.js';
+
+export const CONTROL_SCHEMA = 'flotilla';
+export const CONTROL_TRACKING_TABLE = 'control_migrations';
+
+export const CONTROL_MIGRATIONS: MigrationFile[] = [
+  {
+    name: '001_control_tables.sql',
+    sql: `
+-- flotilla:validate off
+CREATE TABLE tenants (
+  id text PRIMARY KEY,
+  -- as written in the tenants file: \${VAR} placeholders stay unresolved here and
+  -- are resolved only inside the worker that connects
+  database_url text NOT NULL,
+  schema text,
+  tags text[] NOT NULL DEFAULT '{}',
+  maintenance_window jsonb,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- a frozen migration set: what a rollout runs, whatever is deployed on workers
+CREATE TABLE migration_sets (
+  checksum text PRIMARY KEY,
+  files jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE rollouts (
+  id text PRIMARY KEY,
+  set_checksum text NOT NULL REFERENCES migration_sets (checksum),
+  -- running | succeeded | failed | halted | cancelled
+  state text NOT NULL,
+  halt_reason text,
+  options jsonb NOT NULL,
+  current_wave integer NOT NULL DEFAULT 0,
+  wave_count integer NOT NULL,
+  created_by text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz
+);
+
+CREATE TABLE rollout_tenants (
+  rollout_id text NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+  tenant_id text NOT NULL,
+  position integer NOT NULL,
+  wave integer NOT NULL,
+  -- host:port of the tenant's server, for --per-server
+  server text NOT NULL,
+  -- pending | scheduled | running | succeeded | failed | cancelled
+  state text NOT NULL DEFAULT 'pending',
+  -- bumped by retry, part of the job id so a retry is a new job
+  generation integer NOT NULL DEFAULT 0,
+  dispatched_at timestamptz,
+  not_before timestamptz,
+  attempts integer NOT NULL DEFAULT 0,
+  applied text[] NOT NULL DEFAULT '{}',
+  error jsonb,
+  checks jsonb,
+  worker text,
+  started_at timestamptz,
+  finished_at timestamptz,
+  duration_ms integer,
+  PRIMARY KEY (rollout_id, tenant_id)
+);
+CREATE INDEX rollout_tenants_dispatch ON rollout_tenants (rollout_id, wave, state);
+
+-- one row per attempt: the history that survives Redis being flushed
+CREATE TABLE attempts (
+  rollout_id text NOT NULL,
+  tenant_id text NOT NULL,
+  generation integer NOT NULL,
+  attempt integer NOT NULL,
+  kind text NOT NULL,
+  state text NOT NULL,
+  applied text[] NOT NULL DEFAULT '{}',
+  error jsonb,
+  worker text,
+  started_at timestamptz,
+  finished_at timestamptz NOT NULL DEFAULT now(),
+  duration_ms integer,
+  PRIMARY KEY (rollout_id, tenant_id, generation, kind, attempt)
+);
+
+CREATE TABLE schedules (
+  name text PRIMARY KEY,
+  cron text NOT NULL,
+  tz text NOT NULL,
+  set_checksum text NOT NULL REFERENCES migration_sets (checksum),
+  selection jsonb NOT NULL,
+  options jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
+];

@@ -1,0 +1,464 @@
+/**
+ * The control database: tenant registry, frozen migration sets, rollouts and
+ * per-tenant results. It is also the rollout's scheduler: `dispatch` decides,
+ * under a row lock on the rollout, which tenants to hand to BullMQ next
+ * (waves, --concurrency, --per-server, windows) and when to halt. Any process
+ * may call it (producer, any worker, `rollout resume`), so progress never
+ * depends on one process staying alive.
+ */
+import pg from 'pg';
+import { Migrator } from '../migrator.js';
+import { buildMigrationSet, type MigrationFile, type MigrationSet } from '../core/migration-set.js';
+import { redactSecrets } from '../core/redact.js';
+import type { Tenant, MaintenanceWindow } from '../core/tenants.js';
+import { serverKey } from '../core/tenants.js';
+import { isInsideWindow, nextWindowStart } from '../core/windows.js';
+import { DISPATCH_WINDOW, type RolloutOptions, type WaveAssignment } from '../core/rollout-plan.js';
+import { connectionError, describeUrl } from '../adapters/pg/connection.js';
+import { CONTROL_MIGRATIONS, CONTROL_SCHEMA, CONTROL_TRACKING_TABLE } from './schema.js';
+
+export type TenantState = 'pending' | 'scheduled' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type RolloutState = 'running' | 'succeeded' | 'failed' | 'halted' | 'cancelled';
+
+export interface RolloutRow {
+  id: string;
+  setChecksum: string;
+  state: RolloutState;
+  haltReason: string | null;
+  options: RolloutOptions;
+  currentWave: number;
+  waveCount: number;
+  createdBy: string | null;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+export interface RolloutTenantRow {
+  tenantId: string;
+  wave: number;
+  server: string;
+  state: TenantState;
+  generation: number;
+  attempts: number;
+  applied: string[];
+  error: Record<string, unknown> | null;
+  checks: Record<string, unknown> | null;
+  worker: string | null;
+  notBefore: Date | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  durationMs: number | null;
+}
+
+/** A tenant handed to BullMQ by dispatch. */
+export interface DispatchedJob {
+  rolloutId: string;
+  tenantId: string;
+  generation: number;
+  /** ms until its maintenance window opens (0 = now) */
+  delayMs: number;
+}
+
+export interface ClaimedJob {
+  attempt: number;
+  setChecksum: string;
+  options: RolloutOptions;
+  tenant: Tenant;
+}
+
+const T = (name: string) => `${CONTROL_SCHEMA}.${name}`;
+
+export class ControlStore {
+  readonly pool: pg.Pool;
+  private readonly sets = new Map<string, Promise<MigrationSet>>();
+
+  constructor(readonly url: string, options: { max?: number } = {}) {
+    this.pool = new pg.Pool({ connectionString: url, max: options.max ?? 4, application_name: 'flotilla-control' });
+    this.pool.on('error', () => {});
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end().catch(() => {});
+  }
+
+  /** Create or upgrade the control schema (with Flotilla's own engine). Safe to call from every process. */
+  async migrate(): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (e) {
+      throw connectionError(describeUrl(this.url), e, 10_000);
+    }
+    try {
+      const set = await buildMigrationSet(CONTROL_MIGRATIONS);
+      const report = await new Migrator(client, {
+        schema: CONTROL_SCHEMA,
+        trackingTable: CONTROL_TRACKING_TABLE,
+        validate: false,
+        appliedBy: 'flotilla-control',
+        lockWaitTimeoutMs: 60_000,
+      }).migrate(set);
+      if (report.failed) throw report.failed.error;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async tx<R>(fn: (c: pg.PoolClient) => Promise<R>): Promise<R> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const r = await fn(c);
+      await c.query('COMMIT');
+      return r;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      c.release();
+    }
+  }
+
+  async upsertTenants(tenants: Tenant[]): Promise<void> {
+    if (!tenants.length) return;
+    await this.pool.query(
+      `INSERT INTO ${T('tenants')} (id, database_url, schema, tags, maintenance_window, updated_at)
+       SELECT x.id, x.url, x.schema, ARRAY(SELECT jsonb_array_elements_text(x.tags)), x.win, now()
+         FROM jsonb_to_recordset($1::jsonb) AS x(id text, url text, schema text, tags jsonb, win jsonb)
+       ON CONFLICT (id) DO UPDATE SET database_url = EXCLUDED.database_url, schema = EXCLUDED.schema,
+         tags = EXCLUDED.tags, maintenance_window = EXCLUDED.maintenance_window, updated_at = now()`,
+      [JSON.stringify(tenants.map((t) => ({ id: t.id, url: t.databaseUrl, schema: t.schema ?? null, tags: t.tags, win: t.window ?? null })))],
+    );
+  }
+
+  async saveMigrationSet(set: MigrationSet): Promise<void> {
+    const files = set.migrations.map((m) => ({ name: m.name, sql: m.sql, checksum: m.checksum }));
+    await this.pool.query(`INSERT INTO ${T('migration_sets')} (checksum, files) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [set.checksum, JSON.stringify(files)]);
+  }
+
+  /** The frozen set, parsed once per process. */
+  loadMigrationSet(checksum: string): Promise<MigrationSet> {
+    let p = this.sets.get(checksum);
+    if (!p) {
+      p = (async () => {
+        const r = await this.pool.query(`SELECT files FROM ${T('migration_sets')} WHERE checksum = $1`, [checksum]);
+        if (!r.rows[0]) throw new Error(`migration set ${checksum} not found in the control database`);
+        return buildMigrationSet((r.rows[0].files as MigrationFile[]).map((f) => ({ name: f.name, sql: f.sql })));
+      })();
+      p.catch(() => this.sets.delete(checksum));
+      this.sets.set(checksum, p);
+    }
+    return p;
+  }
+
+  async createRollout(r: { id: string; setChecksum: string; options: RolloutOptions; waveCount: number; createdBy: string; assignments: WaveAssignment[] }): Promise<void> {
+    await this.tx(async (c) => {
+      await c.query(
+        `INSERT INTO ${T('rollouts')} (id, set_checksum, state, options, wave_count, created_by) VALUES ($1, $2, 'running', $3, $4, $5)`,
+        [r.id, r.setChecksum, JSON.stringify(r.options), r.waveCount, r.createdBy],
+      );
+      await c.query(
+        `INSERT INTO ${T('rollout_tenants')} (rollout_id, tenant_id, position, wave, server)
+         SELECT $1, x.id, x.pos, x.wave, x.server FROM jsonb_to_recordset($2::jsonb) AS x(id text, pos int, wave int, server text)`,
+        [r.id, JSON.stringify(r.assignments.map((a, pos) => ({ id: a.tenant.id, pos, wave: a.wave, server: serverKey(a.tenant.databaseUrl) })))],
+      );
+    });
+  }
+
+  async getRollout(id: string): Promise<RolloutRow | undefined> {
+    const r = await this.pool.query(`SELECT * FROM ${T('rollouts')} WHERE id = $1`, [id]);
+    return r.rows[0] ? toRollout(r.rows[0]) : undefined;
+  }
+
+  async listRollouts(limit = 20): Promise<(RolloutRow & { counts: Record<TenantState, number> })[]> {
+    const r = await this.pool.query(
+      `SELECT r.*, (SELECT jsonb_object_agg(state, n) FROM (SELECT state, count(*) n FROM ${T('rollout_tenants')} WHERE rollout_id = r.id GROUP BY state) s) AS counts
+         FROM ${T('rollouts')} r ORDER BY created_at DESC, id DESC LIMIT $1`,
+      [limit],
+    );
+    return r.rows.map((row) => ({ ...toRollout(row), counts: { ...emptyCounts(), ...(row.counts ?? {}) } }));
+  }
+
+  async rolloutTenants(id: string): Promise<RolloutTenantRow[]> {
+    const r = await this.pool.query(`SELECT * FROM ${T('rollout_tenants')} WHERE rollout_id = $1 ORDER BY position`, [id]);
+    return r.rows.map(toTenantRow);
+  }
+
+  async counts(id: string): Promise<Record<TenantState, number>> {
+    const r = await this.pool.query(`SELECT state, count(*)::int AS n FROM ${T('rollout_tenants')} WHERE rollout_id = $1 GROUP BY state`, [id]);
+    const counts = emptyCounts();
+    for (const row of r.rows) counts[row.state as TenantState] = row.n;
+    return counts;
+  }
+
+  async runningRolloutIds(): Promise<string[]> {
+    const r = await this.pool.query(
+      `SELECT id FROM ${T('rollouts')} r WHERE state = 'running'
+          OR EXISTS (SELECT 1 FROM ${T('rollout_tenants')} t WHERE t.rollout_id = r.id AND t.state = 'running')`,
+    );
+    return r.rows.map((x) => x.id);
+  }
+
+  /**
+   * Decide what runs next, under a lock on the rollout row: halt on failures,
+   * move to the next wave when the current one is done, finish the rollout, and
+   * hand out tenants up to --concurrency / --per-server. Idempotent: calling it
+   * again hands out nothing new.
+   */
+  async dispatch(rolloutId: string, now: Date): Promise<DispatchedJob[]> {
+    return this.tx((c) => dispatchIn(c, rolloutId, now));
+  }
+
+  /** Tenants already handed out but not finished: what `resume` re-enqueues. */
+  async inFlight(rolloutId: string): Promise<(DispatchedJob & { state: TenantState })[]> {
+    const r = await this.pool.query(
+      `SELECT tenant_id, generation, state, not_before FROM ${T('rollout_tenants')}
+        WHERE rollout_id = $1 AND (state IN ('running', 'scheduled') OR (state = 'pending' AND dispatched_at IS NOT NULL))`,
+      [rolloutId],
+    );
+    const now = Date.now();
+    return r.rows.map((x) => ({ rolloutId, tenantId: x.tenant_id, generation: x.generation, state: x.state, delayMs: x.not_before ? Math.max(0, x.not_before.getTime() - now) : 0 }));
+  }
+
+  /** A worker starts a job: returns what it needs, or undefined when the job is stale (cancelled, done, old generation). */
+  async claim(rolloutId: string, tenantId: string, generation: number, worker: string, kind: 'migrate' | 'validate'): Promise<ClaimedJob | undefined> {
+    const states = kind === 'migrate' ? `('pending', 'scheduled', 'running')` : `('running')`;
+    const r = await this.pool.query(
+      `UPDATE ${T('rollout_tenants')} rt
+          SET state = 'running', attempts = rt.attempts + ${kind === 'migrate' ? 1 : 0}, worker = $4,
+              started_at = CASE WHEN rt.state = 'running' THEN coalesce(rt.started_at, now()) ELSE now() END, not_before = NULL
+         FROM ${T('rollouts')} r, ${T('tenants')} t
+        WHERE rt.rollout_id = $1 AND rt.tenant_id = $2 AND rt.generation = $3 AND rt.state IN ${states}
+          AND r.id = rt.rollout_id AND (r.state = 'running' OR rt.state = 'running') AND t.id = rt.tenant_id
+      RETURNING rt.attempts, r.set_checksum, r.options, t.id, t.database_url, t.schema, t.tags, t.maintenance_window`,
+      [rolloutId, tenantId, generation, worker],
+    );
+    const row = r.rows[0];
+    if (!row) return undefined;
+    return {
+      attempt: row.attempts,
+      setChecksum: row.set_checksum,
+      options: row.options,
+      tenant: { id: row.id, databaseUrl: row.database_url, schema: row.schema ?? undefined, tags: row.tags ?? [], window: row.maintenance_window ?? undefined },
+    };
+  }
+
+  /** A job waits for its maintenance window: back to `scheduled`. */
+  async markScheduled(rolloutId: string, tenantId: string, generation: number, notBefore: Date): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${T('rollout_tenants')} SET state = 'scheduled', not_before = $4 WHERE rollout_id = $1 AND tenant_id = $2 AND generation = $3 AND state IN ('pending', 'running', 'scheduled')`,
+      [rolloutId, tenantId, generation, notBefore],
+    );
+  }
+
+  /**
+   * Record an attempt, and (for a final outcome) the tenant's state; then
+   * dispatch what comes next. One transaction; replaying it changes nothing.
+   */
+  async recordAttempt(a: {
+    rolloutId: string; tenantId: string; generation: number; attempt: number; kind: 'migrate' | 'validate';
+    state: 'succeeded' | 'failed' | 'retrying' | 'migrated'; applied: string[]; error?: Record<string, unknown> | null;
+    checks?: Record<string, unknown> | null; worker: string; startedAt: Date; durationMs: number;
+  }, now: Date): Promise<DispatchedJob[]> {
+    const error = a.error ? JSON.parse(redactSecrets(JSON.stringify(a.error))) : null;
+    return this.tx(async (c) => {
+      await c.query(`SELECT 1 FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [a.rolloutId]);
+      await c.query(
+        `INSERT INTO ${T('attempts')} (rollout_id, tenant_id, generation, attempt, kind, state, applied, error, worker, started_at, duration_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (rollout_id, tenant_id, generation, kind, attempt) DO UPDATE SET state = EXCLUDED.state, applied = EXCLUDED.applied, error = EXCLUDED.error, finished_at = now(), duration_ms = EXCLUDED.duration_ms`,
+        [a.rolloutId, a.tenantId, a.generation, a.attempt, a.kind, a.state, a.applied, error, a.worker, a.startedAt, a.durationMs],
+      );
+      if (a.state === 'succeeded' || a.state === 'failed') {
+        await c.query(
+          `UPDATE ${T('rollout_tenants')} SET state = $4, applied = CASE WHEN $7 THEN applied ELSE $5 END, error = $6, checks = coalesce($8, checks),
+                  finished_at = now(), duration_ms = (extract(epoch FROM now() - coalesce(started_at, now())) * 1000)::int
+            WHERE rollout_id = $1 AND tenant_id = $2 AND generation = $3 AND state IN ('running', 'pending', 'scheduled')`,
+          [a.rolloutId, a.tenantId, a.generation, a.state, a.applied, error, a.kind === 'validate', a.checks ?? null],
+        );
+      } else if (a.state === 'migrated') {
+        await c.query(`UPDATE ${T('rollout_tenants')} SET applied = $4 WHERE rollout_id = $1 AND tenant_id = $2 AND generation = $3`, [a.rolloutId, a.tenantId, a.generation, a.applied]);
+      } else {
+        await c.query(`UPDATE ${T('rollout_tenants')} SET error = $4 WHERE rollout_id = $1 AND tenant_id = $2 AND generation = $3`, [a.rolloutId, a.tenantId, a.generation, error]);
+      }
+      return dispatchIn(c, a.rolloutId, now);
+    });
+  }
+
+  /** Fingerprints of the tenants that finished validation in this rollout (drift is a minority fingerprint). */
+  async fingerprints(rolloutId: string): Promise<Map<string, number>> {
+    const r = await this.pool.query(
+      `SELECT checks->>'fingerprint' AS f, count(*)::int AS n FROM ${T('rollout_tenants')} WHERE rollout_id = $1 AND checks ? 'fingerprint' GROUP BY 1`,
+      [rolloutId],
+    );
+    return new Map(r.rows.map((x) => [x.f, x.n]));
+  }
+
+  /** Stop a rollout: tenants not started are cancelled; running ones finish. */
+  async cancel(rolloutId: string, reason: string): Promise<RolloutRow | undefined> {
+    return this.tx(async (c) => {
+      const r = await c.query(`SELECT state FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
+      if (!r.rows[0]) return undefined;
+      if (r.rows[0].state === 'running') {
+        await c.query(`UPDATE ${T('rollout_tenants')} SET state = 'cancelled', finished_at = now() WHERE rollout_id = $1 AND state IN ('pending', 'scheduled')`, [rolloutId]);
+        await c.query(`UPDATE ${T('rollouts')} SET state = 'cancelled', halt_reason = $2, finished_at = now() WHERE id = $1`, [rolloutId, reason]);
+      }
+      const after = await c.query(`SELECT * FROM ${T('rollouts')} WHERE id = $1`, [rolloutId]);
+      return toRollout(after.rows[0]);
+    });
+  }
+
+  /** Failed and cancelled tenants get a new generation and go back to pending; the rollout runs again. */
+  async retry(rolloutId: string, now: Date): Promise<{ retried: number; jobs: DispatchedJob[] } | undefined> {
+    return this.tx(async (c) => {
+      const r = await c.query(`SELECT * FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
+      if (!r.rows[0]) return undefined;
+      const u = await c.query(
+        `UPDATE ${T('rollout_tenants')} SET state = 'pending', generation = generation + 1, dispatched_at = NULL, error = NULL, not_before = NULL, finished_at = NULL
+          WHERE rollout_id = $1 AND state IN ('failed', 'cancelled')`,
+        [rolloutId],
+      );
+      if (u.rowCount) {
+        // back to the first wave that still has work; the canary gate and the failure budget start afresh
+        await c.query(
+          `UPDATE ${T('rollouts')} SET state = 'running', halt_reason = NULL, finished_at = NULL,
+                  current_wave = coalesce((SELECT min(wave) FROM ${T('rollout_tenants')} WHERE rollout_id = $1 AND state NOT IN ('succeeded', 'failed', 'cancelled')), current_wave)
+            WHERE id = $1`,
+          [rolloutId],
+        );
+      }
+      return { retried: u.rowCount ?? 0, jobs: await dispatchIn(c, rolloutId, now) };
+    });
+  }
+
+  async saveSchedule(s: { name: string; cron: string; tz: string; setChecksum: string; selection: unknown; options: RolloutOptions }): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO ${T('schedules')} (name, cron, tz, set_checksum, selection, options) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (name) DO UPDATE SET cron = EXCLUDED.cron, tz = EXCLUDED.tz, set_checksum = EXCLUDED.set_checksum, selection = EXCLUDED.selection, options = EXCLUDED.options`,
+      [s.name, s.cron, s.tz, s.setChecksum, JSON.stringify(s.selection), JSON.stringify(s.options)],
+    );
+  }
+
+  async getSchedule(name: string): Promise<{ name: string; cron: string; tz: string; setChecksum: string; selection: { tags?: string[]; ids?: string[] }; options: RolloutOptions } | undefined> {
+    const r = await this.pool.query(`SELECT * FROM ${T('schedules')} WHERE name = $1`, [name]);
+    const x = r.rows[0];
+    return x ? { name: x.name, cron: x.cron, tz: x.tz, setChecksum: x.set_checksum, selection: x.selection, options: x.options } : undefined;
+  }
+
+  async listSchedules(): Promise<{ name: string; cron: string; tz: string; setChecksum: string }[]> {
+    const r = await this.pool.query(`SELECT name, cron, tz, set_checksum FROM ${T('schedules')} ORDER BY name`);
+    return r.rows.map((x) => ({ name: x.name, cron: x.cron, tz: x.tz, setChecksum: x.set_checksum }));
+  }
+
+  async deleteSchedule(name: string): Promise<boolean> {
+    const r = await this.pool.query(`DELETE FROM ${T('schedules')} WHERE name = $1`, [name]);
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async registryTenants(): Promise<Tenant[]> {
+    const r = await this.pool.query(`SELECT * FROM ${T('tenants')} ORDER BY id`);
+    return r.rows.map((x) => ({ id: x.id, databaseUrl: x.database_url, schema: x.schema ?? undefined, tags: x.tags ?? [], window: x.maintenance_window ?? undefined }));
+  }
+}
+
+async function dispatchIn(c: pg.PoolClient, rolloutId: string, now: Date): Promise<DispatchedJob[]> {
+  const r = await c.query(`SELECT * FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
+  if (!r.rows[0]) return [];
+  const rollout = toRollout(r.rows[0]);
+  const stats = await c.query(
+    `SELECT wave, state, (dispatched_at IS NOT NULL) AS dispatched, server, count(*)::int AS n
+       FROM ${T('rollout_tenants')} WHERE rollout_id = $1 GROUP BY 1, 2, 3, 4`,
+    [rolloutId],
+  );
+  const rows = stats.rows as { wave: number; state: TenantState; dispatched: boolean; server: string; n: number }[];
+  const sum = (f: (x: (typeof rows)[number]) => boolean) => rows.filter(f).reduce((s, x) => s + x.n, 0);
+  const running = sum((x) => x.state === 'running');
+  const open = (x: (typeof rows)[number]) => x.state === 'pending' || x.state === 'scheduled' || x.state === 'running';
+
+  if (rollout.state !== 'running') {
+    // halted or cancelled: mark it finished once its last running tenant is done
+    if (running === 0 && !rollout.finishedAt) await c.query(`UPDATE ${T('rollouts')} SET finished_at = now() WHERE id = $1`, [rolloutId]);
+    return [];
+  }
+
+  const failed = sum((x) => x.state === 'failed');
+  if (sum(open) === 0) {
+    await c.query(`UPDATE ${T('rollouts')} SET state = $2, finished_at = now() WHERE id = $1`, [rolloutId, failed > 0 ? 'failed' : 'succeeded']);
+    return [];
+  }
+
+  const canaryFailed = rollout.options.canary && sum((x) => x.wave === 0 && x.state === 'failed') > 0;
+  if (canaryFailed || failed > rollout.options.maxFailures) {
+    const reason = canaryFailed ? 'a canary tenant failed' : `${failed} tenants failed (--max-failures ${rollout.options.maxFailures})`;
+    await c.query(`UPDATE ${T('rollout_tenants')} SET state = 'cancelled', finished_at = now() WHERE rollout_id = $1 AND state IN ('pending', 'scheduled')`, [rolloutId]);
+    await c.query(`UPDATE ${T('rollouts')} SET state = 'halted', halt_reason = $2, finished_at = CASE WHEN $3 THEN now() END WHERE id = $1`, [rolloutId, reason, running === 0]);
+    return [];
+  }
+
+  let wave = rollout.currentWave;
+  while (wave < rollout.waveCount - 1 && sum((x) => x.wave === wave && open(x)) === 0) wave++;
+  if (wave !== rollout.currentWave) await c.query(`UPDATE ${T('rollouts')} SET current_wave = $2 WHERE id = $1`, [rolloutId, wave]);
+  const inFlight = (x: (typeof rows)[number]) => x.state === 'running' || (x.state === 'pending' && x.dispatched);
+  const limit = rollout.options.concurrency ?? DISPATCH_WINDOW;
+  let slots = limit - sum(inFlight);
+  if (slots <= 0) return [];
+  const perServer = new Map<string, number>();
+  for (const x of rows) if (inFlight(x)) perServer.set(x.server, (perServer.get(x.server) ?? 0) + x.n);
+
+  const candidates = await c.query(
+    `SELECT rt.tenant_id, rt.server, rt.generation, t.maintenance_window AS win
+       FROM ${T('rollout_tenants')} rt JOIN ${T('tenants')} t ON t.id = rt.tenant_id
+      WHERE rt.rollout_id = $1 AND rt.wave = $2 AND rt.state = 'pending' AND rt.dispatched_at IS NULL
+      ORDER BY rt.position LIMIT $3`,
+    [rolloutId, wave, rollout.options.perServer ? slots + 1000 : slots + 200],
+  );
+  const jobs: DispatchedJob[] = [];
+  const ready: string[] = [];
+  const scheduled: { id: string; at: Date }[] = [];
+  for (const x of candidates.rows as { tenant_id: string; server: string; generation: number; win: MaintenanceWindow | null }[]) {
+    if (x.win && !isInsideWindow(x.win, now)) {
+      // waits for its window as a delayed job; does not take a slot until it runs
+      const at = nextWindowStart(x.win, now);
+      scheduled.push({ id: x.tenant_id, at });
+      jobs.push({ rolloutId, tenantId: x.tenant_id, generation: x.generation, delayMs: Math.max(0, at.getTime() - now.getTime()) });
+      continue;
+    }
+    if (slots <= 0) continue;
+    const onServer = perServer.get(x.server) ?? 0;
+    if (rollout.options.perServer && onServer >= rollout.options.perServer) continue;
+    perServer.set(x.server, onServer + 1);
+    slots--;
+    ready.push(x.tenant_id);
+    jobs.push({ rolloutId, tenantId: x.tenant_id, generation: x.generation, delayMs: 0 });
+  }
+  if (ready.length) {
+    await c.query(`UPDATE ${T('rollout_tenants')} SET dispatched_at = now() WHERE rollout_id = $1 AND tenant_id = ANY($2)`, [rolloutId, ready]);
+  }
+  if (scheduled.length) {
+    await c.query(
+      `UPDATE ${T('rollout_tenants')} rt SET state = 'scheduled', dispatched_at = now(), not_before = x.at
+         FROM jsonb_to_recordset($2::jsonb) AS x(id text, at timestamptz) WHERE rt.rollout_id = $1 AND rt.tenant_id = x.id`,
+      [rolloutId, JSON.stringify(scheduled)],
+    );
+  }
+  return jobs;
+}
+
+function emptyCounts(): Record<TenantState, number> {
+  return { pending: 0, scheduled: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+}
+
+function toRollout(x: any): RolloutRow {
+  return {
+    id: x.id, setChecksum: x.set_checksum, state: x.state, haltReason: x.halt_reason, options: x.options,
+    currentWave: x.current_wave, waveCount: x.wave_count, createdBy: x.created_by, createdAt: x.created_at, finishedAt: x.finished_at,
+  };
+}
+
+function toTenantRow(x: any): RolloutTenantRow {
+  return {
+    tenantId: x.tenant_id, wave: x.wave, server: x.server, state: x.state, generation: x.generation, attempts: x.attempts,
+    applied: x.applied ?? [], error: x.error, checks: x.checks, worker: x.worker, notBefore: x.not_before,
+    startedAt: x.started_at, finishedAt: x.finished_at, durationMs: x.duration_ms,
+  };
+}

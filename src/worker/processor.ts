@@ -1,0 +1,181 @@
+/**
+ * What a worker does with one tenant job.
+ *
+ * migrate:  claim in the control database (stale or cancelled jobs stop here)
+ *           -> outside its maintenance window? wait for the next one
+ *           -> resolve the tenant's URL from this worker's environment -> connect
+ *           -> the engine (advisory lock, apply the frozen set, validate)
+ *           -> record the attempt; hand the next tenants to BullMQ
+ *           -> something applied? enqueue the validate job : tenant succeeded
+ * validate: post-commit checks (indexes valid, constraints validated, drift)
+ *
+ * Failures: transient (connection, 55P03, 40P01, 40001, 53300, 57P01) retry
+ * with BullMQ's jittered backoff; another runner holding the migration lock is
+ * not a failure (the job is delayed); everything else fails at once.
+ */
+import { DelayedError, UnrecoverableError, type Job, type Queue } from 'bullmq';
+import type pg from 'pg';
+import { FlotillaError, LockTimeoutError, isFlotillaError } from '../core/errors.js';
+import { redactSecrets } from '../core/redact.js';
+import { resolveDatabaseUrl } from '../core/tenants.js';
+import { isInsideWindow, nextWindowStart } from '../core/windows.js';
+import { connect } from '../adapters/pg/connection.js';
+import { postChecks } from '../adapters/pg/post-checks.js';
+import { isRetryable } from '../adapters/pg/sqlstate.js';
+import type { ClaimedJob, ControlStore } from '../control/store.js';
+import { Migrator } from '../migrator.js';
+import { enqueueTenantJobs, type TenantJobData } from '../queue.js';
+import type { Logger } from '../logger.js';
+
+export interface ProcessorDeps {
+  store: ControlStore;
+  queue: Queue;
+  workerId: string;
+  logger: Logger;
+  env: Record<string, string | undefined>;
+  now: () => Date;
+}
+
+export interface TenantJobResult {
+  tenantId: string;
+  kind: 'migrate' | 'validate';
+  outcome: 'succeeded' | 'migrated' | 'skipped';
+  applied: string[];
+  ms: Record<string, number>;
+}
+
+export function tenantProcessor(deps: ProcessorDeps) {
+  return async (job: Job<TenantJobData>, token?: string, signal?: AbortSignal): Promise<TenantJobResult> => {
+    return job.data.kind === 'validate' ? validateJob(deps, job) : migrateJob(deps, job, token, signal);
+  };
+}
+
+async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: string | undefined, signal: AbortSignal | undefined): Promise<TenantJobResult> {
+  const { rolloutId, tenantId, generation } = job.data;
+  const log = deps.logger.child({ rolloutId, tenantId, jobId: job.id });
+  const t0 = performance.now();
+  const claim = await deps.store.claim(rolloutId, tenantId, generation, deps.workerId, 'migrate');
+  const ms: Record<string, number> = { claim: performance.now() - t0 };
+  if (!claim) {
+    log.debug('job is stale (tenant finished, cancelled or retried): skipped');
+    return { tenantId, kind: 'migrate', outcome: 'skipped', applied: [], ms };
+  }
+  const window = claim.tenant.window;
+  if (window && !isInsideWindow(window, deps.now())) {
+    const at = nextWindowStart(window, deps.now());
+    await deps.store.markScheduled(rolloutId, tenantId, generation, at);
+    log.info({ until: at.toISOString() }, 'outside the maintenance window: waiting for the next one');
+    await job.moveToDelayed(at.getTime(), token);
+    throw new DelayedError();
+  }
+  const startedAt = deps.now();
+  let client: pg.Client | undefined;
+  try {
+    const set = await deps.store.loadMigrationSet(claim.setChecksum);
+    const url = resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId);
+    let t = performance.now();
+    client = await connect(url, { applicationName: `flotilla-worker ${deps.workerId}` });
+    ms.connect = performance.now() - t;
+    t = performance.now();
+    const migrator = new Migrator(client, {
+      ...claim.options.engine,
+      schema: claim.tenant.schema,
+      lockWaitTimeoutMs: 0,
+      appliedBy: `worker ${deps.workerId}`,
+    });
+    const report = await migrator.migrate(set, { dryRun: claim.options.dryRun, signal });
+    ms.engine = performance.now() - t;
+    if (report.failed) throw report.failed.error;
+    if (report.interrupted) throw new Error('interrupted: the worker is shutting down');
+    const applied = report.applied.map((a) => a.name);
+    const needsChecks = applied.length > 0 && !claim.options.dryRun;
+    t = performance.now();
+    const next = await deps.store.recordAttempt(
+      { rolloutId, tenantId, generation, attempt: claim.attempt, kind: 'migrate', state: needsChecks ? 'migrated' : 'succeeded', applied, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0) },
+      deps.now(),
+    );
+    if (needsChecks) await enqueueTenantJobs(deps.queue, [{ rolloutId, tenantId, generation, delayMs: 0 }], 'validate');
+    await enqueueTenantJobs(deps.queue, next);
+    ms.record = performance.now() - t;
+    log.info({ applied, ms: roundAll(ms) }, needsChecks ? 'migrated' : 'up to date');
+    return { tenantId, kind: 'migrate', outcome: needsChecks ? 'migrated' : 'succeeded', applied, ms: roundAll(ms) };
+  } catch (e) {
+    if (e instanceof DelayedError) throw e;
+    return await failed(deps, job, token, claim, e, startedAt, t0, log);
+  } finally {
+    await client?.end().catch(() => {});
+  }
+}
+
+async function failed(deps: ProcessorDeps, job: Job<TenantJobData>, token: string | undefined, claim: ClaimedJob, e: unknown, startedAt: Date, t0: number, log: Logger): Promise<never> {
+  const { rolloutId, tenantId, generation } = job.data;
+  if (e instanceof LockTimeoutError) {
+    // another runner (a CLI, a worker of another rollout) is migrating this tenant: come back shortly
+    const delay = 500 + Math.floor(Math.random() * 1500);
+    log.info({ holder: e.holder, delay }, 'tenant is locked by another runner: retrying later');
+    await job.moveToDelayed(Date.now() + delay, token);
+    throw new DelayedError();
+  }
+  const transient = isFlotillaError(e) ? e.kind === 'transient' : isRetryable(e);
+  const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  const error = errorData(e);
+  const state = transient && !final ? 'retrying' : 'failed';
+  const next = await deps.store.recordAttempt(
+    { rolloutId, tenantId, generation, attempt: claim.attempt, kind: job.data.kind, state, applied: [], error, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0) },
+    deps.now(),
+  );
+  await enqueueTenantJobs(deps.queue, next);
+  log.warn({ err: error, attempt: job.attemptsMade + 1, retry: state === 'retrying' }, 'tenant job failed');
+  const message = redactSecrets(String(error.message));
+  if (state === 'retrying') throw new Error(message);
+  throw new UnrecoverableError(message);
+}
+
+async function validateJob(deps: ProcessorDeps, job: Job<TenantJobData>): Promise<TenantJobResult> {
+  const { rolloutId, tenantId, generation } = job.data;
+  const log = deps.logger.child({ rolloutId, tenantId, jobId: job.id });
+  const t0 = performance.now();
+  const claim = await deps.store.claim(rolloutId, tenantId, generation, deps.workerId, 'validate');
+  if (!claim) return { tenantId, kind: 'validate', outcome: 'skipped', applied: [], ms: {} };
+  const startedAt = deps.now();
+  let client: pg.Client | undefined;
+  try {
+    client = await connect(resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId), { applicationName: `flotilla-worker ${deps.workerId}` });
+    const schema = claim.tenant.schema ?? ((await client.query('SELECT current_schema() AS s')).rows[0]?.s as string) ?? 'public';
+    const checks = await postChecks(client, schema, claim.options.engine.trackingTable);
+    const known = await deps.store.fingerprints(rolloutId);
+    const [majority, count] = [...known.entries()].sort((a, b) => b[1] - a[1])[0] ?? [undefined, 0];
+    const drift = majority !== undefined && count > 0 && majority !== checks.fingerprint;
+    const problems = [
+      ...checks.invalidIndexes.map((i) => `index ${i} is INVALID`),
+      ...(claim.options.engine.validation.allowNotValidConstraints ? [] : checks.notValidConstraints.map((c) => `constraint ${c} is NOT VALID`)),
+    ];
+    const error = problems.length ? { code: 'post_check_failed', kind: 'migration', message: problems.join('; '), hint: 'Fix the index or constraint on this tenant, then `flotilla rollout retry`.' } : null;
+    if (drift) log.warn({ fingerprint: checks.fingerprint, fleet: majority }, 'schema differs from the rest of the fleet at this version (drift)');
+    const next = await deps.store.recordAttempt(
+      {
+        rolloutId, tenantId, generation, attempt: 1, kind: 'validate', state: problems.length ? 'failed' : 'succeeded', applied: [], error,
+        checks: { ...checks, drift }, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0),
+      },
+      deps.now(),
+    );
+    await enqueueTenantJobs(deps.queue, next);
+    if (problems.length) throw new UnrecoverableError(problems.join('; '));
+    return { tenantId, kind: 'validate', outcome: 'succeeded', applied: [], ms: { total: Math.round(performance.now() - t0) } };
+  } catch (e) {
+    if (e instanceof UnrecoverableError) throw e;
+    return await failed(deps, job, undefined, claim, e, startedAt, t0, log);
+  } finally {
+    await client?.end().catch(() => {});
+  }
+}
+
+function errorData(e: unknown): Record<string, unknown> {
+  if (e instanceof FlotillaError) return e.toJSON();
+  const err = e as { code?: string; message?: string };
+  return { code: err?.code ?? 'error', kind: isRetryable(e) ? 'transient' : 'migration', message: redactSecrets(err?.message ?? String(e)) };
+}
+
+function roundAll(ms: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+}

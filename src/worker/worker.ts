@@ -1,0 +1,80 @@
+/**
+ * A worker process: BullMQ workers for tenant jobs and control jobs
+ * (reconcile, scheduled rollouts), sharing one control-database pool.
+ * SIGTERM/SIGINT drain: no new jobs, running migrations get `drainTimeoutMs`
+ * to finish; after that their statements are cancelled (pg_cancel_backend via
+ * the engine's abort signal) and the jobs go back to the queue.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Worker, type Job } from 'bullmq';
+import { ControlStore } from '../control/store.js';
+import { reconcile } from '../producer/reconcile.js';
+import { startScheduledRollout } from '../producer/schedule.js';
+import { CONTROL_QUEUE, MIGRATE_QUEUE, openQueue, redisConnection, type QueueSettings } from '../queue.js';
+import type { Logger } from '../logger.js';
+import { tenantProcessor } from './processor.js';
+
+export interface WorkerSettings extends QueueSettings {
+  controlUrl: string;
+  concurrency: number;
+  /** BullMQ job lock: a killed worker's job is picked up again after about this long */
+  lockDurationMs: number;
+  reconcileEveryMs: number;
+  drainTimeoutMs: number;
+}
+
+export interface RunningWorker {
+  id: string;
+  close(): Promise<void>;
+}
+
+export async function startWorker(s: WorkerSettings, logger: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningWorker> {
+  const id = `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
+  const log = logger.child({ worker: id });
+  const store = new ControlStore(s.controlUrl, { max: s.concurrency + 3 });
+  await store.migrate();
+  const queue = openQueue(MIGRATE_QUEUE, s);
+  const control = openQueue(CONTROL_QUEUE, s);
+  await control.upsertJobScheduler('reconcile', { every: s.reconcileEveryMs }, { name: 'reconcile', opts: { removeOnComplete: true, removeOnFail: 100 } });
+  const now = () => new Date();
+
+  const tenants = new Worker(MIGRATE_QUEUE, tenantProcessor({ store, queue, workerId: id, logger: log, env, now }), {
+    connection: redisConnection(s.redisUrl),
+    prefix: s.prefix,
+    concurrency: s.concurrency,
+    lockDuration: s.lockDurationMs,
+    stalledInterval: Math.max(1000, Math.floor(s.lockDurationMs / 2)),
+    maxStalledCount: 10,
+  });
+  const controller = new Worker(
+    CONTROL_QUEUE,
+    async (job: Job) => {
+      if (job.name === 'reconcile') return reconcile(store, queue, now);
+      if (job.name === 'scheduled-rollout') return startScheduledRollout(store, queue, job.data.schedule, now);
+      throw new Error(`unknown control job ${job.name}`);
+    },
+    { connection: redisConnection(s.redisUrl), prefix: s.prefix, concurrency: 1, lockDuration: 30_000 },
+  );
+  for (const w of [tenants, controller]) {
+    w.on('error', (e) => log.warn({ err: e }, 'queue error (reconnecting)'));
+    w.on('failed', (job, e) => log.debug({ jobId: job?.id, err: e }, 'job failed'));
+  }
+  log.info({ concurrency: s.concurrency, prefix: s.prefix }, 'worker started');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      log.info('draining: no new jobs; waiting for running ones');
+      const timer = setTimeout(() => {
+        log.warn({ drainTimeoutMs: s.drainTimeoutMs }, 'drain timeout: cancelling running jobs');
+        void tenants.close(true);
+      }, s.drainTimeoutMs);
+      await Promise.all([tenants.close(), controller.close()]).catch(() => {});
+      clearTimeout(timer);
+      await Promise.all([queue.close(), control.close()]).catch(() => {});
+      await store.close();
+      log.info('worker stopped');
+    })());
+  return { id, close };
+}
