@@ -181,7 +181,7 @@ describe('checksums', () => {
     const base = await buildMigrationSet(files);
     expect(base.checksum).toMatch(/^[0-9a-f]{64}$/);
     expect((await buildMigrationSet([...files].reverse())).checksum).toBe(base.checksum);
-    expect(base.checksum).toBe(setChecksum(base.migrations));
+    expect(base.checksum).toBe(setChecksum([...base.migrations]));
     const edited = await buildMigrationSet([files[0]!, { name: '002_b.sql', sql: 'CREATE TABLE b (id bigint);' }]);
     expect(edited.checksum).not.toBe(base.checksum);
     const added = await buildMigrationSet([...files, { name: '003_c.sql', sql: 'SELECT 1;' }]);

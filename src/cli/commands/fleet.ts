@@ -1,199 +1,17 @@
 /**
  * Fleet commands: rollout (create, status, retry, cancel, resume), rollouts,
- * worker, schedule. Settings beyond the engine's come from the environment:
- * REDIS_URL, CONTROL_DATABASE_URL (default DATABASE_URL), FLOTILLA_QUEUE_PREFIX.
+ * worker, schedule. Their implementations (BullMQ, ioredis, the control
+ * store) load only when one of them runs, so `flotilla status` starts fast.
+ * Settings beyond the engine's come from the environment: REDIS_URL,
+ * CONTROL_DATABASE_URL (default DATABASE_URL), FLOTILLA_QUEUE_PREFIX.
  */
-import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { Redis } from 'ioredis';
-import { z } from 'zod';
-import { loadMigrationDir } from '../../adapters/fs-source.js';
-import { ConfigError, ConnectionError, FlotillaError } from '../../core/errors.js';
-import { redactUrl } from '../../core/redact.js';
-import { parseCanary, parseCountSpec } from '../../core/rollout-plan.js';
-import { parseTenantRows, parseTenantsFile, selectTenants, type Tenant } from '../../core/tenants.js';
-import { ControlStore, type RolloutRow, type RolloutTenantRow, type TenantState } from '../../control/store.js';
-import { createRollout } from '../../producer/rollout.js';
-import { reconcile } from '../../producer/reconcile.js';
-import { CONTROL_QUEUE, DEFAULT_PREFIX, MIGRATE_QUEUE, openQueue, type QueueSettings } from '../../queue.js';
-import { startWorker } from '../../worker/worker.js';
-import { parseDuration, type Config } from '../../config.js';
-import { cliIdentity, type CommandContext } from './single.js';
-import type { Output } from '../output.js';
+import type { CommandContext } from './single.js';
 
 type Run = (action: (ctx: CommandContext) => Promise<number>, cmd: Command) => Promise<void>;
-
-class RolloutNotFoundError extends FlotillaError {
-  readonly code = 'rollout_not_found';
-  readonly kind = 'input';
-  constructor(readonly rolloutId: string) {
-    super(`no rollout with id ${rolloutId}`, 'List rollouts with `flotilla rollouts`.');
-  }
-}
-
-export interface FleetSettings extends QueueSettings {
-  controlUrl: string;
-}
-
-const FleetEnv = z.object({
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
-  CONTROL_DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
-  FLOTILLA_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9{}_.-]{1,64}$/, 'letters, digits, {}_.- only').default(DEFAULT_PREFIX),
-});
-
-export function fleetSettings(config: Config, env: Record<string, string | undefined>): FleetSettings {
-  const parsed = FleetEnv.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${String(i.path[0])}: ${i.message}`));
-  const controlUrl = parsed.data.CONTROL_DATABASE_URL ?? config.databaseUrl;
-  if (!controlUrl) throw new ConfigError(['no control database: set CONTROL_DATABASE_URL (or DATABASE_URL)']);
-  return { redisUrl: parsed.data.REDIS_URL, prefix: parsed.data.FLOTILLA_QUEUE_PREFIX, controlUrl };
-}
-
-/** Fail fast and clearly when Redis is not there, instead of queueing commands forever. */
-export async function checkRedis(url: string, timeoutMs = 5000): Promise<void> {
-  const r = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    await r.ping();
-  } catch (e: any) {
-    const u = new URL(url);
-    throw new ConnectionError(`${u.hostname}:${u.port || 6379}`, `Redis: ${e?.code ?? e?.message ?? e}`, `Is Redis running? Check with: redis-cli -u ${redactUrl(url)} ping; and check REDIS_URL.`);
-  } finally {
-    r.disconnect();
-  }
-}
-
-async function openStore(settings: FleetSettings): Promise<ControlStore> {
-  const store = new ControlStore(settings.controlUrl);
-  try {
-    await store.migrate();
-  } catch (e) {
-    await store.close();
-    throw e;
-  }
-  return store;
-}
-
-async function loadTenants(o: { tenants?: string; tenantsQuery?: string; tag?: string[]; only?: string }, store: ControlStore): Promise<Tenant[]> {
-  let tenants: Tenant[];
-  if (o.tenants && o.tenantsQuery) throw new ConfigError(['give --tenants <file> or --tenants-query <sql>, not both']);
-  if (o.tenants) {
-    let text: string;
-    try {
-      text = await readFile(o.tenants, 'utf8');
-    } catch (e: any) {
-      throw new ConfigError([`--tenants ${o.tenants}: ${e?.code === 'ENOENT' ? 'file not found' : e.message}`]);
-    }
-    tenants = parseTenantsFile(text, extname(o.tenants).toLowerCase() === '.json' ? 'json' : 'yaml', o.tenants);
-  } else if (o.tenantsQuery) {
-    const r = await store.pool.query(o.tenantsQuery).catch((e: any) => {
-      throw new ConfigError([`--tenants-query: ${e.message}`]);
-    });
-    tenants = parseTenantRows(r.rows);
-  } else {
-    tenants = await store.registryTenants();
-    if (!tenants.length) throw new ConfigError(['no tenants: pass --tenants <file> or --tenants-query <sql>']);
-  }
-  return selectTenants(tenants, { tags: o.tag, ids: o.only ? o.only.split(',').map((s) => s.trim()).filter(Boolean) : undefined });
-}
-
-function engineOptions(config: Config) {
-  return {
-    trackingTable: config.trackingTable,
-    lockTimeoutMs: config.lockTimeout,
-    statementTimeoutMs: config.statementTimeout,
-    validate: config.validate,
-    validation: config.validation,
-  };
-}
-
-function intOption(flag: string, v: string | undefined, min = 1): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min) throw new ConfigError([`${flag}: "${v}" must be a whole number >= ${min}`]);
-  return Number(v);
-}
-
-export interface RolloutView {
-  id: string;
-  state: RolloutRow['state'];
-  haltReason: string | null;
-  wave: number;
-  waves: number;
-  dryRun: boolean;
-  createdAt: Date;
-  finishedAt: Date | null;
-  counts: Record<TenantState, number>;
-  tenants: { id: string; state: TenantState; applied: string[]; error: string | null; wave: number; attempts: number; durationMs: number | null; drift: boolean }[];
-}
-
-export function rolloutView(r: RolloutRow, tenants: RolloutTenantRow[]): RolloutView {
-  const counts: Record<TenantState, number> = { pending: 0, scheduled: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
-  for (const t of tenants) counts[t.state]++;
-  return {
-    id: r.id, state: r.state, haltReason: r.haltReason, wave: r.currentWave + 1, waves: r.waveCount, dryRun: r.options.dryRun,
-    createdAt: r.createdAt, finishedAt: r.finishedAt, counts,
-    tenants: tenants.map((t) => ({
-      id: t.tenantId, state: t.state, applied: t.applied, wave: t.wave + 1, attempts: t.attempts, durationMs: t.durationMs,
-      error: t.error ? String(t.error.message ?? JSON.stringify(t.error)) : null, drift: !!t.checks?.drift,
-    })),
-  };
-}
-
-function printRollout(out: Output, v: RolloutView): void {
-  out.line(`Rollout ${v.id}: ${v.state}${v.haltReason ? ` (${v.haltReason})` : ''}${v.dryRun ? ' [dry run]' : ''} · wave ${v.wave}/${v.waves}`);
-  out.line();
-  const w = Math.max(6, ...v.tenants.map((t) => t.id.length));
-  out.line(`  ${'tenant'.padEnd(w)}  ${'state'.padEnd(9)}  applied  duration  error`);
-  for (const t of v.tenants) {
-    const mark = t.state === 'succeeded' ? '✓' : t.state === 'failed' ? '✗' : t.state === 'cancelled' ? '⊘' : t.state === 'running' ? '→' : '○';
-    const dur = t.durationMs === null ? '' : `${(t.durationMs / 1000).toFixed(2)} s`;
-    out.line(`${mark} ${t.id.padEnd(w)}  ${t.state.padEnd(9)}  ${String(t.applied.length).padStart(7)}  ${dur.padStart(8)}  ${(t.error ?? '') + (t.drift ? ' (schema drift)' : '')}`.trimEnd());
-  }
-  out.line();
-  out.line(`Total: ${v.counts.succeeded} succeeded, ${v.counts.failed} failed, ${v.counts.cancelled} cancelled, ${v.counts.running} running, ${v.counts.pending + v.counts.scheduled} waiting`);
-}
-
-function jsonView(v: RolloutView) {
-  return v;
-}
-
-async function waitForRollout(store: ControlStore, id: string, out: Output, intervalMs = 250): Promise<RolloutView> {
-  const started = Date.now();
-  const tty = !out.json && process.stderr.isTTY;
-  let lastLine = '';
-  let lastPrint = 0;
-  for (;;) {
-    const r = await store.getRollout(id);
-    if (!r) throw new RolloutNotFoundError(id);
-    const c = await store.counts(id);
-    const total = Object.values(c).reduce((a, b) => a + b, 0);
-    const done = c.succeeded + c.failed + c.cancelled;
-    const finished = r.state !== 'running' && c.running === 0;
-    if (!out.json) {
-      const elapsed = (Date.now() - started) / 1000;
-      const eta = done > 0 && done < total ? ` · ETA ${Math.ceil((elapsed / done) * (total - done))} s` : '';
-      const width = 24;
-      const bar = '#'.repeat(Math.round((done / Math.max(1, total)) * width)).padEnd(width, '.');
-      const line = `[${bar}] ${done}/${total} done · ${c.failed} failed · ${c.running} running · ${total - done - c.running} remaining${eta}`;
-      if (tty) process.stderr.write(`\r${line}\x1b[K`);
-      else if (line !== lastLine && (Date.now() - lastPrint > 5000 || finished)) {
-        out.error(line);
-        lastPrint = Date.now();
-      }
-      lastLine = line;
-    }
-    if (finished) {
-      if (tty) process.stderr.write('\n');
-      return rolloutView((await store.getRollout(id))!, await store.rolloutTenants(id));
-    }
-    await new Promise((res) => setTimeout(res, intervalMs));
-  }
-}
+const actions = () => import('./fleet-actions.js');
 
 export function registerFleetCommands(program: Command, run: Run): void {
-  const env = process.env;
   const rollout = program
     .command('rollout')
     .description('migrate a fleet: freeze the set, enqueue per-tenant jobs, waves (see `rollout status|retry|cancel|resume`)')
@@ -208,188 +26,37 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--per-server <n>', 'tenants migrating at once per Postgres server (host:port)')
     .option('--dry-run', 'apply and validate each tenant in a transaction, then roll back')
     .option('--wait', 'show progress and wait for the end (exit 0 only if every tenant succeeded)')
-    .action((o, cmd) =>
-      run(async (ctx) => {
-        const fleet = fleetSettings(ctx.config, env);
-        const set = await loadMigrationDir(ctx.config.dir);
-        const canary = o.canary ? parseCanary(o.canary) : undefined;
-        const waveSize = o.waveSize ? parseCountSpec('--wave-size', o.waveSize) : undefined;
-        const maxFailures = o.maxFailures ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
-        const concurrency = intOption('--concurrency', o.concurrency);
-        const perServer = intOption('--per-server', o.perServer);
-        await checkRedis(fleet.redisUrl);
-        const store = await openStore(fleet);
-        const queue = openQueue(MIGRATE_QUEUE, fleet);
-        try {
-          const tenants = await loadTenants(o, store);
-          const created = await createRollout(store, queue, {
-            tenants, set, canary, waveSize, maxFailures, concurrency, perServer, dryRun: !!o.dryRun, engine: engineOptions(ctx.config), createdBy: cliIdentity(),
-          });
-          ctx.logger.info({ rolloutId: created.id, tenants: created.tenants, waves: created.waves, enqueueMs: created.enqueueMs }, 'rollout created');
-          if (!o.wait) {
-            const view = rolloutView((await store.getRollout(created.id))!, await store.rolloutTenants(created.id));
-            if (ctx.out.json) ctx.out.data(jsonView(view));
-            else ctx.out.line(`Rollout ${created.id} created: ${created.tenants} tenants in ${created.waves} wave${created.waves > 1 ? 's' : ''}. Follow it with: flotilla rollout status ${created.id}`);
-            return 0;
-          }
-          if (!ctx.out.json) ctx.out.line(`Rollout ${created.id}: ${created.tenants} tenants in ${created.waves} wave${created.waves > 1 ? 's' : ''}`);
-          const view = await waitForRollout(store, created.id, ctx.out);
-          if (ctx.out.json) ctx.out.data(jsonView(view));
-          else printRollout(ctx.out, view);
-          return view.counts.succeeded === view.tenants.length ? 0 : 1;
-        } finally {
-          await queue.close().catch(() => {});
-          await store.close();
-        }
-      }, cmd),
-    );
-
-  const withStore = async <T>(ctx: CommandContext, fn: (store: ControlStore, fleet: FleetSettings) => Promise<T>): Promise<T> => {
-    const fleet = fleetSettings(ctx.config, env);
-    const store = await openStore(fleet);
-    try {
-      return await fn(store, fleet);
-    } finally {
-      await store.close();
-    }
-  };
-
+    .action((o, cmd) => run(async (ctx) => (await actions()).rolloutCreate(ctx, o), cmd));
   rollout
     .command('status <id>')
     .description('per-tenant state of a rollout')
-    .action((id: string, _o, cmd) =>
-      run((ctx) =>
-        withStore(ctx, async (store) => {
-          const r = await store.getRollout(id);
-          if (!r) throw new RolloutNotFoundError(id);
-          const view = rolloutView(r, await store.rolloutTenants(id));
-          if (ctx.out.json) ctx.out.data(jsonView(view));
-          else printRollout(ctx.out, view);
-          return 0;
-        }),
-      cmd),
-    );
-
+    .action((id: string, _o, cmd) => run(async (ctx) => (await actions()).rolloutStatus(ctx, id), cmd));
   rollout
     .command('retry <id>')
     .description('re-enqueue the failed and cancelled tenants of a rollout')
     .option('--wait', 'wait for the end')
-    .action((id: string, o, cmd) =>
-      run((ctx) =>
-        withStore(ctx, async (store, fleet) => {
-          await checkRedis(fleet.redisUrl);
-          const queue = openQueue(MIGRATE_QUEUE, fleet);
-          try {
-            const r = await store.retry(id, new Date());
-            if (!r) throw new RolloutNotFoundError(id);
-            const { enqueueTenantJobs } = await import('../../queue.js');
-            await enqueueTenantJobs(queue, r.jobs);
-            if (!o.wait) {
-              const view = rolloutView((await store.getRollout(id))!, await store.rolloutTenants(id));
-              if (ctx.out.json) ctx.out.data(jsonView(view));
-              else ctx.out.line(`Rollout ${id}: ${r.retried} tenant${r.retried === 1 ? '' : 's'} re-enqueued`);
-              return 0;
-            }
-            const view = await waitForRollout(store, id, ctx.out);
-            if (ctx.out.json) ctx.out.data(jsonView(view));
-            else printRollout(ctx.out, view);
-            return view.counts.succeeded === view.tenants.length ? 0 : 1;
-          } finally {
-            await queue.close().catch(() => {});
-          }
-        }),
-      cmd),
-    );
-
+    .action((id: string, o, cmd) => run(async (ctx) => (await actions()).rolloutRetry(ctx, id, o), cmd));
   rollout
     .command('cancel <id>')
     .description('stop a rollout: tenants not started are cancelled, running ones finish')
-    .action((id: string, _o, cmd) =>
-      run((ctx) =>
-        withStore(ctx, async (store) => {
-          const r = await store.cancel(id, `cancelled by ${cliIdentity()}`);
-          if (!r) throw new RolloutNotFoundError(id);
-          const view = rolloutView(r, await store.rolloutTenants(id));
-          if (ctx.out.json) ctx.out.data(jsonView(view));
-          else ctx.out.line(`Rollout ${id}: ${r.state}; ${view.counts.cancelled} tenants cancelled, ${view.counts.running} still running`);
-          return 0;
-        }),
-      cmd),
-    );
-
+    .action((id: string, _o, cmd) => run(async (ctx) => (await actions()).rolloutCancel(ctx, id), cmd));
   rollout
     .command('resume <id>')
     .description('rebuild the queue from the control database (after Redis lost its data); safe any time')
-    .action((id: string, _o, cmd) =>
-      run((ctx) =>
-        withStore(ctx, async (store, fleet) => {
-          if (!(await store.getRollout(id))) throw new RolloutNotFoundError(id);
-          await checkRedis(fleet.redisUrl);
-          const queue = openQueue(MIGRATE_QUEUE, fleet);
-          try {
-            const r = await reconcile(store, queue, () => new Date(), id);
-            if (ctx.out.json) ctx.out.data({ id, ...r });
-            else ctx.out.line(`Rollout ${id}: ${r.recreated} jobs re-created, ${r.dispatched} dispatched`);
-            return 0;
-          } finally {
-            await queue.close().catch(() => {});
-          }
-        }),
-      cmd),
-    );
+    .action((id: string, _o, cmd) => run(async (ctx) => (await actions()).rolloutResume(ctx, id), cmd));
 
   program
     .command('rollouts')
     .description('list recent rollouts')
     .option('--limit <n>', 'how many', '20')
-    .action((o, cmd) =>
-      run((ctx) =>
-        withStore(ctx, async (store) => {
-          const list = await store.listRollouts(intOption('--limit', o.limit) ?? 20);
-          if (ctx.out.json) ctx.out.data(list);
-          else {
-            for (const r of list) {
-              const c = r.counts;
-              ctx.out.line(`${r.id}  ${r.state.padEnd(9)}  ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled, ${c.running + c.pending + c.scheduled} open  ${r.createdAt.toISOString()}`);
-            }
-            if (!list.length) ctx.out.line('No rollouts yet.');
-          }
-          return 0;
-        }),
-      cmd),
-    );
+    .action((o, cmd) => run(async (ctx) => (await actions()).rolloutsList(ctx, o), cmd));
 
   program
     .command('worker')
     .description('run a worker: take tenant jobs from Redis and migrate them (SIGTERM drains)')
     .option('--concurrency <n>', 'tenants at once in this process', '2')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long running jobs may finish', '30s')
-    .action((o, cmd) =>
-      run(async (ctx) => {
-        const fleet = fleetSettings(ctx.config, env);
-        await checkRedis(fleet.redisUrl);
-        const drain = parseDuration(o.drainTimeout);
-        if (drain === undefined) throw new ConfigError([`--drain-timeout: "${o.drainTimeout}" is not a duration`]);
-        const worker = await startWorker(
-          {
-            ...fleet,
-            concurrency: intOption('--concurrency', o.concurrency) ?? 2,
-            lockDurationMs: parseDuration(env.FLOTILLA_JOB_LOCK_DURATION ?? '30s') ?? 30_000,
-            reconcileEveryMs: parseDuration(env.FLOTILLA_RECONCILE_EVERY ?? '5s') ?? 5000,
-            drainTimeoutMs: drain,
-          },
-          ctx.logger,
-        );
-        if (!ctx.out.json) ctx.out.error(`worker ${worker.id} started (Ctrl-C to drain and stop)`);
-        await new Promise<void>((resolve) => {
-          const stop = () => resolve();
-          process.once('SIGTERM', stop);
-          process.once('SIGINT', stop);
-        });
-        await worker.close();
-        return 0;
-      }, cmd),
-    );
+    .action((o, cmd) => run(async (ctx) => (await actions()).workerRun(ctx, o), cmd));
 
   const schedule = program
     .command('schedule')
@@ -402,74 +69,13 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--max-failures <n|%>', 'per rollout')
     .option('--concurrency <n>', 'per rollout')
     .option('--per-server <n>', 'per rollout')
-    .action((o, cmd) =>
-      run((ctx) =>
-        withStore(ctx, async (store, fleet) => {
-          const problems: string[] = [];
-          if (!o.name || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(o.name)) problems.push('--name: required, a slug (a-z, 0-9, _ and -)');
-          if (!o.cron) problems.push('--cron: required, e.g. "0 2 * * SUN"');
-          if (problems.length) throw new ConfigError(problems);
-          const { CronExpressionParser } = await import('cron-parser');
-          try {
-            CronExpressionParser.parse(o.cron, { tz: o.tz });
-          } catch (e: any) {
-            throw new ConfigError([`--cron "${o.cron}" / --tz ${o.tz}: ${e.message}`]);
-          }
-          await checkRedis(fleet.redisUrl);
-          const set = await loadMigrationDir(ctx.config.dir);
-          if (o.tenants) await store.upsertTenants(await loadTenants({ tenants: o.tenants }, store));
-          await store.saveMigrationSet(set);
-          const maxFailures = o.maxFailures ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
-          await store.saveSchedule({
-            name: o.name, cron: o.cron, tz: o.tz, setChecksum: set.checksum, selection: { tags: o.tag },
-            options: {
-              canary: false, maxFailures: maxFailures && 'count' in maxFailures ? maxFailures.count : 0,
-              concurrency: intOption('--concurrency', o.concurrency) ?? null, perServer: intOption('--per-server', o.perServer) ?? null,
-              dryRun: false, engine: engineOptions(ctx.config),
-            },
-          });
-          const control = openQueue(CONTROL_QUEUE, fleet);
-          try {
-            await control.upsertJobScheduler(`schedule.${o.name}`, { pattern: o.cron, tz: o.tz }, { name: 'scheduled-rollout', data: { schedule: o.name } });
-          } finally {
-            await control.close();
-          }
-          if (ctx.out.json) ctx.out.data({ name: o.name, cron: o.cron, tz: o.tz, setChecksum: set.checksum });
-          else ctx.out.line(`Schedule ${o.name}: "${o.cron}" (${o.tz}) starts a rollout of ${set.migrations.length} migrations`);
-          return 0;
-        }),
-      cmd),
-    );
+    .action((o, cmd) => run(async (ctx) => (await actions()).scheduleAdd(ctx, o), cmd));
   schedule
     .command('list')
     .description('list schedules')
-    .action((_o, cmd) =>
-      run((ctx) =>
-        withStore(ctx, async (store) => {
-          const list = await store.listSchedules();
-          if (ctx.out.json) ctx.out.data(list);
-          else for (const s of list) ctx.out.line(`${s.name}  "${s.cron}" (${s.tz})  set ${s.setChecksum.slice(0, 12)}`);
-          return 0;
-        }),
-      cmd),
-    );
+    .action((_o, cmd) => run(async (ctx) => (await actions()).scheduleList(ctx), cmd));
   schedule
     .command('remove <name>')
     .description('remove a schedule')
-    .action((name: string, _o, cmd) =>
-      run((ctx) =>
-        withStore(ctx, async (store, fleet) => {
-          const removed = await store.deleteSchedule(name);
-          const control = openQueue(CONTROL_QUEUE, fleet);
-          try {
-            await control.removeJobScheduler(`schedule.${name}`);
-          } finally {
-            await control.close();
-          }
-          if (!removed) throw new ConfigError([`no schedule named ${name}`]);
-          ctx.out.line(`Schedule ${name} removed`);
-          return 0;
-        }),
-      cmd),
-    );
+    .action((name: string, _o, cmd) => run(async (ctx) => (await actions()).scheduleRemove(ctx, name), cmd));
 }

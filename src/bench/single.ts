@@ -1,0 +1,80 @@
+/**
+ * `npm run bench:single [-- --runs 5]`: apply the repo's migrations/ set to an
+ * empty database with Flotilla and with `psql -f` (the same SQL concatenated),
+ * same machine, same run, fresh database each time. Medians, end to end
+ * (process start to exit), plus the in-process time of each.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { loadMigrationDir, readMigrationFiles } from '../adapters/fs-source.js';
+import { Migrator } from '../migrator.js';
+import { CLI, REPO, adminQuery, dbUrl } from './fleet.js';
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
+const admin = process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const dir = join(REPO, 'migrations');
+const DB = 'flotilla_bench_single';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function fresh(): Promise<string> {
+  await adminQuery(admin, `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await adminQuery(admin, `CREATE DATABASE ${DB}`);
+  return dbUrl(admin, DB);
+}
+
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): number {
+  const t = performance.now();
+  const r = spawnSync(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
+  return performance.now() - t;
+}
+
+async function inProcess<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  const t = performance.now();
+  await fn(c);
+  const ms = performance.now() - t;
+  await c.end();
+  return ms;
+}
+
+async function main(): Promise<void> {
+  const runs = Number(values.runs);
+  const files = await readMigrationFiles(dir);
+  const sql = files.filter((f) => f.name.endsWith('.sql')).map((f) => f.sql).join('\n');
+  const tmp = join(REPO, 'dist', 'bench', 'all-migrations.sql');
+  writeFileSync(tmp, sql);
+  const set = await loadMigrationDir(dir);
+  const r: Record<string, number[]> = { cli: [], psql: [], engine: [], engineNoValidate: [], pgRaw: [] };
+  for (let i = 0; i < runs; i++) {
+    let url = await fresh();
+    r.cli!.push(timed(process.execPath, [CLI, 'pending', '--dir', dir, '--database-url', url], process.env));
+    url = await fresh();
+    r.psql!.push(timed('psql', ['-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', tmp], process.env));
+    url = await fresh();
+    r.engine!.push(await inProcess(url, (c) => new Migrator(c).migrate(set)));
+    url = await fresh();
+    r.engineNoValidate!.push(await inProcess(url, (c) => new Migrator(c, { validate: false }).migrate(set)));
+    url = await fresh();
+    r.pgRaw!.push(await inProcess(url, (c) => c.query(sql)));
+  }
+  await adminQuery(admin, `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  console.log(`8 guide migrations onto an empty database, median of ${runs} runs`);
+  console.log('');
+  console.log('method                                       median ms');
+  console.log(`psql -f (concatenated SQL, process)          ${median(r.psql!).toFixed(0).padStart(9)}`);
+  console.log(`flotilla pending (CLI process, validated)    ${median(r.cli!).toFixed(0).padStart(9)}`);
+  console.log(`pg client, concatenated SQL (in process)     ${median(r.pgRaw!).toFixed(0).padStart(9)}`);
+  console.log(`Migrator.migrate, validated (in process)     ${median(r.engine!).toFixed(0).padStart(9)}`);
+  console.log(`Migrator.migrate, --no-validate (in process) ${median(r.engineNoValidate!).toFixed(0).padStart(9)}`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
