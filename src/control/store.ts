@@ -301,7 +301,13 @@ export class ControlStore {
       if (!r.rows[0]) return undefined;
       if (r.rows[0].state === 'running') {
         await c.query(`UPDATE ${T('rollout_tenants')} SET state = 'cancelled', finished_at = now() WHERE rollout_id = $1 AND state IN ('pending', 'scheduled')`, [rolloutId]);
-        await c.query(`UPDATE ${T('rollouts')} SET state = 'cancelled', halt_reason = $2, finished_at = now() WHERE id = $1`, [rolloutId, reason]);
+        // like a halt: finished only once its running tenants are done (dispatch sets finished_at then)
+        await c.query(
+          `UPDATE ${T('rollouts')} SET state = 'cancelled', halt_reason = $2,
+                  finished_at = CASE WHEN EXISTS (SELECT 1 FROM ${T('rollout_tenants')} WHERE rollout_id = $1 AND state = 'running') THEN NULL ELSE now() END
+            WHERE id = $1`,
+          [rolloutId, reason],
+        );
       }
       const after = await c.query(`SELECT * FROM ${T('rollouts')} WHERE id = $1`, [rolloutId]);
       return toRollout(after.rows[0]);

@@ -70,6 +70,8 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
   }
   const startedAt = deps.now();
   let client: pg.Client | undefined;
+  // files committed before a failure stay applied: the failed attempt must say so
+  let appliedBeforeFailure: string[] = [];
   try {
     const set = await deps.store.loadMigrationSet(claim.setChecksum);
     const url = resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId);
@@ -85,6 +87,7 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     });
     const report = await migrator.migrate(set, { dryRun: claim.options.dryRun, signal });
     ms.engine = performance.now() - t;
+    if (!claim.options.dryRun) appliedBeforeFailure = report.applied.map((a) => a.name);
     if (report.failed) throw report.failed.error;
     if (report.interrupted) throw new Error('interrupted: the worker is shutting down');
     const applied = report.applied.map((a) => a.name);
@@ -101,13 +104,13 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     return { tenantId, kind: 'migrate', outcome: needsChecks ? 'migrated' : 'succeeded', applied, ms: roundAll(ms) };
   } catch (e) {
     if (e instanceof DelayedError) throw e;
-    return await failed(deps, job, token, claim, e, startedAt, t0, log);
+    return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure);
   } finally {
     await client?.end().catch(() => {});
   }
 }
 
-async function failed(deps: ProcessorDeps, job: Job<TenantJobData>, token: string | undefined, claim: ClaimedJob, e: unknown, startedAt: Date, t0: number, log: Logger): Promise<never> {
+async function failed(deps: ProcessorDeps, job: Job<TenantJobData>, token: string | undefined, claim: ClaimedJob, e: unknown, startedAt: Date, t0: number, log: Logger, applied: string[] = []): Promise<never> {
   const { rolloutId, tenantId, generation } = job.data;
   if (e instanceof LockTimeoutError) {
     // another runner (a CLI, a worker of another rollout) is migrating this tenant: come back shortly
@@ -121,7 +124,7 @@ async function failed(deps: ProcessorDeps, job: Job<TenantJobData>, token: strin
   const error = errorData(e);
   const state = transient && !final ? 'retrying' : 'failed';
   const next = await deps.store.recordAttempt(
-    { rolloutId, tenantId, generation, attempt: claim.attempt, kind: job.data.kind, state, applied: [], error, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0) },
+    { rolloutId, tenantId, generation, attempt: claim.attempt, kind: job.data.kind, state, applied, error, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0) },
     deps.now(),
   );
   await enqueueTenantJobs(deps.queue, next);

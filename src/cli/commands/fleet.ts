@@ -35,7 +35,8 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .command('retry <id>')
     .description('re-enqueue the failed and cancelled tenants of a rollout')
     .option('--wait', 'wait for the end')
-    .action((id: string, o, cmd) => run(async (ctx) => (await actions()).rolloutRetry(ctx, id, o), cmd));
+    // `rollout` has its own --wait, which commander hands to it, not to `retry`: read it from there too
+    .action((id: string, o, cmd) => run(async (ctx) => (await actions()).rolloutRetry(ctx, id, { ...o, wait: o.wait || cmd.optsWithGlobals().wait }), cmd));
   rollout
     .command('cancel <id>')
     .description('stop a rollout: tenants not started are cancelled, running ones finish')
