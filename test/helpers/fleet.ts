@@ -355,17 +355,7 @@ export async function schemaExists(t: FleetTenant, schema: string): Promise<bool
   return (await t.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema])).rowCount === 1;
 }
 
-/** The repo's 8 guide migrations, by file name. */
-export const GUIDE_MIGRATIONS = [
-  '001_create_users_table.sql',
-  '002_create_contracts_table.sql',
-  '003_create_audit_log_table.sql',
-  '004_create_invoices_table.sql',
-  '005_create_products_table.sql',
-  '006_add_products_status.sql',
-  '007_create_user_roles_table.sql',
-  '008_add_users_notification_preference.sql',
-];
+export { GUIDE_MIGRATIONS } from './migrations.js';
 
 /** Tables the guide migrations create. */
 export const GUIDE_TABLES = ['audit_log', 'contracts', 'invoices', 'products', 'roles', 'user_roles', 'users'];

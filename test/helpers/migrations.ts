@@ -14,3 +14,15 @@ export function migrationDir(files: Record<string, string>): { dir: string; writ
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/** The repo's 8 guide migrations, by file name. */
+export const GUIDE_MIGRATIONS = [
+  '001_create_users_table.sql',
+  '002_create_contracts_table.sql',
+  '003_create_audit_log_table.sql',
+  '004_create_invoices_table.sql',
+  '005_create_products_table.sql',
+  '006_add_products_status.sql',
+  '007_create_user_roles_table.sql',
+  '008_add_users_notification_preference.sql',
+];

@@ -17,18 +17,9 @@ import { buildMigrationSet, type MigrationFile, type MigrationSet } from '../../
 import { Migrator, type EngineEvent, type EngineSettings } from '../../src/migrator.js';
 import { MigrationValidator } from '../../src/validator.js';
 import { createTestDatabase, dropAllTestDatabases, type TestDatabase } from '../helpers/db.js';
+import { GUIDE_MIGRATIONS as GUIDE_NAMES } from '../helpers/migrations.js';
 
 const REPO_MIGRATIONS = fileURLToPath(new URL('../../migrations/', import.meta.url));
-const GUIDE_NAMES = [
-  '001_create_users_table.sql',
-  '002_create_contracts_table.sql',
-  '003_create_audit_log_table.sql',
-  '004_create_invoices_table.sql',
-  '005_create_products_table.sql',
-  '006_add_products_status.sql',
-  '007_create_user_roles_table.sql',
-  '008_add_users_notification_preference.sql',
-];
 
 let guideFiles: MigrationFile[] | undefined;
 async function guide(extra: MigrationFile[] = []): Promise<MigrationSet> {

@@ -13,6 +13,7 @@ import {
   UnsupportedStatementError,
 } from '../../src/core/errors.js';
 import { buildMigrationSet, type Migration, type MigrationFile } from '../../src/core/migration-set.js';
+import { GUIDE_MIGRATIONS } from '../helpers/migrations.js';
 
 const REPO_MIGRATIONS = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
@@ -434,16 +435,7 @@ describe('the -- flotilla:validate header', () => {
 describe('the repository\'s own migrations/ directory', () => {
   it('loads as 8 transactional migrations in order, with the guide\'s BEGIN/COMMIT removed', async () => {
     const set = await loadMigrationDir(REPO_MIGRATIONS);
-    expect(set.migrations.map((m) => m.name)).toEqual([
-      '001_create_users_table.sql',
-      '002_create_contracts_table.sql',
-      '003_create_audit_log_table.sql',
-      '004_create_invoices_table.sql',
-      '005_create_products_table.sql',
-      '006_add_products_status.sql',
-      '007_create_user_roles_table.sql',
-      '008_add_users_notification_preference.sql',
-    ]);
+    expect(set.migrations.map((m) => m.name)).toEqual(GUIDE_MIGRATIONS);
     expect(set.migrations.every((m) => m.transactional)).toBe(true);
     for (const m of set.migrations) {
       expect(m.statements.length).toBeGreaterThan(0);
