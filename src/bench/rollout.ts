@@ -1,12 +1,18 @@
 /**
- * `npm run bench:rollout -- [--tenants 100] [--workers 2] [--concurrency 2] [--schema-tenants 0] [--keep]`
- * A measured fleet rollout: fresh tenant databases, W worker processes already
- * running, `flotilla rollout --wait --json` timed from start to exit; then a
- * second, no-op rollout over the same (now up-to-date) tenants.
+ * `npm run bench -- [--tenants 100] [--workers 2] [--concurrency 2] [--schema-tenants 0] [--keep]`
+ * In one run, on fresh tenant databases each time:
+ *  1. the floor: one pg connection per tenant running migrations/ concatenated,
+ *     at the same total concurrency (workers x concurrency), in process;
+ *  2. Flotilla: W worker processes already running, `flotilla rollout --wait
+ *     --json` timed from start to exit;
+ *  3. a second, no-op rollout over the same (now up-to-date) tenants.
  */
 import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { createFleet, runCli, startWorkerProcess } from './fleet.js';
+import pg from 'pg';
+import { readMigrationFiles } from '../adapters/fs-source.js';
+import { REPO, createFleet, dbUrl, runCli, startWorkerProcess, type FleetFixture } from './fleet.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +33,11 @@ async function main(): Promise<number> {
   const w = Number(values.workers);
   const c = Number(values.concurrency);
   let t = performance.now();
+  const floorFleet = await createFleet(admin, 'flotilla_bench', n, 0);
+  console.log(`created ${n} tenant databases in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  const floorMs = await floor(floorFleet, w * c);
+  await floorFleet.drop();
+  t = performance.now();
   const fleet = await createFleet(admin, 'flotilla_bench', n, s);
   console.log(`created ${n} tenant databases + ${s} schema tenants in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   const redis = new Redis(redisUrl);
@@ -45,8 +56,9 @@ async function main(): Promise<number> {
     const rss = workers.map((x) => x.peakRssMb());
     const total = n + s;
     console.log('');
-    console.log(`rollout                 tenants  succeeded  wall (s)  tenants/s  ms/tenant`);
-    console.log(`migrate 8 files        ${String(total).padStart(8)}  ${String(ok).padStart(9)}  ${(first.ms / 1000).toFixed(2).padStart(8)}  ${(total / (first.ms / 1000)).toFixed(1).padStart(9)}  ${(first.ms / total).toFixed(1).padStart(9)}`);
+    console.log(`method                  tenants  succeeded  wall (s)  tenants/s  ms/tenant  ratio to floor`);
+    console.log(`floor (pg, concat SQL) ${String(n).padStart(8)}  ${String(n).padStart(9)}  ${(floorMs / 1000).toFixed(2).padStart(8)}  ${(n / (floorMs / 1000)).toFixed(1).padStart(9)}  ${(floorMs / n).toFixed(1).padStart(9)}  ${'1.00'.padStart(14)}`);
+    console.log(`migrate 8 files        ${String(total).padStart(8)}  ${String(ok).padStart(9)}  ${(first.ms / 1000).toFixed(2).padStart(8)}  ${(total / (first.ms / 1000)).toFixed(1).padStart(9)}  ${(first.ms / total).toFixed(1).padStart(9)}  ${(first.ms / total / (floorMs / n)).toFixed(2).padStart(14)}`);
     console.log(`no-op (up to date)     ${String(total).padStart(8)}  ${String(ok2).padStart(9)}  ${(second.ms / 1000).toFixed(2).padStart(8)}  ${(total / (second.ms / 1000)).toFixed(1).padStart(9)}  ${(second.ms / total).toFixed(1).padStart(9)}`);
     console.log(`workers: ${w} x concurrency ${c}; peak RSS per worker: ${rss.map((r) => `${r.toFixed(0)} MB`).join(', ')}`);
     return ok === total && ok2 === total ? 0 : 1;
@@ -54,6 +66,25 @@ async function main(): Promise<number> {
     await Promise.all(workers.map((x) => x.stop()));
     if (!values.keep) await fleet.drop();
   }
+}
+
+/** The floor: concatenated SQL, one connection per tenant, `concurrency` at a time. */
+async function floor(fleet: FleetFixture, concurrency: number): Promise<number> {
+  const sql = (await readMigrationFiles(join(REPO, 'migrations'))).map((f) => f.sql).join('\n');
+  const urls = fleet.databases.filter((d) => /_t\d+$/.test(d)).map((d) => dbUrl(admin, d));
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < urls.length) {
+        const client = new pg.Client({ connectionString: urls[next++] });
+        await client.connect();
+        await client.query(sql);
+        await client.end();
+      }
+    }),
+  );
+  return performance.now() - started;
 }
 
 main().then(
