@@ -2,8 +2,9 @@
  * A worker process: BullMQ workers for tenant jobs and control jobs
  * (reconcile, scheduled rollouts), sharing one control-database pool.
  * SIGTERM/SIGINT drain: no new jobs, running migrations get `drainTimeoutMs`
- * to finish; after that their statements are cancelled (pg_cancel_backend via
- * the engine's abort signal) and the jobs go back to the queue.
+ * to finish; after that the worker closes without waiting, its tenant
+ * connections end with the process (Postgres rolls their transactions back),
+ * and another worker picks the jobs up once their BullMQ locks expire.
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -67,7 +68,7 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
     (closing ??= (async () => {
       log.info('draining: no new jobs; waiting for running ones');
       const timer = setTimeout(() => {
-        log.warn({ drainTimeoutMs: s.drainTimeoutMs }, 'drain timeout: cancelling running jobs');
+        log.warn({ drainTimeoutMs: s.drainTimeoutMs }, 'drain timeout: abandoning running jobs (Postgres rolls them back; another worker retries them)');
         void tenants.close(true);
       }, s.drainTimeoutMs);
       await Promise.all([tenants.close(), controller.close()]).catch(() => {});

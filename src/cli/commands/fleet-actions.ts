@@ -457,5 +457,7 @@ export async function workerRun(ctx: CommandContext, o: Record<string, any>, env
     process.once('SIGINT', stop);
   });
   await worker.close();
+  // abandoned jobs (drain timeout) may still hold tenant connections: do not let them keep the process alive
+  setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
   return 0;
 }
