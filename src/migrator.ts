@@ -147,7 +147,6 @@ export class Migrator {
       if (req.dryRun) return await this.dryRun(set, ledger, req, report);
       await ensureLedger(this.db, ledger);
       const p = this.checkedPlan(set, await readLedger(this.db, ledger));
-      report.alreadyApplied = [];
       const todo = this.todo(p, req, report);
       this.warn(p, report);
       report.pending = p.pending.map((m) => m.name);

@@ -18,6 +18,7 @@ import { Migrator, type EngineEvent, type EngineSettings } from '../../src/migra
 import { MigrationValidator } from '../../src/validator.js';
 import { createTestDatabase, dropAllTestDatabases, type TestDatabase } from '../helpers/db.js';
 import { GUIDE_MIGRATIONS as GUIDE_NAMES } from '../helpers/migrations.js';
+import { rejection } from '../helpers/assert.js';
 
 const REPO_MIGRATIONS = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
@@ -67,15 +68,6 @@ async function ledger(db: TestDatabase, table = 'public.migrations'): Promise<{ 
   return (await db.query(`SELECT name, checksum, duration_ms, applied_by, applied_at FROM ${table} ORDER BY name`)).rows;
 }
 
-/** The error a promise rejects with (fails the test when it resolves). */
-async function rejection<T extends Error>(p: Promise<unknown>, type: new (...args: any[]) => T): Promise<T> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(type);
-  return e as T;
-}
 
 describe('applying the guide\'s migrations', () => {
   it('applies all 8, records checksum, duration and who; a second run is a no-op', async () => {

@@ -14,6 +14,7 @@ import {
 } from '../../src/core/errors.js';
 import { buildMigrationSet, type Migration, type MigrationFile } from '../../src/core/migration-set.js';
 import { GUIDE_MIGRATIONS } from '../helpers/migrations.js';
+import { rejection } from '../helpers/assert.js';
 
 const REPO_MIGRATIONS = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
@@ -23,15 +24,6 @@ async function one(sql: string, name = '001_test.sql'): Promise<Migration> {
   return set.migrations[0]!;
 }
 
-/** The error a promise rejects with (fails the test when it resolves). */
-async function rejection<T extends Error>(p: Promise<unknown>, type: new (...args: any[]) => T): Promise<T> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(type);
-  return e as T;
-}
 
 /** [line, first words] of each statement the engine would run. */
 function shape(m: Migration): [number, string][] {
