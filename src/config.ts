@@ -47,6 +47,9 @@ const ConfigSchema = z
     statementTimeout: duration,
     lockWaitTimeout: duration,
     validate: z.boolean(),
+    singleTransaction: z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')], {
+      error: 'must be true or false',
+    }),
     validation: z.object(validationShape).strict(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   })
@@ -65,13 +68,14 @@ const ENV: Record<string, string> = {
   lockTimeout: 'FLOTILLA_LOCK_TIMEOUT',
   statementTimeout: 'FLOTILLA_STATEMENT_TIMEOUT',
   lockWaitTimeout: 'FLOTILLA_LOCK_WAIT_TIMEOUT',
+  singleTransaction: 'FLOTILLA_SINGLE_TRANSACTION',
   logLevel: 'LOG_LEVEL',
 };
 
 const FLAG: Record<string, string> = {
   databaseUrl: '--database-url', dir: '--dir', schema: '--schema', trackingTable: '--tracking-table',
   lockTimeout: '--lock-timeout', statementTimeout: '--statement-timeout', lockWaitTimeout: '--lock-wait-timeout',
-  validate: '--no-validate', validation: '--allow-*', logLevel: '--log-level',
+  validate: '--no-validate', singleTransaction: '--single-transaction', validation: '--allow-*', logLevel: '--log-level',
 };
 
 export interface LoadConfigInput {
@@ -90,6 +94,7 @@ export function loadConfig(input: LoadConfigInput): Config {
     statementTimeout: DEFAULT_ENGINE_SETTINGS.statementTimeoutMs,
     lockWaitTimeout: DEFAULT_ENGINE_SETTINGS.lockWaitTimeoutMs,
     validate: true,
+    singleTransaction: false,
     validation: {},
     logLevel: 'warn',
   };
@@ -123,7 +128,8 @@ export function loadConfig(input: LoadConfigInput): Config {
   if (!result.success) {
     for (const issue of result.error.issues) {
       const key = String(issue.path[0] ?? '');
-      const where = sources[key] ?? key;
+      // unknown top-level keys can only come from the config file (flags and variables are fixed): name it
+      const where = issue.code === 'unrecognized_keys' && key === '' ? (file ?? 'config') : (sources[key] ?? key);
       const sub = issue.path.length > 1 ? `.${issue.path.slice(1).join('.')}` : '';
       const message = issue.code === 'unrecognized_keys' ? `unknown setting(s) ${issue.keys.join(', ')}` : issue.message;
       problems.push(`${where || 'config'}${sub}: ${message}`);
@@ -148,5 +154,6 @@ export function engineSettings(config: Config, appliedBy: string): EngineSetting
     validate: config.validate,
     validation: config.validation,
     appliedBy,
+    singleTransaction: config.singleTransaction,
   };
 }

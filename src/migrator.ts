@@ -25,11 +25,12 @@ import {
 import type { Migration, MigrationSet } from './core/migration-set.js';
 import { plan, type AppliedRow, type Plan } from './core/plan.js';
 import type { Statement } from './core/statements.js';
-import { DEFAULT_VALIDATION_OPTIONS, diffSnapshots, type ValidationOptions } from './core/validation.js';
+import { DEFAULT_VALIDATION_OPTIONS, diffSnapshots, type Snapshot, type ValidationOptions } from './core/validation.js';
 import { quoteIdent, type Queryable } from './adapters/pg/connection.js';
 import { ensureLedger, readLedger, recordApplied, type LedgerLocation } from './adapters/pg/ledger.js';
 import { lockHolder, tryLock, unlock } from './adapters/pg/lock.js';
-import { invalidIndexes, takeSnapshot } from './adapters/pg/snapshot.js';
+import { rowCountScope, type RowScopeCache } from './adapters/pg/row-scope.js';
+import { invalidIndexes, takeSnapshot, type SnapshotScope } from './adapters/pg/snapshot.js';
 import { isRetryable } from './adapters/pg/sqlstate.js';
 
 export interface EngineSettings {
@@ -47,6 +48,12 @@ export interface EngineSettings {
   validation: Partial<ValidationOptions>;
   /** recorded in the tracking table: who or what applied the migration */
   appliedBy: string;
+  /**
+   * Apply consecutive transactional files in one transaction (each still
+   * validated on its own): all of them or none, one commit instead of one per
+   * file. A non-transactional file runs alone between groups.
+   */
+  singleTransaction: boolean;
 }
 
 export const DEFAULT_ENGINE_SETTINGS: Readonly<EngineSettings> = Object.freeze({
@@ -57,6 +64,7 @@ export const DEFAULT_ENGINE_SETTINGS: Readonly<EngineSettings> = Object.freeze({
   validate: true,
   validation: {},
   appliedBy: 'flotilla',
+  singleTransaction: false,
 });
 
 export type EngineEvent =
@@ -92,6 +100,16 @@ export interface MigrateReport {
   lockWaitMs: number;
   /** stopped early because the signal was aborted */
   interrupted: boolean;
+  /** where the time went, ms: plan (ledger reads), lock, apply (statements), validation (scope + snapshots + diff), ledger (tracking rows, commit) */
+  timings: Timings;
+}
+
+export interface Timings {
+  plan: number;
+  lock: number;
+  apply: number;
+  validation: number;
+  ledger: number;
 }
 
 export interface StatusReport {
@@ -107,6 +125,8 @@ type Emit = (e: EngineEvent) => void;
 
 export class Migrator {
   private readonly settings: EngineSettings;
+  /** event triggers seen by this run (adapters/pg/row-scope.ts) */
+  private scopeCache: RowScopeCache = {};
   constructor(
     private readonly db: Queryable,
     settings: Partial<EngineSettings> = {},
@@ -133,38 +153,54 @@ export class Migrator {
 
   async migrate(set: MigrationSet, req: MigrateRequest = {}): Promise<MigrateReport> {
     if (req.only && !set.migrations.some((m) => m.name === req.only)) throw new UnknownMigrationError(req.only);
+    this.scopeCache = {};
     const ledger = await this.location();
     const report: MigrateReport = {
       schema: ledger.schema, pending: [], applied: [], alreadyApplied: [], skipped: [], warnings: [],
-      dryRun: !!req.dryRun, lockWaitMs: 0, interrupted: false,
+      dryRun: !!req.dryRun, lockWaitMs: 0, interrupted: false, timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 },
     };
+    const time = timer(report.timings);
     // Fast path, no lock: a committed ledger that already has everything is the answer.
-    const first = this.checkedPlan(set, await readLedger(this.db, ledger));
+    const first = this.checkedPlan(set, await time('plan', () => readLedger(this.db, ledger)));
     if (this.todo(first, req, report).length === 0 && !req.dryRun) return this.finish(report, first);
 
-    report.lockWaitMs = await this.acquire(ledger);
+    report.lockWaitMs = await time('lock', () => this.acquire(ledger));
     try {
       if (req.dryRun) return await this.dryRun(set, ledger, req, report);
-      await ensureLedger(this.db, ledger);
-      const p = this.checkedPlan(set, await readLedger(this.db, ledger));
+      const p = await time('plan', async () => {
+        await ensureLedger(this.db, ledger);
+        return this.checkedPlan(set, await readLedger(this.db, ledger));
+      });
       const todo = this.todo(p, req, report);
       this.warn(p, report);
       report.pending = p.pending.map((m) => m.name);
       if (!req.only) this.emit({ type: 'found-pending', names: todo.map((m) => m.name) });
-      for (const m of todo) {
+      for (let i = 0; i < todo.length; ) {
         if (req.signal?.aborted) {
           report.interrupted = true;
           break;
         }
-        this.emit({ type: 'migration-start', name: m.name, transactional: m.transactional });
+        const m = todo[i]!;
+        let n = 1;
+        while (this.settings.singleTransaction && m.transactional && todo[i + n]?.transactional) n++;
+        const group = todo.slice(i, (i += n));
         try {
-          const durationMs = m.transactional ? await this.applyInTransaction(m, ledger, req) : await this.applyOutsideTransaction(m, ledger);
+          if (group.length > 1) {
+            for (const done of await this.applyGroup(group, ledger, req, time)) {
+              report.applied.push(done);
+              this.emit({ type: 'migration-done', ...done });
+            }
+            continue;
+          }
+          this.emit({ type: 'migration-start', name: m.name, transactional: m.transactional });
+          const durationMs = m.transactional ? await this.applyInTransaction(m, ledger, req, time) : await time('apply', () => this.applyOutsideTransaction(m, ledger));
           report.applied.push({ name: m.name, durationMs });
           this.emit({ type: 'migration-done', name: m.name, durationMs });
         } catch (e) {
-          if (!(e instanceof FlotillaError)) throw e;
-          report.failed = { name: m.name, error: e };
-          this.emit({ type: 'migration-failed', name: m.name, error: e });
+          const failure = e instanceof GroupFailure ? e : e instanceof FlotillaError ? new GroupFailure(m.name, e) : undefined;
+          if (!failure) throw e;
+          report.failed = { name: failure.migration, error: failure.error };
+          this.emit({ type: 'migration-failed', name: failure.migration, error: failure.error });
           break;
         }
       }
@@ -252,16 +288,18 @@ export class Migrator {
   }
 
   /** Statements, validation and the tracking row in one transaction. Returns the duration. */
-  private async applyInTransaction(m: Migration, ledger: LedgerLocation, req: MigrateRequest): Promise<number> {
+  private async applyInTransaction(m: Migration, ledger: LedgerLocation, req: MigrateRequest, time: Time): Promise<number> {
     const started = performance.now();
     const v = this.validationFor(m);
     // REPEATABLE READ when validating: both snapshots see the same committed data,
     // so concurrent application writes cannot fake (or hide) a row-count change.
-    await this.db.query(`BEGIN${v.enabled ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`);
+    await time('apply', () => this.db.query(`BEGIN${v.enabled ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`));
     try {
-      await this.runInOpenTransaction(m, ledger, req, v);
-      await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: Math.round(performance.now() - started), appliedBy: this.settings.appliedBy });
-      await this.db.query('COMMIT');
+      await this.runInOpenTransaction(m, ledger, req, v, time);
+      await time('ledger', async () => {
+        await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: Math.round(performance.now() - started), appliedBy: this.settings.appliedBy });
+        await this.db.query('COMMIT');
+      });
     } catch (e) {
       await this.db.query('ROLLBACK').catch(() => {});
       throw this.asMigrationError(m, e, undefined);
@@ -269,19 +307,64 @@ export class Migrator {
     return Math.round(performance.now() - started);
   }
 
-  /** Apply one file's statements in the caller's open transaction and validate them. */
-  private async runInOpenTransaction(m: Migration, ledger: LedgerLocation, req: MigrateRequest, v: { enabled: boolean; options: ValidationOptions }): Promise<void> {
-    const scope = this.snapshotScope(ledger);
-    const before = v.enabled ? await takeSnapshot(this.db, scope) : undefined;
-    for (const s of m.statements) {
-      if (req.signal?.aborted) throw new MigrationFailedError(m.name, statementRef(s), { code: '57014', message: 'interrupted: the worker is shutting down' }, true, 'transient');
-      await this.exec(m, s, true);
+  /**
+   * Several files, one transaction (settings.singleTransaction). Each file is
+   * validated on its own; the snapshot after one file is the snapshot before
+   * the next when it counted the tables the next one can change. Tracking rows
+   * go in with them; `migration-done` is emitted by the caller after COMMIT.
+   */
+  private async applyGroup(group: Migration[], ledger: LedgerLocation, req: MigrateRequest, time: Time): Promise<{ name: string; durationMs: number }[]> {
+    const validated = group.some((m) => this.validationFor(m).enabled);
+    await time('apply', () => this.db.query(`BEGIN${validated ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`));
+    const done: { name: string; durationMs: number }[] = [];
+    let current = group[0]!;
+    try {
+      let previous: Checkpoint | undefined;
+      for (const m of group) {
+        current = m;
+        this.emit({ type: 'migration-start', name: m.name, transactional: true });
+        const started = performance.now();
+        previous = await this.runInOpenTransaction(m, ledger, req, this.validationFor(m), time, previous);
+        const durationMs = Math.round(performance.now() - started);
+        await time('ledger', () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy }));
+        done.push({ name: m.name, durationMs });
+      }
+      await time('ledger', () => this.db.query('COMMIT'));
+      return done;
+    } catch (e) {
+      await this.db.query('ROLLBACK').catch(() => {});
+      throw new GroupFailure(current.name, this.asMigrationError(current, e, undefined));
     }
-    if (before) {
-      const after = await takeSnapshot(this.db, scope);
-      const result = diffSnapshots(before, after, v.options);
-      if (!result.valid) throw new ValidationFailedError(m.name, result.issues);
-    }
+  }
+
+  /**
+   * Apply one file's statements in the caller's open transaction and validate
+   * them. Returns the snapshot after the file, which the next file of a group
+   * may reuse as its "before".
+   */
+  private async runInOpenTransaction(
+    m: Migration, ledger: LedgerLocation, req: MigrateRequest, v: { enabled: boolean; options: ValidationOptions }, time: Time, previous?: Checkpoint,
+  ): Promise<Checkpoint | undefined> {
+    const before = !v.enabled
+      ? undefined
+      : await time('validation', async (): Promise<Checkpoint> => {
+          // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts)
+          const count = v.options.allowRowChanges ? [] : await rowCountScope(this.db, m.effects, this.scopeCache);
+          if (previous && covers(previous.scope.count, count)) return previous;
+          const scope = { ...this.snapshotScope(ledger), count };
+          return { scope, snapshot: await takeSnapshot(this.db, scope) };
+        });
+    await time('apply', async () => {
+      for (const s of m.statements) {
+        if (req.signal?.aborted) throw new MigrationFailedError(m.name, statementRef(s), { code: '57014', message: 'interrupted: the worker is shutting down' }, true, 'transient');
+        await this.exec(m, s, true);
+      }
+    });
+    if (!before) return undefined;
+    const after = await time('validation', () => takeSnapshot(this.db, before.scope));
+    const result = diffSnapshots(before.snapshot, after, v.options);
+    if (!result.valid) throw new ValidationFailedError(m.name, result.issues);
+    return { scope: before.scope, snapshot: after };
   }
 
   private async exec(m: Migration, s: Statement, transactional: boolean): Promise<void> {
@@ -368,7 +451,7 @@ export class Migrator {
         const started = performance.now();
         try {
           await this.db.query('SAVEPOINT flotilla_dry_run');
-          await this.runInOpenTransaction(m, ledger, req, this.validationFor(m));
+          await this.runInOpenTransaction(m, ledger, req, this.validationFor(m), timer(report.timings));
           await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: 0, appliedBy: this.settings.appliedBy });
           await this.db.query('RELEASE SAVEPOINT flotilla_dry_run');
         } catch (e) {
@@ -391,6 +474,43 @@ export class Migrator {
 function statementRef(s: Statement): { index: number; line: number; text: string } {
   const text = s.sql.replace(/^(\s|--[^\n]*\n)+/, '').trim();
   return { index: s.index, line: s.line, text: text.length > 200 ? `${text.slice(0, 197)}...` : text };
+}
+
+/** A validation snapshot and what it covered. */
+interface Checkpoint {
+  scope: SnapshotScope;
+  snapshot: Snapshot;
+}
+
+/** Did a snapshot that counted `had` count every table in `need`? (undefined = every table) */
+function covers(had: string[] | undefined, need: string[] | undefined): boolean {
+  if (had === undefined) return true;
+  if (need === undefined) return false;
+  return need.every((t) => had.includes(t));
+}
+
+/** A file of a single-transaction group failed: the whole group was rolled back. */
+class GroupFailure extends Error {
+  constructor(
+    readonly migration: string,
+    readonly error: FlotillaError,
+  ) {
+    super(error.message);
+  }
+}
+
+type Time = <T>(phase: keyof Timings, fn: () => Promise<T>) => Promise<T>;
+
+/** Adds each phase's wall time (ms, 0.1 precision) to `into`. */
+function timer(into: Timings): Time {
+  return async (phase, fn) => {
+    const t = performance.now();
+    try {
+      return await fn();
+    } finally {
+      into[phase] = Math.round((into[phase] + performance.now() - t) * 10) / 10;
+    }
+  };
 }
 
 function sleep(ms: number): Promise<void> {

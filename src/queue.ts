@@ -27,8 +27,17 @@ export interface QueueSettings {
   prefix: string;
 }
 
+/**
+ * `rediss://` turns TLS on for every connection we make (queues, workers, checks). ioredis does
+ * it for the URL too; saying it here keeps it true whoever builds the client. The server
+ * certificate is verified against Node's CAs: add a private CA with NODE_EXTRA_CA_CERTS=<file>.
+ */
+export function redisTls(url: string): { tls?: Record<string, never> } {
+  return /^rediss:\/\//i.test(url) ? { tls: {} } : {};
+}
+
 export function redisConnection(url: string): ConnectionOptions {
-  return { url, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: 'flotilla' };
+  return { url, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: 'flotilla', ...redisTls(url) };
 }
 
 /** Transient failures retry with jittered exponential backoff; finished jobs leave Redis (history is in Postgres). */

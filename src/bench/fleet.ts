@@ -29,9 +29,19 @@ export async function adminQuery(admin: string, sql: string): Promise<void> {
   }
 }
 
+export interface FleetTenantInfo {
+  id: string;
+  /** its database (the shared one for schema tenants) */
+  database: string;
+  url: string;
+  schema?: string;
+}
+
 export interface FleetFixture {
   tenantsFile: string;
   tenantIds: string[];
+  /** every tenant with its database, URL and schema, in tenants-file order */
+  tenants: FleetTenantInfo[];
   databases: string[];
   controlUrl: string;
   drop(): Promise<void>;
@@ -58,17 +68,20 @@ export async function createFleet(admin: string, prefix: string, dbTenants: numb
     }
     const lines = ['tenants:'];
     const tenantIds: string[] = [];
+    const tenants: FleetTenantInfo[] = [];
     for (let i = 1; i <= dbTenants; i++) {
       const name = `${prefix}_t${String(i).padStart(5, '0')}`;
       await c.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`);
       databases.push(name);
       const id = `t${String(i).padStart(5, '0')}`;
       tenantIds.push(id);
+      tenants.push({ id, database: name, url: dbUrl(admin, name) });
       lines.push(`  - { id: ${id}, databaseUrl: "${dbUrl(admin, name)}" }`);
     }
     for (let i = 1; i <= schemaTenants; i++) {
       const id = `s${String(i).padStart(5, '0')}`;
       tenantIds.push(id);
+      tenants.push({ id, database: shared, url: dbUrl(admin, shared), schema: `tenant_${id}` });
       lines.push(`  - { id: ${id}, databaseUrl: "${dbUrl(admin, shared)}", schema: tenant_${id} }`);
     }
     const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
@@ -77,6 +90,7 @@ export async function createFleet(admin: string, prefix: string, dbTenants: numb
     return {
       tenantsFile,
       tenantIds,
+      tenants,
       databases,
       controlUrl: dbUrl(admin, control),
       drop: async () => {
@@ -102,11 +116,21 @@ export interface WorkerProcess {
   /** resolves when the worker logged that it started */
   ready: Promise<void>;
   peakRssMb(): number;
+  /** what the worker wrote on stderr so far (logs, "worker <id> started") */
+  output(): string;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startWorkerProcess(env: NodeJS.ProcessEnv, concurrency: number, logFile?: string): WorkerProcess {
-  const child = spawn(process.execPath, [CLI, 'worker', '--concurrency', String(concurrency)], { cwd: REPO, env: { ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+export interface CliPathOptions {
+  /** the built CLI to run (default: dist/cli/main.js next to this file) */
+  cli?: string;
+  /** more arguments after `worker --concurrency n` */
+  args?: string[];
+}
+
+export function startWorkerProcess(env: NodeJS.ProcessEnv, concurrency: number, logFile?: string, options: CliPathOptions = {}): WorkerProcess {
+  const args = [options.cli ?? CLI, 'worker', '--concurrency', String(concurrency), ...(options.args ?? [])];
+  const child = spawn(process.execPath, args, { cwd: REPO, env: { ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   let peak = 0;
   const ready = new Promise<void>((resolve, reject) => {
@@ -128,6 +152,7 @@ export function startWorkerProcess(env: NodeJS.ProcessEnv, concurrency: number, 
     child,
     ready,
     peakRssMb: () => (sample(), peak),
+    output: () => log,
     stop: (signal = 'SIGTERM') =>
       new Promise<void>((resolve) => {
         sample();
@@ -140,10 +165,10 @@ export function startWorkerProcess(env: NodeJS.ProcessEnv, concurrency: number, 
   };
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+export function runCli(args: string[], env: NodeJS.ProcessEnv, options: Pick<CliPathOptions, 'cli'> = {}): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [options.cli ?? CLI, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -1,77 +1,189 @@
 /**
- * `npm run bench -- [--tenants 100] [--workers 2] [--concurrency 2] [--schema-tenants 0] [--keep]`
- * In one run, on fresh tenant databases each time:
+ * `npm run bench -- [--tenants 200] [--workers 2] [--concurrency 2] [--no-peers]
+ *                   [--big-rows 1000000] [--scale 1000] [--curve] [--json file] [--keep]`
+ *
+ * One run, one machine, the same tenant databases (reset between methods):
  *  1. the floor: one pg connection per tenant running migrations/ concatenated,
- *     at the same total concurrency (workers x concurrency), in process;
- *  2. Flotilla: W worker processes already running, `flotilla rollout --wait
- *     --json` timed from start to exit;
- *  3. a second, no-op rollout over the same (now up-to-date) tenants.
+ *     at Flotilla's total concurrency (workers x concurrency), in process;
+ *  2. Flotilla: W worker processes already running, `flotilla rollout --wait`
+ *     timed from the command's start to its exit (per-file transactions, the
+ *     default, and --single-transaction), then the same rollout again (no-op);
+ *  3. peers, one CLI process per tenant via `xargs -P <same concurrency>`:
+ *     dbmate and node-pg-migrate;
+ * then where Flotilla's time per tenant goes (from the workers' logs), the
+ * validation cost on a tenant with big tables (--big-rows), a rollout over many
+ * schema-per-tenant tenants (--scale: enqueue time, no-op cost, memory, what
+ * Redis and the control database keep), and with --curve the throughput for
+ * 1, 2 and 4 worker processes, plotted to docs/performance-curve.svg.
+ * Figures go to stdout and, as JSON, to --json (default bench-results.json).
  */
-import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { readMigrationFiles } from '../adapters/fs-source.js';
-import { REPO, createFleet, dbUrl, runCli, startWorkerProcess, type FleetFixture } from './fleet.js';
+import { readMigrationFiles, loadMigrationDir } from '../adapters/fs-source.js';
+import { takeSnapshot } from '../adapters/pg/snapshot.js';
+import { buildMigrationSet } from '../core/migration-set.js';
+import { Migrator } from '../migrator.js';
+import { REPO, adminQuery, createFleet, dbUrl, runCli, startWorkerProcess, type FleetFixture, type WorkerProcess } from './fleet.js';
+import { PEER_METHODS, preparePeerMigrations, runPeer } from './peers.js';
+import { lineChartSvg } from './plot.js';
 
 const { values } = parseArgs({
   options: {
-    tenants: { type: 'string', default: '100' },
-    'schema-tenants': { type: 'string', default: '0' },
+    tenants: { type: 'string', default: '200' },
     workers: { type: 'string', default: '2' },
     concurrency: { type: 'string', default: '2' },
+    'no-peers': { type: 'boolean', default: false },
+    'big-rows': { type: 'string', default: '1000000' },
+    scale: { type: 'string', default: '1000' },
+    curve: { type: 'boolean', default: false },
+    plot: { type: 'string', default: join(REPO, 'docs', 'performance-curve.svg') },
+    json: { type: 'string', default: 'bench-results.json' },
     keep: { type: 'boolean', default: false },
   },
 });
 const admin = process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = '{flotilla-bench}';
+const MIGRATIONS = join(REPO, 'migrations');
+
+interface MethodRow {
+  method: string;
+  tenants: number;
+  ok: number;
+  totalMs: number;
+  msPerTenant: number;
+  ratio?: number;
+}
+
+const results: Record<string, unknown> = {};
+const rows: MethodRow[] = [];
+const say = (s = '') => console.log(s);
+const sec = (ms: number) => (ms / 1000).toFixed(2);
 
 async function main(): Promise<number> {
   const n = Number(values.tenants);
-  const s = Number(values['schema-tenants']);
   const w = Number(values.workers);
   const c = Number(values.concurrency);
+  results.machine = { cpus: (await import('node:os')).cpus().length, node: process.version, commit: gitCommit(), at: new Date().toISOString() };
+  results.config = { tenants: n, workers: w, concurrency: c };
+  let bad = 0;
+
   let t = performance.now();
-  const floorFleet = await createFleet(admin, 'flotilla_bench', n, 0);
-  console.log(`created ${n} tenant databases in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-  const floorMs = await floor(floorFleet, w * c);
-  await floorFleet.drop();
-  t = performance.now();
-  const fleet = await createFleet(admin, 'flotilla_bench', n, s);
-  console.log(`created ${n} tenant databases + ${s} schema tenants in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-  const redis = new Redis(redisUrl);
-  for (const key of await redis.keys(`${prefix}*`)) await redis.del(key);
-  redis.disconnect();
-  const env = { ...process.env, CONTROL_DATABASE_URL: fleet.controlUrl, REDIS_URL: redisUrl, FLOTILLA_QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn' };
-  const workers = Array.from({ length: w }, () => startWorkerProcess({ ...env, LOG_LEVEL: 'info' }, c));
-  await Promise.all(workers.map((x) => x.ready));
+  const fleet = await createFleet(admin, 'flotilla_bench', n, 0);
+  const urls = fleet.tenants.map((x) => x.url);
+  say(`created ${n} tenant databases in ${sec(performance.now() - t)} s; workers ${w} x concurrency ${c} (total ${w * c})`);
   try {
-    const first = await runCli(['rollout', '--tenants', fleet.tenantsFile, '--wait', '--json'], env);
-    const view = JSON.parse(first.stdout);
-    const ok = view.tenants.filter((x: { state: string }) => x.state === 'succeeded').length;
-    const second = await runCli(['rollout', '--tenants', fleet.tenantsFile, '--wait', '--json'], env);
-    const view2 = JSON.parse(second.stdout);
-    const ok2 = view2.tenants.filter((x: { state: string; applied: string[] }) => x.state === 'succeeded' && x.applied.length === 0).length;
-    const rss = workers.map((x) => x.peakRssMb());
-    const total = n + s;
-    console.log('');
-    console.log(`method                  tenants  succeeded  wall (s)  tenants/s  ms/tenant  ratio to floor`);
-    console.log(`floor (pg, concat SQL) ${String(n).padStart(8)}  ${String(n).padStart(9)}  ${(floorMs / 1000).toFixed(2).padStart(8)}  ${(n / (floorMs / 1000)).toFixed(1).padStart(9)}  ${(floorMs / n).toFixed(1).padStart(9)}  ${'1.00'.padStart(14)}`);
-    console.log(`migrate 8 files        ${String(total).padStart(8)}  ${String(ok).padStart(9)}  ${(first.ms / 1000).toFixed(2).padStart(8)}  ${(total / (first.ms / 1000)).toFixed(1).padStart(9)}  ${(first.ms / total).toFixed(1).padStart(9)}  ${(first.ms / total / (floorMs / n)).toFixed(2).padStart(14)}`);
-    console.log(`no-op (up to date)     ${String(total).padStart(8)}  ${String(ok2).padStart(9)}  ${(second.ms / 1000).toFixed(2).padStart(8)}  ${(total / (second.ms / 1000)).toFixed(1).padStart(9)}  ${(second.ms / total).toFixed(1).padStart(9)}`);
-    console.log(`workers: ${w} x concurrency ${c}; peak RSS per worker: ${rss.map((r) => `${r.toFixed(0)} MB`).join(', ')}`);
-    return ok === total && ok2 === total ? 0 : 1;
+    // 1. the floor
+    const floorMs = await floor(urls, w * c);
+    rows.push({ method: 'floor (pg, concatenated SQL)', tenants: n, ok: n, totalMs: floorMs, msPerTenant: floorMs / n });
+
+    // 2. Flotilla, workers already running
+    await resetTenants(urls);
+    const env = fleetEnv(fleet);
+    await clearRedis();
+    const workers = Array.from({ length: w }, () => startWorkerProcess({ ...env, LOG_LEVEL: 'info' }, c));
+    await Promise.all(workers.map((x) => x.ready));
+    try {
+      const perFile = await rollout(fleet, env, workers, []);
+      rows.push({ method: 'flotilla rollout (validated)', tenants: n, ok: perFile.ok, totalMs: perFile.ms, msPerTenant: perFile.ms / n });
+      const noop = await rollout(fleet, env, workers, []);
+      rows.push({ method: 'flotilla rollout, no-op rerun', tenants: n, ok: noop.upToDate, totalMs: noop.ms, msPerTenant: noop.ms / n });
+      await resetTenants(urls);
+      const single = await rollout(fleet, env, workers, ['--single-transaction']);
+      rows.push({ method: 'flotilla rollout --single-transaction', tenants: n, ok: single.ok, totalMs: single.ms, msPerTenant: single.ms / n });
+      bad += [perFile.ok, noop.upToDate, single.ok].filter((x) => x !== n).length;
+      results.enqueueMs = { perFile: perFile.enqueueMs, single: single.enqueueMs };
+      results.phases = { perFile: perFile.phases, single: single.phases };
+      results.workerPeakRssMb = workers.map((x) => Math.round(x.peakRssMb()));
+    } finally {
+      await Promise.all(workers.map((x) => x.stop()));
+    }
+
+    // 3. peers
+    if (!values['no-peers']) {
+      const dirs = await preparePeerMigrations(MIGRATIONS);
+      try {
+        for (const method of PEER_METHODS) {
+          await resetTenants(urls);
+          const r = await runPeer(method, urls, w * c, dirs);
+          if (r.failures) (bad++, say(`${method}: ${r.failures} failures: ${r.errors.join(' | ')}`));
+          rows.push({ method: `${method} (CLI per tenant, xargs -P ${w * c})`, tenants: n, ok: n - r.failures, totalMs: r.totalMs, msPerTenant: r.msPerTenant });
+        }
+      } finally {
+        dirs.cleanup();
+      }
+    }
+    for (const r of rows) r.ratio = r.msPerTenant / (floorMs / n);
+    results.methods = rows;
+    printMethods(w * c);
+    printPhases(results.phases as Record<string, Record<string, number>>);
+    say(`time to enqueue (rollout command: register, freeze, dispatch, addBulk): ${JSON.stringify(results.enqueueMs)} ms`);
+    say(`peak RSS per worker: ${(results.workerPeakRssMb as number[]).map((x) => `${x} MB`).join(', ')}`);
+
+    if (values.curve) await curve(fleet, urls, c);
   } finally {
-    await Promise.all(workers.map((x) => x.stop()));
     if (!values.keep) await fleet.drop();
   }
+
+  if (Number(values['big-rows']) > 0) await bigTenant(Number(values['big-rows']));
+  if (Number(values.scale) > 0) bad += await scale(Number(values.scale), w, c);
+
+  writeFileSync(values.json!, `${JSON.stringify(results, null, 2)}\n`);
+  say('');
+  say(`results written to ${values.json}`);
+  return bad ? 1 : 0;
+}
+
+function fleetEnv(fleet: FleetFixture): NodeJS.ProcessEnv {
+  return { ...process.env, CONTROL_DATABASE_URL: fleet.controlUrl, REDIS_URL: redisUrl, FLOTILLA_QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn' };
+}
+
+interface RolloutRun {
+  ms: number;
+  ok: number;
+  upToDate: number;
+  enqueueMs: number;
+  phases: Record<string, number>;
+}
+
+/** `flotilla rollout --wait` over the fleet; phases averaged from the workers' log lines of this run. */
+async function rollout(fleet: FleetFixture, env: NodeJS.ProcessEnv, workers: WorkerProcess[], args: string[]): Promise<RolloutRun> {
+  const marks = workers.map((x) => x.output().length);
+  const r = await runCli(['rollout', '--tenants', fleet.tenantsFile, '--wait', '--json', ...args], { ...env, LOG_LEVEL: 'info' });
+  if (r.code !== 0) say(`rollout exited with ${r.code}: ${r.stderr.slice(-800)}`);
+  const view = JSON.parse(r.stdout || '{"tenants":[]}');
+  const tenants = view.tenants as { state: string; applied: string[] }[];
+  const created = /"enqueueMs":(\d+)/.exec(r.stderr);
+  const phases: Record<string, number> = {};
+  let count = 0;
+  for (const [i, x] of workers.entries()) {
+    for (const line of x.output().slice(marks[i]).split('\n')) {
+      if (!line.includes('"ms":')) continue;
+      try {
+        const j = JSON.parse(line) as { msg: string; ms: Record<string, number> };
+        if (j.msg !== 'migrated' && j.msg !== 'up to date') continue;
+        count++;
+        for (const [k, v] of Object.entries(j.ms)) phases[k] = (phases[k] ?? 0) + v;
+      } catch {}
+    }
+  }
+  for (const k of Object.keys(phases)) phases[k] = Math.round((phases[k]! / Math.max(1, count)) * 10) / 10;
+  return {
+    ms: r.ms,
+    ok: tenants.filter((x) => x.state === 'succeeded').length,
+    upToDate: tenants.filter((x) => x.state === 'succeeded' && x.applied.length === 0).length,
+    enqueueMs: created ? Number(created[1]) : NaN,
+    phases,
+  };
 }
 
 /** The floor: concatenated SQL, one connection per tenant, `concurrency` at a time. */
-async function floor(fleet: FleetFixture, concurrency: number): Promise<number> {
-  const sql = (await readMigrationFiles(join(REPO, 'migrations'))).map((f) => f.sql).join('\n');
-  const urls = fleet.databases.filter((d) => /_t\d+$/.test(d)).map((d) => dbUrl(admin, d));
+async function floor(urls: string[], concurrency: number): Promise<number> {
+  const sql = (await readMigrationFiles(MIGRATIONS)).map((f) => f.sql).join('\n');
   const started = performance.now();
   let next = 0;
   await Promise.all(
@@ -85,6 +197,198 @@ async function floor(fleet: FleetFixture, concurrency: number): Promise<number> 
     }),
   );
   return performance.now() - started;
+}
+
+/** Back to empty: every method created its objects and bookkeeping in schema public. */
+async function resetTenants(urls: string[]): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < urls.length) {
+        const client = new pg.Client({ connectionString: urls[next++] });
+        await client.connect();
+        await client.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
+        await client.end();
+      }
+    }),
+  );
+}
+
+async function clearRedis(): Promise<number> {
+  const redis = new Redis(redisUrl);
+  try {
+    const keys = await redis.keys(`${prefix}*`);
+    for (const key of keys) await redis.del(key);
+    return keys.length;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function redisKeys(): Promise<number> {
+  const redis = new Redis(redisUrl);
+  try {
+    return (await redis.keys(`${prefix}*`)).length;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function printMethods(total: number): void {
+  say('');
+  say(`bring every tenant from empty to the 8 guide migrations, concurrency ${total} (ratio = ms per tenant / floor's)`);
+  say('method                                            tenants       ok   total (s)   ms/tenant   ratio');
+  for (const r of rows) {
+    say(`${r.method.padEnd(48)} ${String(r.tenants).padStart(8)} ${String(r.ok).padStart(8)} ${sec(r.totalMs).padStart(11)} ${r.msPerTenant.toFixed(1).padStart(11)} ${(r.ratio ?? 0).toFixed(2).padStart(7)}`);
+  }
+}
+
+const PHASES = ['queue', 'claim', 'connect', 'plan', 'lock', 'apply', 'validation', 'ledger', 'checks', 'record'] as const;
+
+function printPhases(phases: Record<string, Record<string, number>>): void {
+  say('');
+  say('where a worker spends its time per tenant, ms (mean over the migrated tenants; wall time inside one job, jobs overlap)');
+  say(`${'run'.padEnd(22)}${PHASES.map((p) => p.padStart(11)).join('')}`);
+  for (const [run, p] of Object.entries(phases)) say(`${run.padEnd(22)}${PHASES.map((k) => (p[k] ?? 0).toFixed(1).padStart(11)).join('')}`);
+  say('queue: enqueued -> taken; claim/record: control database (+ next dispatch, BullMQ); plan: ledger reads; ledger: tracking rows + COMMIT; checks: post-commit checks');
+}
+
+/** Throughput with 1, 2 and 4 worker processes (and the floor at the same total concurrency); plotted. */
+async function curve(fleet: FleetFixture, urls: string[], c: number): Promise<void> {
+  const points: { workers: number; flotilla: number; floor: number; rssMb: number[] }[] = [];
+  const env = fleetEnv(fleet);
+  for (const w of [1, 2, 4]) {
+    await resetTenants(urls);
+    const floorMs = await floor(urls, w * c);
+    await resetTenants(urls);
+    await clearRedis();
+    const workers = Array.from({ length: w }, () => startWorkerProcess({ ...env, LOG_LEVEL: 'info' }, c));
+    await Promise.all(workers.map((x) => x.ready));
+    try {
+      const r = await rollout(fleet, env, workers, []);
+      points.push({ workers: w, flotilla: urls.length / (r.ms / 1000), floor: urls.length / (floorMs / 1000), rssMb: workers.map((x) => Math.round(x.peakRssMb())) });
+    } finally {
+      await Promise.all(workers.map((x) => x.stop()));
+    }
+  }
+  results.curve = points;
+  say('');
+  say(`throughput by worker processes (concurrency ${c} each), tenants/s`);
+  say('workers   flotilla      floor   peak RSS per worker');
+  for (const p of points) say(`${String(p.workers).padStart(7)} ${p.flotilla.toFixed(1).padStart(10)} ${p.floor.toFixed(1).padStart(10)}   ${p.rssMb.map((x) => `${x} MB`).join(', ')}`);
+  const svg = lineChartSvg({
+    title: `Rollout throughput, ${urls.length} tenants, 8 migrations (npm run bench -- --curve)`,
+    xLabel: `worker processes (concurrency ${c} each)`,
+    yLabel: 'tenants per second',
+    series: [
+      { name: 'flotilla rollout (validated)', points: points.map((p) => ({ x: p.workers, y: p.flotilla })) },
+      { name: `floor at the same total concurrency`, points: points.map((p) => ({ x: p.workers, y: p.floor })) },
+    ],
+    pointLabels: true,
+  });
+  writeFileSync(values.plot!, svg);
+  say(`plot written to ${values.plot}`);
+}
+
+/**
+ * Validation cost on a tenant with big tables: users and audit_log hold
+ * `rowsN` rows each; a migration that only adds an index to products.
+ * Baseline in the same run: a snapshot that counts every table (what a
+ * validator without row-count scoping does, twice per migration).
+ */
+async function bigTenant(rowsN: number): Promise<void> {
+  const name = 'flotilla_bench_big';
+  await adminQuery(admin, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await adminQuery(admin, `CREATE DATABASE ${name}`);
+  const url = dbUrl(admin, name);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const t = performance.now();
+    await new Migrator(client).migrate(await loadMigrationDir(MIGRATIONS));
+    await client.query(`INSERT INTO users (email, name) SELECT 'u' || i || '@example.com', 'user ' || i FROM generate_series(1, $1) i`, [rowsN]);
+    await client.query(`INSERT INTO audit_log (user_id, action, entity, entity_id) SELECT 1 + i % 1000, 'update', 'invoice', i FROM generate_series(1, $1) i`, [rowsN]);
+    await client.query('ANALYZE');
+    say('');
+    say(`big tenant: users and audit_log with ${rowsN.toLocaleString('en-US')} rows each (loaded in ${sec(performance.now() - t)} s)`);
+    const guide = await readMigrationFiles(MIGRATIONS);
+    const cases = [
+      { label: 'CREATE INDEX on products (validated)', file: { name: '009_products_price.sql', sql: 'CREATE INDEX idx_products_price ON products (price);' } },
+      { label: 'UPDATE products (validated, counts products)', file: { name: '010_products_touch.sql', sql: "UPDATE products SET description = '' WHERE description IS NULL;" } },
+      { label: 'DELETE FROM users WHERE false (counts users + FK referrers)', file: { name: '011_users_noop.sql', sql: 'DELETE FROM users WHERE id < 0;' } },
+    ];
+    const out: { label: string; validationMs: number; totalMs: number }[] = [];
+    for (const [i, k] of cases.entries()) {
+      const set = await buildMigrationSet([...guide, ...cases.slice(0, i + 1).map((x) => x.file)]);
+      const started = performance.now();
+      const report = await new Migrator(client).migrate(set);
+      if (report.failed) throw report.failed.error;
+      out.push({ label: k.label, validationMs: report.timings.validation, totalMs: performance.now() - started });
+    }
+    // the baseline: count every table, once (a validator does it before and after each file)
+    const b = performance.now();
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await takeSnapshot(client, { schemas: [], exclude: { schema: 'public', table: 'migrations' } });
+    await client.query('COMMIT');
+    const everyTable = performance.now() - b;
+    results.bigTenant = { rows: rowsN, cases: out, snapshotCountingEveryTableMs: everyTable };
+    say('migration                                                  validation (ms)   whole migration (ms)');
+    for (const x of out) say(`${x.label.padEnd(58)} ${x.validationMs.toFixed(1).padStart(15)} ${x.totalMs.toFixed(1).padStart(22)}`);
+    say(`baseline: one snapshot counting every table: ${everyTable.toFixed(1)} ms (a validator counting everything takes two per migration)`);
+  } finally {
+    await client.end();
+    if (!values.keep) await adminQuery(admin, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  }
+}
+
+/** Many schema-per-tenant tenants: enqueue time, completion, no-op rerun, memory, what Redis and the control database keep. */
+async function scale(s: number, w: number, c: number): Promise<number> {
+  let t = performance.now();
+  const fleet = await createFleet(admin, 'flotilla_scale', 0, s);
+  say('');
+  say(`scale: ${s} schema-per-tenant tenants in one database (fixture in ${sec(performance.now() - t)} s), ${w} workers x ${c}`);
+  const env = { ...fleetEnv(fleet), FLOTILLA_QUEUE_PREFIX: prefix };
+  await clearRedis();
+  const workers = Array.from({ length: w }, () => startWorkerProcess({ ...env, LOG_LEVEL: 'info' }, c));
+  await Promise.all(workers.map((x) => x.ready));
+  let bad = 0;
+  try {
+    t = performance.now();
+    const first = await rollout(fleet, env, workers, []);
+    const second = await rollout(fleet, env, workers, []);
+    const keys = await redisKeys();
+    const control = new pg.Client({ connectionString: fleet.controlUrl });
+    await control.connect();
+    const counts = (
+      await control.query(
+        `SELECT (SELECT count(*) FROM flotilla.rollout_tenants)::int AS rollout_tenants, (SELECT count(*) FROM flotilla.attempts)::int AS attempts,
+                pg_size_pretty(pg_database_size(current_database())) AS size`,
+      )
+    ).rows[0];
+    await control.end();
+    const rss = workers.map((x) => Math.round(x.peakRssMb()));
+    results.scale = {
+      tenants: s, migrate: { ms: first.ms, ok: first.ok, enqueueMs: first.enqueueMs, phases: first.phases },
+      noop: { ms: second.ms, msPerTenant: second.ms / s, upToDate: second.upToDate, enqueueMs: second.enqueueMs },
+      redisKeysAfter: keys, control: counts, workerPeakRssMb: rss,
+    };
+    say(`migrate: ${first.ok}/${s} succeeded in ${sec(first.ms)} s (${(first.ms / s).toFixed(1)} ms/tenant); enqueue ${first.enqueueMs} ms`);
+    say(`no-op rerun: ${second.upToDate}/${s} up to date in ${sec(second.ms)} s = ${(second.ms / s).toFixed(2)} ms/tenant end to end; enqueue ${second.enqueueMs} ms`);
+    say(`peak RSS per worker: ${rss.map((x) => `${x} MB`).join(', ')}; Redis keys left under ${prefix}: ${keys}; control database: ${JSON.stringify(counts)}`);
+    if (first.ok !== s || second.upToDate !== s) bad++;
+  } finally {
+    await Promise.all(workers.map((x) => x.stop()));
+    if (!values.keep) await fleet.drop();
+  }
+  return bad;
+}
+
+function gitCommit(): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
+  } catch {
+    return undefined;
+  }
 }
 
 main().then(

@@ -27,6 +27,7 @@ export function buildProgram(run: (action: (ctx: CommandContext) => Promise<numb
     .option('--statement-timeout <duration>', 'statement_timeout for migration statements (default 1h)')
     .option('--lock-wait-timeout <duration>', 'how long to wait for another runner (default 5min)')
     .option('--no-validate', 'skip snapshot validation')
+    .option('--single-transaction', 'apply consecutive pending files in one transaction: all of them or none (each still validated)')
     .option('--config <file>', 'JSON config file (default ./flotilla.config.json if present)')
     .option('--log-level <level>', 'log level on stderr (default warn)')
     .option('--json', 'machine-readable output on stdout')
@@ -65,6 +66,7 @@ export function flagsOf(g: Record<string, any>): RawSettings {
     statementTimeout: g.statementTimeout,
     lockWaitTimeout: g.lockWaitTimeout,
     validate: g.validate === false ? false : undefined,
+    singleTransaction: g.singleTransaction === true ? true : undefined,
     validation: Object.keys(validation).length ? validation : undefined,
     logLevel: g.logLevel,
   };

@@ -14,7 +14,7 @@ import type { Tenant, MaintenanceWindow } from '../core/tenants.js';
 import { serverKey } from '../core/tenants.js';
 import { isInsideWindow, nextWindowStart } from '../core/windows.js';
 import { DISPATCH_WINDOW, type RolloutOptions, type WaveAssignment } from '../core/rollout-plan.js';
-import { connectionError, describeUrl } from '../adapters/pg/connection.js';
+import { connectionError, describeUrl, pgConfig, serverRefusedTls, type SslMode } from '../adapters/pg/connection.js';
 import { CONTROL_MIGRATIONS, CONTROL_SCHEMA, CONTROL_TRACKING_TABLE } from './schema.js';
 
 export type TenantState = 'pending' | 'scheduled' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -71,9 +71,12 @@ const T = (name: string) => `${CONTROL_SCHEMA}.${name}`;
 export class ControlStore {
   readonly pool: pg.Pool;
   private readonly sets = new Map<string, Promise<MigrationSet>>();
+  private readonly sslmode: SslMode;
 
   constructor(readonly url: string, options: { max?: number } = {}) {
-    this.pool = new pg.Pool({ connectionString: url, max: options.max ?? 4, application_name: 'flotilla-control' });
+    const { config, sslmode } = pgConfig(url);
+    this.sslmode = sslmode;
+    this.pool = new pg.Pool({ ...config, max: options.max ?? 4, application_name: 'flotilla-control' });
     this.pool.on('error', () => {});
   }
 
@@ -85,7 +88,12 @@ export class ControlStore {
   async migrate(): Promise<void> {
     let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await this.pool.connect().catch((e) => {
+        if (this.sslmode !== 'prefer' || !serverRefusedTls(e)) throw e;
+        // libpq's prefer: this server has no TLS, so the pool's connections go without
+        this.pool.options.ssl = false;
+        return this.pool.connect();
+      });
     } catch (e) {
       throw connectionError(describeUrl(this.url), e, 10_000);
     }

@@ -124,7 +124,7 @@ export class ConfigError extends FlotillaError {
   }
 }
 
-/** The database cannot be reached or refused us. Transient: a retry may succeed. */
+/** The database (or Redis) cannot be reached or refused us. Transient: a retry may succeed. */
 export class ConnectionError extends FlotillaError {
   readonly code = 'connection';
   readonly kind: ErrorKind;
@@ -134,8 +134,9 @@ export class ConnectionError extends FlotillaError {
     hint: string,
     kind: ErrorKind = 'transient',
     readonly sqlState?: string,
+    readonly service: 'PostgreSQL' | 'Redis' = 'PostgreSQL',
   ) {
-    super(`cannot connect to PostgreSQL at ${target}: ${cause_}`, hint);
+    super(`cannot connect to ${service} at ${target}: ${cause_}`, hint);
     this.kind = kind;
   }
 }

@@ -17,6 +17,7 @@ import {
 } from './errors.js';
 import { isMigrationCandidate, parseFileName } from './filename.js';
 import { loadParser, splitStatements, type Statement } from './statements.js';
+import { rowEffects, type RowEffects } from './effects.js';
 import { parseValidationHeader, type ValidationOptions } from './validation.js';
 
 export interface MigrationFile {
@@ -35,6 +36,8 @@ export interface Migration {
   transactional: boolean;
   /** from the file's `-- flotilla:validate` header */
   validation: { enabled: boolean | undefined; options: Partial<ValidationOptions> };
+  /** which tables' rows the file can change (what the validator must count) */
+  effects: RowEffects;
 }
 
 export interface MigrationSet {
@@ -82,5 +85,6 @@ function buildMigration(file: MigrationFile, version: bigint): Migration {
     statements,
     transactional: nonTx.length === 0,
     validation: { enabled: header.enabled, options: header.options },
+    effects: rowEffects(statements),
   };
 }

@@ -78,6 +78,8 @@ export interface RolloutOptions {
     statementTimeoutMs: number;
     validate: boolean;
     validation: Partial<ValidationOptions>;
+    /** absent in rollouts created before the option existed */
+    singleTransaction?: boolean;
   };
 }
 

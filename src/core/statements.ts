@@ -130,7 +130,8 @@ export function classify(kind: string, n: Node): { mode: StatementMode; label: s
       if (k === 'TRANS_STMT_BEGIN' || k === 'TRANS_STMT_START') return { mode: 'transaction-control', label: 'BEGIN' };
       if (k === 'TRANS_STMT_COMMIT') return { mode: 'transaction-control', label: 'COMMIT' };
       if (k === 'TRANS_STMT_SAVEPOINT' || k === 'TRANS_STMT_RELEASE' || k === 'TRANS_STMT_ROLLBACK_TO') return tx(k.replace('TRANS_STMT_', '').replace('_', ' '));
-      return { mode: 'forbidden', label: k.replace('TRANS_STMT_', '').replace('_', ' ') };
+      // "PREPARE" alone would read as a prepared statement (which is allowed): name the command
+      return { mode: 'forbidden', label: k === 'TRANS_STMT_PREPARE' ? 'PREPARE TRANSACTION' : k.replace('TRANS_STMT_', '').replace('_', ' ') };
     }
     case 'IndexStmt':
       return n.concurrent ? nonTx('CREATE INDEX CONCURRENTLY') : tx('CREATE INDEX');

@@ -4,10 +4,12 @@
  * migrate:  claim in the control database (stale or cancelled jobs stop here)
  *           -> outside its maintenance window? wait for the next one
  *           -> resolve the tenant's URL from this worker's environment -> connect
- *           -> the engine (advisory lock, apply the frozen set, validate)
+ *           -> the engine (advisory lock, apply the frozen set, validate each file)
+ *           -> something applied (or a retry)? post-commit checks on the same
+ *              connection: indexes valid, constraints validated, drift
  *           -> record the attempt; hand the next tenants to BullMQ
- *           -> something applied? enqueue the validate job : tenant succeeded
- * validate: post-commit checks (indexes valid, constraints validated, drift)
+ * validate: the same post-commit checks alone (jobs of that kind enqueued by
+ *           earlier versions, which ran them as a second job)
  *
  * Failures: transient (connection, 55P03, 40P01, 40001, 53300, 57P01) retry
  * with BullMQ's jittered backoff; another runner holding the migration lock is
@@ -55,7 +57,8 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
   const log = deps.logger.child({ rolloutId, tenantId, jobId: job.id });
   const t0 = performance.now();
   const claim = await deps.store.claim(rolloutId, tenantId, generation, deps.workerId, 'migrate');
-  const ms: Record<string, number> = { claim: performance.now() - t0 };
+  // queue: from (re)entering the queue to this worker taking it
+  const ms: Record<string, number> = { queue: job.processedOn ? Math.max(0, job.processedOn - job.timestamp - (job.delay ?? 0)) : 0, claim: performance.now() - t0 };
   if (!claim) {
     log.debug('job is stale (tenant finished, cancelled or retried): skipped');
     return { tenantId, kind: 'migrate', outcome: 'skipped', applied: [], ms };
@@ -87,23 +90,29 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     });
     const report = await migrator.migrate(set, { dryRun: claim.options.dryRun, signal });
     ms.engine = performance.now() - t;
+    Object.assign(ms, report.timings);
     if (!claim.options.dryRun) appliedBeforeFailure = report.applied.map((a) => a.name);
     if (report.failed) throw report.failed.error;
     if (report.interrupted) throw new Error('interrupted: the worker is shutting down');
     const applied = report.applied.map((a) => a.name);
-    const needsChecks = applied.length > 0 && !claim.options.dryRun;
+    // post-commit checks when something changed, and on a retry (the last attempt may have failed them)
+    const checked = !claim.options.dryRun && (applied.length > 0 || generation > 1) ? await runChecks(deps, client, claim, report.schema, rolloutId, log) : undefined;
+    if (checked) ms.checks = checked.ms;
     t = performance.now();
     const next = await deps.store.recordAttempt(
-      { rolloutId, tenantId, generation, attempt: claim.attempt, kind: 'migrate', state: needsChecks ? 'migrated' : 'succeeded', applied, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0) },
+      {
+        rolloutId, tenantId, generation, attempt: claim.attempt, kind: 'migrate', state: checked?.error ? 'failed' : 'succeeded', applied,
+        error: checked?.error ?? null, checks: checked?.checks ?? null, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0),
+      },
       deps.now(),
     );
-    if (needsChecks) await enqueueTenantJobs(deps.queue, [{ rolloutId, tenantId, generation, delayMs: 0 }], 'validate');
     await enqueueTenantJobs(deps.queue, next);
     ms.record = performance.now() - t;
-    log.info({ applied, ms: roundAll(ms) }, needsChecks ? 'migrated' : 'up to date');
-    return { tenantId, kind: 'migrate', outcome: needsChecks ? 'migrated' : 'succeeded', applied, ms: roundAll(ms) };
+    if (checked?.error) throw new UnrecoverableError(String(checked.error.message));
+    log.info({ applied, ms: roundAll(ms) }, applied.length ? 'migrated' : 'up to date');
+    return { tenantId, kind: 'migrate', outcome: applied.length ? 'migrated' : 'succeeded', applied, ms: roundAll(ms) };
   } catch (e) {
-    if (e instanceof DelayedError) throw e;
+    if (e instanceof DelayedError || e instanceof UnrecoverableError) throw e;
     return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure);
   } finally {
     await client?.end().catch(() => {});
@@ -145,25 +154,16 @@ async function validateJob(deps: ProcessorDeps, job: Job<TenantJobData>): Promis
   try {
     client = await connect(resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId), { applicationName: `flotilla-worker ${deps.workerId}` });
     const schema = claim.tenant.schema ?? ((await client.query('SELECT current_schema() AS s')).rows[0]?.s as string) ?? 'public';
-    const checks = await postChecks(client, schema, claim.options.engine.trackingTable);
-    const known = await deps.store.fingerprints(rolloutId);
-    const [majority, count] = [...known.entries()].sort((a, b) => b[1] - a[1])[0] ?? [undefined, 0];
-    const drift = majority !== undefined && count > 0 && majority !== checks.fingerprint;
-    const problems = [
-      ...checks.invalidIndexes.map((i) => `index ${i} is INVALID`),
-      ...(claim.options.engine.validation.allowNotValidConstraints ? [] : checks.notValidConstraints.map((c) => `constraint ${c} is NOT VALID`)),
-    ];
-    const error = problems.length ? { code: 'post_check_failed', kind: 'migration', message: problems.join('; '), hint: 'Fix the index or constraint on this tenant, then `flotilla rollout retry`.' } : null;
-    if (drift) log.warn({ fingerprint: checks.fingerprint, fleet: majority }, 'schema differs from the rest of the fleet at this version (drift)');
+    const { checks, error } = await runChecks(deps, client, claim, schema, rolloutId, log);
     const next = await deps.store.recordAttempt(
       {
-        rolloutId, tenantId, generation, attempt: 1, kind: 'validate', state: problems.length ? 'failed' : 'succeeded', applied: [], error,
-        checks: { ...checks, drift }, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0),
+        rolloutId, tenantId, generation, attempt: 1, kind: 'validate', state: error ? 'failed' : 'succeeded', applied: [], error,
+        checks, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0),
       },
       deps.now(),
     );
     await enqueueTenantJobs(deps.queue, next);
-    if (problems.length) throw new UnrecoverableError(problems.join('; '));
+    if (error) throw new UnrecoverableError(String(error.message));
     return { tenantId, kind: 'validate', outcome: 'succeeded', applied: [], ms: { total: Math.round(performance.now() - t0) } };
   } catch (e) {
     if (e instanceof UnrecoverableError) throw e;
@@ -171,6 +171,40 @@ async function validateJob(deps: ProcessorDeps, job: Job<TenantJobData>): Promis
   } finally {
     await client?.end().catch(() => {});
   }
+}
+
+/**
+ * Post-commit checks: every index valid, every constraint validated, and the
+ * schema's fingerprint against the rollout's majority (drift is a warning).
+ */
+async function runChecks(deps: ProcessorDeps, client: pg.Client, claim: ClaimedJob, schema: string, rolloutId: string, log: Logger) {
+  const t = performance.now();
+  const checks = await postChecks(client, schema, claim.options.engine.trackingTable);
+  const majority = await fleetFingerprint(deps.store, rolloutId);
+  const drift = majority !== undefined && majority !== checks.fingerprint;
+  const problems = [
+    ...checks.invalidIndexes.map((i) => `index ${i} is INVALID`),
+    ...(claim.options.engine.validation.allowNotValidConstraints ? [] : checks.notValidConstraints.map((c) => `constraint ${c} is NOT VALID`)),
+  ];
+  const error = problems.length ? { code: 'post_check_failed', kind: 'migration', message: problems.join('; '), hint: 'Fix the index or constraint on this tenant, then `flotilla rollout retry`.' } : null;
+  if (drift) log.warn({ fingerprint: checks.fingerprint, fleet: majority }, 'schema differs from the rest of the fleet at this version (drift)');
+  return { checks: { ...checks, drift }, error, ms: performance.now() - t };
+}
+
+/**
+ * The most common fingerprint among the rollout's checked tenants. Counting
+ * them is a scan of the rollout, so a worker reuses the answer for a second:
+ * drift is a warning, and a fleet does not change its majority that fast.
+ */
+const majorities = new Map<string, { at: number; value: Promise<string | undefined> }>();
+function fleetFingerprint(store: ControlStore, rolloutId: string): Promise<string | undefined> {
+  const hit = majorities.get(rolloutId);
+  if (hit && performance.now() - hit.at < 1000) return hit.value;
+  const value = store.fingerprints(rolloutId).then((known) => [...known.entries()].sort((a, b) => b[1] - a[1])[0]?.[0]);
+  value.catch(() => majorities.delete(rolloutId));
+  if (majorities.size > 100) majorities.clear();
+  majorities.set(rolloutId, { at: performance.now(), value });
+  return value;
 }
 
 function errorData(e: unknown): Record<string, unknown> {

@@ -37,7 +37,25 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   await store.migrate();
   const queue = openQueue(MIGRATE_QUEUE, s);
   const control = openQueue(CONTROL_QUEUE, s);
-  await control.upsertJobScheduler('reconcile', { every: s.reconcileEveryMs }, { name: 'reconcile', opts: { removeOnComplete: true, removeOnFail: 100 } });
+  const scheduleReconcile = () => control.upsertJobScheduler('reconcile', { every: s.reconcileEveryMs }, { name: 'reconcile', opts: { removeOnComplete: true, removeOnFail: 100 } });
+  await scheduleReconcile();
+  // The schedule lives in Redis: a Redis that lost its data (FLUSHALL, restart without persistence, failover to an
+  // empty replica) loses it too, and nothing would reconcile any more. Put it back when it is gone.
+  let checking = false;
+  const watchdog = setInterval(() => {
+    if (checking) return;
+    checking = true;
+    control
+      .getJobScheduler('reconcile')
+      .then(async (found) => {
+        if (found) return;
+        await scheduleReconcile();
+        log.warn('the reconcile schedule was missing from Redis (its data was lost?): restored');
+      })
+      .catch(() => {})
+      .finally(() => (checking = false));
+  }, s.reconcileEveryMs);
+  watchdog.unref();
   const now = () => new Date();
 
   const tenants = new Worker(MIGRATE_QUEUE, tenantProcessor({ store, queue, workerId: id, logger: log, env, now }), {
@@ -67,6 +85,7 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   const close = () =>
     (closing ??= (async () => {
       log.info('draining: no new jobs; waiting for running ones');
+      clearInterval(watchdog);
       const timer = setTimeout(() => {
         log.warn({ drainTimeoutMs: s.drainTimeoutMs }, 'drain timeout: abandoning running jobs (Postgres rolls them back; another worker retries them)');
         void tenants.close(true);

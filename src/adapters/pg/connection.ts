@@ -1,10 +1,17 @@
 /**
  * Opening a Postgres connection, and turning the ways it fails into one clear
  * ConnectionError: host and port, the cause, what to check. Never the password.
+ *
+ * TLS: the URL's sslmode, sslrootcert, sslcert, sslkey (and pg's ssl=true) are
+ * read here with libpq's meaning, not pg 8's (where require and verify-ca mean
+ * verify-full and print a deprecation warning); see `pgConfig`.
  */
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { parse as parseConnectionString } from 'pg-connection-string';
-import { ConnectionError } from '../../core/errors.js';
+import { ConfigError, ConnectionError } from '../../core/errors.js';
+import { tlsProblem } from '../../core/tls.js';
 
 export interface ConnectOptions {
   applicationName?: string;
@@ -18,12 +25,100 @@ export interface Target {
   user: string;
 }
 
+export const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+/** URL parameters Flotilla reads itself; pg never sees them. */
+const TLS_PARAMS = ['sslmode', 'ssl', 'sslrootcert', 'sslcert', 'sslkey', 'sslpassword', 'uselibpqcompat'];
+
+/** The URL without its TLS parameters, and those parameters. */
+function splitTlsParams(url: string): { url: string; params: Map<string, string> } {
+  const params = new Map<string, string>();
+  const q = url.indexOf('?');
+  if (q < 0) return { url, params };
+  const hash = url.indexOf('#', q);
+  const search = new URLSearchParams(url.slice(q + 1, hash < 0 ? undefined : hash));
+  for (const k of TLS_PARAMS) {
+    const v = search.get(k);
+    if (v !== null) params.set(k, v);
+    search.delete(k);
+  }
+  if (!params.size) return { url, params };
+  const rest = search.toString();
+  return { url: `${url.slice(0, q)}${rest ? `?${rest}` : ''}`, params };
+}
+
+export interface PgConfig {
+  /** for pg.Client / pg.Pool: the URL without TLS parameters, plus `ssl` built from them */
+  config: pg.ClientConfig;
+  sslmode: SslMode;
+}
+
+/**
+ * Client settings for a URL, TLS as libpq does it (the URL first, then PGSSLMODE,
+ * PGSSLROOTCERT, PGSSLCERT, PGSSLKEY; no sslmode at all means disable, as in pg):
+ *   disable      no TLS
+ *   prefer       TLS without certificate checks; without TLS when the server has none
+ *   require      TLS without certificate checks (with sslrootcert: as verify-ca)
+ *   verify-ca    TLS; the chain must lead to sslrootcert (default: Node's CAs + NODE_EXTRA_CA_CERTS)
+ *   verify-full  verify-ca, and the certificate must name the host of the URL
+ * pg's own forms still work: ssl=true (verify-full), ssl=false, sslmode=no-verify (require).
+ * A bad mode or an unreadable file is a ConfigError naming the server (never the password).
+ */
+export function pgConfig(url: string, env: Record<string, string | undefined> = process.env): PgConfig {
+  const split = splitTlsParams(url);
+  const p = split.params;
+  const where = targetLabel(describeUrl(url));
+  const fromEnv = (k: string, name: string) => p.get(k) ?? (env[name] || undefined);
+  const ssl = p.get('ssl');
+  let mode = p.get('sslmode');
+  let given = `sslmode=${mode}`;
+  if (mode === undefined && ssl !== undefined) {
+    mode = ssl === 'true' || ssl === '1' ? 'verify-full' : ssl === 'false' || ssl === '0' ? 'disable' : ssl;
+    given = `ssl=${ssl}`;
+  }
+  if (mode === undefined && env.PGSSLMODE) [mode, given] = [env.PGSSLMODE, `PGSSLMODE=${env.PGSSLMODE}`];
+  if (mode === 'no-verify') mode = 'require';
+  mode ??= 'disable';
+  if (!(SSL_MODES as readonly string[]).includes(mode)) {
+    throw new ConfigError([`${where}: ${given} is not supported: use sslmode=${SSL_MODES.join('|')}`]);
+  }
+  const sslmode = mode as SslMode;
+  if (sslmode === 'disable') return { config: { connectionString: split.url, ssl: false }, sslmode };
+  const read = (param: string, file: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (e: any) {
+      throw new ConfigError([`${where}: ${param}=${file}: ${e?.code === 'ENOENT' ? 'file not found' : `cannot read it (${e?.code ?? e?.message})`}`]);
+    }
+  };
+  const rootcert = fromEnv('sslrootcert', 'PGSSLROOTCERT');
+  const cert = fromEnv('sslcert', 'PGSSLCERT');
+  const key = fromEnv('sslkey', 'PGSSLKEY');
+  const options: ConnectionOptions = {};
+  // sslrootcert=system (libpq 16): the default CAs, which in Node include NODE_EXTRA_CA_CERTS
+  if (rootcert && rootcert !== 'system') options.ca = read('sslrootcert', rootcert);
+  if (cert) options.cert = read('sslcert', cert);
+  if (key) options.key = read('sslkey', key);
+  if (p.get('sslpassword')) options.passphrase = p.get('sslpassword');
+  const verify = sslmode === 'verify-full' || sslmode === 'verify-ca' || (sslmode === 'require' && rootcert !== undefined);
+  if (!verify) options.rejectUnauthorized = false;
+  else if (sslmode !== 'verify-full') options.checkServerIdentity = () => undefined;
+  return { config: { connectionString: split.url, ssl: options }, sslmode };
+}
+
+/** pg's error when it asked for TLS and the server said it has none. */
+export function serverRefusedTls(e: unknown): boolean {
+  return (e as { message?: string })?.message === 'The server does not support SSL connections';
+}
+
 export function describeUrl(url: string): Target {
   try {
-    const c = parseConnectionString(url);
+    // without the TLS parameters: pg-connection-string would read the certificate files (and warn about sslmode)
+    const c = parseConnectionString(splitTlsParams(url).url);
     return {
       host: c.host ?? 'localhost',
-      port: Number(c.port ?? 5432),
+      port: Number(c.port || 5432),
       database: c.database ?? c.user ?? '',
       user: c.user ?? process.env.PGUSER ?? process.env.USER ?? '',
     };
@@ -36,21 +131,32 @@ export function targetLabel(t: Target): string {
   return `${t.host}:${t.port}/${t.database}`;
 }
 
-/** Connect, or throw a ConnectionError that says what to check. */
+/** Connect, or throw a ConnectionError (a ConfigError for bad TLS settings) that says what to check. */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<pg.Client> {
-  const client = new pg.Client({
-    connectionString: url,
-    application_name: options.applicationName ?? 'flotilla',
-    connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
-  });
-  // An idle client whose server goes away emits 'error'; without a listener Node crashes.
-  client.on('error', () => {});
+  const { config, sslmode } = pgConfig(url);
+  const timeoutMs = options.connectTimeoutMs ?? 10_000;
+  const open = async (ssl: pg.ClientConfig['ssl']) => {
+    const client = new pg.Client({ ...config, ssl, application_name: options.applicationName ?? 'flotilla', connectionTimeoutMillis: timeoutMs });
+    // An idle client whose server goes away emits 'error'; without a listener Node crashes.
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      return client;
+    } catch (e) {
+      await client.end().catch(() => {});
+      throw e;
+    }
+  };
   try {
-    await client.connect();
-    return client;
+    try {
+      return await open(config.ssl);
+    } catch (e) {
+      // libpq's prefer: a server without TLS gets a plain connection
+      if (sslmode === 'prefer' && serverRefusedTls(e)) return await open(false);
+      throw e;
+    }
   } catch (e) {
-    await client.end().catch(() => {});
-    throw connectionError(describeUrl(url), e, options.connectTimeoutMs ?? 10_000);
+    throw connectionError(describeUrl(url), e, timeoutMs);
   }
 }
 
@@ -74,6 +180,15 @@ export function connectionError(t: Target, e: unknown, timeoutMs: number): Conne
     case '28P01':
       return new ConnectionError(where, `password authentication failed for user "${t.user}" (28P01)`, 'Check the user and password in the database URL (or the ${VAR} it refers to).', 'input', err.code);
     case '28000':
+      if (/no encryption/.test(err.message ?? '')) {
+        return new ConnectionError(
+          where,
+          `${err.message} (28000)`,
+          'The server accepts only TLS connections: add sslmode=verify-full&sslrootcert=<CA file> (or sslmode=require) to the URL.',
+          'input',
+          err.code,
+        );
+      }
       return new ConnectionError(where, `${err.message} (28000)`, 'Check the user name, and pg_hba.conf on the server.', 'input', err.code);
     case '3D000':
       return new ConnectionError(where, `database "${t.database}" does not exist (3D000)`, `Create it (createdb -h ${t.host} -p ${t.port} ${t.database}) or fix the database name in the URL.`, 'input', err.code);
@@ -81,11 +196,22 @@ export function connectionError(t: Target, e: unknown, timeoutMs: number): Conne
       return new ConnectionError(where, 'too many connections (53300)', 'The server is at max_connections; lower Flotilla concurrency or --per-server, or retry later.', 'transient', err.code);
     case '57P03':
       return new ConnectionError(where, 'the server is starting up or shutting down (57P03)', `Wait and retry; check with: ${ready}.`, 'transient', err.code);
-    default:
+    default: {
+      const tls = tlsProblem(e, { host: t.host, howToTrust: 'Add sslrootcert=<CA file> to the URL (or set NODE_EXTRA_CA_CERTS=<CA file>)' });
+      if (tls) return new ConnectionError(where, tls.cause, tls.hint, 'input', err.code);
+      if (serverRefusedTls(e)) {
+        return new ConnectionError(
+          where,
+          'the server does not accept TLS connections',
+          'Enable ssl on the server, or (only on a trusted network) use sslmode=disable or prefer in the URL.',
+          'input',
+        );
+      }
       if (/timeout/i.test(err.message ?? '')) {
         return new ConnectionError(where, `no answer within ${timeoutMs} ms (timeout)`, `Check that ${t.host}:${t.port} is reachable (${ready}) and not overloaded.`);
       }
       return new ConnectionError(where, `${err.message ?? String(e)}${err.code ? ` (${err.code})` : ''}`, `Check DATABASE_URL and that the server answers: ${ready}.`, 'transient', err.code);
+    }
   }
 }
 

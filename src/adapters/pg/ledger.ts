@@ -41,26 +41,30 @@ export async function readLedger(db: Queryable, l: LedgerLocation): Promise<Appl
   }
 }
 
-/** Create the schema and table if needed, and add the columns an older table lacks. */
+/** Create the schema and table if needed, and add the columns an older table lacks (one query when all is there). */
 export async function ensureLedger(db: Queryable, l: LedgerLocation): Promise<void> {
+  const r = await db.query<{ schema: boolean; cols: string[] | null }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema,
+            (SELECT array_agg(attname::text) FROM pg_attribute WHERE attrelid = to_regclass($2) AND attnum > 0 AND NOT attisdropped) AS cols`,
+    [l.schema, qualified(l)],
+  );
+  const { schema, cols } = r.rows[0]!;
   // CREATE SCHEMA IF NOT EXISTS checks CREATE on the database before it checks existence:
   // a role allowed to create in an existing schema (but not to create schemas) would be refused.
-  const schema = await db.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [l.schema]);
-  if (!schema.rowCount) await db.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(l.schema)}`);
-  await db.query(
-    `CREATE TABLE IF NOT EXISTS ${qualified(l)} (
-       name text PRIMARY KEY,
-       checksum text,
-       applied_at timestamptz NOT NULL DEFAULT now(),
-       duration_ms integer,
-       applied_by text
-     )`,
-  );
-  const cols = await db.query<{ attname: string }>(
-    `SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`,
-    [qualified(l)],
-  );
-  const have = new Set(cols.rows.map((c) => c.attname));
+  if (!schema) await db.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(l.schema)}`);
+  if (!cols) {
+    await db.query(
+      `CREATE TABLE IF NOT EXISTS ${qualified(l)} (
+         name text PRIMARY KEY,
+         checksum text,
+         applied_at timestamptz NOT NULL DEFAULT now(),
+         duration_ms integer,
+         applied_by text
+       )`,
+    );
+    return;
+  }
+  const have = new Set(cols);
   const add = [
     ['checksum', 'text'],
     ['applied_at', 'timestamptz DEFAULT now()'],

@@ -10,12 +10,13 @@ import { z } from 'zod';
 import { loadMigrationDir } from '../../adapters/fs-source.js';
 import { ConfigError, ConnectionError, FlotillaError } from '../../core/errors.js';
 import { redactUrl } from '../../core/redact.js';
+import { tlsProblem } from '../../core/tls.js';
 import { parseCanary, parseCountSpec } from '../../core/rollout-plan.js';
 import { parseTenantRows, parseTenantsFile, selectTenants, type Tenant } from '../../core/tenants.js';
 import { ControlStore, type RolloutRow, type RolloutTenantRow, type TenantState } from '../../control/store.js';
 import { createRollout } from '../../producer/rollout.js';
 import { reconcile } from '../../producer/reconcile.js';
-import { CONTROL_QUEUE, DEFAULT_PREFIX, MIGRATE_QUEUE, enqueueTenantJobs, openQueue, type QueueSettings } from '../../queue.js';
+import { CONTROL_QUEUE, DEFAULT_PREFIX, MIGRATE_QUEUE, enqueueTenantJobs, openQueue, redisTls, type QueueSettings } from '../../queue.js';
 import { startWorker } from '../../worker/worker.js';
 import { parseDuration, type Config } from '../../config.js';
 import { cliIdentity, type CommandContext } from './single.js';
@@ -37,10 +38,12 @@ const FleetEnv = z.object({
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .refine((u) => URL.canParse(u), 'is not a valid URL (check the port; percent-encode special characters in the password)')
     .default('redis://127.0.0.1:6379'),
   CONTROL_DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .refine((u) => URL.canParse(u.replace(/\$\{[^}]*\}/g, 'x')), 'is not a valid URL (check the port; percent-encode special characters in the password)')
     .optional(),
   FLOTILLA_QUEUE_PREFIX: z
     .string()
@@ -58,17 +61,33 @@ export function fleetSettings(config: Config, env: Record<string, string | undef
 
 /** Fail fast and clearly when Redis is not there, instead of queueing commands forever. */
 export async function checkRedis(url: string, timeoutMs = 5000): Promise<void> {
-  const r = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  r.on('error', () => {});
+  const r = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+    ...redisTls(url),
+  });
+  // connect() only rejects with "Connection is closed."; the socket's own error (ECONNREFUSED, ...) arrives as an event
+  let socketError: any;
+  r.on('error', (e) => (socketError ??= e));
   try {
     await r.connect();
     await r.ping();
   } catch (e: any) {
     const u = new URL(url);
+    const err = socketError ?? e;
+    const reason = err?.code === 'ECONNREFUSED' ? 'connection refused' : String(err?.message ?? err);
+    const tls = tlsProblem(err, { host: u.hostname, howToTrust: 'Set NODE_EXTRA_CA_CERTS=<CA file> for every flotilla process' });
+    if (tls) throw new ConnectionError(`${u.hostname}:${u.port || 6379}`, tls.cause, tls.hint, 'input', undefined, 'Redis');
     throw new ConnectionError(
       `${u.hostname}:${u.port || 6379}`,
-      `Redis: ${e?.code ?? e?.message ?? e}`,
-      `Is Redis running? Check with: redis-cli -u ${redactUrl(url)} ping; and check REDIS_URL.`,
+      `${reason}${err?.code ? ` (${err.code})` : ''}`,
+      `Is Redis running? Check with: redis-cli -u ${redactUrl(url)} ping; and check REDIS_URL${u.protocol === 'rediss:' ? ' (rediss:// needs a TLS port)' : ' (a TLS-only server needs rediss://)'}.`,
+      'transient',
+      undefined,
+      'Redis',
     );
   } finally {
     r.disconnect();
@@ -86,7 +105,8 @@ async function openStore(settings: FleetSettings): Promise<ControlStore> {
   return store;
 }
 
-async function loadTenants(o: { tenants?: string; tenantsQuery?: string; tag?: string[]; only?: string }, store: ControlStore): Promise<Tenant[]> {
+/** Tenants from the file, the query or the registry; the store is needed only for the last two. */
+async function loadTenants(o: { tenants?: string; tenantsQuery?: string; tag?: string[]; only?: string }, store: ControlStore | undefined): Promise<Tenant[]> {
   let tenants: Tenant[];
   if (o.tenants && o.tenantsQuery) throw new ConfigError(['give --tenants <file> or --tenants-query <sql>, not both']);
   if (o.tenants) {
@@ -97,6 +117,8 @@ async function loadTenants(o: { tenants?: string; tenantsQuery?: string; tag?: s
       throw new ConfigError([`--tenants ${o.tenants}: ${e?.code === 'ENOENT' ? 'file not found' : e.message}`]);
     }
     tenants = parseTenantsFile(text, extname(o.tenants).toLowerCase() === '.json' ? 'json' : 'yaml', o.tenants);
+  } else if (!store) {
+    throw new Error('loadTenants: a control store is needed without --tenants');
   } else if (o.tenantsQuery) {
     const r = await store.pool.query(o.tenantsQuery).catch((e: any) => {
       throw new ConfigError([`--tenants-query: ${e.message}`]);
@@ -124,6 +146,7 @@ function engineOptions(config: Config) {
     statementTimeoutMs: config.statementTimeout,
     validate: config.validate,
     validation: config.validation,
+    singleTransaction: config.singleTransaction,
   };
 }
 
@@ -247,14 +270,17 @@ export async function rolloutCreate(ctx: CommandContext, o: Record<string, any>,
   const set = await loadMigrationDir(ctx.config.dir);
   const canary = o.canary ? parseCanary(o.canary) : undefined;
   const waveSize = o.waveSize ? parseCountSpec('--wave-size', o.waveSize) : undefined;
+  if (waveSize && ('count' in waveSize ? waveSize.count : waveSize.percent) < 1) throw new ConfigError([`--wave-size: "${o.waveSize}" must be at least 1 (or 1%)`]);
   const maxFailures = o.maxFailures ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
   const concurrency = intOption('--concurrency', o.concurrency);
   const perServer = intOption('--per-server', o.perServer);
+  // a bad tenants file is refused before anything is touched (control schema, Redis)
+  const fromFile = o.tenants ? await loadTenants(o, undefined) : undefined;
   await checkRedis(fleet.redisUrl);
   const store = await openStore(fleet);
   const queue = openQueue(MIGRATE_QUEUE, fleet);
   try {
-    const tenants = await loadTenants(o, store);
+    const tenants = fromFile ?? (await loadTenants(o, store));
     const created = await createRollout(store, queue, {
       tenants,
       set,
@@ -301,6 +327,8 @@ export async function rolloutStatus(ctx: CommandContext, id: string): Promise<nu
 
 export async function rolloutRetry(ctx: CommandContext, id: string, o: { wait?: boolean }): Promise<number> {
   return withStore(ctx, async (store, fleet) => {
+    // an unknown id is refused before Redis is touched
+    if (!(await store.getRollout(id))) throw new RolloutNotFoundError(id);
     await checkRedis(fleet.redisUrl);
     const queue = openQueue(MIGRATE_QUEUE, fleet);
     try {
