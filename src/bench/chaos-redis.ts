@@ -62,7 +62,10 @@ export class PrivateRedis {
     this.child = child;
     child.stdout!.on('data', (d) => (this.output = (this.output + d).slice(-4000)));
     child.stderr!.on('data', (d) => (this.output = (this.output + d).slice(-4000)));
-    const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`redis-server on port ${this.port} exited (${code}): ${this.output.slice(-500)}`))));
+    const exited = new Promise<never>((_, reject) => {
+      child.once('exit', (code) => reject(new Error(`redis-server on port ${this.port} exited (${code}): ${this.output.slice(-500)}`)));
+      child.once('error', (e) => reject(new Error(`cannot start ${this.bin} (set REDIS_SERVER_BIN or put redis-server on PATH): ${e.message}`)));
+    });
     exited.catch(() => {});
     const started = Date.now();
     for (;;) {

@@ -462,10 +462,12 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
         }
       }
 
-      // refused connections: a running (else the next pending) database tenant
+      // refused connections: a database tenant a worker is on right now (re-checked: the snapshot may be stale)
       if (refusalsFired < o.refusalWindowsMs.length && midRollout() && state.running > 0 && p >= refusalsFired * 0.15) {
-        const target = candidates((t) => !t.schema, ['running'])[0] ?? candidates((t) => !t.schema, ['pending'])[0];
-        if (target) {
+        const running = candidates((t) => !t.schema, ['running']);
+        const target = running.length ? pick(running) : undefined;
+        const still = target && (await control.query(`SELECT state FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND tenant_id = $2`, [id, target.id])).rows[0]?.state === 'running';
+        if (target && still) {
           const ms = o.refusalWindowsMs[refusalsFired]!;
           refusalsFired++;
           busy.add(target.id);
@@ -652,7 +654,8 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
       await fleet?.drop().catch((e) => violations.push(`cleanup: ${(e as Error).message}`));
       rmSync(dir, { recursive: true, force: true });
     } else {
-      log(`--keep: databases ${o.prefix}_* and ${dir} left in place`);
+      for (const w of workers) writeFileSync(join(dir, `worker-${w.n}.log`), w.proc.output());
+      log(`--keep: databases ${o.prefix}_* and ${dir} (tenants file, migrations, worker logs) left in place`);
     }
   };
 

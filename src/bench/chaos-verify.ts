@@ -259,8 +259,8 @@ export async function verifyFleet(input: VerifyInput): Promise<VerifyResult> {
           else if (row.applied_by !== `worker ${a.worker}`) violations.push(`control: attempt ${a.generation}/${a.attempt} of ${rt.tenant_id} (worker ${a.worker}) says it applied ${name}, the tenant says "${row.applied_by}"`);
         }
         // a later attempt of the same generation must not erase what an earlier one applied
-        if (a.generation === rt.generation && a.kind === 'migrate' && a.state === 'migrated') {
-          for (const name of (a.applied as string[]) ?? []) if (!applied.includes(name)) violations.push(`control: ${rt.tenant_id}'s applied list [${applied.join(', ')}] lost ${name} (recorded as migrated by attempt ${a.attempt})`);
+        if (a.generation === rt.generation && a.kind === 'migrate' && (a.state === 'migrated' || a.state === 'succeeded')) {
+          for (const name of (a.applied as string[]) ?? []) if (!applied.includes(name)) violations.push(`control: ${rt.tenant_id}'s applied list [${applied.join(', ')}] lost ${name} (recorded as applied by attempt ${a.attempt}, ${a.state})`);
         }
       }
       for (const r of f.rows) if ((r.applied_by ?? '').startsWith('worker ') && !recorded.has(r.name)) figures.unrecordedApplies++;

@@ -98,4 +98,16 @@ CREATE TABLE schedules (
 );
 `,
   },
+  {
+    name: '002_rollout_counters.sql',
+    sql: `
+-- flotilla:validate off
+-- Maintained by dispatch (exact, from the tenants) and by each finished tenant
+-- (minus one): lets a finishing tenant skip a full dispatch while the window is
+-- still well filled. Only a hint: every dispatch recomputes them.
+ALTER TABLE rollouts
+  ADD COLUMN in_flight integer NOT NULL DEFAULT 0,
+  ADD COLUMN waiting integer NOT NULL DEFAULT 0;
+`,
+  },
 ];

@@ -270,25 +270,30 @@ export class ControlStore {
   }, now: Date): Promise<DispatchedJob[]> {
     const error = a.error ? JSON.parse(redactSecrets(JSON.stringify(a.error))) : null;
     return this.tx(async (c) => {
-      await c.query(`SELECT 1 FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [a.rolloutId]);
+      const locked = await c.query(`SELECT state, options, in_flight, waiting FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [a.rolloutId]);
       await c.query(
         `INSERT INTO ${T('attempts')} (rollout_id, tenant_id, generation, attempt, kind, state, applied, error, worker, started_at, duration_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (rollout_id, tenant_id, generation, kind, attempt) DO UPDATE SET state = EXCLUDED.state, applied = EXCLUDED.applied, error = EXCLUDED.error, finished_at = now(), duration_ms = EXCLUDED.duration_ms`,
         [a.rolloutId, a.tenantId, a.generation, a.attempt, a.kind, a.state, a.applied, error, a.worker, a.startedAt, a.durationMs],
       );
+      let finished = false;
       if (a.state === 'succeeded' || a.state === 'failed') {
-        await c.query(
+        const u = await c.query(
           `UPDATE ${T('rollout_tenants')} SET state = $4, applied = CASE WHEN $7 THEN applied ELSE $5 END, error = $6, checks = coalesce($8, checks),
                   finished_at = now(), duration_ms = (extract(epoch FROM now() - coalesce(started_at, now())) * 1000)::int
             WHERE rollout_id = $1 AND tenant_id = $2 AND generation = $3 AND state IN ('running', 'pending', 'scheduled')`,
           [a.rolloutId, a.tenantId, a.generation, a.state, a.applied, error, a.kind === 'validate', a.checks ?? null],
         );
+        finished = (u.rowCount ?? 0) > 0;
+        if (finished) await c.query(`UPDATE ${T('rollouts')} SET in_flight = in_flight - 1 WHERE id = $1`, [a.rolloutId]);
       } else if (a.state === 'migrated') {
         await c.query(`UPDATE ${T('rollout_tenants')} SET applied = $4 WHERE rollout_id = $1 AND tenant_id = $2 AND generation = $3`, [a.rolloutId, a.tenantId, a.generation, a.applied]);
       } else {
         await c.query(`UPDATE ${T('rollout_tenants')} SET error = $4 WHERE rollout_id = $1 AND tenant_id = $2 AND generation = $3`, [a.rolloutId, a.tenantId, a.generation, error]);
       }
+      const r = locked.rows[0];
+      if (r && a.state !== 'failed' && windowStillFull(r.state, r.options, r.in_flight - (finished ? 1 : 0), r.waiting)) return [];
       return dispatchIn(c, a.rolloutId, now);
     });
   }
@@ -375,6 +380,19 @@ export class ControlStore {
   }
 }
 
+/**
+ * A full dispatch counts every tenant of the rollout. A tenant that finished
+ * well need not pay for one while the window is still three-quarters full, or
+ * while everything is handed out and others are still running: nothing could
+ * change. (Failures, halts, waves finishing, --per-server caps: always a full
+ * dispatch. The reconcile job dispatches every few seconds regardless.)
+ */
+function windowStillFull(state: string, options: RolloutOptions, inFlight: number, waiting: number): boolean {
+  if (state !== 'running' || options.perServer || inFlight <= 0) return false;
+  const limit = options.concurrency ?? DISPATCH_WINDOW;
+  return waiting <= 0 || inFlight > limit - Math.max(1, Math.floor(limit / 4));
+}
+
 async function dispatchIn(c: pg.PoolClient, rolloutId: string, now: Date): Promise<DispatchedJob[]> {
   const r = await c.query(`SELECT * FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
   if (!r.rows[0]) return [];
@@ -415,7 +433,10 @@ async function dispatchIn(c: pg.PoolClient, rolloutId: string, now: Date): Promi
   const inFlight = (x: (typeof rows)[number]) => x.state === 'running' || (x.state === 'pending' && x.dispatched);
   const limit = rollout.options.concurrency ?? DISPATCH_WINDOW;
   let slots = limit - sum(inFlight);
-  if (slots <= 0) return [];
+  if (slots <= 0) {
+    await c.query(`UPDATE ${T('rollouts')} SET in_flight = $2, waiting = $3 WHERE id = $1`, [rolloutId, sum(inFlight), sum((x) => x.state === 'pending' && !x.dispatched)]);
+    return [];
+  }
   const perServer = new Map<string, number>();
   for (const x of rows) if (inFlight(x)) perServer.set(x.server, (perServer.get(x.server) ?? 0) + x.n);
 
@@ -455,6 +476,8 @@ async function dispatchIn(c: pg.PoolClient, rolloutId: string, now: Date): Promi
       [rolloutId, JSON.stringify(scheduled)],
     );
   }
+  const waiting = sum((x) => x.state === 'pending' && !x.dispatched) - ready.length - scheduled.length;
+  await c.query(`UPDATE ${T('rollouts')} SET in_flight = $2, waiting = $3 WHERE id = $1`, [rolloutId, sum(inFlight) + ready.length, waiting]);
   return jobs;
 }
 

@@ -22,6 +22,7 @@ import { redactSecrets } from '../core/redact.js';
 import { resolveDatabaseUrl } from '../core/tenants.js';
 import { isInsideWindow, nextWindowStart } from '../core/windows.js';
 import { connect } from '../adapters/pg/connection.js';
+import type { ConnectionCache } from '../adapters/pg/connection-cache.js';
 import { postChecks } from '../adapters/pg/post-checks.js';
 import { isRetryable } from '../adapters/pg/sqlstate.js';
 import type { ClaimedJob, ControlStore } from '../control/store.js';
@@ -36,6 +37,8 @@ export interface ProcessorDeps {
   logger: Logger;
   env: Record<string, string | undefined>;
   now: () => Date;
+  /** tenant connections kept between jobs (schema tenants share a database); without it, one connection per job */
+  connections?: ConnectionCache;
 }
 
 export interface TenantJobResult {
@@ -73,13 +76,16 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
   }
   const startedAt = deps.now();
   let client: pg.Client | undefined;
+  let url = '';
+  // a connection goes back to the cache only after a job that went well
+  let reusable = false;
   // files committed before a failure stay applied: the failed attempt must say so
   let appliedBeforeFailure: string[] = [];
   try {
     const set = await deps.store.loadMigrationSet(claim.setChecksum);
-    const url = resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId);
+    url = resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId);
     let t = performance.now();
-    client = await connect(url, { applicationName: `flotilla-worker ${deps.workerId}` });
+    client = deps.connections ? await deps.connections.acquire(url) : await connect(url, { applicationName: `flotilla-worker ${deps.workerId}` });
     ms.connect = performance.now() - t;
     t = performance.now();
     const migrator = new Migrator(client, {
@@ -108,6 +114,7 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     );
     await enqueueTenantJobs(deps.queue, next);
     ms.record = performance.now() - t;
+    reusable = true;
     if (checked?.error) throw new UnrecoverableError(String(checked.error.message));
     log.info({ applied, ms: roundAll(ms) }, applied.length ? 'migrated' : 'up to date');
     return { tenantId, kind: 'migrate', outcome: applied.length ? 'migrated' : 'succeeded', applied, ms: roundAll(ms) };
@@ -115,7 +122,8 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     if (e instanceof DelayedError || e instanceof UnrecoverableError) throw e;
     return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure);
   } finally {
-    await client?.end().catch(() => {});
+    if (client && deps.connections) await deps.connections.release(url, client, reusable);
+    else await client?.end().catch(() => {});
   }
 }
 

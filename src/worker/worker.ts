@@ -9,6 +9,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
+import { ConnectionCache } from '../adapters/pg/connection-cache.js';
 import { ControlStore } from '../control/store.js';
 import { reconcile } from '../producer/reconcile.js';
 import { startScheduledRollout } from '../producer/schedule.js';
@@ -57,8 +58,9 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   }, s.reconcileEveryMs);
   watchdog.unref();
   const now = () => new Date();
+  const connections = new ConnectionCache({ applicationName: `flotilla-worker ${id}`, idleMs: 2000, maxIdle: s.concurrency });
 
-  const tenants = new Worker(MIGRATE_QUEUE, tenantProcessor({ store, queue, workerId: id, logger: log, env, now }), {
+  const tenants = new Worker(MIGRATE_QUEUE, tenantProcessor({ store, queue, workerId: id, logger: log, env, now, connections }), {
     connection: redisConnection(s.redisUrl),
     prefix: s.prefix,
     concurrency: s.concurrency,
@@ -92,7 +94,7 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
       }, s.drainTimeoutMs);
       await Promise.all([tenants.close(), controller.close()]).catch(() => {});
       clearTimeout(timer);
-      await Promise.all([queue.close(), control.close()]).catch(() => {});
+      await Promise.all([queue.close(), control.close(), connections.close()]).catch(() => {});
       await store.close();
       log.info('worker stopped');
     })());

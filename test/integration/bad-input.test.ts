@@ -668,6 +668,9 @@ describe.concurrent('the real process: exit codes and what it prints', () => {
   beforeAll(() => {
     cleanups = atEnd;
   });
+  afterAll(() => {
+    cleanups = afterEachTest;
+  });
   it('a wrong password: exit 2 naming user, host:port and database, and not the password', async () => {
     const server = await passwordRefusingServer();
     cleanups.push(() => server.close());
