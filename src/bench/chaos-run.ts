@@ -211,10 +211,29 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
   const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
   const violations: string[] = [];
   const figures: ChaosFigures = {
-    tenants: o.tenants, databaseTenants: o.tenants - o.schemaTenants, schemaTenants: o.schemaTenants, migrations: 0, workers: o.workers, concurrency: o.concurrency,
-    workerProcessesStarted: 0, workersFailedToStart: 0, kills: 0, killsMidMigration: 0, redisRestarts: [], flushes: [], refusals: [], lockHolds: [], cliRuns: [],
-    rolloutId: null, firstPass: null, retryRounds: 0, tenantsNeedingRetry: 0, redisLeft: {}, verify: null,
-    seconds: { setup: 0, rollout: 0, retry: 0, verify: 0, total: 0 }, timedOut: false,
+    tenants: o.tenants,
+    databaseTenants: o.tenants - o.schemaTenants,
+    schemaTenants: o.schemaTenants,
+    migrations: 0,
+    workers: o.workers,
+    concurrency: o.concurrency,
+    workerProcessesStarted: 0,
+    workersFailedToStart: 0,
+    kills: 0,
+    killsMidMigration: 0,
+    redisRestarts: [],
+    flushes: [],
+    refusals: [],
+    lockHolds: [],
+    cliRuns: [],
+    rolloutId: null,
+    firstPass: null,
+    retryRounds: 0,
+    tenantsNeedingRetry: 0,
+    redisLeft: {},
+    verify: null,
+    seconds: { setup: 0, rollout: 0, retry: 0, verify: 0, total: 0 },
+    timedOut: false,
   };
 
   // stop: timeout, the caller's signal (SIGINT), or the end of the run
@@ -253,7 +272,11 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     }
   };
 
-  const runCliTracked = (args: string[], env: NodeJS.ProcessEnv, timeoutMs = 10 * 60_000): Promise<{ code: number; stdout: string; stderr: string; seconds: number }> => {
+  const runCliTracked = (
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    timeoutMs = 10 * 60_000,
+  ): Promise<{ code: number; stdout: string; stderr: string; seconds: number }> => {
     const started = performance.now();
     return new Promise((resolve) => {
       const child = spawn(process.execPath, [o.cli, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -280,7 +303,11 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     figures.workerProcessesStarted++;
     const proc = startWorkerProcess(workerEnv, o.concurrency, undefined, { cli: o.cli, args: ['--drain-timeout', '5s'] });
     const entry: WorkerEntry = {
-      proc, n, ready: false, killed: false, stopping: false,
+      proc,
+      n,
+      ready: false,
+      killed: false,
+      stopping: false,
       id: () => /worker (\S+) started/.exec(proc.output())?.[1] ?? /"worker":"([^"]+)"/.exec(proc.output())?.[1],
     };
     workers.push(entry);
@@ -295,7 +322,9 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
         figures.workersFailedToStart++;
         log(`worker #${n} did not start (exit ${code ?? signal}): ${proc.output().trim().split('\n').slice(-1)[0]?.slice(0, 200)}`);
       } else {
-        violations.push(`worker #${n} (${entry.id()}) exited by itself (${code ?? signal}): ${proc.output().trim().split('\n').slice(-3).join(' | ').slice(0, 600)}`);
+        violations.push(
+          `worker #${n} (${entry.id()}) exited by itself (${code ?? signal}): ${proc.output().trim().split('\n').slice(-3).join(' | ').slice(0, 600)}`,
+        );
       }
     });
     return entry;
@@ -318,7 +347,9 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     for (const [name, sql] of Object.entries(CHAOS_MIGRATIONS)) writeFileSync(join(dir, name), sql);
     const set: MigrationSet = await loadMigrationDir(dir);
     figures.migrations = set.migrations.length;
-    log(`setting up ${o.tenants} tenants (${o.tenants - o.schemaTenants} databases, ${o.schemaTenants} schemas on a shared one), ${set.migrations.length} migrations, prefix ${o.prefix}`);
+    log(
+      `setting up ${o.tenants} tenants (${o.tenants - o.schemaTenants} databases, ${o.schemaTenants} schemas on a shared one), ${set.migrations.length} migrations, prefix ${o.prefix}`,
+    );
     fleet = await createFleet(o.adminUrl, o.prefix, o.tenants - o.schemaTenants, o.schemaTenants);
     if (stop.signal.aborted) return;
     await admin((c) => c.query(`CREATE DATABASE ${qi(referenceDb)} TEMPLATE ${qi(`${o.prefix}_template`)}`));
@@ -340,7 +371,10 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
     const tenantsFile = join(dir, 'tenants.yaml');
-    writeFileSync(tenantsFile, `tenants:\n${order.map((t) => `  - { id: ${t.id}, databaseUrl: "${t.url}"${t.schema ? `, schema: ${t.schema}` : ''} }`).join('\n')}\n`);
+    writeFileSync(
+      tenantsFile,
+      `tenants:\n${order.map((t) => `  - { id: ${t.id}, databaseUrl: "${t.url}"${t.schema ? `, schema: ${t.schema}` : ''} }`).join('\n')}\n`,
+    );
     const byId = new Map(order.map((t) => [t.id, t]));
 
     redis = await PrivateRedis.start();
@@ -360,7 +394,10 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     }
 
     for (let i = 0; i < o.workers; i++) startWorker();
-    await Promise.race([Promise.all(workers.map((w) => w.proc.ready)), sleep(120_000).then(() => Promise.reject(new Error('workers did not start within 120 s')))]);
+    await Promise.race([
+      Promise.all(workers.map((w) => w.proc.ready)),
+      sleep(120_000).then(() => Promise.reject(new Error('workers did not start within 120 s'))),
+    ]);
     control = new pg.Pool({ connectionString: fleet.controlUrl, max: 2, application_name: 'flotilla-chaos' });
     control.on('error', () => {});
     figures.seconds.setup = (performance.now() - t0) / 1000;
@@ -385,7 +422,10 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
         const until = performance.now() + o.lockHoldMs;
         await sleep(o.lockHoldMs, stop.signal);
         while (!stop.signal.aborted && id && performance.now() < until + 60_000) {
-          const r = await control!.query(`SELECT count(*)::int AS n FROM flotilla.attempts WHERE rollout_id = $1 AND tenant_id = $2 AND error->'pg'->>'code' = '55P03'`, [id, t.id]);
+          const r = await control!.query(
+            `SELECT count(*)::int AS n FROM flotilla.attempts WHERE rollout_id = $1 AND tenant_id = $2 AND error->'pg'->>'code' = '55P03'`,
+            [id, t.id],
+          );
           if (r.rows[0].n > 0) break;
           await sleep(250, stop.signal);
         }
@@ -398,12 +438,17 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
 
     // ---- the rollout
     const rolloutStarted = performance.now();
-    const producer = runCliTracked(['rollout', '--dir', dir, '--tenants', tenantsFile, '--max-failures', '100%', '--lock-timeout', o.lockTimeout, '--wait', '--json'], env, o.timeoutMs);
+    const producer = runCliTracked(
+      ['rollout', '--dir', dir, '--tenants', tenantsFile, '--max-failures', '100%', '--lock-timeout', o.lockTimeout, '--wait', '--json'],
+      env,
+      o.timeoutMs,
+    );
     let producerDone = false;
     void producer.then(() => (producerDone = true));
     let rolloutId: string | undefined;
     while (!rolloutId && !producerDone && !stop.signal.aborted) {
-      rolloutId = (await control.query(`SELECT id FROM flotilla.rollouts ORDER BY created_at DESC LIMIT 1`).catch(() => ({ rows: [] as { id: string }[] }))).rows[0]?.id;
+      rolloutId = (await control.query(`SELECT id FROM flotilla.rollouts ORDER BY created_at DESC LIMIT 1`).catch(() => ({ rows: [] as { id: string }[] })))
+        .rows[0]?.id;
       if (!rolloutId) await sleep(100, stop.signal);
     }
     if (!rolloutId) {
@@ -423,7 +468,8 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     let state = { done: 0, total: o.tenants, running: 0, rolloutState: 'running', rows: [] as TenantRow[] };
     const progress = () => `${state.done}/${state.total} done`;
     const readState = async () => {
-      const rows = (await control!.query(`SELECT tenant_id, state, position FROM flotilla.rollout_tenants WHERE rollout_id = $1 ORDER BY position`, [id])).rows as TenantRow[];
+      const rows = (await control!.query(`SELECT tenant_id, state, position FROM flotilla.rollout_tenants WHERE rollout_id = $1 ORDER BY position`, [id]))
+        .rows as TenantRow[];
       const r = (await control!.query(`SELECT state FROM flotilla.rollouts WHERE id = $1`, [id])).rows[0];
       state = {
         rows,
@@ -451,7 +497,13 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
           const victim = pick(ready);
           const wid = victim.id();
           const active = wid
-            ? Number((await control.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'`, [`flotilla-worker ${wid}`])).rows[0].n)
+            ? Number(
+                (
+                  await control.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'`, [
+                    `flotilla-worker ${wid}`,
+                  ])
+                ).rows[0].n,
+              )
             : 0;
           victim.killed = true;
           await victim.proc.stop('SIGKILL');
@@ -466,7 +518,10 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
       if (refusalsFired < o.refusalWindowsMs.length && midRollout() && state.running > 0 && p >= refusalsFired * 0.15) {
         const running = candidates((t) => !t.schema, ['running']);
         const target = running.length ? pick(running) : undefined;
-        const still = target && (await control.query(`SELECT state FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND tenant_id = $2`, [id, target.id])).rows[0]?.state === 'running';
+        const still =
+          target &&
+          (await control.query(`SELECT state FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND tenant_id = $2`, [id, target.id])).rows[0]?.state ===
+            'running';
         if (target && still) {
           const ms = o.refusalWindowsMs[refusalsFired]!;
           refusalsFired++;
@@ -476,7 +531,9 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
           refused.add(target.database);
           const killed = await admin(async (c) => {
             await c.query(`ALTER DATABASE ${qi(target.database)} ALLOW_CONNECTIONS false`);
-            const r = await c.query(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [target.database]);
+            const r = await c.query(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [
+              target.database,
+            ]);
             return r.rows[0].n as number;
           });
           log(`refuse: ${target.id} refuses connections for ${ms / 1000} s (${killed} backends terminated) at ${progress()}`);
@@ -560,8 +617,16 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     } catch {
       throw new Error(`flotilla rollout --wait: exit ${first.code}, no JSON: ${first.stdout.slice(-500)} ${first.stderr.slice(-1000)}`);
     }
-    figures.firstPass = { state: view!.state, succeeded: view!.counts.succeeded ?? 0, failed: view!.counts.failed ?? 0, cancelled: view!.counts.cancelled ?? 0, seconds: Math.round(figures.seconds.rollout * 10) / 10 };
-    log(`rollout --wait returned (exit ${first.code}): ${view!.state}, ${figures.firstPass.succeeded} succeeded, ${figures.firstPass.failed} failed, ${figures.firstPass.cancelled} cancelled`);
+    figures.firstPass = {
+      state: view!.state,
+      succeeded: view!.counts.succeeded ?? 0,
+      failed: view!.counts.failed ?? 0,
+      cancelled: view!.counts.cancelled ?? 0,
+      seconds: Math.round(figures.seconds.rollout * 10) / 10,
+    };
+    log(
+      `rollout --wait returned (exit ${first.code}): ${view!.state}, ${figures.firstPass.succeeded} succeeded, ${figures.firstPass.failed} failed, ${figures.firstPass.cancelled} cancelled`,
+    );
 
     // chaos that did not happen while the rollout ran is a run that proves nothing
     const missed = [
@@ -585,7 +650,12 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
       await readState();
       for (const x of state.rows) if (x.state === 'failed' || x.state === 'cancelled') needing.add(x.tenant_id);
       figures.retryRounds++;
-      log(`retry: flotilla rollout retry ${id} --wait (${state.rows.filter((x) => x.state === 'failed' || x.state === 'cancelled').map((x) => x.tenant_id).join(', ')})`);
+      log(
+        `retry: flotilla rollout retry ${id} --wait (${state.rows
+          .filter((x) => x.state === 'failed' || x.state === 'cancelled')
+          .map((x) => x.tenant_id)
+          .join(', ')})`,
+      );
       const r = await runCliTracked(['rollout', 'retry', id, '--wait', '--json'], env, Math.max(1000, o.timeoutMs - (performance.now() - t0)));
       try {
         counts = JSON.parse(r.stdout).counts;
@@ -608,7 +678,10 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     );
     const q = new Queue('migrate', { connection: { url: redis.url, maxRetriesPerRequest: 1 }, prefix: '{chaos}' });
     q.on('error', () => {});
-    figures.redisLeft = (await q.getJobCounts('active', 'waiting', 'delayed', 'prioritized', 'failed', 'completed').catch(() => ({}))) as Record<string, number>;
+    figures.redisLeft = (await q.getJobCounts('active', 'waiting', 'delayed', 'prioritized', 'failed', 'completed').catch(() => ({}))) as Record<
+      string,
+      number
+    >;
     await q.close().catch(() => {});
 
     // ---- the verdict, from the databases
@@ -691,13 +764,27 @@ export function formatChaosReport(r: ChaosReport): string {
     `  rollout            ${f.rolloutId ?? '-'}: first pass ${f.firstPass ? `${f.firstPass.state} in ${s1(f.firstPass.seconds)} (${f.firstPass.succeeded} succeeded, ${f.firstPass.failed} failed, ${f.firstPass.cancelled} cancelled)` : '-'}`,
     `  rollout retry      ${f.tenantsNeedingRetry} tenants needed \`rollout retry\` (${f.retryRounds} rounds, ${s1(f.seconds.retry)}); final state ${v?.finalRolloutState ?? '-'}`,
     v
-      ? `  attempts           ${v.claims} claims for ${f.tenants} tenants; ${v.tenantsClaimedMoreThanOnce} tenants claimed more than once (max ${v.maxClaims}); rows ${Object.entries(v.attemptRows).map(([k, n]) => `${k} ${n}`).join(', ')}`
+      ? `  attempts           ${v.claims} claims for ${f.tenants} tenants; ${v.tenantsClaimedMoreThanOnce} tenants claimed more than once (max ${v.maxClaims}); rows ${Object.entries(
+          v.attemptRows,
+        )
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ')}`
       : '  attempts           -',
-    v ? `  attempt errors     ${Object.entries(v.attemptErrors).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}` : '',
+    v
+      ? `  attempt errors     ${
+          Object.entries(v.attemptErrors)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ') || 'none'
+        }`
+      : '',
     v
       ? `  databases          ${v.tenantsChecked} tenants checked, ${v.trackingRows} tracking rows (${v.appliedByWorkers} by workers, ${v.appliedByCli} by the CLI; ${v.unrecordedApplies} committed by a worker killed before it recorded them)`
       : '',
-    `  redis at the end   ${Object.entries(f.redisLeft).map(([k, n]) => `${k} ${n}`).join(', ') || '-'}`,
+    `  redis at the end   ${
+      Object.entries(f.redisLeft)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ') || '-'
+    }`,
     `  duration           total ${s1(f.seconds.total)} (setup ${s1(f.seconds.setup)}, rollout ${s1(f.seconds.rollout)}, retry ${s1(f.seconds.retry)}, verification ${s1(f.seconds.verify)})${f.timedOut ? ' TIMED OUT' : ''}`,
     `  violations         ${r.violations.length ? r.violations.length : 'none'}`,
     ...r.violations.map((x) => `    - ${x}`),

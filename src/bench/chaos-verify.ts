@@ -70,7 +70,12 @@ const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
 /** Catalog of one schema as sorted text lines, independent of the schema's name. */
 export async function schemaSignature(c: pg.Client, schema: string, exclude: string[] = []): Promise<string[]> {
   await c.query(`SET search_path TO ${q(schema)}`);
-  const strip = (s: string) => s.split(`${q(schema)}.`).join('').split(`${schema}.`).join('');
+  const strip = (s: string) =>
+    s
+      .split(`${q(schema)}.`)
+      .join('')
+      .split(`${schema}.`)
+      .join('');
   const r = await c.query(
     `WITH rel AS (
        SELECT c.oid, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -119,8 +124,15 @@ async function tenantFacts(t: VerifyTenant, table: string): Promise<TenantFacts>
       const rows = exists ? (await c.query(`SELECT name, checksum, applied_at, applied_by FROM ${q(schema)}.${q(table)} ORDER BY applied_at, name`)).rows : [];
       const hasEffects = (await c.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [`${q(schema)}.chaos_effects`])).rows[0].ok as boolean;
       const effects = new Map<string, number>();
-      if (hasEffects) for (const r of (await c.query(`SELECT migration, count(*)::int AS n FROM ${q(schema)}.chaos_effects GROUP BY 1`)).rows) effects.set(r.migration, r.n);
-      return { id: t.id, rows, effects, signature: await schemaSignature(c, schema, [table, `${table}_pkey`]), invalidIndexes: await invalidIndexes(c, schema) };
+      if (hasEffects)
+        for (const r of (await c.query(`SELECT migration, count(*)::int AS n FROM ${q(schema)}.chaos_effects GROUP BY 1`)).rows) effects.set(r.migration, r.n);
+      return {
+        id: t.id,
+        rows,
+        effects,
+        signature: await schemaSignature(c, schema, [table, `${table}_pkey`]),
+        invalidIndexes: await invalidIndexes(c, schema),
+      };
     });
   } catch (e) {
     return { id: t.id, rows: [], effects: new Map(), signature: [], invalidIndexes: [], error: (e as Error).message };
@@ -171,10 +183,12 @@ export async function verifyFleet(input: VerifyInput): Promise<VerifyResult> {
     trackingRows += f.rows.length;
     const names = f.rows.map((r) => r.name);
     // every migration, once, in file order (applied_at order)
-    if (names.join(',') !== expected.join(',')) violations.push(`${f.id}: tracking rows [${names.join(', ')}] are not the ${expected.length} migrations in order`);
+    if (names.join(',') !== expected.join(','))
+      violations.push(`${f.id}: tracking rows [${names.join(', ')}] are not the ${expected.length} migrations in order`);
     if (new Set(names).size !== names.length) violations.push(`${f.id}: duplicate tracking rows`);
     for (const r of f.rows) {
-      if (checksums.has(r.name) && r.checksum !== checksums.get(r.name)) violations.push(`${f.id}: ${r.name} recorded with checksum ${r.checksum}, the file's is ${checksums.get(r.name)}`);
+      if (checksums.has(r.name) && r.checksum !== checksums.get(r.name))
+        violations.push(`${f.id}: ${r.name} recorded with checksum ${r.checksum}, the file's is ${checksums.get(r.name)}`);
       const by = r.applied_by ?? '';
       if (by.startsWith('worker ') && input.workerIds.has(by.slice('worker '.length))) appliedByWorkers++;
       else if (by === input.cliAppliedBy && input.cliTenants.has(f.id)) appliedByCli++;
@@ -198,8 +212,18 @@ export async function verifyFleet(input: VerifyInput): Promise<VerifyResult> {
 
   // the control database: every tenant accounted for, results that agree with the tenants
   const figures: VerifyFigures = {
-    tenantsChecked: facts.length, trackingRows, appliedByWorkers, appliedByCli, unrecordedApplies: 0, claims: 0, tenantsClaimedMoreThanOnce: 0, maxClaims: 0,
-    attemptRows: {}, attemptErrors: {}, tenantsRetried: 0, finalRolloutState: '?',
+    tenantsChecked: facts.length,
+    trackingRows,
+    appliedByWorkers,
+    appliedByCli,
+    unrecordedApplies: 0,
+    claims: 0,
+    tenantsClaimedMoreThanOnce: 0,
+    maxClaims: 0,
+    attemptRows: {},
+    attemptErrors: {},
+    tenantsRetried: 0,
+    finalRolloutState: '?',
   };
   await withClient(input.controlUrl, async (c) => {
     const rollout = (await c.query(`SELECT state, created_at FROM flotilla.rollouts WHERE id = $1`, [input.rolloutId])).rows[0];
@@ -209,9 +233,17 @@ export async function verifyFleet(input: VerifyInput): Promise<VerifyResult> {
       return;
     }
     if (rollout.state !== 'succeeded') violations.push(`control: rollout is ${rollout.state}, not succeeded`);
-    const rts = (await c.query(`SELECT tenant_id, state, generation, attempts, applied, checks, error FROM flotilla.rollout_tenants WHERE rollout_id = $1 ORDER BY position`, [input.rolloutId])).rows;
+    const rts = (
+      await c.query(
+        `SELECT tenant_id, state, generation, attempts, applied, checks, error FROM flotilla.rollout_tenants WHERE rollout_id = $1 ORDER BY position`,
+        [input.rolloutId],
+      )
+    ).rows;
     const attempts = (
-      await c.query(`SELECT tenant_id, generation, attempt, kind, state, applied, error, worker FROM flotilla.attempts WHERE rollout_id = $1 ORDER BY tenant_id, generation, attempt`, [input.rolloutId])
+      await c.query(
+        `SELECT tenant_id, generation, attempt, kind, state, applied, error, worker FROM flotilla.attempts WHERE rollout_id = $1 ORDER BY tenant_id, generation, attempt`,
+        [input.rolloutId],
+      )
     ).rows;
     const seen = new Set<string>();
     for (const rt of rts) {
@@ -242,12 +274,16 @@ export async function verifyFleet(input: VerifyInput): Promise<VerifyResult> {
       for (const name of applied) {
         const row = rowsByName.get(name);
         if (!row) violations.push(`control: ${rt.tenant_id} says ${name} was applied, the tenant has no such tracking row`);
-        else if (!(row.applied_by ?? '').startsWith('worker ')) violations.push(`control: ${rt.tenant_id} says a worker applied ${name}, the tenant says "${row.applied_by}"`);
-        else if (row.applied_at < rollout.created_at) violations.push(`control: ${rt.tenant_id} says ${name} was applied by this rollout, it was applied before it (${row.applied_at.toISOString()})`);
+        else if (!(row.applied_by ?? '').startsWith('worker '))
+          violations.push(`control: ${rt.tenant_id} says a worker applied ${name}, the tenant says "${row.applied_by}"`);
+        else if (row.applied_at < rollout.created_at)
+          violations.push(`control: ${rt.tenant_id} says ${name} was applied by this rollout, it was applied before it (${row.applied_at.toISOString()})`);
       }
       // a tenant whose generation applied something was validated afterwards (post-commit checks recorded)
-      if (applied.length && rt.state === 'succeeded' && !rt.checks) violations.push(`control: ${rt.tenant_id} succeeded with ${applied.length} applied migrations but without its post-commit checks`);
-      if (rt.checks?.invalidIndexes?.length) violations.push(`control: ${rt.tenant_id} post-checks report INVALID indexes ${rt.checks.invalidIndexes.join(', ')}`);
+      if (applied.length && rt.state === 'succeeded' && !rt.checks)
+        violations.push(`control: ${rt.tenant_id} succeeded with ${applied.length} applied migrations but without its post-commit checks`);
+      if (rt.checks?.invalidIndexes?.length)
+        violations.push(`control: ${rt.tenant_id} post-checks report INVALID indexes ${rt.checks.invalidIndexes.join(', ')}`);
       const mine = attempts.filter((a) => a.tenant_id === rt.tenant_id);
       const recorded = new Set<string>();
       for (const a of mine) {
@@ -255,12 +291,20 @@ export async function verifyFleet(input: VerifyInput): Promise<VerifyResult> {
           recorded.add(name);
           const row = rowsByName.get(name);
           // each attempt's claim is backed by a tracking row written by that very worker
-          if (!row) violations.push(`control: attempt ${a.generation}/${a.attempt} of ${rt.tenant_id} says ${name} was applied, the tenant has no such tracking row`);
-          else if (row.applied_by !== `worker ${a.worker}`) violations.push(`control: attempt ${a.generation}/${a.attempt} of ${rt.tenant_id} (worker ${a.worker}) says it applied ${name}, the tenant says "${row.applied_by}"`);
+          if (!row)
+            violations.push(`control: attempt ${a.generation}/${a.attempt} of ${rt.tenant_id} says ${name} was applied, the tenant has no such tracking row`);
+          else if (row.applied_by !== `worker ${a.worker}`)
+            violations.push(
+              `control: attempt ${a.generation}/${a.attempt} of ${rt.tenant_id} (worker ${a.worker}) says it applied ${name}, the tenant says "${row.applied_by}"`,
+            );
         }
         // a later attempt of the same generation must not erase what an earlier one applied
         if (a.generation === rt.generation && a.kind === 'migrate' && (a.state === 'migrated' || a.state === 'succeeded')) {
-          for (const name of (a.applied as string[]) ?? []) if (!applied.includes(name)) violations.push(`control: ${rt.tenant_id}'s applied list [${applied.join(', ')}] lost ${name} (recorded as applied by attempt ${a.attempt}, ${a.state})`);
+          for (const name of (a.applied as string[]) ?? [])
+            if (!applied.includes(name))
+              violations.push(
+                `control: ${rt.tenant_id}'s applied list [${applied.join(', ')}] lost ${name} (recorded as applied by attempt ${a.attempt}, ${a.state})`,
+              );
         }
       }
       for (const r of f.rows) if ((r.applied_by ?? '').startsWith('worker ') && !recorded.has(r.name)) figures.unrecordedApplies++;

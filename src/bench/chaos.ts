@@ -94,7 +94,11 @@ async function main(): Promise<number> {
   const report = await runChaos({ ...options, signal: abort.signal, log: DEFAULT_CHAOS_OPTIONS.log });
   console.log('');
   console.log(formatChaosReport(report));
-  if (values.json) writeFileSync(values.json, `${JSON.stringify({ ok: report.ok, violations: report.violations, figures: report.figures, options: report.options }, null, 2)}\n`);
+  if (values.json)
+    writeFileSync(
+      values.json,
+      `${JSON.stringify({ ok: report.ok, violations: report.violations, figures: report.figures, options: report.options }, null, 2)}\n`,
+    );
   if (interrupts) return 130;
   return report.ok ? 0 : 1;
 }

@@ -165,7 +165,11 @@ export function startWorkerProcess(env: NodeJS.ProcessEnv, concurrency: number, 
   };
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv, options: Pick<CliPathOptions, 'cli'> = {}): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  options: Pick<CliPathOptions, 'cli'> = {},
+): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [options.cli ?? CLI, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -8,7 +8,8 @@
  */
 import pg from 'pg';
 import { Migrator } from '../migrator.js';
-import { buildMigrationSet, type MigrationFile, type MigrationSet } from '../core/migration-set.js';
+import { checksumOf } from '../core/checksum.js';
+import { buildMigrationSet, migrationSetFromJSON, trustedMigrationSet, migrationToJSON, type MigrationFile, type MigrationSet, type ParsedMigrationJSON } from '../core/migration-set.js';
 import { redactSecrets } from '../core/redact.js';
 import type { Tenant, MaintenanceWindow } from '../core/tenants.js';
 import { serverKey } from '../core/tenants.js';
@@ -98,7 +99,9 @@ export class ControlStore {
       throw connectionError(describeUrl(this.url), e, 10_000);
     }
     try {
-      const set = await buildMigrationSet(CONTROL_MIGRATIONS);
+      if (await this.schemaIsCurrent(client)) return;
+      // our own SQL: run as written, no parser (a worker's memory stays small)
+      const set = trustedMigrationSet(CONTROL_MIGRATIONS);
       const report = await new Migrator(client, {
         schema: CONTROL_SCHEMA,
         trackingTable: CONTROL_TRACKING_TABLE,
@@ -110,6 +113,15 @@ export class ControlStore {
     } finally {
       client.release();
     }
+  }
+
+  /** Every control migration applied, unedited: nothing to do (and no SQL parser to load). */
+  private async schemaIsCurrent(c: pg.PoolClient): Promise<boolean> {
+    const r = await c
+      .query<{ name: string; checksum: string | null }>(`SELECT name, checksum FROM ${T(CONTROL_TRACKING_TABLE)}`)
+      .catch(() => ({ rows: [] as { name: string; checksum: string | null }[] }));
+    const applied = new Map(r.rows.map((x) => [x.name, x.checksum]));
+    return CONTROL_MIGRATIONS.every((m) => applied.get(m.name) === checksumOf(m.sql));
   }
 
   private async tx<R>(fn: (c: pg.PoolClient) => Promise<R>): Promise<R> {
@@ -140,7 +152,8 @@ export class ControlStore {
   }
 
   async saveMigrationSet(set: MigrationSet): Promise<void> {
-    const files = set.migrations.map((m) => ({ name: m.name, sql: m.sql, checksum: m.checksum }));
+    // the parsed form too: workers rebuild the set without loading the SQL parser
+    const files = set.migrations.map(migrationToJSON);
     await this.pool.query(`INSERT INTO ${T('migration_sets')} (checksum, files) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [set.checksum, JSON.stringify(files)]);
   }
 
@@ -151,7 +164,8 @@ export class ControlStore {
       p = (async () => {
         const r = await this.pool.query(`SELECT files FROM ${T('migration_sets')} WHERE checksum = $1`, [checksum]);
         if (!r.rows[0]) throw new Error(`migration set ${checksum} not found in the control database`);
-        return buildMigrationSet((r.rows[0].files as MigrationFile[]).map((f) => ({ name: f.name, sql: f.sql })));
+        const files = r.rows[0].files as (MigrationFile & Partial<ParsedMigrationJSON>)[];
+        return migrationSetFromJSON(files, checksum) ?? buildMigrationSet(files.map((f) => ({ name: f.name, sql: f.sql })));
       })();
       p.catch(() => this.sets.delete(checksum));
       this.sets.set(checksum, p);

@@ -88,3 +88,52 @@ function buildMigration(file: MigrationFile, version: bigint): Migration {
     effects: rowEffects(statements),
   };
 }
+
+/** A parsed migration as JSON (bigint version as a string): what the control database keeps of a frozen set. */
+export type ParsedMigrationJSON = Omit<Migration, 'version'> & { version: string };
+
+export function migrationToJSON(m: Migration): ParsedMigrationJSON {
+  return { ...m, version: String(m.version) };
+}
+
+/**
+ * A frozen set back from its parsed JSON, without the parser: workers never
+ * load it (its WASM heap would be most of their memory). Every file's text is
+ * checked against its checksum and the set against its own checksum, so what
+ * runs is exactly what was frozen. Returns undefined when the JSON lacks the
+ * parsed form (sets saved by an older version): parse those with buildMigrationSet.
+ */
+export function migrationSetFromJSON(files: Partial<ParsedMigrationJSON>[], checksum: string): MigrationSet | undefined {
+  if (!files.every((f) => Array.isArray(f.statements) && f.effects && f.validation && typeof f.version === 'string')) return undefined;
+  const migrations = files.map((f) => {
+    const m = { ...(f as ParsedMigrationJSON), version: BigInt(f.version!) };
+    if (checksumOf(m.sql) !== m.checksum) throw new Error(`frozen migration ${m.name}: its text does not match its checksum`);
+    return m;
+  });
+  if (setChecksum(migrations) !== checksum) throw new Error(`frozen migration set ${checksum}: its files do not match its checksum`);
+  return { migrations, checksum };
+}
+
+/**
+ * A set of files we wrote ourselves (the control database's schema), without
+ * the parser: each file runs as one batch in its own transaction. Only for
+ * SQL known to be transactional and free of the file's own BEGIN/COMMIT.
+ */
+export function trustedMigrationSet(files: MigrationFile[]): MigrationSet {
+  const migrations = files.map((file): Migration => {
+    const meta = parseFileName(file.name);
+    if (!meta) throw new InvalidFileNameError([file.name]);
+    const header = parseValidationHeader(file.sql);
+    return {
+      name: file.name,
+      version: meta.version,
+      sql: file.sql,
+      checksum: checksumOf(file.sql),
+      statements: [{ index: 0, line: 1, sql: file.sql, kind: 'Batch', mode: 'transactional', label: 'batch', node: {} }],
+      transactional: true,
+      validation: { enabled: header.ok ? header.enabled : false, options: header.ok ? header.options : {} },
+      effects: { any: true, writes: [], functions: [], definesTriggers: false, defines: [] },
+    };
+  });
+  return { migrations, checksum: setChecksum(migrations) };
+}

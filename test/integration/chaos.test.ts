@@ -44,11 +44,17 @@ describe('chaos run (CI configuration)', () => {
     expect(f.kills, text).toBe(1);
     expect(f.redisRestarts, text).toHaveLength(1);
     expect(f.flushes, text).toHaveLength(1);
-    expect(f.flushes[0]!.resumes.map((r) => r.code), text).toEqual([0, 0]);
+    expect(
+      f.flushes[0]!.resumes.map((r) => r.code),
+      text,
+    ).toEqual([0, 0]);
     expect(f.refusals, text).toHaveLength(1);
     expect(f.lockHolds, text).toHaveLength(1);
     expect(f.lockHolds[0]!.lockTimeouts, text).toBeGreaterThanOrEqual(1);
-    expect(f.cliRuns.map((r) => r.code), text).toEqual([0, 0]);
+    expect(
+      f.cliRuns.map((r) => r.code),
+      text,
+    ).toEqual([0, 0]);
     // and every tenant ended at the final version, checked from the databases
     expect(f.verify?.tenantsChecked, text).toBe(10);
     expect(f.verify?.trackingRows, text).toBe(10 * f.migrations);

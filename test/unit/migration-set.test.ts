@@ -12,7 +12,7 @@ import {
   SqlParseError,
   UnsupportedStatementError,
 } from '../../src/core/errors.js';
-import { buildMigrationSet, type Migration, type MigrationFile } from '../../src/core/migration-set.js';
+import { buildMigrationSet, migrationSetFromJSON, migrationToJSON, trustedMigrationSet, type Migration, type MigrationFile } from '../../src/core/migration-set.js';
 import { GUIDE_MIGRATIONS } from '../helpers/migrations.js';
 import { rejection } from '../helpers/assert.js';
 
@@ -436,5 +436,31 @@ describe('the repository\'s own migrations/ directory', () => {
     const invoices = set.migrations[3]!;
     expect(invoices.statements.map((s) => s.kind)).toEqual(['CreateStmt', 'IndexStmt', 'IndexStmt', 'IndexStmt', 'CreateFunctionStmt', 'CreateTrigStmt']);
     expect(set.checksum).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('a frozen set as parsed JSON (what workers load, without the parser)', () => {
+  it('round-trips through JSON and refuses a file whose text no longer matches its checksum', async () => {
+    const set = await loadMigrationDir(REPO_MIGRATIONS);
+    const json = JSON.parse(JSON.stringify(set.migrations.map(migrationToJSON)));
+    const back = migrationSetFromJSON(json, set.checksum)!;
+    expect(back.checksum).toBe(set.checksum);
+    expect(back.migrations.map((m) => [m.name, m.version, m.statements.length, m.transactional])).toEqual(
+      set.migrations.map((m) => [m.name, m.version, m.statements.length, m.transactional]),
+    );
+    expect(back.migrations[0]!.effects).toEqual(set.migrations[0]!.effects);
+    json[1].sql += '\nDROP TABLE users;';
+    expect(() => migrationSetFromJSON(json, set.checksum)).toThrow(/002_create_contracts_table\.sql: its text does not match its checksum/);
+    // a set saved before the parsed form existed: the caller parses it
+    expect(migrationSetFromJSON([{ name: '001_a.sql', sql: 'SELECT 1' } as never], set.checksum)).toBeUndefined();
+  });
+
+  it('our own control files run as one batch each, with the same checksums as parsed', async () => {
+    const files = [{ name: '001_a.sql', sql: '-- flotilla:validate off\nCREATE TABLE a (id int);\nCREATE TABLE b (id int);' }];
+    const trusted = trustedMigrationSet(files);
+    const parsed = await buildMigrationSet(files);
+    expect(trusted.checksum).toBe(parsed.checksum);
+    expect(trusted.migrations[0]!.statements).toHaveLength(1);
+    expect(trusted.migrations[0]!.validation.enabled).toBe(false);
   });
 });
