@@ -110,4 +110,46 @@ ALTER TABLE rollouts
   ADD COLUMN waiting integer NOT NULL DEFAULT 0;
 `,
   },
+  {
+    name: '003_record_attempt.sql',
+    sql: `
+-- flotilla:validate off
+-- A worker records an attempt in one round trip and one short transaction:
+-- the rollout row is locked first (as dispatch does), then the attempt, then
+-- the tenant's final state and the rollout's in-flight count. Replaying it
+-- changes nothing. Returns what the caller needs to decide on a dispatch.
+CREATE FUNCTION record_attempt(
+  p_rollout text, p_tenant text, p_generation integer, p_attempt integer, p_kind text, p_state text,
+  p_applied text[], p_error jsonb, p_checks jsonb, p_worker text, p_started timestamptz, p_duration integer,
+  OUT rollout_state text, OUT options jsonb, OUT in_flight integer, OUT waiting integer, OUT finished boolean)
+LANGUAGE plpgsql AS $fn$
+DECLARE n integer := 0;
+BEGIN
+  SELECT r.state, r.options, r.in_flight, r.waiting INTO rollout_state, options, in_flight, waiting
+    FROM flotilla.rollouts r WHERE r.id = p_rollout FOR UPDATE;
+  INSERT INTO flotilla.attempts (rollout_id, tenant_id, generation, attempt, kind, state, applied, error, worker, started_at, duration_ms)
+  VALUES (p_rollout, p_tenant, p_generation, p_attempt, p_kind, p_state, p_applied, p_error, p_worker, p_started, p_duration)
+  ON CONFLICT (rollout_id, tenant_id, generation, kind, attempt) DO UPDATE
+    SET state = EXCLUDED.state, applied = EXCLUDED.applied, error = EXCLUDED.error, finished_at = now(), duration_ms = EXCLUDED.duration_ms;
+  IF p_state IN ('succeeded', 'failed') THEN
+    UPDATE flotilla.rollout_tenants t
+       SET state = p_state, applied = CASE WHEN p_kind = 'validate' THEN t.applied ELSE p_applied END, error = p_error,
+           checks = coalesce(p_checks, t.checks), finished_at = now(),
+           duration_ms = (extract(epoch FROM now() - coalesce(t.started_at, now())) * 1000)::int
+     WHERE t.rollout_id = p_rollout AND t.tenant_id = p_tenant AND t.generation = p_generation AND t.state IN ('running', 'pending', 'scheduled');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+      UPDATE flotilla.rollouts r SET in_flight = r.in_flight - 1 WHERE r.id = p_rollout;
+      in_flight := in_flight - 1;
+    END IF;
+  ELSIF p_state = 'migrated' THEN
+    UPDATE flotilla.rollout_tenants t SET applied = p_applied WHERE t.rollout_id = p_rollout AND t.tenant_id = p_tenant AND t.generation = p_generation;
+  ELSE
+    UPDATE flotilla.rollout_tenants t SET error = p_error WHERE t.rollout_id = p_rollout AND t.tenant_id = p_tenant AND t.generation = p_generation;
+  END IF;
+  finished := n > 0;
+END
+$fn$;
+`,
+  },
 ];

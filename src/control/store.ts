@@ -283,33 +283,16 @@ export class ControlStore {
     checks?: Record<string, unknown> | null; worker: string; startedAt: Date; durationMs: number;
   }, now: Date): Promise<DispatchedJob[]> {
     const error = a.error ? JSON.parse(redactSecrets(JSON.stringify(a.error))) : null;
-    return this.tx(async (c) => {
-      const locked = await c.query(`SELECT state, options, in_flight, waiting FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [a.rolloutId]);
-      await c.query(
-        `INSERT INTO ${T('attempts')} (rollout_id, tenant_id, generation, attempt, kind, state, applied, error, worker, started_at, duration_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (rollout_id, tenant_id, generation, kind, attempt) DO UPDATE SET state = EXCLUDED.state, applied = EXCLUDED.applied, error = EXCLUDED.error, finished_at = now(), duration_ms = EXCLUDED.duration_ms`,
-        [a.rolloutId, a.tenantId, a.generation, a.attempt, a.kind, a.state, a.applied, error, a.worker, a.startedAt, a.durationMs],
-      );
-      let finished = false;
-      if (a.state === 'succeeded' || a.state === 'failed') {
-        const u = await c.query(
-          `UPDATE ${T('rollout_tenants')} SET state = $4, applied = CASE WHEN $7 THEN applied ELSE $5 END, error = $6, checks = coalesce($8, checks),
-                  finished_at = now(), duration_ms = (extract(epoch FROM now() - coalesce(started_at, now())) * 1000)::int
-            WHERE rollout_id = $1 AND tenant_id = $2 AND generation = $3 AND state IN ('running', 'pending', 'scheduled')`,
-          [a.rolloutId, a.tenantId, a.generation, a.state, a.applied, error, a.kind === 'validate', a.checks ?? null],
-        );
-        finished = (u.rowCount ?? 0) > 0;
-        if (finished) await c.query(`UPDATE ${T('rollouts')} SET in_flight = in_flight - 1 WHERE id = $1`, [a.rolloutId]);
-      } else if (a.state === 'migrated') {
-        await c.query(`UPDATE ${T('rollout_tenants')} SET applied = $4 WHERE rollout_id = $1 AND tenant_id = $2 AND generation = $3`, [a.rolloutId, a.tenantId, a.generation, a.applied]);
-      } else {
-        await c.query(`UPDATE ${T('rollout_tenants')} SET error = $4 WHERE rollout_id = $1 AND tenant_id = $2 AND generation = $3`, [a.rolloutId, a.tenantId, a.generation, error]);
-      }
-      const r = locked.rows[0];
-      if (r && a.state !== 'failed' && windowStillFull(r.state, r.options, r.in_flight - (finished ? 1 : 0), r.waiting)) return [];
-      return dispatchIn(c, a.rolloutId, now);
-    });
+    // one round trip, one short transaction (control migration 003_record_attempt.sql) ...
+    const r = await this.pool.query<{ rollout_state: string | null; options: RolloutOptions | null; in_flight: number | null; waiting: number | null }>(
+      `SELECT * FROM ${T('record_attempt')}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+      [a.rolloutId, a.tenantId, a.generation, a.attempt, a.kind, a.state, a.applied, error, a.checks ?? null, a.worker, a.startedAt, a.durationMs],
+    );
+    const x = r.rows[0];
+    // ... and a full dispatch only when it could hand out or decide something (a separate transaction:
+    // if this process dies in between, the next tenant to finish or the reconcile job dispatches)
+    if (x?.rollout_state && a.state !== 'failed' && windowStillFull(x.rollout_state, x.options!, x.in_flight!, x.waiting!)) return [];
+    return this.dispatch(a.rolloutId, now);
   }
 
   /** Fingerprints of the tenants that finished validation in this rollout (drift is a minority fingerprint). */
