@@ -175,6 +175,8 @@ export class Migrator {
       this.warn(p, report);
       report.pending = p.pending.map((m) => m.name);
       if (!req.only) this.emit({ type: 'found-pending', names: todo.map((m) => m.name) });
+      // the snapshot after the last committed file, when it counted no rows (see applyInTransaction)
+      let structureOnly: Checkpoint | undefined;
       for (let i = 0; i < todo.length; ) {
         if (req.signal?.aborted) {
           report.interrupted = true;
@@ -190,10 +192,18 @@ export class Migrator {
               report.applied.push(done);
               this.emit({ type: 'migration-done', ...done });
             }
+            structureOnly = undefined;
             continue;
           }
           this.emit({ type: 'migration-start', name: m.name, transactional: m.transactional });
-          const durationMs = m.transactional ? await this.applyInTransaction(m, ledger, req, time) : await time('apply', () => this.applyOutsideTransaction(m, ledger));
+          let durationMs: number;
+          if (m.transactional) {
+            const done = await this.applyInTransaction(m, ledger, req, time, structureOnly);
+            [durationMs, structureOnly] = [done.durationMs, done.structureOnly];
+          } else {
+            durationMs = await time('apply', () => this.applyOutsideTransaction(m, ledger));
+            structureOnly = undefined;
+          }
           report.applied.push({ name: m.name, durationMs });
           this.emit({ type: 'migration-done', name: m.name, durationMs });
         } catch (e) {
@@ -287,15 +297,24 @@ export class Migrator {
     return { schemas: this.settings.schema ? [this.settings.schema] : [], exclude: ledger };
   }
 
-  /** Statements, validation and the tracking row in one transaction. Returns the duration. */
-  private async applyInTransaction(m: Migration, ledger: LedgerLocation, req: MigrateRequest, time: Time): Promise<number> {
+  /**
+   * Statements, validation and the tracking row in one transaction. Returns the
+   * duration, and the snapshot after the file when it counted no rows: the
+   * next file may use it as its "before" (structure only: the application
+   * changes rows between our transactions, not the schema we hold the
+   * migration lock on), which saves a catalog snapshot per file.
+   */
+  private async applyInTransaction(
+    m: Migration, ledger: LedgerLocation, req: MigrateRequest, time: Time, structureOnly?: Checkpoint,
+  ): Promise<{ durationMs: number; structureOnly: Checkpoint | undefined }> {
     const started = performance.now();
     const v = this.validationFor(m);
+    let after: Checkpoint | undefined;
     // REPEATABLE READ when validating: both snapshots see the same committed data,
     // so concurrent application writes cannot fake (or hide) a row-count change.
     await time('apply', () => this.db.query(`BEGIN${v.enabled ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`));
     try {
-      await this.runInOpenTransaction(m, ledger, req, v, time);
+      after = await this.runInOpenTransaction(m, ledger, req, v, time, structureOnly, true);
       await time('ledger', async () => {
         await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: Math.round(performance.now() - started), appliedBy: this.settings.appliedBy });
         await this.db.query('COMMIT');
@@ -304,7 +323,8 @@ export class Migrator {
       await this.db.query('ROLLBACK').catch(() => {});
       throw this.asMigrationError(m, e, undefined);
     }
-    return Math.round(performance.now() - started);
+    const countsNothing = after !== undefined && Array.isArray(after.scope.count) && after.scope.count.length === 0;
+    return { durationMs: Math.round(performance.now() - started), structureOnly: countsNothing ? after : undefined };
   }
 
   /**
@@ -344,13 +364,15 @@ export class Migrator {
    */
   private async runInOpenTransaction(
     m: Migration, ledger: LedgerLocation, req: MigrateRequest, v: { enabled: boolean; options: ValidationOptions }, time: Time, previous?: Checkpoint,
+    /** `previous` was taken in an earlier, committed transaction: usable only if neither counts rows */
+    acrossTransactions = false,
   ): Promise<Checkpoint | undefined> {
     const before = !v.enabled
       ? undefined
       : await time('validation', async (): Promise<Checkpoint> => {
           // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts)
           const count = v.options.allowRowChanges ? [] : await rowCountScope(this.db, m.effects, this.scopeCache);
-          if (previous && covers(previous.scope.count, count)) return previous;
+          if (previous && (acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count))) return previous;
           const scope = { ...this.snapshotScope(ledger), count };
           return { scope, snapshot: await takeSnapshot(this.db, scope) };
         });

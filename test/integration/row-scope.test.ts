@@ -123,4 +123,24 @@ describe('row-count scope', () => {
       await c.end();
     }
   });
+
+  it('per-file transactions reuse the last structure-only snapshot, and still see what the next file changes', async () => {
+    const db = await createTestDatabase('scope');
+    const c = await createClient(db.url);
+    try {
+      const set = await buildMigrationSet([
+        { name: '001_t.sql', sql: 'CREATE TABLE t (id int);' },
+        { name: '002_idx.sql', sql: 'CREATE INDEX t_id ON t (id);' },
+        { name: '003_drop.sql', sql: 'DROP TABLE t;' },
+      ]);
+      const report = await new Migrator(c).migrate(set);
+      expect(report.applied.map((a) => a.name)).toEqual(['001_t.sql', '002_idx.sql']);
+      expect(report.failed?.name).toBe('003_drop.sql');
+      expect(report.failed?.error.message).toMatch(/t/);
+      expect(report.failed?.error).toBeInstanceOf(ValidationFailedError);
+      expect((await db.query(`SELECT to_regclass('t') IS NOT NULL AS still`)).rows[0].still).toBe(true);
+    } finally {
+      await c.end();
+    }
+  });
 });
