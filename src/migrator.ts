@@ -376,17 +376,41 @@ export class Migrator {
           const scope = { ...this.snapshotScope(ledger), count };
           return { scope, snapshot: await takeSnapshot(this.db, scope) };
         });
-    await time('apply', async () => {
-      for (const s of m.statements) {
-        if (req.signal?.aborted) throw new MigrationFailedError(m.name, statementRef(s), { code: '57014', message: 'interrupted: the worker is shutting down' }, true, 'transient');
-        await this.exec(m, s, true);
-      }
-    });
+    await time('apply', () => this.execAll(m, req));
     if (!before) return undefined;
     const after = await time('validation', () => takeSnapshot(this.db, before.scope));
     const result = diffSnapshots(before.snapshot, after, v.options);
     if (!result.valid) throw new ValidationFailedError(m.name, result.issues);
     return { scope: before.scope, snapshot: after };
+  }
+
+  /**
+   * A transactional file's statements in the open transaction: one round trip
+   * for all of them (behind a savepoint). When that fails, back to the
+   * savepoint and run them one by one, so the error names the statement that
+   * failed and its line; an error that does not happen again (a lock timeout,
+   * a deadlock) is reported as it was, for the file.
+   */
+  private async execAll(m: Migration, req: MigrateRequest): Promise<void> {
+    const interrupted = (s: Statement) =>
+      new MigrationFailedError(m.name, statementRef(s), { code: '57014', message: 'interrupted: the worker is shutting down' }, true, 'transient');
+    if (req.signal?.aborted) throw interrupted(m.statements[0]!);
+    if (m.statements.length === 1) return this.exec(m, m.statements[0]!, true);
+    // newline before each separator: a statement may end in a -- comment
+    const batch = m.statements.map((s) => s.sql).join('\n;\n');
+    try {
+      await this.db.query(`SAVEPOINT flotilla_batch;\n${batch}`);
+      return;
+    } catch (first) {
+      await this.db.query('ROLLBACK TO SAVEPOINT flotilla_batch').catch(() => {
+        throw this.asMigrationError(m, first, undefined);
+      });
+      for (const s of m.statements) {
+        if (req.signal?.aborted) throw interrupted(s);
+        await this.exec(m, s, true);
+      }
+      throw this.asMigrationError(m, first, undefined);
+    }
   }
 
   private async exec(m: Migration, s: Statement, transactional: boolean): Promise<void> {
