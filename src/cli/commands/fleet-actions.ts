@@ -222,7 +222,7 @@ function printRollout(out: Output, v: RolloutView): void {
   );
 }
 
-async function waitForRollout(store: ControlStore, id: string, out: Output, intervalMs = 250): Promise<RolloutView> {
+async function waitForRollout(store: ControlStore, id: string, out: Output, intervalMs = 100): Promise<RolloutView> {
   const started = Date.now();
   const tty = !out.json && process.stderr.isTTY;
   let lastLine = '';
