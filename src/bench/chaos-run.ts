@@ -74,6 +74,8 @@ export interface ChaosFigures {
   concurrency: number;
   workerProcessesStarted: number;
   workersFailedToStart: number;
+  /** workers stopped by a SIGTERM/SIGINT this run did not send (another process on the machine) */
+  externalStops: number;
   kills: number;
   killsMidMigration: number;
   redisRestarts: { atProgress: string; downMs: number }[];
@@ -172,6 +174,23 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** The last lines of a worker's output, pino JSON shortened to time, message and error. */
+function lastLines(output: string, n: number): string {
+  return output
+    .trim()
+    .split('\n')
+    .slice(-n)
+    .map((line) => {
+      try {
+        const j = JSON.parse(line);
+        return `${new Date(j.time).toISOString().slice(11, 23)} ${j.msg}${j.tenantId ? ` ${j.tenantId}` : ''}${j.err ? ` (${String(j.err.message ?? j.err).slice(0, 120)})` : ''}`;
+      } catch {
+        return line.slice(0, 200);
+      }
+    })
+    .join(' | ');
+}
+
 const qi = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** Environment for the CLI and the workers: only what we pass, none of the caller's DATABASE_URL & co. */
@@ -219,6 +238,7 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     concurrency: o.concurrency,
     workerProcessesStarted: 0,
     workersFailedToStart: 0,
+    externalStops: 0,
     kills: 0,
     killsMidMigration: 0,
     redisRestarts: [],
@@ -315,16 +335,21 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
       () => (entry.ready = true),
       () => {},
     );
-    proc.child.once('exit', (code, signal) => {
+    // 'close': after the last of its output arrived (a drain logs on its way out)
+    proc.child.once('close', (code, signal) => {
       if (entry.killed || entry.stopping || stop.signal.aborted) return;
+      // SIGTERM/SIGINT are never sent by this run: another process on the machine stopped it (a drain is the right answer)
+      if (signal === 'SIGTERM' || signal === 'SIGINT' || /"msg":"draining: no new jobs/.test(proc.output())) {
+        figures.externalStops++;
+        log(`worker #${n} was stopped by a SIGTERM/SIGINT from outside this run (${code ?? signal}${code === 0 ? ', drained' : ''}); another is started`);
+        return;
+      }
       if (!entry.ready) {
         // e.g. started while Redis was down: refused to start (exit 3); another one is started
         figures.workersFailedToStart++;
         log(`worker #${n} did not start (exit ${code ?? signal}): ${proc.output().trim().split('\n').slice(-1)[0]?.slice(0, 200)}`);
       } else {
-        violations.push(
-          `worker #${n} (${entry.id()}) exited by itself (${code ?? signal}): ${proc.output().trim().split('\n').slice(-3).join(' | ').slice(0, 600)}`,
-        );
+        violations.push(`worker #${n} (${entry.id()}) exited by itself (${code ?? signal}); its last lines: ${lastLines(proc.output(), 5)}`);
       }
     });
     return entry;
@@ -755,7 +780,7 @@ export function formatChaosReport(r: ChaosReport): string {
   const v = f.verify;
   const lines = [
     `Chaos run: ${f.tenants} tenants (${f.databaseTenants} databases, ${f.schemaTenants} schemas on a shared database), ${f.migrations} migrations, ${f.workers} workers x ${f.concurrency}, seed ${r.options.seed}`,
-    `  worker kills       ${f.kills} SIGKILL (${f.killsMidMigration} with a tenant transaction open); ${f.workerProcessesStarted} worker processes started${f.workersFailedToStart ? `, ${f.workersFailedToStart} refused to start (Redis down)` : ''}`,
+    `  worker kills       ${f.kills} SIGKILL (${f.killsMidMigration} with a tenant transaction open); ${f.workerProcessesStarted} worker processes started${f.workersFailedToStart ? `, ${f.workersFailedToStart} refused to start (Redis down)` : ''}${f.externalStops ? `, ${f.externalStops} stopped by a SIGTERM from outside the run` : ''}`,
     `  redis restarts     ${f.redisRestarts.length}${f.redisRestarts.map((x) => ` (at ${x.atProgress}, down ${x.downMs} ms)`).join('')}`,
     `  redis flushes      ${f.flushes.length}${f.flushes.map((x) => ` (at ${x.atProgress}); resumes: ${x.resumes.map((y) => `exit ${y.code}, ${y.recreated ?? '?'} jobs re-created`).join('; ')}`).join('')}`,
     `  refused conns      ${f.refusals.length} windows: ${f.refusals.map((x) => `${x.tenant} ${x.ms / 1000} s (${x.failedAttempts} failed attempts)`).join(', ') || '-'}`,

@@ -60,7 +60,11 @@ export async function createFleet(admin: string, prefix: string, dbTenants: numb
   const shared = `${prefix}_shared`;
   try {
     const old = await c.query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${prefix}\\_%`]);
-    for (const r of old.rows) await c.query(`DROP DATABASE IF EXISTS "${r.datname}" WITH (FORCE)`);
+    for (const r of old.rows) {
+      // a template left by an interrupted run cannot be dropped as it is
+      await c.query(`ALTER DATABASE "${r.datname}" IS_TEMPLATE false`);
+      await c.query(`DROP DATABASE IF EXISTS "${r.datname}" WITH (FORCE)`);
+    }
     await c.query(`CREATE DATABASE "${template}" IS_TEMPLATE true`);
     for (const name of [control, ...(schemaTenants ? [shared] : [])]) {
       await c.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`);

@@ -26,11 +26,20 @@ export async function reconcile(store: ControlStore, queue: Queue, now: () => Da
     await enqueueTenantJobs(queue, due);
     result.dispatched += due.length;
     const missing: DispatchedJob[] = [];
-    for (const t of await store.inFlight(id)) {
-      const [m, v] = await Promise.all([
-        queue.getJobState(jobId('migrate', id, t.tenantId, t.generation)),
-        queue.getJobState(jobId('validate', id, t.tenantId, t.generation)),
-      ]);
+    const inFlight = await store.inFlight(id);
+    // job states in chunks of concurrent calls (ioredis pipelines them): a 500-tenant window is a few round trips
+    const states: [string, string][] = [];
+    for (let i = 0; i < inFlight.length; i += 100) {
+      states.push(
+        ...(await Promise.all(
+          inFlight.slice(i, i + 100).map((t) =>
+            Promise.all([queue.getJobState(jobId('migrate', id, t.tenantId, t.generation)), queue.getJobState(jobId('validate', id, t.tenantId, t.generation))]),
+          ),
+        )),
+      );
+    }
+    for (const [i, t] of inFlight.entries()) {
+      const [m, v] = states[i]!;
       if (m === 'unknown' && v === 'unknown') missing.push(t);
       else if ((m === 'failed' && v === 'unknown') || v === 'failed') {
         // a job BullMQ gave up on without the processor recording it (e.g. stalled too often)
