@@ -101,8 +101,8 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     if (report.failed) throw report.failed.error;
     if (report.interrupted) throw new Error('interrupted: the worker is shutting down');
     const applied = report.applied.map((a) => a.name);
-    // post-commit checks when something changed, and on a retry (the last attempt may have failed them)
-    const checked = !claim.options.dryRun && (applied.length > 0 || generation > 1) ? await runChecks(deps, client, claim, report.schema, rolloutId, log) : undefined;
+    // post-commit checks when something changed, and on a `rollout retry` (generation 1 and up: the last attempt may have failed them)
+    const checked = !claim.options.dryRun && (applied.length > 0 || generation > 0) ? await runChecks(deps, client, claim, report.schema, rolloutId, log) : undefined;
     if (checked) ms.checks = checked.ms;
     t = performance.now();
     const next = await deps.store.recordAttempt(

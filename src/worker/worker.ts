@@ -38,7 +38,8 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   await store.migrate();
   const queue = openQueue(MIGRATE_QUEUE, s);
   const control = openQueue(CONTROL_QUEUE, s);
-  const scheduleReconcile = () => control.upsertJobScheduler('reconcile', { every: s.reconcileEveryMs }, { name: 'reconcile', opts: { removeOnComplete: true, removeOnFail: 100 } });
+  const scheduleReconcile = () =>
+    control.upsertJobScheduler('reconcile', { every: s.reconcileEveryMs }, { name: 'reconcile', opts: { removeOnComplete: true, removeOnFail: 100 } });
   await scheduleReconcile();
   // The schedule lives in Redis: a Redis that lost its data (FLUSHALL, restart without persistence, failover to an
   // empty replica) loses it too, and nothing would reconcile any more. Put it back when it is gone.
