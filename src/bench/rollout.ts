@@ -29,7 +29,7 @@ import { buildMigrationSet } from '../core/migration-set.js';
 import { Migrator } from '../migrator.js';
 import { REPO, adminQuery, createFleet, dbUrl, runCli, startWorkerProcess, type FleetFixture, type WorkerProcess } from './fleet.js';
 import { PEER_METHODS, preparePeerMigrations, runPeer } from './peers.js';
-import { lineChartSvg } from './plot.js';
+import { curveSvg, type CurvePoint } from './curve.js';
 
 const { values } = parseArgs({
   options: {
@@ -255,7 +255,7 @@ function printPhases(phases: Record<string, Record<string, number>>): void {
 
 /** Throughput with 1, 2 and 4 worker processes (and the floor at the same total concurrency); plotted. */
 async function curve(fleet: FleetFixture, urls: string[], c: number): Promise<void> {
-  const points: { workers: number; flotilla: number; floor: number; rssMb: number[] }[] = [];
+  const points: CurvePoint[] = [];
   const env = fleetEnv(fleet);
   for (const w of [1, 2, 4]) {
     await resetTenants(urls);
@@ -276,16 +276,7 @@ async function curve(fleet: FleetFixture, urls: string[], c: number): Promise<vo
   say(`throughput by worker processes (concurrency ${c} each), tenants/s`);
   say('workers   flotilla      floor   peak RSS per worker');
   for (const p of points) say(`${String(p.workers).padStart(7)} ${p.flotilla.toFixed(1).padStart(10)} ${p.floor.toFixed(1).padStart(10)}   ${p.rssMb.map((x) => `${x} MB`).join(', ')}`);
-  const svg = lineChartSvg({
-    title: `Rollout throughput, ${urls.length} tenants, 8 migrations (npm run bench -- --curve)`,
-    xLabel: `worker processes (concurrency ${c} each)`,
-    yLabel: 'tenants per second',
-    series: [
-      { name: 'flotilla rollout (validated)', points: points.map((p) => ({ x: p.workers, y: p.flotilla })) },
-      { name: `floor at the same total concurrency`, points: points.map((p) => ({ x: p.workers, y: p.floor })) },
-    ],
-    pointLabels: true,
-  });
+  const svg = curveSvg(points, urls.length, c);
   writeFileSync(values.plot!, svg);
   say(`plot written to ${values.plot}`);
 }
