@@ -24,7 +24,7 @@ import { cliIdentity } from '../cli/commands/single.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import { CLI, REPO, createFleet, dbUrl, startWorkerProcess, type FleetFixture, type FleetTenantInfo, type WorkerProcess } from './fleet.js';
 import { PrivateRedis } from './chaos-redis.js';
-import { verifyFleet, type VerifyFigures } from './chaos-verify.js';
+import { verifyFleet, withClient, type VerifyFigures } from './chaos-verify.js';
 
 export interface ChaosOptions {
   /** admin connection (superuser): creates and drops the run's databases */
@@ -281,16 +281,7 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
   const referenceDb = `${o.prefix}_reference`;
   let referenceCreated = false;
 
-  const admin = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
-    const c = new pg.Client({ connectionString: o.adminUrl, application_name: 'flotilla-chaos' });
-    c.on('error', () => {});
-    await c.connect();
-    try {
-      return await fn(c);
-    } finally {
-      await c.end().catch(() => {});
-    }
-  };
+  const admin = <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => withClient(o.adminUrl, fn, 'flotilla-chaos');
 
   const runCliTracked = (
     args: string[],

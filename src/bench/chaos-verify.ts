@@ -105,8 +105,9 @@ async function invalidIndexes(c: pg.Client, schema: string): Promise<string[]> {
   return r.rows.map((x) => x.relname as string);
 }
 
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url, application_name: 'flotilla-chaos-verify' });
+/** A short-lived client for `fn`, closed afterwards whatever happens. */
+export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>, applicationName = 'flotilla-chaos-verify'): Promise<T> {
+  const c = new pg.Client({ connectionString: url, application_name: applicationName });
   c.on('error', () => {});
   await c.connect();
   try {
@@ -299,7 +300,7 @@ export async function verifyFleet(input: VerifyInput): Promise<VerifyResult> {
             );
         }
         // a later attempt of the same generation must not erase what an earlier one applied
-        if (a.generation === rt.generation && a.kind === 'migrate' && (a.state === 'migrated' || a.state === 'succeeded')) {
+        if (a.generation === rt.generation && a.kind === 'migrate' && a.state === 'succeeded') {
           for (const name of (a.applied as string[]) ?? [])
             if (!applied.includes(name))
               violations.push(

@@ -142,8 +142,6 @@ BEGIN
       UPDATE flotilla.rollouts r SET in_flight = r.in_flight - 1 WHERE r.id = p_rollout;
       in_flight := in_flight - 1;
     END IF;
-  ELSIF p_state = 'migrated' THEN
-    UPDATE flotilla.rollout_tenants t SET applied = p_applied WHERE t.rollout_id = p_rollout AND t.tenant_id = p_tenant AND t.generation = p_generation;
   ELSE
     UPDATE flotilla.rollout_tenants t SET error = p_error WHERE t.rollout_id = p_rollout AND t.tenant_id = p_tenant AND t.generation = p_generation;
   END IF;

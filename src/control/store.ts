@@ -279,7 +279,7 @@ export class ControlStore {
    */
   async recordAttempt(a: {
     rolloutId: string; tenantId: string; generation: number; attempt: number; kind: 'migrate' | 'validate';
-    state: 'succeeded' | 'failed' | 'retrying' | 'migrated'; applied: string[]; error?: Record<string, unknown> | null;
+    state: 'succeeded' | 'failed' | 'retrying'; applied: string[]; error?: Record<string, unknown> | null;
     checks?: Record<string, unknown> | null; worker: string; startedAt: Date; durationMs: number;
   }, now: Date): Promise<DispatchedJob[]> {
     const error = a.error ? JSON.parse(redactSecrets(JSON.stringify(a.error))) : null;

@@ -152,7 +152,3 @@ export function changesAnyRows(fx: RowEffects): boolean {
   return fx.any || (fx.definesTriggers && fx.writes.length > 0) || fx.functions.some((f) => fx.defines.includes(f));
 }
 
-/** Nothing in the file can change a row (event triggers aside): no catalog lookup needed. */
-export function changesNoRows(fx: RowEffects): boolean {
-  return !changesAnyRows(fx) && fx.writes.length === 0 && fx.functions.length === 0;
-}

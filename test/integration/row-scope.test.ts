@@ -7,7 +7,7 @@ import { ValidationFailedError } from '../../src/core/errors.js';
 import { buildMigrationSet } from '../../src/core/migration-set.js';
 import { rowCountScope } from '../../src/adapters/pg/row-scope.js';
 import { Migrator } from '../../src/migrator.js';
-import { createTestDatabase, dropAllTestDatabases } from '../helpers/db.js';
+import { createTestDatabase, dropAllTestDatabases, type TestDatabase } from '../helpers/db.js';
 
 afterAll(dropAllTestDatabases);
 
@@ -26,51 +26,44 @@ const SCHEMA = `
   CREATE FUNCTION purge_unrelated() RETURNS void LANGUAGE sql AS 'DELETE FROM unrelated';
   CREATE TABLE defaulted (id int, n int DEFAULT (0 + length(purge_unrelated()::text)));`;
 
-async function scopeOf(url: string, sql: string): Promise<string[] | undefined> {
+async function scopeOf(db: TestDatabase, sql: string): Promise<string[] | undefined> {
   const set = await buildMigrationSet([{ name: '001_x.sql', sql }]);
-  const db = await createClient(url);
+  const c = await db.client();
   try {
-    return await rowCountScope(db, set.migrations[0]!.effects);
+    return await rowCountScope(c, set.migrations[0]!.effects);
   } finally {
-    await db.end();
+    await c.end();
   }
-}
-
-async function createClient(url: string) {
-  const pg = (await import('pg')).default;
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  return c;
 }
 
 describe('row-count scope', () => {
   it('resolves DML targets, foreign-key referrers (transitively) and partitions; calls to built-ins and pure DDL count nothing', async () => {
     const db = await createTestDatabase('scope');
     await db.query(SCHEMA);
-    expect(await scopeOf(db.url, `DELETE FROM p WHERE id = 1;`)).toEqual(['public.c', 'public.g', 'public.p']);
-    expect(await scopeOf(db.url, `INSERT INTO parted VALUES (1);`)).toEqual(['public.parted', 'public.parted_1', 'public.parted_2']);
-    expect(await scopeOf(db.url, `DROP TABLE parted_2;`)).toEqual(['public.parted', 'public.parted_1', 'public.parted_2']);
-    expect(await scopeOf(db.url, `CREATE INDEX ON unrelated (id); ALTER TABLE p ADD COLUMN at timestamptz DEFAULT now();`)).toEqual([]);
+    expect(await scopeOf(db, `DELETE FROM p WHERE id = 1;`)).toEqual(['public.c', 'public.g', 'public.p']);
+    expect(await scopeOf(db, `INSERT INTO parted VALUES (1);`)).toEqual(['public.parted', 'public.parted_1', 'public.parted_2']);
+    expect(await scopeOf(db, `DROP TABLE parted_2;`)).toEqual(['public.parted', 'public.parted_1', 'public.parted_2']);
+    expect(await scopeOf(db, `CREATE INDEX ON unrelated (id); ALTER TABLE p ADD COLUMN at timestamptz DEFAULT now();`)).toEqual([]);
     // a table created by the file itself is new: nothing to compare
-    expect(await scopeOf(db.url, `CREATE TABLE fresh (id int); INSERT INTO fresh VALUES (1);`)).toEqual([]);
+    expect(await scopeOf(db, `CREATE TABLE fresh (id int); INSERT INTO fresh VALUES (1);`)).toEqual([]);
   });
 
   it('counts every table when a trigger, a user function (called or in a default) or an event trigger could write elsewhere', async () => {
     const db = await createTestDatabase('scope');
     await db.query(SCHEMA);
-    expect(await scopeOf(db.url, `INSERT INTO audited VALUES (1);`)).toBeUndefined();
-    expect(await scopeOf(db.url, `SELECT purge_unrelated();`)).toBeUndefined();
-    expect(await scopeOf(db.url, `INSERT INTO defaulted (id) VALUES (1);`)).toBeUndefined();
-    expect(await scopeOf(db.url, `CREATE INDEX ON unrelated (id);`)).toEqual([]);
+    expect(await scopeOf(db, `INSERT INTO audited VALUES (1);`)).toBeUndefined();
+    expect(await scopeOf(db, `SELECT purge_unrelated();`)).toBeUndefined();
+    expect(await scopeOf(db, `INSERT INTO defaulted (id) VALUES (1);`)).toBeUndefined();
+    expect(await scopeOf(db, `CREATE INDEX ON unrelated (id);`)).toEqual([]);
     await db.query(`CREATE FUNCTION ddl_log() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit_rows VALUES (0); END $$;
                     CREATE EVENT TRIGGER ddl_log ON ddl_command_end EXECUTE FUNCTION ddl_log();`);
-    expect(await scopeOf(db.url, `CREATE INDEX ON unrelated (id);`)).toBeUndefined();
+    expect(await scopeOf(db, `CREATE INDEX ON unrelated (id);`)).toBeUndefined();
   });
 
   it('validation still sees rows a trigger changed in another table', async () => {
     const db = await createTestDatabase('scope');
     await db.query(SCHEMA);
-    const c = await createClient(db.url);
+    const c = await db.client();
     try {
       const set = await buildMigrationSet([{ name: '001_insert.sql', sql: `-- flotilla:validate allowRowChanges=false\nINSERT INTO audited VALUES (7);` }]);
       const report = await new Migrator(c).migrate(set);
@@ -85,8 +78,8 @@ describe('row-count scope', () => {
   it('a DDL-only migration never reads unrelated tables: a table locked by the application does not block validation', async () => {
     const db = await createTestDatabase('scope');
     await db.query(SCHEMA + `; INSERT INTO unrelated SELECT generate_series(1, 1000);`);
-    const holder = await createClient(db.url);
-    const c = await createClient(db.url);
+    const holder = await db.client();
+    const c = await db.client();
     try {
       // the application holds a lock that would make count(*) on "unrelated" wait
       await holder.query('BEGIN; LOCK TABLE unrelated IN ACCESS EXCLUSIVE MODE');
@@ -114,7 +107,7 @@ describe('row-count scope', () => {
   it('a direct DELETE is still caught by the default row-count check', async () => {
     const db = await createTestDatabase('scope');
     await db.query('CREATE TABLE users (id int); INSERT INTO users VALUES (1), (2);');
-    const c = await createClient(db.url);
+    const c = await db.client();
     try {
       const set = await buildMigrationSet([{ name: '001_del.sql', sql: 'DELETE FROM users WHERE id = 1;' }]);
       const r = await new Migrator(c).migrate(set);
@@ -126,7 +119,7 @@ describe('row-count scope', () => {
 
   it('per-file transactions reuse the last structure-only snapshot, and still see what the next file changes', async () => {
     const db = await createTestDatabase('scope');
-    const c = await createClient(db.url);
+    const c = await db.client();
     try {
       const set = await buildMigrationSet([
         { name: '001_t.sql', sql: 'CREATE TABLE t (id int);' },

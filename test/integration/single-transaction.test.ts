@@ -3,7 +3,6 @@
  * each still validated on its own; all of them or none.
  */
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readMigrationFiles } from '../../src/adapters/fs-source.js';
 import { MigrationFailedError, ValidationFailedError } from '../../src/core/errors.js';
@@ -17,8 +16,7 @@ afterAll(dropAllTestDatabases);
 const REPO_MIGRATIONS = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
 async function migrate(db: TestDatabase, files: MigrationFile[], events: EngineEvent[] = []) {
-  const c = new pg.Client({ connectionString: db.url });
-  await c.connect();
+  const c = await db.client();
   try {
     return await new Migrator(c, { singleTransaction: true }, (e) => events.push(e)).migrate(await buildMigrationSet(files));
   } finally {
