@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminUrl } from '../helpers/db.js';
 import { migrationDir } from '../helpers/migrations.js';
 import { redisUrl } from '../helpers/redis.js';
 import { Fleet, GUIDE_MIGRATIONS, SECRET, relationExists, trackingRows, waitFor, why, type FleetTenant } from '../helpers/fleet.js';
@@ -143,7 +144,8 @@ describe('fleet resilience', () => {
     const r = await fleet.cliJson<View>(['rollout', '--dir', dir(SPAN), '--tenants', fleet.writeTenantsFile(tenants), '--per-server', '1', '--wait']);
     expect(r.code, why(r)).toBe(0);
     const servers = await fleet.tenantStates(r.json.id);
-    expect(new Set([...servers.values()].map((x) => x.server))).toEqual(new Set(['127.0.0.1:5432', 'localhost:5432']));
+    const port = new URL(adminUrl()).port || '5432';
+    expect(new Set([...servers.values()].map((x) => x.server))).toEqual(new Set([`127.0.0.1:${port}`, `localhost:${port}`]));
     const s = await spans(tenants);
     const a = s.filter((x) => x.id.startsWith('ps-a'));
     const b = s.filter((x) => x.id.startsWith('ps-b'));
