@@ -14,7 +14,10 @@ import {
   SqlParseError,
   UnsupportedStatementError,
   ConfigError,
+  InvalidEncodingError,
+  MigrationTooLargeError,
 } from './errors.js';
+import { byteLengthOf, checkMigrationText, MAX_MIGRATION_BYTES, type EncodingProblem } from './file-bytes.js';
 import { isMigrationCandidate, parseFileName } from './filename.js';
 import { loadParser, splitStatements, type Statement } from './statements.js';
 import { rowEffects, type RowEffects } from './effects.js';
@@ -47,7 +50,7 @@ export interface MigrationSet {
 
 export async function buildMigrationSet(files: MigrationFile[]): Promise<MigrationSet> {
   await loadParser();
-  const candidates = files.filter((f) => isMigrationCandidate(f.name));
+  const candidates = checkedText(files.filter((f) => isMigrationCandidate(f.name)));
   const bad = candidates.filter((f) => !parseFileName(f.name)).map((f) => f.name);
   if (bad.length) throw new InvalidFileNameError(bad.sort());
 
@@ -62,6 +65,25 @@ export async function buildMigrationSet(files: MigrationFile[]): Promise<Migrati
   }
   const migrations = parsed.map(({ file, meta }) => buildMigration(file, meta.version));
   return { migrations, checksum: setChecksum(migrations) };
+}
+
+/**
+ * Text the parser and Postgres can take, within the parser's size limit
+ * (core/file-bytes.ts), checked for every file before any is parsed.
+ */
+function checkedText(files: MigrationFile[]): MigrationFile[] {
+  const problems: EncodingProblem[] = [];
+  const checked = files.map((f) => {
+    const r = checkMigrationText(f.name, f.sql);
+    if ('problem' in r) problems.push(r.problem);
+    return 'sql' in r ? { name: f.name, sql: r.sql } : f;
+  });
+  if (problems.length) throw new InvalidEncodingError(problems);
+  for (const f of checked) {
+    const bytes = byteLengthOf(f.sql);
+    if (bytes > MAX_MIGRATION_BYTES) throw new MigrationTooLargeError(f.name, bytes, MAX_MIGRATION_BYTES);
+  }
+  return checked;
 }
 
 function buildMigration(file: MigrationFile, version: bigint): Migration {
