@@ -148,9 +148,9 @@ export class UnknownMigrationError extends FlotillaError {
 export class ChangedMigrationError extends FlotillaError {
   readonly code = 'changed_migration';
   readonly kind = 'input';
-  constructor(readonly migrations: { name: string; applied: string; current: string }[]) {
+  constructor(readonly migrations: { name: string; applied: string; current: string; recordedAs?: string }[]) {
     super(
-      `applied migration${migrations.length > 1 ? 's' : ''} changed since applied: ${migrations.map((m) => m.name).join(', ')}`,
+      `applied migration${migrations.length > 1 ? 's' : ''} changed since applied: ${migrations.map((m) => (m.recordedAs ? `${m.name} (recorded as ${m.recordedAs})` : m.name)).join(', ')}`,
       'Restore the applied file(s) and put the change in a new migration. If the edit is intended (e.g. a comment), update the recorded checksum: UPDATE migrations SET checksum = \'<new>\' WHERE name = \'<name>\'.',
     );
   }
