@@ -1,10 +1,12 @@
 /**
- * Reads a migrations directory into plain {name, sql} pairs (the core decides
- * what is a migration). Sub-folders and hidden files are ignored, but anything
- * named like a migration (`*.sql`) must be a file we can read: a symlink is
- * followed, and a directory, a dangling symlink or a FIFO is refused by name
- * rather than skipped while the run reports success. Bytes are decoded here,
- * strictly (core/file-bytes.ts): every problem of every file is reported at once.
+ * Reads a migrations directory into plain {name, sql} pairs, one per entry
+ * named like a migration (`*.sql`, not hidden; the core then checks the
+ * names). Other files and sub-folders are ignored and never read (a data file
+ * beside the migrations may be large). What is named like a migration must be
+ * a file we can read: a symlink is followed; a directory, a dangling symlink
+ * or a FIFO is refused by name, never skipped while the run reports success.
+ * Bytes are decoded strictly here (core/file-bytes.ts), and every problem of
+ * every file is reported at once.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,7 +24,7 @@ export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> 
     throw new MigrationsDirError(dir, reason);
   }
   const names = entries
-    .filter((e) => !e.name.startsWith('.') && (e.isFile() || isMigrationCandidate(e.name)))
+    .filter((e) => isMigrationCandidate(e.name))
     .map((e) => e.name)
     .sort();
   const notFiles: { file: string; what: string }[] = [];
@@ -42,16 +44,12 @@ export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> 
       notFiles.push({ file: name, what: e?.code === 'ENOENT' ? 'a symlink to nothing' : `cannot stat: ${e?.code ?? e?.message ?? e}` });
       continue;
     }
-    if (isMigrationCandidate(name) && size > MAX_MIGRATION_BYTES) throw new MigrationTooLargeError(name, size, MAX_MIGRATION_BYTES);
+    if (size > MAX_MIGRATION_BYTES) throw new MigrationTooLargeError(name, size, MAX_MIGRATION_BYTES);
     let bytes: Buffer;
     try {
       bytes = await readFile(path);
     } catch (e: any) {
       notFiles.push({ file: name, what: `cannot read: ${e?.code ?? e?.message ?? e}` });
-      continue;
-    }
-    if (!isMigrationCandidate(name)) {
-      files.push({ name, sql: bytes.toString('utf8') });
       continue;
     }
     const decoded = decodeMigrationBytes(name, bytes);

@@ -36,6 +36,9 @@ const BOM = [0xef, 0xbb, 0xbf];
 /** The file's text, or the first reason its bytes are not a migration's text. */
 export function decodeMigrationBytes(file: string, bytes: Uint8Array): { sql: string } | { problem: EncodingProblem } {
   const start = bytes[0] === BOM[0] && bytes[1] === BOM[1] && bytes[2] === BOM[2] ? 3 : 0;
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    return { problem: { file, line: 1, byteOffset: 0, reason: 'a UTF-16 byte order mark: the file is UTF-16, not UTF-8' } };
+  }
   const bad = firstBadByte(bytes, start);
   if (bad) return { problem: { file, line: lineOfByte(bytes, bad.offset), byteOffset: bad.offset, reason: bad.reason } };
   return { sql: Buffer.from(bytes.buffer, bytes.byteOffset + start, bytes.length - start).toString('utf8') };

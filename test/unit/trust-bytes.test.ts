@@ -170,3 +170,18 @@ describe('the parser is never handed more than it can take', () => {
     }
   });
 });
+
+describe('more of the same class', () => {
+  it('a UTF-16 file: refused, saying it is UTF-16', async () => {
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('CREATE TABLE t (id int);', 'utf16le')]);
+    const e = await rejection(loadMigrationDir(dir({ '001_x.sql': utf16 })), InvalidEncodingError);
+    expect(e.problems).toEqual([{ file: '001_x.sql', line: 1, byteOffset: 0, reason: 'a UTF-16 byte order mark: the file is UTF-16, not UTF-8' }]);
+  });
+
+  it('files not named like migrations are not read: a Latin-1 README and a FIFO beside the migrations are ignored', async () => {
+    const d = dir({ '001_a.sql': 'CREATE TABLE a (id int);', 'README.txt': latin1('Caf\xe9') });
+    execFileSync('mkfifo', [join(d, 'data.pipe')]); // reading it would block for ever
+    const set = await loadMigrationDir(d);
+    expect(set.migrations.map((m) => m.name)).toEqual(['001_a.sql']);
+  });
+});
