@@ -112,6 +112,18 @@ export class MigrationTooLargeError extends FlotillaError {
   }
 }
 
+/** The SQL parser gave up on a statement's size or nesting (not a syntax error). */
+export class ParserLimitError extends FlotillaError {
+  readonly code = 'parser_limit';
+  readonly kind = 'input';
+  constructor(readonly file: string, readonly line: number, readonly detail: string) {
+    super(
+      `${file}:${line}: a statement too large or too deeply nested for the SQL parser (${detail})`,
+      'Split the statement (or the file) into smaller ones; nothing was run.',
+    );
+  }
+}
+
 /** Something named like a migration that is not a readable regular file: a directory, a dangling symlink, a FIFO, ... */
 export class NotAMigrationFileError extends FlotillaError {
   readonly code = 'not_a_file';

@@ -16,6 +16,7 @@ import {
   ConfigError,
   InvalidEncodingError,
   MigrationTooLargeError,
+  ParserLimitError,
 } from './errors.js';
 import { byteLengthOf, checkMigrationText, MAX_MIGRATION_BYTES, type EncodingProblem } from './file-bytes.js';
 import { isMigrationCandidate, parseFileName } from './filename.js';
@@ -88,7 +89,10 @@ function checkedText(files: MigrationFile[]): MigrationFile[] {
 
 function buildMigration(file: MigrationFile, version: bigint): Migration {
   const split = splitStatements(file.sql);
-  if ('error' in split) throw new SqlParseError(file.name, split.error.line, split.error.message);
+  if ('error' in split) {
+    if (split.error.limit) throw new ParserLimitError(file.name, split.error.line, split.error.message);
+    throw new SqlParseError(file.name, split.error.line, split.error.message);
+  }
   const forbidden = split.statements.find((s) => s.mode === 'forbidden');
   if (forbidden) throw new UnsupportedStatementError(file.name, forbidden.line, forbidden.label);
   const statements = split.statements.filter((s) => s.mode !== 'transaction-control');

@@ -41,6 +41,8 @@ export interface ParseFailure {
   message: string;
   /** 1-based line of the error, when the parser gave a position */
   line: number;
+  /** the parser gave up on the statement's size or nesting, not on its syntax */
+  limit?: boolean;
 }
 
 let loaded: Promise<void> | undefined;
@@ -63,7 +65,10 @@ export function splitStatements(sql: string): { statements: Statement[] } | { er
     // cursorPosition is a 0-based offset in characters (code points, as the server counts them),
     // not in UTF-16 units: an emoji before the error is 1 character but 2 units of a JS string
     const line = pos === undefined || pos < 0 ? 1 : lineAt(sql, Array.from(sql).slice(0, pos).join('').length);
-    return { error: { message: String(e?.sqlDetails?.message ?? e?.message ?? e), line } };
+    const message = String(e?.sqlDetails?.message ?? e?.message ?? e);
+    // no SQL error details: the WASM module aborted or the JS stack overflowed reading its tree
+    const limit = !e?.sqlDetails || /memory exhausted|stack depth limit exceeded/i.test(message);
+    return { error: { message, line, ...(limit ? { limit: true } : {}) } };
   }
   const bytes = Buffer.from(sql, 'utf8');
   const statements: Statement[] = [];

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadMigrationDir } from '../../src/adapters/fs-source.js';
 import { checksumOf } from '../../src/core/checksum.js';
-import { InvalidEncodingError, MigrationTooLargeError, NotAMigrationFileError } from '../../src/core/errors.js';
+import { InvalidEncodingError, MigrationTooLargeError, NotAMigrationFileError, ParserLimitError, SqlParseError } from '../../src/core/errors.js';
 import { MAX_MIGRATION_BYTES } from '../../src/core/file-bytes.js';
 import { buildMigrationSet } from '../../src/core/migration-set.js';
 import { splitStatements, loadParser } from '../../src/core/statements.js';
@@ -183,5 +183,21 @@ describe('more of the same class', () => {
     execFileSync('mkfifo', [join(d, 'data.pipe')]); // reading it would block for ever
     const set = await loadMigrationDir(d);
     expect(set.migrations.map((m) => m.name)).toEqual(['001_a.sql']);
+  });
+});
+
+describe('the parser giving up is not a syntax error', () => {
+  it.each([
+    ['an expression nested 200,000 deep', `SELECT ${'('.repeat(200_000)}1${')'.repeat(200_000)};`],
+    ['a sum of a million terms (its tree overflows the JS stack)', `SELECT ${'1+'.repeat(1_000_000)}1;`],
+  ])('%s: a limit error naming the file, exit 2', async (_what, sql) => {
+    const e = await rejection(buildMigrationSet([{ name: '001_deep.sql', sql: `SELECT 1;\n${sql}` }]), ParserLimitError);
+    expect(e.kind).toBe('input');
+    expect(e.message).toMatch(/^001_deep\.sql:\d+: a statement too large or too deeply nested for the SQL parser/);
+    expect(e.message).not.toMatch(/syntax error/);
+  }, 60_000);
+
+  it('a real syntax error is still one', async () => {
+    await rejection(buildMigrationSet([{ name: '001_x.sql', sql: 'SELEC 1;' }]), SqlParseError);
   });
 });
