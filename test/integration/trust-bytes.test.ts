@@ -4,7 +4,7 @@
  * database), a BOM is stripped, the parser's size limit is a clear error, and a file renamed or
  * zero-padded after it was applied is reported, never applied again (promises 1, 2, 9, 11).
  */
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -60,6 +60,18 @@ it('a UTF-8 BOM is stripped, as psql does: the file applies', async () => {
   expect(r.stderr).not.toMatch(/syntax error/);
   expect(r.code).toBe(0);
   expect(await tables(db)).toEqual(['bom', 'migrations']);
+});
+
+it('a symlinked migration is applied, not skipped while the run reports success', async () => {
+  const db = await createTestDatabase('tb');
+  const target = join(root, `shared-${n}.sql`);
+  writeFileSync(target, 'CREATE TABLE linked (id int);');
+  const d = dir({ '001_a.sql': 'CREATE TABLE a (id int);' });
+  symlinkSync(target, join(d, '002_linked.sql'));
+  const r = await runCli(['pending', '--dir', d], { env: { DATABASE_URL: db.url } });
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain('Completed: 2 applied');
+  expect(await tables(db)).toEqual(['a', 'linked', 'migrations']);
 });
 
 describe('a renamed or zero-padded file is the same migration', () => {
