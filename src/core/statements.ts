@@ -80,7 +80,11 @@ export function splitStatements(sql: string): { statements: Statement[] } | { er
   for (const [index, raw] of (result.stmts ?? []).entries()) {
     const start = raw.stmt_location ?? 0;
     const end = raw.stmt_len === undefined || raw.stmt_len === 0 ? bytes.length : start + raw.stmt_len;
-    if (start < cursor) (cursor = 0), (line = 1);
+    if (start < cursor) {
+      // never seen (statements come in order), but counting again from the top stays correct
+      cursor = 0;
+      line = 1;
+    }
     for (; cursor < start; cursor++) if (bytes[cursor] === 10) line++;
     const text = bytes.subarray(start, end).toString('utf8');
     const lead = firstTokenOffset(text);
