@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MAX_MIGRATION_BYTES } from '../../src/core/file-bytes.js';
+import { buildMigrationSet, migrationSetFromJSON, migrationToJSON } from '../../src/core/migration-set.js';
+import { Migrator } from '../../src/migrator.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, dropAllTestDatabases, type TestDatabase } from '../helpers/db.js';
 
@@ -105,4 +107,23 @@ describe('a renamed or zero-padded file is the same migration', () => {
     expect(again.stdout).toContain('already applied: 001_seed.sql');
     expect((await db.query('SELECT count(*)::int AS n FROM seed')).rows[0].n).toBe(1);
   });
+});
+
+it('a frozen set (what a fleet worker runs) naming 001_seed.sql, on a tenant that applied 1_seed.sql: nothing applied, a warning', async () => {
+  const db = await createTestDatabase('tb');
+  const client = await db.client();
+  try {
+    const sql = 'CREATE TABLE seed (id int);\nINSERT INTO seed VALUES (1);\n';
+    await new Migrator(client).migrate(await buildMigrationSet([{ name: '1_seed.sql', sql }]));
+    const renamed = await buildMigrationSet([{ name: '001_seed.sql', sql }]);
+    expect(renamed.checksum).not.toBe((await buildMigrationSet([{ name: '1_seed.sql', sql }])).checksum); // a new set: older rollouts keep theirs
+    const frozen = migrationSetFromJSON(JSON.parse(JSON.stringify(renamed.migrations.map(migrationToJSON))), renamed.checksum)!;
+    const report = await new Migrator(client, { appliedBy: 'worker w1' }).migrate(frozen);
+    expect(report.applied).toEqual([]);
+    expect(report.failed).toBeUndefined();
+    expect(report.warnings).toEqual(['applied migration 1_seed.sql is now named 001_seed.sql (same version 1): not applied again']);
+    expect((await client.query('SELECT count(*)::int AS n FROM seed')).rows[0].n).toBe(1);
+  } finally {
+    await client.end();
+  }
 });
