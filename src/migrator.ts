@@ -143,9 +143,10 @@ export class Migrator {
     const ledger = await this.location();
     const rows = await readLedger(this.db, ledger);
     const p = plan(set, rows);
+    const missing = new Set(p.missing);
     return {
       schema: ledger.schema,
-      applied: rows.filter((r) => !p.missing.includes(r)),
+      applied: rows.filter((r) => !missing.has(r)),
       pending: p.pending.map((m) => m.name),
       changed: p.changed,
       renamed: p.renamed.map((r) => ({ ...r, version: String(r.version) })),
