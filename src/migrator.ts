@@ -116,7 +116,9 @@ export interface StatusReport {
   schema: string;
   applied: AppliedRow[];
   pending: string[];
-  changed: { name: string; applied: string; current: string }[];
+  changed: { name: string; applied: string; current: string; recordedAs?: string }[];
+  /** applied under another name with the same version (e.g. 1_x.sql now 001_x.sql): not applied again */
+  renamed: { version: string; from: string; to: string }[];
   missing: AppliedRow[];
   outOfOrder: string[];
 }
@@ -141,11 +143,13 @@ export class Migrator {
     const ledger = await this.location();
     const rows = await readLedger(this.db, ledger);
     const p = plan(set, rows);
+    const missing = new Set(p.missing);
     return {
       schema: ledger.schema,
-      applied: rows.filter((r) => set.migrations.some((m) => m.name === r.name)),
+      applied: rows.filter((r) => !missing.has(r)),
       pending: p.pending.map((m) => m.name),
       changed: p.changed,
+      renamed: p.renamed.map((r) => ({ ...r, version: String(r.version) })),
       missing: p.missing,
       outOfOrder: p.outOfOrder.map((m) => m.name),
     };
@@ -238,6 +242,7 @@ export class Migrator {
   }
 
   private warn(p: Plan, report: MigrateReport): void {
+    for (const r of p.renamed) report.warnings.push(`applied migration ${r.from} is now named ${r.to} (same version ${r.version}): not applied again`);
     for (const r of p.missing) report.warnings.push(`applied migration ${r.name} has no file any more`);
     for (const m of p.outOfOrder) report.warnings.push(`${m.name} is pending but numbered below an applied migration (applied out of order)`);
     for (const message of report.warnings) this.emit({ type: 'warning', message });

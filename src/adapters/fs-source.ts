@@ -1,10 +1,18 @@
 /**
- * Reads a migrations directory into plain {name, sql} pairs (the core decides
- * what is a migration). Sub-folders and hidden files are ignored.
+ * Reads a migrations directory into plain {name, sql} pairs, one per entry
+ * named like a migration (`*.sql`, not hidden; the core then checks the
+ * names). Other files and sub-folders are ignored and never read (a data file
+ * beside the migrations may be large). What is named like a migration must be
+ * a file we can read: a symlink is followed; a directory, a dangling symlink
+ * or a FIFO is refused by name, never skipped while the run reports success.
+ * Bytes are decoded strictly here (core/file-bytes.ts), and every problem of
+ * every file is reported at once.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MigrationsDirError } from '../core/errors.js';
+import { InvalidEncodingError, MigrationTooLargeError, MigrationsDirError, NotAMigrationFileError } from '../core/errors.js';
+import { decodeMigrationBytes, MAX_MIGRATION_BYTES, type EncodingProblem } from '../core/file-bytes.js';
+import { isMigrationCandidate } from '../core/filename.js';
 import { buildMigrationSet, type MigrationFile, type MigrationSet } from '../core/migration-set.js';
 
 export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> {
@@ -15,8 +23,42 @@ export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> 
     const reason = e?.code === 'ENOENT' ? 'no such directory' : e?.code === 'ENOTDIR' ? 'not a directory' : String(e?.message ?? e);
     throw new MigrationsDirError(dir, reason);
   }
-  const files = entries.filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => e.name).sort();
-  return Promise.all(files.map(async (name) => ({ name, sql: await readFile(join(dir, name), 'utf8') })));
+  const names = entries
+    .filter((e) => isMigrationCandidate(e.name))
+    .map((e) => e.name)
+    .sort();
+  const notFiles: { file: string; what: string }[] = [];
+  const problems: EncodingProblem[] = [];
+  const files: MigrationFile[] = [];
+  for (const name of names) {
+    const path = join(dir, name);
+    let size: number;
+    try {
+      const s = await stat(path); // follows symlinks
+      if (!s.isFile()) {
+        notFiles.push({ file: name, what: s.isDirectory() ? 'a directory' : 'not a regular file' });
+        continue;
+      }
+      size = s.size;
+    } catch (e: any) {
+      notFiles.push({ file: name, what: e?.code === 'ENOENT' ? 'a symlink to nothing' : `cannot stat: ${e?.code ?? e?.message ?? e}` });
+      continue;
+    }
+    if (size > MAX_MIGRATION_BYTES) throw new MigrationTooLargeError(name, size, MAX_MIGRATION_BYTES);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (e: any) {
+      notFiles.push({ file: name, what: `cannot read: ${e?.code ?? e?.message ?? e}` });
+      continue;
+    }
+    const decoded = decodeMigrationBytes(name, bytes);
+    if ('problem' in decoded) problems.push(decoded.problem);
+    else files.push({ name, sql: decoded.sql });
+  }
+  if (notFiles.length) throw new NotAMigrationFileError(notFiles);
+  if (problems.length) throw new InvalidEncodingError(problems);
+  return files;
 }
 
 export async function loadMigrationDir(dir: string): Promise<MigrationSet> {

@@ -1,7 +1,13 @@
 /**
- * Checksums make edits visible: sha256 of a migration's text with line endings
+ * Checksums make edits visible: sha256 of a migration's bytes with line endings
  * normalised (a CRLF checkout is not an edit), and one checksum for the whole
  * set (like Atlas's atlas.sum) so a rollout can name exactly what it froze.
+ *
+ * The text is hashed as UTF-8, and only valid UTF-8 files become text
+ * (core/file-bytes.ts refuses the others), so this is the file's raw bytes,
+ * less a leading BOM (stripped as psql does; adding one is not an edit).
+ * Checksums recorded by earlier versions, computed the same way over the
+ * decoded text, still match for every valid file.
  */
 import { createHash } from 'node:crypto';
 

@@ -88,6 +88,58 @@ export class UnsupportedStatementError extends FlotillaError {
   }
 }
 
+/** Migration files whose bytes are not UTF-8 text Postgres can run (core/file-bytes.ts). */
+export class InvalidEncodingError extends FlotillaError {
+  readonly code = 'invalid_encoding';
+  readonly kind = 'input';
+  constructor(readonly problems: { file: string; line: number; byteOffset: number; reason: string }[]) {
+    super(
+      `migration file${problems.length > 1 ? 's' : ''} not valid UTF-8: ${problems.map((p) => `${p.file}:${p.line}: ${p.reason} (byte offset ${p.byteOffset})`).join('; ')}`,
+      'Migration files must be UTF-8, as psql requires; nothing was run. Re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 <file>), then run again.',
+    );
+  }
+}
+
+/** A migration file too large for the SQL parser (core/file-bytes.ts MAX_MIGRATION_BYTES). */
+export class MigrationTooLargeError extends FlotillaError {
+  readonly code = 'migration_too_large';
+  readonly kind = 'input';
+  constructor(readonly file: string, readonly bytes: number, readonly limit: number) {
+    super(
+      `migration ${file} is ${mib(bytes)} MiB (${bytes} bytes); migration files may be at most ${mib(limit)} MiB, the most the SQL parser handles safely`,
+      'Split it into several migration files, or load bulk data with COPY (psql \\copy) outside the migrations; nothing was run.',
+    );
+  }
+}
+
+/** The SQL parser gave up on a statement's size or nesting (not a syntax error). */
+export class ParserLimitError extends FlotillaError {
+  readonly code = 'parser_limit';
+  readonly kind = 'input';
+  constructor(readonly file: string, readonly line: number, readonly detail: string) {
+    super(
+      `${file}:${line}: a statement too large or too deeply nested for the SQL parser (${detail})`,
+      'Split the statement (or the file) into smaller ones; nothing was run.',
+    );
+  }
+}
+
+/** Something named like a migration that is not a readable regular file: a directory, a dangling symlink, a FIFO, ... */
+export class NotAMigrationFileError extends FlotillaError {
+  readonly code = 'not_a_file';
+  readonly kind = 'input';
+  constructor(readonly entries: { file: string; what: string }[]) {
+    super(
+      `named like a migration but not a readable file: ${entries.map((e) => `${e.file} (${e.what})`).join(', ')}`,
+      'Replace it with a regular .sql file (a symlink must point to one), or rename it so it does not end in .sql; nothing was run.',
+    );
+  }
+}
+
+function mib(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1).replace(/\.0$/, '');
+}
+
 export class MigrationsDirError extends FlotillaError {
   readonly code = 'migrations_dir';
   readonly kind = 'input';
@@ -108,9 +160,9 @@ export class UnknownMigrationError extends FlotillaError {
 export class ChangedMigrationError extends FlotillaError {
   readonly code = 'changed_migration';
   readonly kind = 'input';
-  constructor(readonly migrations: { name: string; applied: string; current: string }[]) {
+  constructor(readonly migrations: { name: string; applied: string; current: string; recordedAs?: string }[]) {
     super(
-      `applied migration${migrations.length > 1 ? 's' : ''} changed since applied: ${migrations.map((m) => m.name).join(', ')}`,
+      `applied migration${migrations.length > 1 ? 's' : ''} changed since applied: ${migrations.map((m) => (m.recordedAs ? `${m.name} (recorded as ${m.recordedAs})` : m.name)).join(', ')}`,
       'Restore the applied file(s) and put the change in a new migration. If the edit is intended (e.g. a comment), update the recorded checksum: UPDATE migrations SET checksum = \'<new>\' WHERE name = \'<name>\'.',
     );
   }

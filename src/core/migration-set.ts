@@ -14,7 +14,11 @@ import {
   SqlParseError,
   UnsupportedStatementError,
   ConfigError,
+  InvalidEncodingError,
+  MigrationTooLargeError,
+  ParserLimitError,
 } from './errors.js';
+import { byteLengthOf, checkMigrationText, MAX_MIGRATION_BYTES, type EncodingProblem } from './file-bytes.js';
 import { isMigrationCandidate, parseFileName } from './filename.js';
 import { loadParser, splitStatements, type Statement } from './statements.js';
 import { rowEffects, type RowEffects } from './effects.js';
@@ -47,7 +51,7 @@ export interface MigrationSet {
 
 export async function buildMigrationSet(files: MigrationFile[]): Promise<MigrationSet> {
   await loadParser();
-  const candidates = files.filter((f) => isMigrationCandidate(f.name));
+  const candidates = checkedText(files.filter((f) => isMigrationCandidate(f.name)));
   const bad = candidates.filter((f) => !parseFileName(f.name)).map((f) => f.name);
   if (bad.length) throw new InvalidFileNameError(bad.sort());
 
@@ -64,9 +68,31 @@ export async function buildMigrationSet(files: MigrationFile[]): Promise<Migrati
   return { migrations, checksum: setChecksum(migrations) };
 }
 
+/**
+ * Text the parser and Postgres can take, within the parser's size limit
+ * (core/file-bytes.ts), checked for every file before any is parsed.
+ */
+function checkedText(files: MigrationFile[]): MigrationFile[] {
+  const problems: EncodingProblem[] = [];
+  const checked = files.map((f) => {
+    const r = checkMigrationText(f.name, f.sql);
+    if ('problem' in r) problems.push(r.problem);
+    return 'sql' in r ? { name: f.name, sql: r.sql } : f;
+  });
+  if (problems.length) throw new InvalidEncodingError(problems);
+  for (const f of checked) {
+    const bytes = byteLengthOf(f.sql);
+    if (bytes > MAX_MIGRATION_BYTES) throw new MigrationTooLargeError(f.name, bytes, MAX_MIGRATION_BYTES);
+  }
+  return checked;
+}
+
 function buildMigration(file: MigrationFile, version: bigint): Migration {
   const split = splitStatements(file.sql);
-  if ('error' in split) throw new SqlParseError(file.name, split.error.line, split.error.message);
+  if ('error' in split) {
+    if (split.error.limit) throw new ParserLimitError(file.name, split.error.line, split.error.message);
+    throw new SqlParseError(file.name, split.error.line, split.error.message);
+  }
   const forbidden = split.statements.find((s) => s.mode === 'forbidden');
   if (forbidden) throw new UnsupportedStatementError(file.name, forbidden.line, forbidden.label);
   const statements = split.statements.filter((s) => s.mode !== 'transaction-control');

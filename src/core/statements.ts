@@ -5,7 +5,9 @@
  * bodies containing BEGIN/END;/COMMIT are the parser's business.
  *
  * The parser reports statement positions as UTF-8 *byte* offsets, so we slice
- * a Buffer, not the JS string.
+ * a Buffer, not the JS string, in one pass: splitting is linear in file size.
+ * Files larger than the parser can take are refused before it is called
+ * (core/file-bytes.ts MAX_MIGRATION_BYTES).
  */
 import { loadModule, parseSync } from 'libpg-query';
 
@@ -39,6 +41,8 @@ export interface ParseFailure {
   message: string;
   /** 1-based line of the error, when the parser gave a position */
   line: number;
+  /** the parser gave up on the statement's size or nesting, not on its syntax */
+  limit?: boolean;
 }
 
 let loaded: Promise<void> | undefined;
@@ -61,27 +65,35 @@ export function splitStatements(sql: string): { statements: Statement[] } | { er
     // cursorPosition is a 0-based offset in characters (code points, as the server counts them),
     // not in UTF-16 units: an emoji before the error is 1 character but 2 units of a JS string
     const line = pos === undefined || pos < 0 ? 1 : lineAt(sql, Array.from(sql).slice(0, pos).join('').length);
-    return { error: { message: String(e?.sqlDetails?.message ?? e?.message ?? e), line } };
+    const message = String(e?.sqlDetails?.message ?? e?.message ?? e);
+    // no SQL error details: the WASM module aborted or the JS stack overflowed reading its tree
+    const limit = !e?.sqlDetails || /memory exhausted|stack depth limit exceeded/i.test(message);
+    return { error: { message, line, ...(limit ? { limit: true } : {}) } };
   }
   const bytes = Buffer.from(sql, 'utf8');
   const statements: Statement[] = [];
+  // One pass over the file: each statement decodes only its own bytes, and line
+  // numbers advance from the previous statement (0x0A never occurs inside a
+  // multi-byte UTF-8 sequence, so counting it in the bytes is exact).
+  let cursor = 0;
+  let line = 1;
   for (const [index, raw] of (result.stmts ?? []).entries()) {
     const start = raw.stmt_location ?? 0;
     const end = raw.stmt_len === undefined || raw.stmt_len === 0 ? bytes.length : start + raw.stmt_len;
+    if (start < cursor) {
+      // never seen (statements come in order), but counting again from the top stays correct
+      cursor = 0;
+      line = 1;
+    }
+    for (; cursor < start; cursor++) if (bytes[cursor] === 10) line++;
     const text = bytes.subarray(start, end).toString('utf8');
-    const prefix = bytes.subarray(0, start).toString('utf8');
+    const lead = firstTokenOffset(text);
+    let first = line;
+    for (let i = 0; i < lead; i++) if (text.charCodeAt(i) === 10) first++;
     const kind = Object.keys(raw.stmt)[0] ?? 'Unknown';
     const node = (raw.stmt[kind] ?? {}) as Node;
     const { mode, label } = classify(kind, node);
-    statements.push({
-      index,
-      line: lineAt(prefix + text, prefix.length + firstTokenOffset(text)),
-      sql: text,
-      kind,
-      mode,
-      label,
-      node,
-    });
+    statements.push({ index, line: first, sql: text, kind, mode, label, node });
   }
   return { statements };
 }

@@ -78,9 +78,10 @@ describe('plan', () => {
     expect(q.outOfOrder).toEqual([]);
   });
 
-  it('matches rows by file name, not by number', () => {
+  it('matches rows by number (promise 1): 1_users.sql is an older name of 001_users.sql, not a missing file', () => {
     const p = plan(set, [row('001_users.sql'), { ...row('001_users.sql'), name: '1_users.sql' }]);
     expect(p.applied.map((a) => a.migration.name)).toEqual(['001_users.sql']);
-    expect(p.missing.map((m) => m.name)).toEqual(['1_users.sql']);
+    expect(p.missing).toEqual([]);
+    expect(p.renamed).toEqual([{ version: 1n, from: '1_users.sql', to: '001_users.sql' }]);
   });
 });

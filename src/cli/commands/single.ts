@@ -82,6 +82,11 @@ export function printStatus(out: Output, r: StatusReport): void {
     line('Changed since applied (refused until restored):');
     for (const c of r.changed) line(`  ✗ ${c.name}`);
   }
+  if (r.renamed.length) {
+    line();
+    line('Renamed since applied (same version, not applied again):');
+    for (const m of r.renamed) line(`  ~ ${m.from} → ${m.to}`);
+  }
   if (r.missing.length) {
     line();
     line('Applied but missing from the directory:');
