@@ -5,6 +5,7 @@
  * selected tenants of the registry; up-to-date tenants cost one query.
  */
 import type { Queue } from 'bullmq';
+import { isFlotillaError } from '../core/errors.js';
 import { selectTenants } from '../core/tenants.js';
 import type { ControlStore } from '../control/store.js';
 import { createRollout } from './rollout.js';
@@ -12,8 +13,14 @@ import { createRollout } from './rollout.js';
 export async function startScheduledRollout(store: ControlStore, queue: Queue, name: string, now: () => Date): Promise<{ rolloutId: string } | { skipped: string }> {
   const s = await store.getSchedule(name);
   if (!s) return { skipped: `schedule ${name} no longer exists` };
-  const tenants = selectTenants(await store.registryTenants(), s.selection);
-  if (!tenants.length) return { skipped: 'no tenant matches the selection' };
+  let tenants;
+  try {
+    // a stored selection obeys the same rules as the flags: never "everything" unless it says --all
+    tenants = selectTenants(await store.registryTenants(), s.selection);
+  } catch (e) {
+    if (isFlotillaError(e) && e.kind === 'input') return { skipped: e.message };
+    throw e;
+  }
   const set = await store.loadMigrationSet(s.setChecksum);
   const created = await createRollout(
     store,

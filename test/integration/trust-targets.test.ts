@@ -1,0 +1,95 @@
+/**
+ * Issue 9, section "Targets and selectors": a rollout keeps the targets it was
+ * created with (promise 3), whatever later rollouts, dry runs or tenants files
+ * do to the registry; retry and resume say when the registry moved on.
+ * One fleet (control database, prefix, two workers) for the file; each test
+ * has its own tenant ids.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { migrationDir } from '../helpers/migrations.js';
+import { Fleet, relationExists, trackingRows, why, type FleetTenant } from '../helpers/fleet.js';
+
+let fleet: Fleet;
+const dirs: { cleanup(): void }[] = [];
+
+beforeAll(async () => {
+  fleet = await Fleet.create();
+  await fleet.startWorkers(2);
+}, 240_000);
+
+afterAll(async () => {
+  await fleet?.cleanup();
+  for (const d of dirs) d.cleanup();
+}, 120_000);
+
+interface View {
+  id: string;
+  state: string;
+  tenants: { id: string; state: string; applied: string[]; error: string | null }[];
+}
+
+/** 002 fails on a tenant that already has a `products (id text)` table. */
+const SET = {
+  '001_create_accounts.sql': 'CREATE TABLE accounts (id serial PRIMARY KEY, email text NOT NULL);\n',
+  '002_create_products.sql': 'CREATE TABLE IF NOT EXISTS products (id serial PRIMARY KEY, name text NOT NULL);\nCREATE INDEX products_name ON products (name);\n',
+};
+const NAMES = Object.keys(SET);
+
+/** A tenants file naming one tenant id `id` whose target is `target`'s database. */
+function tenantsFile(id: string, target: FleetTenant): string {
+  const path = join(fleet.dir, `tenants-${id}-${target.id}-${Math.random().toString(36).slice(2, 8)}.yaml`);
+  writeFileSync(path, stringify({ tenants: [{ id, databaseUrl: target.urlTemplate, ...(target.schema ? { schema: target.schema } : {}) }] }));
+  return path;
+}
+
+describe('a rollout keeps its frozen targets', () => {
+  it('a dry run pointing the same tenant id elsewhere changes neither the registry nor what `retry` migrates', async () => {
+    const dir = migrationDir(SET);
+    dirs.push(dir);
+    const [prod, staging] = await fleet.addTenants([{ id: 'fz-prod' }, { id: 'fz-staging' }]);
+    await prod!.query('CREATE TABLE products (id text)');
+    const a = await fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', tenantsFile('fz-x', prod!), '--all', '--wait']);
+    expect(a.code, why(a)).toBe(1);
+    expect(a.json.tenants[0]).toMatchObject({ id: 'fz-x', state: 'failed' });
+
+    const dry = await fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', tenantsFile('fz-x', staging!), '--all', '--dry-run', '--wait']);
+    expect(dry.code, why(dry)).toBe(0);
+    const registry = await fleet.controlQuery(`SELECT database_url FROM flotilla.tenants WHERE id = 'fz-x'`);
+    expect(registry.rows[0]?.database_url, 'a dry run writes nothing to the registry').toBe(prod!.urlTemplate);
+
+    await prod!.query('DROP TABLE products');
+    const retry = await fleet.cliJson<View>(['rollout', 'retry', a.json.id, '--wait']);
+    expect(retry.code, why(retry)).toBe(0);
+    expect(retry.json.tenants[0]).toMatchObject({ id: 'fz-x', state: 'succeeded' });
+    expect((await trackingRows(prod!))?.map((r) => r.name)).toEqual(NAMES);
+    expect(await relationExists(staging!, 'migrations'), 'the dry run target was never migrated').toBe(false);
+    expect(await relationExists(staging!, 'accounts')).toBe(false);
+  }, 300_000);
+
+  it('after a later rollout re-registers the tenant elsewhere, retry and resume keep the frozen target and say so', async () => {
+    const dir = migrationDir(SET);
+    dirs.push(dir);
+    const [prod, other] = await fleet.addTenants([{ id: 'fy-prod', password: 'env' }, { id: 'fy-other', kind: 'schema' }]);
+    await prod!.query('CREATE TABLE products (id text)');
+    const a = await fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', tenantsFile('fy-x', prod!), '--all', '--wait']);
+    expect(a.code, why(a)).toBe(1);
+    // a real rollout of the same id elsewhere: the registry now points at the other target
+    const b = await fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', tenantsFile('fy-x', other!), '--all', '--wait']);
+    expect(b.code, why(b)).toBe(0);
+    const otherTracking = await trackingRows(other!);
+
+    await prod!.query('DROP TABLE products');
+    const resume = await fleet.cli(['rollout', 'resume', a.json.id, '--dir', dir.dir]);
+    expect(resume.code, why(resume)).toBe(0);
+    expect(resume.stderr, why(resume)).toMatch(/fy-x: the tenants registry now has another target .*this rollout keeps its own/);
+    const retry = await fleet.cli(['rollout', 'retry', a.json.id, '--dir', dir.dir, '--wait']);
+    expect(retry.code, why(retry)).toBe(0);
+    expect(retry.stderr, why(retry)).toMatch(/fy-x: the tenants registry now has another target .*this rollout keeps its own/);
+    expect(retry.stderr + retry.stdout).not.toContain('S3cr3tPW');
+    expect((await trackingRows(prod!))?.map((r) => r.name)).toEqual(NAMES);
+    expect(await trackingRows(other!), 'the other target was not touched by the retry').toEqual(otherTracking);
+  }, 300_000);
+});
