@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { migrationDir } from '../helpers/migrations.js';
-import { Fleet, relationExists, trackingRows, why, type FleetTenant } from '../helpers/fleet.js';
+import { deleteKeys, redisUrl } from '../helpers/redis.js';
+import { Fleet, relationExists, trackingRows, waitFor, why, type FleetTenant } from '../helpers/fleet.js';
+import { CONTROL_QUEUE, openQueue } from '../../src/queue.js';
 
 let fleet: Fleet;
 const dirs: { cleanup(): void }[] = [];
@@ -92,4 +94,72 @@ describe('a rollout keeps its frozen targets', () => {
     expect((await trackingRows(prod!))?.map((r) => r.name)).toEqual(NAMES);
     expect(await trackingRows(other!), 'the other target was not touched by the retry').toEqual(otherTracking);
   }, 300_000);
+});
+
+describe('rollout retry when the files on disk changed', () => {
+  const BAD_002 = 'CREATE TABLE products (id serial PRIMARY KEY, account integer REFERENCES no_such_table (id));\n';
+
+  it('says the set on disk differs and runs the frozen one; `--refresh` then runs the fixed files', async () => {
+    const dir = migrationDir({ ...SET, '002_create_products.sql': BAD_002 });
+    dirs.push(dir);
+    const tenants = await fleet.addTenants([{ id: 'rf-1' }, { id: 'rf-2', kind: 'schema' }]);
+    const a = await fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile(tenants), '--all', '--wait']);
+    expect(a.code, why(a)).toBe(1);
+    expect(a.json.tenants.map((t) => [t.id, t.state, t.applied])).toEqual([['rf-1', 'failed', [NAMES[0]]], ['rf-2', 'failed', [NAMES[0]]]]);
+
+    dir.write('002_create_products.sql', SET['002_create_products.sql']);
+    const plain = await fleet.cli(['rollout', 'retry', a.json.id, '--dir', dir.dir, '--wait']);
+    expect(plain.code, 'the frozen (broken) 002 ran again').toBe(1);
+    expect(plain.stderr, why(plain)).toContain(`the migration files on disk differ from the set frozen with rollout ${a.json.id} (changed: 002_create_products.sql)`);
+    expect(plain.stderr).toContain(`flotilla rollout retry ${a.json.id} --refresh`);
+
+    const fresh = await fleet.cliJson<View>(['rollout', 'retry', a.json.id, '--dir', dir.dir, '--refresh', '--wait']);
+    expect(fresh.code, why(fresh)).toBe(0);
+    expect(fresh.json.tenants.map((t) => t.state)).toEqual(['succeeded', 'succeeded']);
+    for (const t of tenants) expect((await trackingRows(t))?.map((r) => r.name), t.id).toEqual(NAMES);
+  }, 300_000);
+
+  it('`--refresh` is refused, naming the tenants, when one already applied a file that changed: nothing changes', async () => {
+    const dir = migrationDir(SET);
+    dirs.push(dir);
+    const tenants = await fleet.addTenants([{ id: 'rr-ok' }, { id: 'rr-bad' }]);
+    await fleet.tenant('rr-bad').query('CREATE TABLE products (id text)');
+    const a = await fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile(tenants), '--all', '--max-failures', '1', '--wait']);
+    expect(a.code, why(a)).toBe(1);
+    expect(a.json.tenants.map((t) => t.state)).toEqual(['succeeded', 'failed']);
+    const rolloutBefore = (await fleet.controlQuery('SELECT set_checksum, state FROM flotilla.rollouts WHERE id = $1', [a.json.id])).rows;
+    const statesBefore = [...(await fleet.tenantStates(a.json.id)).values()].map((t) => [t.tenant_id, t.state, t.generation]);
+
+    dir.write('002_create_products.sql', 'CREATE TABLE IF NOT EXISTS products (id serial PRIMARY KEY, name text);\n');
+    const r = await fleet.cli(['rollout', 'retry', a.json.id, '--dir', dir.dir, '--refresh', '--wait']);
+    expect(r.code, why(r)).toBe(2);
+    expect(r.stderr).toMatch(/cannot refresh the migration set of rollout \S+: 1 tenant already ran the frozen files\n {2}rr-ok: applied 002_create_products\.sql/);
+    expect(r.stderr).not.toMatch(/This is a bug/);
+    expect((await fleet.controlQuery('SELECT set_checksum, state FROM flotilla.rollouts WHERE id = $1', [a.json.id])).rows).toEqual(rolloutBefore);
+    expect([...(await fleet.tenantStates(a.json.id)).values()].map((t) => [t.tenant_id, t.state, t.generation])).toEqual(statesBefore);
+  }, 300_000);
+});
+
+describe('scheduled rollouts survive Redis losing its data', () => {
+  it('a worker puts a schedule back from the control database after its job scheduler is gone', async () => {
+    const [t] = await fleet.addTenants([{ id: 'sch-t1' }]);
+    const r = await fleet.cli(['schedule', '--name', 'yearly', '--cron', '0 3 1 1 *', '--tz', 'Europe/Paris', '--tenants', fleet.writeTenantsFile([t!]), '--all']);
+    expect(r.code, why(r)).toBe(0);
+    const control = openQueue(CONTROL_QUEUE, { redisUrl: redisUrl(), prefix: fleet.prefix });
+    try {
+      expect(await control.getJobScheduler('schedule.yearly')).toMatchObject({ pattern: '0 3 1 1 *', tz: 'Europe/Paris' });
+      // what a FLUSHALL does to this fleet (only its own keys: other tests share the server)
+      await deleteKeys(fleet.prefix);
+      expect(await control.getJobScheduler('schedule.yearly')).toBeUndefined();
+      const back = await waitFor('the schedule to be restored', () => control.getJobScheduler('schedule.yearly'), 30_000, 250);
+      expect(back).toMatchObject({ pattern: '0 3 1 1 *', tz: 'Europe/Paris' });
+
+      const removed = await fleet.cli(['schedule', 'remove', 'yearly']);
+      expect(removed.code, why(removed)).toBe(0);
+      await new Promise((res) => setTimeout(res, 5000));
+      expect(await control.getJobScheduler('schedule.yearly'), 'a removed schedule stays removed').toBeUndefined();
+    } finally {
+      await control.close();
+    }
+  }, 120_000);
 });

@@ -16,6 +16,7 @@ import { parseSelectorFlags, parseTenantRows, parseTenantsFile, scheduleProblems
 import { ControlStore, type RolloutRow, type RolloutTenantRow, type TenantState } from '../../control/store.js';
 import { createRollout } from '../../producer/rollout.js';
 import { reconcile } from '../../producer/reconcile.js';
+import { registerSchedule, scheduleJobId } from '../../producer/schedule.js';
 import { CONTROL_QUEUE, DEFAULT_PREFIX, MIGRATE_QUEUE, enqueueTenantJobs, openQueue, redisTls, type QueueSettings } from '../../queue.js';
 import { startWorker } from '../../worker/worker.js';
 import { parseDuration, type Config } from '../../config.js';
@@ -432,7 +433,7 @@ export async function scheduleAdd(ctx: CommandContext, o: Record<string, any>): 
     });
     const control = openQueue(CONTROL_QUEUE, fleet);
     try {
-      await control.upsertJobScheduler(`schedule.${o.name}`, { pattern: o.cron, tz: o.tz }, { name: 'scheduled-rollout', data: { schedule: o.name } });
+      await registerSchedule(control, { name: o.name, cron: o.cron, tz: o.tz });
     } finally {
       await control.close();
     }
@@ -456,7 +457,7 @@ export async function scheduleRemove(ctx: CommandContext, name: string): Promise
     const removed = await store.deleteSchedule(name);
     const control = openQueue(CONTROL_QUEUE, fleet);
     try {
-      await control.removeJobScheduler(`schedule.${name}`);
+      await control.removeJobScheduler(scheduleJobId(name));
     } finally {
       await control.close();
     }
