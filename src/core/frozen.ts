@@ -130,8 +130,10 @@ export class RefreshRefusedError extends FlotillaError {
 /**
  * Tenants that stop `retry --refresh`: any that recorded one of the replaced
  * files as applied (in any rollout: its tracking row holds the old checksum),
- * and, when files were added, the rollout's tenants that already succeeded
- * (they finished without those files, and a retry would not run them again).
+ * and any of the rollout's tenants that already succeeded, whatever the
+ * difference: a succeeded tenant has every frozen file (replaced ones
+ * included, applied by whoever) and none of the added ones, and a retry would
+ * not run it again, so its report would no longer match the rollout's set.
  */
 export function refreshBlockers(
   replaced: readonly string[],
@@ -143,7 +145,8 @@ export function refreshBlockers(
   for (const t of tenants) {
     const hit = t.applied.filter((n) => gone.has(n));
     if (hit.length) blockers.push({ tenantId: t.tenantId, reason: `applied ${[...new Set(hit)].join(', ')}` });
-    else if (added.length && t.state === 'succeeded') blockers.push({ tenantId: t.tenantId, reason: `succeeded without the added file${added.length === 1 ? '' : 's'} ${added.join(', ')}` });
+    else if (t.state === 'succeeded' && replaced.length) blockers.push({ tenantId: t.tenantId, reason: `succeeded with the frozen ${replaced.join(', ')}` });
+    else if (t.state === 'succeeded' && added.length) blockers.push({ tenantId: t.tenantId, reason: `succeeded without the added file${added.length === 1 ? '' : 's'} ${added.join(', ')}` });
   }
   return blockers;
 }

@@ -129,14 +129,19 @@ describe('frozen targets and sets', () => {
     expect(filesReplacedBy(frozen, d)).toEqual(['002_b.sql', '003_c.sql']);
   });
 
-  it('--refresh is blocked by a tenant that applied a replaced file, or that succeeded without an added one', () => {
+  it('--refresh is blocked by a tenant that applied a replaced file, and by every tenant that already succeeded', () => {
     const tenants = [
       { tenantId: 'ran-old', state: 'failed', applied: ['001_a.sql', '002_b.sql'] },
       { tenantId: 'failed-before', state: 'failed', applied: ['001_a.sql'] },
       { tenantId: 'done', state: 'succeeded', applied: ['001_a.sql'] },
     ];
-    expect(refreshBlockers(['002_b.sql'], [], tenants)).toEqual([{ tenantId: 'ran-old', reason: 'applied 002_b.sql' }]);
+    expect(refreshBlockers(['002_b.sql'], [], tenants)).toEqual([
+      { tenantId: 'ran-old', reason: 'applied 002_b.sql' },
+      { tenantId: 'done', reason: 'succeeded with the frozen 002_b.sql' },
+    ]);
     expect(refreshBlockers([], ['004_d.sql'], tenants)).toEqual([{ tenantId: 'done', reason: 'succeeded without the added file 004_d.sql' }]);
-    expect(refreshBlockers(['003_c.sql'], [], tenants)).toEqual([]);
+    // a succeeded tenant has every frozen file, even one this rollout did not apply (a CLI did, earlier)
+    expect(refreshBlockers(['003_c.sql'], [], tenants)).toEqual([{ tenantId: 'done', reason: 'succeeded with the frozen 003_c.sql' }]);
+    expect(refreshBlockers(['003_c.sql'], [], tenants.filter((t) => t.state !== 'succeeded'))).toEqual([]);
   });
 });
