@@ -113,8 +113,9 @@ describe('rollout retry when the files on disk changed', () => {
     expect(plain.stderr, why(plain)).toContain(`the migration files on disk differ from the set frozen with rollout ${a.json.id} (changed: 002_create_products.sql)`);
     expect(plain.stderr).toContain(`flotilla rollout retry ${a.json.id} --refresh`);
 
-    const fresh = await fleet.cliJson<View>(['rollout', 'retry', a.json.id, '--dir', dir.dir, '--refresh', '--wait']);
+    const fresh = await fleet.cliJson<View & { notices: string[] }>(['rollout', 'retry', a.json.id, '--dir', dir.dir, '--refresh', '--wait']);
     expect(fresh.code, why(fresh)).toBe(0);
+    expect(fresh.json.notices).toEqual([`--refresh: rollout ${a.json.id} now runs the files in ${dir.dir} (changed: 002_create_products.sql)`]);
     expect(fresh.json.tenants.map((t) => t.state)).toEqual(['succeeded', 'succeeded']);
     for (const t of tenants) expect((await trackingRows(t))?.map((r) => r.name), t.id).toEqual(NAMES);
   }, 300_000);

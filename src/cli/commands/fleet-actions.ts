@@ -337,12 +337,12 @@ export async function rolloutRetry(ctx: CommandContext, id: string, o: { wait?: 
       await enqueueTenantJobs(queue, r.jobs);
       if (!o.wait) {
         const view = rolloutView((await store.getRollout(id))!, await store.rolloutTenants(id));
-        if (ctx.out.json) ctx.out.data(view);
+        if (ctx.out.json) ctx.out.data({ ...view, notices: prepared.notices });
         else ctx.out.line(`Rollout ${id}: ${r.retried} tenant${r.retried === 1 ? '' : 's'} re-enqueued`);
         return 0;
       }
       const view = await waitForRollout(store, id, ctx.out);
-      if (ctx.out.json) ctx.out.data(view);
+      if (ctx.out.json) ctx.out.data({ ...view, notices: prepared.notices });
       else printRollout(ctx.out, view);
       return view.counts.succeeded === view.tenants.length ? 0 : 1;
     } finally {
@@ -366,11 +366,12 @@ export async function rolloutResume(ctx: CommandContext, id: string): Promise<nu
   return withStore(ctx, async (store, fleet) => {
     if (!(await store.getRollout(id))) throw new RolloutNotFoundError(id);
     await checkRedis(fleet.redisUrl);
-    for (const n of await targetChangeNotices(store, id)) ctx.out.error(`! ${n}`);
+    const notices = await targetChangeNotices(store, id);
+    for (const n of notices) ctx.out.error(`! ${n}`);
     const queue = openQueue(MIGRATE_QUEUE, fleet);
     try {
       const r = await reconcile(store, queue, () => new Date(), id);
-      if (ctx.out.json) ctx.out.data({ id, ...r });
+      if (ctx.out.json) ctx.out.data({ id, ...r, notices });
       else ctx.out.line(`Rollout ${id}: ${r.recreated} jobs re-created, ${r.dispatched} dispatched`);
       return 0;
     } finally {
