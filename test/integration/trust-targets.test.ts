@@ -141,6 +141,44 @@ describe('rollout retry when the files on disk changed', () => {
   }, 300_000);
 });
 
+describe('rollout retry --refresh while tenants may still run', () => {
+  it('is refused while the rollout runs; once it is cancelled, the refresh goes through and the failed tenant succeeds', async () => {
+    const dir = migrationDir(SET);
+    dirs.push(dir);
+    // a daily window opening about an hour from now: that tenant waits (scheduled), the rollout keeps running
+    const opens = new Date(Math.floor((Date.now() + 3_600_000) / 60_000) * 60_000);
+    const tenants = await fleet.addTenants([
+      { id: 'rw-bad' },
+      { id: 'rw-late', window: { cron: `${opens.getUTCMinutes()} ${opens.getUTCHours()} * * *`, durationMinutes: 30, tz: 'UTC' } },
+    ]);
+    await fleet.tenant('rw-bad').query('CREATE TABLE products (id text)');
+    const a = await fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile(tenants), '--all', '--max-failures', '1']);
+    expect(a.code, why(a)).toBe(0);
+    const id = a.json.id;
+    await waitFor('rw-bad to fail and rw-late to wait', async () => {
+      const st = await fleet.tenantStates(id);
+      return st.get('rw-bad')!.state === 'failed' && st.get('rw-late')!.state === 'scheduled';
+    }, 120_000, 250);
+
+    // a fix that works on the broken tenant too
+    dir.write('002_create_products.sql', 'CREATE TABLE IF NOT EXISTS products (id text);\nCREATE INDEX products_id ON products (id);\n');
+    const before = (await fleet.controlQuery('SELECT set_checksum, state FROM flotilla.rollouts WHERE id = $1', [id])).rows;
+    const running = await fleet.cli(['rollout', 'retry', id, '--dir', dir.dir, '--refresh']);
+    expect(running.code, why(running)).toBe(2);
+    expect(running.stderr).toContain(`--refresh: rollout ${id} is still running`);
+    expect((await fleet.controlQuery('SELECT set_checksum, state FROM flotilla.rollouts WHERE id = $1', [id])).rows).toEqual(before);
+
+    const cancelled = await fleet.cli(['rollout', 'cancel', id]);
+    expect(cancelled.code, why(cancelled)).toBe(0);
+    const refreshed = await fleet.cli(['rollout', 'retry', id, '--dir', dir.dir, '--refresh']);
+    expect(refreshed.code, why(refreshed)).toBe(0);
+    await waitFor('rw-bad to succeed with the refreshed set', async () => (await fleet.tenantStates(id)).get('rw-bad')!.state === 'succeeded', 120_000, 250);
+    expect((await trackingRows(fleet.tenant('rw-bad')))?.map((r) => r.name)).toEqual(NAMES);
+    expect((await fleet.tenantStates(id)).get('rw-late')!.state).toBe('scheduled');
+    await fleet.cli(['rollout', 'cancel', id]);
+  }, 300_000);
+});
+
 describe('scheduled rollouts survive Redis losing its data', () => {
   it('a worker puts a schedule back from the control database after its job scheduler is gone', async () => {
     const [t] = await fleet.addTenants([{ id: 'sch-t1' }]);
