@@ -264,10 +264,11 @@ export async function rolloutCreate(ctx: CommandContext, o: Record<string, any>,
   const fleet = fleetSettings(ctx.config, env);
   parseSelectorFlags(o);
   const set = await loadMigrationDir(ctx.config.dir);
-  const canary = o.canary ? parseCanary(o.canary) : undefined;
-  const waveSize = o.waveSize ? parseCountSpec('--wave-size', o.waveSize) : undefined;
+  // an empty value (an unset shell variable) is refused, not read as "no canary, every tenant at once"
+  const canary = o.canary !== undefined ? parseCanary(o.canary) : undefined;
+  const waveSize = o.waveSize !== undefined ? parseCountSpec('--wave-size', o.waveSize) : undefined;
   if (waveSize && ('count' in waveSize ? waveSize.count : waveSize.percent) < 1) throw new ConfigError([`--wave-size: "${o.waveSize}" must be at least 1 (or 1%)`]);
-  const maxFailures = o.maxFailures ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
+  const maxFailures = o.maxFailures !== undefined ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
   const concurrency = intOption('--concurrency', o.concurrency);
   const perServer = intOption('--per-server', o.perServer);
   // a bad tenants file is refused before anything is touched (control schema, Redis)
@@ -404,7 +405,7 @@ export async function scheduleAdd(ctx: CommandContext, o: Record<string, any>): 
   problems.push(...scheduleProblems(o.cron, o.tz));
   if (problems.length) throw new ConfigError(problems);
   const { selection } = parseSelectorFlags({ tenants: o.tenants, tag: o.tag, all: o.all });
-  const maxFailures = o.maxFailures ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
+  const maxFailures = o.maxFailures !== undefined ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
   const concurrency = intOption('--concurrency', o.concurrency) ?? null;
   const perServer = intOption('--per-server', o.perServer) ?? null;
   return withStore(ctx, async (store, fleet) => {
