@@ -353,15 +353,15 @@ export class ControlStore {
       const r = await c.query(`SELECT * FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
       if (!r.rows[0]) return undefined;
       if (refresh) {
-        // no tenant can be claimed while the rollout is not running and none is running: the check below cannot go stale
+        // no tenant can be claimed while the rollout is not running and none is running: the check below cannot go stale.
+        // What each tenant's target has applied, by any rollout that is not a dry run (its latest state and every attempt).
         const tenants = await c.query(
           `SELECT rt.tenant_id, rt.state,
-                  ARRAY(SELECT DISTINCT n FROM (
-                          SELECT unnest(x.applied) n FROM ${T('rollout_tenants')} x JOIN ${T('rollouts')} xr ON xr.id = x.rollout_id
-                           WHERE x.tenant_id = rt.tenant_id AND NOT coalesce((xr.options->>'dryRun')::boolean, false)
-                          UNION ALL
-                          SELECT unnest(a.applied) FROM ${T('attempts')} a JOIN ${T('rollouts')} ar ON ar.id = a.rollout_id
-                           WHERE a.tenant_id = rt.tenant_id AND NOT coalesce((ar.options->>'dryRun')::boolean, false)) s) AS applied
+                  ARRAY(SELECT DISTINCT unnest(x.applied || coalesce(a.applied, '{}'))
+                          FROM ${T('rollout_tenants')} x JOIN ${T('rollouts')} xr ON xr.id = x.rollout_id
+                          LEFT JOIN ${T('attempts')} a ON a.rollout_id = x.rollout_id AND a.tenant_id = x.tenant_id
+                         WHERE x.tenant_id = rt.tenant_id AND x.database_url = rt.database_url AND x.schema IS NOT DISTINCT FROM rt.schema
+                           AND NOT coalesce((xr.options->>'dryRun')::boolean, false)) AS applied
              FROM ${T('rollout_tenants')} rt WHERE rt.rollout_id = $1 ORDER BY rt.position`,
           [rolloutId],
         );

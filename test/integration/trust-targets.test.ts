@@ -113,6 +113,13 @@ describe('rollout retry when the files on disk changed', () => {
     expect(plain.stderr, why(plain)).toContain(`the migration files on disk differ from the set frozen with rollout ${a.json.id} (changed: 002_create_products.sql)`);
     expect(plain.stderr).toContain(`flotilla rollout retry ${a.json.id} --refresh`);
 
+    // 001 is applied on both (they failed on 002): a refresh that also changes 001 is refused, naming them
+    dir.write('001_create_accounts.sql', 'CREATE TABLE accounts (id bigserial PRIMARY KEY, email text NOT NULL);\n');
+    const refused = await fleet.cli(['rollout', 'retry', a.json.id, '--dir', dir.dir, '--refresh', '--wait']);
+    expect(refused.code, why(refused)).toBe(2);
+    expect(refused.stderr).toMatch(/2 tenants already ran the frozen files\n {2}rf-1: applied 001_create_accounts\.sql\n {2}rf-2: applied 001_create_accounts\.sql/);
+    dir.write('001_create_accounts.sql', SET['001_create_accounts.sql']);
+
     const fresh = await fleet.cliJson<View & { notices: string[] }>(['rollout', 'retry', a.json.id, '--dir', dir.dir, '--refresh', '--wait']);
     expect(fresh.code, why(fresh)).toBe(0);
     expect(fresh.json.notices).toEqual([`--refresh: rollout ${a.json.id} now runs the files in ${dir.dir} (changed: 002_create_products.sql)`]);
