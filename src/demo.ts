@@ -2,7 +2,7 @@
  * `npm run demo`: a real rollout over a few local tenant databases.
  * Creates 4 tenant databases and 2 schema-per-tenant tenants on a shared one
  * (fresh every run), starts two worker processes, runs
- * `flotilla rollout --canary 1 --wave-size 50% --wait` with the guide's
+ * `flotilla rollout --all --canary canary --wave-size 50% --wait` with the guide's
  * migrations, prints one tenant's `status`, and stops the workers.
  *
  * Uses DEMO_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres) and
@@ -70,8 +70,8 @@ async function main(): Promise<number> {
   console.log('Starting 2 workers (concurrency 2 each)...');
   const workers = [run(['worker', '--concurrency', '2'], 'ignore'), run(['worker', '--concurrency', '2'], 'ignore')];
   try {
-    console.log('$ flotilla rollout --tenants tenants.yaml --canary canary --wave-size 50% --wait\n');
-    const code = await exited(run(['rollout', '--tenants', tenantsFile, '--canary', 'canary', '--wave-size', '50%', '--wait']));
+    console.log('$ flotilla rollout --tenants tenants.yaml --all --canary canary --wave-size 50% --wait\n');
+    const code = await exited(run(['rollout', '--tenants', tenantsFile, '--all', '--canary', 'canary', '--wave-size', '50%', '--wait']));
     console.log('\n$ flotilla status --database-url .../flotilla_demo_shared --schema tenant_hooli\n');
     await exited(run(['status', '--database-url', dbUrl('flotilla_demo_shared'), '--schema', 'tenant_hooli']));
     return code;

@@ -455,7 +455,7 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     // ---- the rollout
     const rolloutStarted = performance.now();
     const producer = runCliTracked(
-      ['rollout', '--dir', dir, '--tenants', tenantsFile, '--max-failures', '100%', '--lock-timeout', o.lockTimeout, '--wait', '--json'],
+      ['rollout', '--dir', dir, '--tenants', tenantsFile, '--all', '--max-failures', '100%', '--lock-timeout', o.lockTimeout, '--wait', '--json'],
       env,
       o.timeoutMs,
     );

@@ -153,7 +153,7 @@ interface RolloutRun {
 /** `flotilla rollout --wait` over the fleet; phases averaged from the workers' log lines of this run. */
 async function rollout(fleet: FleetFixture, env: NodeJS.ProcessEnv, workers: WorkerProcess[], args: string[]): Promise<RolloutRun> {
   const marks = workers.map((x) => x.output().length);
-  const r = await runCli(['rollout', '--tenants', fleet.tenantsFile, '--wait', '--json', ...args], { ...env, LOG_LEVEL: 'info' });
+  const r = await runCli(['rollout', '--tenants', fleet.tenantsFile, '--all', '--wait', '--json', ...args], { ...env, LOG_LEVEL: 'info' });
   if (r.code !== 0) say(`rollout exited with ${r.code}: ${r.stderr.slice(-800)}`);
   const view = JSON.parse(r.stdout || '{"tenants":[]}');
   const tenants = view.tenants as { state: string; applied: string[] }[];

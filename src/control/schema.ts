@@ -150,4 +150,24 @@ END
 $fn$;
 `,
   },
+  {
+    name: '004_frozen_targets.sql',
+    sql: `
+-- flotilla:validate off
+-- A rollout is frozen at creation: its migration set AND, for every tenant, its
+-- target (URL template with \${VAR} unresolved, schema) and maintenance window.
+-- Workers read these, never the live registry, so a later rollout, dry run or
+-- edited tenants file cannot redirect an existing rollout (promise 3).
+ALTER TABLE rollout_tenants
+  ADD COLUMN database_url text,
+  ADD COLUMN schema text,
+  ADD COLUMN maintenance_window jsonb;
+-- rollouts created before this migration: their targets were the registry's
+UPDATE rollout_tenants rt SET database_url = t.database_url, schema = t.schema, maintenance_window = t.maintenance_window
+  FROM tenants t WHERE t.id = rt.tenant_id;
+-- a rollout tenant missing from the registry had nothing to run against: it keeps an empty target
+UPDATE rollout_tenants SET database_url = '' WHERE database_url IS NULL;
+ALTER TABLE rollout_tenants ALTER COLUMN database_url SET NOT NULL;
+`,
+  },
 ];

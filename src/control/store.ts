@@ -11,9 +11,10 @@ import { Migrator } from '../migrator.js';
 import { checksumOf } from '../core/checksum.js';
 import { buildMigrationSet, migrationSetFromJSON, trustedMigrationSet, migrationToJSON, type MigrationFile, type MigrationSet, type ParsedMigrationJSON } from '../core/migration-set.js';
 import { redactSecrets } from '../core/redact.js';
-import type { Tenant, MaintenanceWindow } from '../core/tenants.js';
+import type { Tenant, MaintenanceWindow, TenantSelection } from '../core/tenants.js';
 import { serverKey } from '../core/tenants.js';
 import { isInsideWindow, nextWindowStart } from '../core/windows.js';
+import type { Target } from '../core/frozen.js';
 import { DISPATCH_WINDOW, type RolloutOptions, type WaveAssignment } from '../core/rollout-plan.js';
 import { connectionError, describeUrl, pgConfig, serverRefusedTls, type SslMode } from '../adapters/pg/connection.js';
 import { CONTROL_MIGRATIONS, CONTROL_SCHEMA, CONTROL_TRACKING_TABLE } from './schema.js';
@@ -65,6 +66,13 @@ export interface ClaimedJob {
   setChecksum: string;
   options: RolloutOptions;
   tenant: Tenant;
+}
+
+/** What `retry --refresh` must approve before the rollout's set is replaced. */
+export interface RefreshRequest {
+  set: MigrationSet;
+  /** throws to refuse (the transaction rolls back) */
+  check(current: { state: RolloutState; setChecksum: string; tenants: { tenantId: string; state: TenantState; applied: string[] }[] }): void;
 }
 
 const T = (name: string) => `${CONTROL_SCHEMA}.${name}`;
@@ -151,10 +159,10 @@ export class ControlStore {
     );
   }
 
-  async saveMigrationSet(set: MigrationSet): Promise<void> {
+  async saveMigrationSet(set: MigrationSet, c: pg.Pool | pg.PoolClient = this.pool): Promise<void> {
     // the parsed form too: workers rebuild the set without loading the SQL parser
     const files = set.migrations.map(migrationToJSON);
-    await this.pool.query(`INSERT INTO ${T('migration_sets')} (checksum, files) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [set.checksum, JSON.stringify(files)]);
+    await c.query(`INSERT INTO ${T('migration_sets')} (checksum, files) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [set.checksum, JSON.stringify(files)]);
   }
 
   /** The frozen set, parsed once per process. */
@@ -180,9 +188,19 @@ export class ControlStore {
         [r.id, r.setChecksum, JSON.stringify(r.options), r.waveCount, r.createdBy],
       );
       await c.query(
-        `INSERT INTO ${T('rollout_tenants')} (rollout_id, tenant_id, position, wave, server)
-         SELECT $1, x.id, x.pos, x.wave, x.server FROM jsonb_to_recordset($2::jsonb) AS x(id text, pos int, wave int, server text)`,
-        [r.id, JSON.stringify(r.assignments.map((a, pos) => ({ id: a.tenant.id, pos, wave: a.wave, server: serverKey(a.tenant.databaseUrl) })))],
+        // each tenant's target is frozen here (URL template unresolved, schema, window): workers read it, never the registry
+        `INSERT INTO ${T('rollout_tenants')} (rollout_id, tenant_id, position, wave, server, database_url, schema, maintenance_window)
+         SELECT $1, x.id, x.pos, x.wave, x.server, x.url, x.schema, x.win
+           FROM jsonb_to_recordset($2::jsonb) AS x(id text, pos int, wave int, server text, url text, schema text, win jsonb)`,
+        [
+          r.id,
+          JSON.stringify(
+            r.assignments.map((a, pos) => ({
+              id: a.tenant.id, pos, wave: a.wave, server: serverKey(a.tenant.databaseUrl),
+              url: a.tenant.databaseUrl, schema: a.tenant.schema ?? null, win: a.tenant.window ?? null,
+            })),
+          ),
+        ],
       );
     });
   }
@@ -249,10 +267,10 @@ export class ControlStore {
       `UPDATE ${T('rollout_tenants')} rt
           SET state = 'running', attempts = rt.attempts + ${kind === 'migrate' ? 1 : 0}, worker = $4,
               started_at = CASE WHEN rt.state = 'running' THEN coalesce(rt.started_at, now()) ELSE now() END, not_before = NULL
-         FROM ${T('rollouts')} r, ${T('tenants')} t
+         FROM ${T('rollouts')} r
         WHERE rt.rollout_id = $1 AND rt.tenant_id = $2 AND rt.generation = $3 AND rt.state IN ${states}
-          AND r.id = rt.rollout_id AND (r.state = 'running' OR rt.state = 'running') AND t.id = rt.tenant_id
-      RETURNING rt.attempts, r.set_checksum, r.options, t.id, t.database_url, t.schema, t.tags, t.maintenance_window`,
+          AND r.id = rt.rollout_id AND (r.state = 'running' OR rt.state = 'running')
+      RETURNING rt.attempts, r.set_checksum, r.options, rt.tenant_id AS id, rt.database_url, rt.schema, rt.maintenance_window`,
       [rolloutId, tenantId, generation, worker],
     );
     const row = r.rows[0];
@@ -261,7 +279,8 @@ export class ControlStore {
       attempt: row.attempts,
       setChecksum: row.set_checksum,
       options: row.options,
-      tenant: { id: row.id, databaseUrl: row.database_url, schema: row.schema ?? undefined, tags: row.tags ?? [], window: row.maintenance_window ?? undefined },
+      // the target frozen with the rollout (tags are not part of it: they only select)
+      tenant: { id: row.id, databaseUrl: row.database_url, schema: row.schema ?? undefined, tags: [], window: row.maintenance_window ?? undefined },
     };
   }
 
@@ -324,11 +343,36 @@ export class ControlStore {
     });
   }
 
-  /** Failed and cancelled tenants get a new generation and go back to pending; the rollout runs again. */
-  async retry(rolloutId: string, now: Date): Promise<{ retried: number; jobs: DispatchedJob[] } | undefined> {
+  /**
+   * Failed and cancelled tenants get a new generation and go back to pending; the rollout runs again.
+   * With `refresh`, the rollout's frozen set is replaced by `refresh.set` in the same
+   * transaction, after `refresh.check` approved what the control database records (it throws to refuse).
+   */
+  async retry(rolloutId: string, now: Date, refresh?: RefreshRequest): Promise<{ retried: number; jobs: DispatchedJob[] } | undefined> {
     return this.tx(async (c) => {
       const r = await c.query(`SELECT * FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
       if (!r.rows[0]) return undefined;
+      if (refresh) {
+        // no tenant can be claimed while the rollout is not running and none is running: the check below cannot go stale.
+        // What each tenant's target has applied, by any rollout that is not a dry run (its latest state and every attempt).
+        const tenants = await c.query(
+          `SELECT rt.tenant_id, rt.state,
+                  ARRAY(SELECT DISTINCT unnest(x.applied || coalesce(a.applied, '{}'))
+                          FROM ${T('rollout_tenants')} x JOIN ${T('rollouts')} xr ON xr.id = x.rollout_id
+                          LEFT JOIN ${T('attempts')} a ON a.rollout_id = x.rollout_id AND a.tenant_id = x.tenant_id
+                         WHERE x.tenant_id = rt.tenant_id AND x.database_url = rt.database_url AND x.schema IS NOT DISTINCT FROM rt.schema
+                           AND NOT coalesce((xr.options->>'dryRun')::boolean, false)) AS applied
+             FROM ${T('rollout_tenants')} rt WHERE rt.rollout_id = $1 ORDER BY rt.position`,
+          [rolloutId],
+        );
+        refresh.check({
+          state: r.rows[0].state,
+          setChecksum: r.rows[0].set_checksum,
+          tenants: tenants.rows.map((x) => ({ tenantId: x.tenant_id, state: x.state, applied: x.applied ?? [] })),
+        });
+        await this.saveMigrationSet(refresh.set, c);
+        await c.query(`UPDATE ${T('rollouts')} SET set_checksum = $2 WHERE id = $1`, [rolloutId, refresh.set.checksum]);
+      }
       const u = await c.query(
         `UPDATE ${T('rollout_tenants')} SET state = 'pending', generation = generation + 1, dispatched_at = NULL, error = NULL, not_before = NULL, finished_at = NULL
           WHERE rollout_id = $1 AND state IN ('failed', 'cancelled')`,
@@ -347,6 +391,21 @@ export class ControlStore {
     });
   }
 
+  /** The rollout's unfinished tenants: the target frozen with it, and the registry's entry for the same id today. */
+  async frozenTargets(rolloutId: string): Promise<{ tenantId: string; frozen: Target; registry: Target | undefined }[]> {
+    const r = await this.pool.query(
+      `SELECT rt.tenant_id, rt.database_url, rt.schema, t.database_url AS registry_url, t.schema AS registry_schema
+         FROM ${T('rollout_tenants')} rt LEFT JOIN ${T('tenants')} t ON t.id = rt.tenant_id
+        WHERE rt.rollout_id = $1 AND rt.state <> 'succeeded' ORDER BY rt.position`,
+      [rolloutId],
+    );
+    return r.rows.map((x) => ({
+      tenantId: x.tenant_id,
+      frozen: { databaseUrl: x.database_url, schema: x.schema ?? undefined },
+      registry: x.registry_url === null ? undefined : { databaseUrl: x.registry_url, schema: x.registry_schema ?? undefined },
+    }));
+  }
+
   async saveSchedule(s: { name: string; cron: string; tz: string; setChecksum: string; selection: unknown; options: RolloutOptions }): Promise<void> {
     await this.pool.query(
       `INSERT INTO ${T('schedules')} (name, cron, tz, set_checksum, selection, options) VALUES ($1, $2, $3, $4, $5, $6)
@@ -355,7 +414,7 @@ export class ControlStore {
     );
   }
 
-  async getSchedule(name: string): Promise<{ name: string; cron: string; tz: string; setChecksum: string; selection: { tags?: string[]; ids?: string[] }; options: RolloutOptions } | undefined> {
+  async getSchedule(name: string): Promise<{ name: string; cron: string; tz: string; setChecksum: string; selection: TenantSelection; options: RolloutOptions } | undefined> {
     const r = await this.pool.query(`SELECT * FROM ${T('schedules')} WHERE name = $1`, [name]);
     const x = r.rows[0];
     return x ? { name: x.name, cron: x.cron, tz: x.tz, setChecksum: x.set_checksum, selection: x.selection, options: x.options } : undefined;
@@ -438,8 +497,8 @@ async function dispatchIn(c: pg.PoolClient, rolloutId: string, now: Date): Promi
   for (const x of rows) if (inFlight(x)) perServer.set(x.server, (perServer.get(x.server) ?? 0) + x.n);
 
   const candidates = await c.query(
-    `SELECT rt.tenant_id, rt.server, rt.generation, t.maintenance_window AS win
-       FROM ${T('rollout_tenants')} rt JOIN ${T('tenants')} t ON t.id = rt.tenant_id
+    `SELECT rt.tenant_id, rt.server, rt.generation, rt.maintenance_window AS win
+       FROM ${T('rollout_tenants')} rt
       WHERE rt.rollout_id = $1 AND rt.wave = $2 AND rt.state = 'pending' AND rt.dispatched_at IS NULL
       ORDER BY rt.position LIMIT $3`,
     [rolloutId, wave, rollout.options.perServer ? slots + 1000 : slots + 200],

@@ -32,11 +32,29 @@ export interface Tenant {
 
 export type TenantsFormat = 'yaml' | 'json';
 
+/**
+ * Which tenants of a source (file, query, registry) a command targets. No input ever means
+ * "everything" (promise 10): `all` must be said explicitly, and an empty id or tag is an error.
+ */
 export interface TenantSelection {
-  /** A tenant must carry every listed tag. Empty or absent: no tag filter. */
+  /** Every tenant of the source (`--all`). Exclusive with `tags` and `ids`. */
+  all?: boolean;
+  /** A tenant must carry every listed tag. */
   tags?: readonly string[];
   /** A tenant must be one of these ids; an id missing from the registry is an error. */
   ids?: readonly string[];
+}
+
+/** Where the tenants come from, before selection. */
+export type TenantSource = { kind: 'file'; path: string } | { kind: 'query'; sql: string } | { kind: 'registry' };
+
+/** The selection flags as the CLI received them: untrusted (an unset shell variable is ""). */
+export interface SelectorFlags {
+  tenants?: unknown;
+  tenantsQuery?: unknown;
+  only?: unknown;
+  tag?: unknown;
+  all?: unknown;
 }
 
 export const TENANTS_QUERY_SOURCE = 'tenants query';
@@ -90,6 +108,30 @@ export class TenantSelectionError extends FlotillaError {
   }
 }
 
+/** Selection flags that are empty, missing or contradictory: exit 2, nothing created. */
+export class SelectorError extends FlotillaError {
+  readonly code = 'invalid_selector';
+  readonly kind = 'input';
+  constructor(readonly problems: string[]) {
+    super(
+      problems.length === 1 ? problems[0]! : [`invalid tenant selection: ${problems.length} problems`, ...problems.map((p) => `  ${p}`)].join('\n'),
+      'Select tenants explicitly: --only <ids>, --tag <tag> or --all (every tenant of the file, query or registry). Nothing was changed.',
+    );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), problems: this.problems };
+  }
+}
+
+/** A well-formed selection that matches no tenant: refused, never "nothing to do" by accident. */
+export class EmptySelectionError extends FlotillaError {
+  readonly code = 'no_tenant_selected';
+  readonly kind = 'input';
+  constructor(readonly description: string) {
+    super(`no tenant matches ${description}`, 'Check the tags and ids against the tenants (`--all` selects every tenant). Nothing was changed.');
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schemas. Ids and schema names end up in SQL, lock keys, job ids and file names, hence the
 // narrow alphabets; messages never echo a URL except through redactUrl.
@@ -126,6 +168,28 @@ function cronProblem(expr: string): string | undefined {
   } catch (err) {
     return `invalid cron expression ${quote(expr)}: ${err instanceof Error ? err.message : String(err)}`;
   }
+}
+
+/**
+ * Problems of a schedule's cron expression and time zone (the same rules as a maintenance
+ * window's, evaluated in that zone), so `flotilla schedule` refuses them before saving anything.
+ */
+export function scheduleProblems(cron: unknown, tz: unknown): string[] {
+  const problems: string[] = [];
+  if (typeof tz !== 'string' || tz.trim() === '' || !isTimeZone(tz)) problems.push(`--tz: unknown time zone ${quote(tz ?? '')}; use an IANA name such as Europe/Paris or UTC`);
+  if (typeof cron !== 'string' || cron.trim() === '') problems.push('--cron: required, e.g. "0 2 * * SUN"');
+  else {
+    const p = cronProblem(cron);
+    if (p) problems.push(`--cron: ${p}`);
+    else if (!problems.length) {
+      try {
+        CronExpressionParser.parse(cron, { currentDate: new Date(0), tz: tz as string }).next();
+      } catch (err) {
+        problems.push(`--cron: ${quote(cron)} in ${quote(tz)}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+  return problems;
 }
 
 function databaseUrlProblem(template: string): string | undefined {
@@ -419,15 +483,72 @@ export function resolveDatabaseUrl(template: string, env: Record<string, string 
   });
 }
 
-/** Filters in registry order; every given criterion narrows the selection. */
+const blank = (v: unknown): boolean => typeof v !== 'string' || v.trim() === '';
+
+/** Problems of a selection value itself (wherever it came from: flags, a stored schedule). */
+export function selectionProblems(sel: TenantSelection): string[] {
+  const problems: string[] = [];
+  const ids = sel.ids;
+  const tags = sel.tags;
+  if (ids !== undefined && (ids.length === 0 || ids.some(blank))) problems.push('--only: an empty tenant id (an unset shell variable?); list the ids, comma-separated');
+  if (tags !== undefined && (tags.length === 0 || tags.some(blank))) problems.push('--tag: an empty tag (an unset shell variable?); give the tag');
+  if (sel.all && (ids !== undefined || tags !== undefined)) problems.push('--all selects every tenant: give either --all or --only/--tag, not both');
+  if (!sel.all && ids === undefined && tags === undefined) {
+    problems.push('no tenant selector: pass --only <ids>, --tag <tag>, or --all to target every tenant (nothing is targeted by default)');
+  }
+  return problems;
+}
+
+/**
+ * Reads the selection flags of `rollout` and `schedule` (`tenantsQuery` only where the command has it).
+ * An empty value is an error whatever flag it came from; without --only, --tag or --all nothing is selected.
+ * @throws SelectorError listing every problem.
+ */
+export function parseSelectorFlags(flags: SelectorFlags): { source: TenantSource; selection: TenantSelection } {
+  const problems: string[] = [];
+  const given = (v: unknown) => v !== undefined && v !== null && v !== false;
+  if (given(flags.tenants) && blank(flags.tenants)) problems.push('--tenants: an empty file name (an unset shell variable?); give the tenants file');
+  if (given(flags.tenantsQuery) && blank(flags.tenantsQuery)) problems.push('--tenants-query: an empty query (an unset shell variable?); give the SQL that returns the tenants');
+  if (given(flags.tenants) && given(flags.tenantsQuery)) problems.push('give --tenants <file> or --tenants-query <sql>, not both');
+  const selection: TenantSelection = {};
+  if (given(flags.only)) selection.ids = typeof flags.only === 'string' ? flags.only.split(',').map((x) => x.trim()) : [''];
+  if (given(flags.tag)) selection.tags = (Array.isArray(flags.tag) ? flags.tag : [flags.tag]).map((x) => (typeof x === 'string' ? x.trim() : ''));
+  if (flags.all === true) selection.all = true;
+  problems.push(...selectionProblems(selection));
+  if (problems.length) throw new SelectorError(problems);
+  const source: TenantSource = given(flags.tenants)
+    ? { kind: 'file', path: String(flags.tenants) }
+    : given(flags.tenantsQuery)
+      ? { kind: 'query', sql: String(flags.tenantsQuery) }
+      : { kind: 'registry' };
+  return { source, selection };
+}
+
+function describeSelection(sel: TenantSelection): string {
+  const parts = [sel.ids ? `--only ${sel.ids.join(',')}` : '', sel.tags ? `--tag ${sel.tags.join(' ')}` : '', sel.all ? '--all' : ''].filter(Boolean);
+  return parts.join(' ');
+}
+
+/**
+ * Filters in registry order; every given criterion narrows the selection.
+ * @throws SelectorError for an empty or missing selector, TenantSelectionError for unknown ids,
+ *   EmptySelectionError when nothing matches.
+ */
 export function selectTenants(tenants: Tenant[], sel: TenantSelection): Tenant[] {
+  const problems = selectionProblems(sel);
+  if (problems.length) throw new SelectorError(problems);
   const ids = sel.ids ?? [];
   const tags = sel.tags ?? [];
   const known = new Set(tenants.map((t) => t.id));
   const unknown = ids.filter((id) => !known.has(id));
   if (unknown.length > 0) throw new TenantSelectionError([...new Set(unknown)]);
   const wanted = new Set(ids);
-  return tenants.filter((t) => (wanted.size === 0 || wanted.has(t.id)) && tags.every((tag) => t.tags.includes(tag)));
+  const chosen = tenants.filter((t) => (sel.all || wanted.size === 0 || wanted.has(t.id)) && tags.every((tag) => t.tags.includes(tag)));
+  if (chosen.length === 0) {
+    const missing = tags.filter((tag) => !tenants.some((t) => t.tags.includes(tag)));
+    throw new EmptySelectionError(missing.length ? `${describeSelection(sel)} (no tenant has the tag${missing.length === 1 ? '' : 's'} ${missing.map((x) => JSON.stringify(x)).join(', ')})` : describeSelection(sel));
+  }
+  return chosen;
 }
 
 /**

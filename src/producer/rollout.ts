@@ -1,7 +1,8 @@
 /**
- * Creating a rollout: register the tenants, freeze the migration set, assign
- * waves, record everything in the control database, then hand the first
- * tenants to BullMQ. After this returns, workers drive the rollout to its end.
+ * Creating a rollout: register the tenants (not for a dry run), freeze the
+ * migration set and every tenant's target, assign waves, record everything in
+ * the control database, then hand the first tenants to BullMQ. After this
+ * returns, workers drive the rollout to its end.
  */
 import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
@@ -50,7 +51,8 @@ export async function createRollout(store: ControlStore, queue: Queue, req: Roll
     engine: req.engine,
   };
   const id = newRolloutId(now(), randomBytes(3).toString('hex'));
-  await store.upsertTenants(req.tenants);
+  // a dry run leaves the registry as it was: it must not change what later rollouts or schedules select
+  if (!req.dryRun) await store.upsertTenants(req.tenants);
   await store.saveMigrationSet(req.set);
   await store.createRollout({ id, setChecksum: req.set.checksum, options, waveCount, createdBy: req.createdBy, assignments });
   const jobs = await store.dispatch(id, now());

@@ -12,7 +12,7 @@ import { Worker, type Job } from 'bullmq';
 import { ConnectionCache } from '../adapters/pg/connection-cache.js';
 import { ControlStore } from '../control/store.js';
 import { reconcile } from '../producer/reconcile.js';
-import { startScheduledRollout } from '../producer/schedule.js';
+import { restoreSchedules, startScheduledRollout } from '../producer/schedule.js';
 import { CONTROL_QUEUE, MIGRATE_QUEUE, openQueue, redisConnection, type QueueSettings } from '../queue.js';
 import type { Logger } from '../logger.js';
 import { tenantProcessor } from './processor.js';
@@ -41,8 +41,9 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   const scheduleReconcile = () =>
     control.upsertJobScheduler('reconcile', { every: s.reconcileEveryMs }, { name: 'reconcile', opts: { removeOnComplete: true, removeOnFail: 100 } });
   await scheduleReconcile();
-  // The schedule lives in Redis: a Redis that lost its data (FLUSHALL, restart without persistence, failover to an
-  // empty replica) loses it too, and nothing would reconcile any more. Put it back when it is gone.
+  // The schedules live in Redis: a Redis that lost its data (FLUSHALL, restart without persistence, failover to an
+  // empty replica) loses them too, and nothing would reconcile (or start a scheduled rollout) any more. Put them
+  // back when they are gone: the reconcile schedule, and every `flotilla schedule` from the control database.
   let checking = false;
   const watchdog = setInterval(() => {
     if (checking) return;
@@ -53,6 +54,12 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
         if (found) return;
         await scheduleReconcile();
         log.warn('the reconcile schedule was missing from Redis (its data was lost?): restored');
+      })
+      .then(() => restoreSchedules(store, control))
+      .then((r) => {
+        if (r.restored.length) log.warn({ schedules: r.restored }, 'schedules were missing from Redis (its data was lost?): restored from the control database');
+        if (r.removed.length) log.info({ schedules: r.removed }, 'job schedulers of removed schedules: removed');
+        for (const f of r.failed) log.error({ schedule: f.name, err: f.error }, 'a schedule of the control database could not be restored in Redis');
       })
       .catch(() => {})
       .finally(() => (checking = false));

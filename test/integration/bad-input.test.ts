@@ -372,8 +372,9 @@ interface View {
   tenants: { id: string; state: string; applied: string[]; error: string | null; attempts: number }[];
 }
 
+/** `rollout` needs an explicit selector: --all unless the case gives --only or --tag. */
 const rollout = (f: MiniFleet, o: Record<string, unknown>, extra: InProcess = {}) =>
-  flotilla((ctx) => rolloutCreate(ctx, o, { ...f.env, ...extra.env }), { ...extra, env: {} });
+  flotilla((ctx) => rolloutCreate(ctx, { ...(o.only === undefined && o.tag === undefined ? { all: true } : {}), ...o }, { ...f.env, ...extra.env }), { ...extra, env: {} });
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
   const started = Date.now();
@@ -703,7 +704,7 @@ describe.concurrent('the real process: exit codes and what it prints', () => {
   it('Redis down when `rollout` starts: exit 3 naming Redis host:port; the control database is untouched', async () => {
     const f = await miniFleet();
     const path = tenantsFile([{ id: 'acme', url: `postgres://app:${SECRET}@127.0.0.1:5432/acme` }]);
-    const r = await runCli(['rollout', '--dir', dir(OK), '--tenants', path], { env: { ...f.env, REDIS_URL: `redis://:${SECRET}@127.0.0.1:1` } });
+    const r = await runCli(['rollout', '--dir', dir(OK), '--tenants', path, '--all'], { env: { ...f.env, REDIS_URL: `redis://:${SECRET}@127.0.0.1:1` } });
     expectFailure(r, 3, /^✗ cannot connect to Redis at 127\.0\.0\.1:1: connection refused \(ECONNREFUSED\)$/m);
     expect(await controlState(f.control)).toEqual({ schema: false, rollouts: 0, tenants: 0 });
   });
@@ -711,7 +712,7 @@ describe.concurrent('the real process: exit codes and what it prints', () => {
   it('CONTROL_DATABASE_URL unreachable: exit 3 naming host:port, nothing in Redis', async () => {
     const f = await miniFleet();
     const path = tenantsFile([{ id: 'acme', url: `postgres://app:${SECRET}@127.0.0.1:5432/acme` }]);
-    const r = await runCli(['rollout', '--dir', dir(OK), '--tenants', path], {
+    const r = await runCli(['rollout', '--dir', dir(OK), '--tenants', path, '--all'], {
       env: { ...f.env, CONTROL_DATABASE_URL: `postgres://flotilla:${SECRET}@127.0.0.1:1/control` },
     });
     expectFailure(r, 3, /^✗ cannot connect to PostgreSQL at 127\.0\.0\.1:1\/control: connection refused \(ECONNREFUSED\)$/m);

@@ -55,7 +55,7 @@ describe('fleet failures', () => {
       { id: 'can-3', kind: 'schema' },
     ]);
     await breakTenant(tenants[0]!);
-    const r = await fleet.cliJson<View>(['rollout', '--tenants', fleet.writeTenantsFile(tenants), '--canary', 'canary', '--wait']);
+    const r = await fleet.cliJson<View>(['rollout', '--tenants', fleet.writeTenantsFile(tenants), '--all', '--canary', 'canary', '--wait']);
     expect(r.code, why(r)).toBe(1);
     const v = r.json;
     expect(v.state).toBe('halted');
@@ -87,7 +87,7 @@ describe('fleet failures', () => {
     await breakTenant(fleet.tenant('mf-bad1'));
     await breakTenant(fleet.tenant('mf-bad2'));
     // --concurrency 1: one tenant at a time, in file order, so "not started" is deterministic
-    const r = await fleet.cliJson<View>(['rollout', '--dir', small.dir, '--tenants', fleet.writeTenantsFile(mf), '--concurrency', '1', '--max-failures', '1', '--wait']);
+    const r = await fleet.cliJson<View>(['rollout', '--dir', small.dir, '--tenants', fleet.writeTenantsFile(mf), '--all', '--concurrency', '1', '--max-failures', '1', '--wait']);
     expect(r.code, why(r)).toBe(1);
     const v = r.json;
     mfId = v.id;
@@ -159,7 +159,7 @@ describe('fleet failures', () => {
     let id = '';
     try {
       await gate.query('SELECT pg_advisory_lock(4242, 4242)');
-      const created = await fleet.cliJson<View>(['rollout', '--dir', gated.dir, '--tenants', fleet.writeTenantsFile(tenants), '--concurrency', '1']);
+      const created = await fleet.cliJson<View>(['rollout', '--dir', gated.dir, '--tenants', fleet.writeTenantsFile(tenants), '--all', '--concurrency', '1']);
       expect(created.code, why(created)).toBe(0);
       id = created.json.id;
       expect(created.json.state).toBe('running');

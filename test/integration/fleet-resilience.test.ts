@@ -81,7 +81,7 @@ describe('fleet resilience', () => {
       { id: 'win-late', window: { cron: `${opens.getUTCMinutes()} ${opens.getUTCHours()} * * *`, durationMinutes: 30, tz: 'UTC' } },
       { id: 'win-2', kind: 'schema' },
     ]);
-    const created = await fleet.cliJson<View>(['rollout', '--dir', dir(SMALL), '--tenants', fleet.writeTenantsFile(tenants)]);
+    const created = await fleet.cliJson<View>(['rollout', '--dir', dir(SMALL), '--tenants', fleet.writeTenantsFile(tenants), '--all']);
     expect(created.code, why(created)).toBe(0);
     const id = created.json.id;
 
@@ -122,7 +122,7 @@ describe('fleet resilience', () => {
     const capped = await fleet.addTenants([{ id: 'cc-1' }, { id: 'cc-2' }, { id: 'cc-3', kind: 'schema' }, { id: 'cc-4' }]);
     const free = await fleet.addTenants([{ id: 'cf-1' }, { id: 'cf-2' }, { id: 'cf-3' }, { id: 'cf-4' }]);
 
-    const r = await fleet.cliJson<View>(['rollout', '--dir', spanDir, '--tenants', fleet.writeTenantsFile(capped), '--concurrency', '1', '--wait']);
+    const r = await fleet.cliJson<View>(['rollout', '--dir', spanDir, '--tenants', fleet.writeTenantsFile(capped), '--all', '--concurrency', '1', '--wait']);
     expect(r.code, why(r)).toBe(0);
     const s = await spans(capped);
     for (let i = 1; i < s.length; i++) expect(s[i]!.started, `${s[i]!.id} started before ${s[i - 1]!.id} ended`).toBeGreaterThanOrEqual(s[i - 1]!.ended);
@@ -131,7 +131,7 @@ describe('fleet resilience', () => {
     expect(s.map((x) => x.id)).toEqual(['cc-1', 'cc-2', 'cc-3', 'cc-4']);
 
     // the control: two workers with two slots each do run these migrations side by side
-    const u = await fleet.cliJson<View>(['rollout', '--dir', spanDir, '--tenants', fleet.writeTenantsFile(free), '--wait']);
+    const u = await fleet.cliJson<View>(['rollout', '--dir', spanDir, '--tenants', fleet.writeTenantsFile(free), '--all', '--wait']);
     expect(u.code, why(u)).toBe(0);
     expect(maxOverlap(await spans(free))).toBeGreaterThanOrEqual(2);
   }, 300_000);
@@ -141,7 +141,7 @@ describe('fleet resilience', () => {
     const tenants = await fleet.addTenants([
       { id: 'ps-a1' }, { id: 'ps-b1', host: 'localhost' }, { id: 'ps-a2' }, { id: 'ps-b2', host: 'localhost' }, { id: 'ps-a3' },
     ]);
-    const r = await fleet.cliJson<View>(['rollout', '--dir', dir(SPAN), '--tenants', fleet.writeTenantsFile(tenants), '--per-server', '1', '--wait']);
+    const r = await fleet.cliJson<View>(['rollout', '--dir', dir(SPAN), '--tenants', fleet.writeTenantsFile(tenants), '--all', '--per-server', '1', '--wait']);
     expect(r.code, why(r)).toBe(0);
     const servers = await fleet.tenantStates(r.json.id);
     const port = new URL(adminUrl()).port || '5432';
@@ -162,7 +162,7 @@ describe('fleet resilience', () => {
     const tenants = await fleet.addTenants([{ id: 'kill-1' }, { id: 'kill-2', password: 'env' }]);
     const victimTenant = tenants[0]!;
     expect(fleet.workers.filter((w) => w.child.exitCode === null)).toHaveLength(2);
-    const created = await fleet.cliJson<View>(['rollout', '--dir', killDir, '--tenants', fleet.writeTenantsFile(tenants)]);
+    const created = await fleet.cliJson<View>(['rollout', '--dir', killDir, '--tenants', fleet.writeTenantsFile(tenants), '--all']);
     expect(created.code, why(created)).toBe(0);
     const id = created.json.id;
 
@@ -215,7 +215,7 @@ describe('fleet resilience', () => {
     expect(text).toContain(`:${SECRET}@`);
     expect(text).toContain(':${TENANT_PW}@');
 
-    const r = await fleet.cliJson<View>(['rollout', '--tenants', file, '--max-failures', '1', '--wait']);
+    const r = await fleet.cliJson<View>(['rollout', '--tenants', file, '--all', '--max-failures', '1', '--wait']);
     expect(r.code, why(r)).toBe(1);
     const t = new Map(r.json.tenants.map((x) => [x.id, x]));
     for (const id of ['lk-env', 'lk-env-schema', 'lk-literal']) expect(t.get(id), id).toMatchObject({ state: 'succeeded', applied: GUIDE_MIGRATIONS });

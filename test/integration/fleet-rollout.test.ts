@@ -43,7 +43,7 @@ describe('fleet rollout', () => {
       { id: 'sch-b', kind: 'schema', password: 'env' },
     ]);
     const file = fleet.writeTenantsFile(full);
-    const r = await fleet.cliJson<View>(['rollout', '--tenants', file, '--wait']);
+    const r = await fleet.cliJson<View>(['rollout', '--tenants', file, '--all', '--wait']);
     expect(r.stderr, why(r)).toBe('');
     expect(r.code, why(r)).toBe(0);
     const v = r.json;
@@ -85,7 +85,7 @@ describe('fleet rollout', () => {
     expect(fullId).toBeDefined();
     const before = new Map<string, unknown>();
     for (const t of full) before.set(t.id, await trackingRows(t));
-    const r = await fleet.cliJson<View>(['rollout', '--tenants', fleet.writeTenantsFile(full), '--wait']);
+    const r = await fleet.cliJson<View>(['rollout', '--tenants', fleet.writeTenantsFile(full), '--all', '--wait']);
     expect(r.code, why(r)).toBe(0);
     expect(r.json.id).not.toBe(fullId);
     expect(r.json.state).toBe('succeeded');
@@ -97,7 +97,7 @@ describe('fleet rollout', () => {
 
   it('a dry run succeeds and leaves fresh tenants untouched: no tables, no tracking table, no schema', async () => {
     const fresh = await fleet.addTenants([{ id: 'dry-a' }, { id: 'dry-b', password: 'env' }, { id: 'dry-s', kind: 'schema' }]);
-    const r = await fleet.cliJson<View>(['rollout', '--tenants', fleet.writeTenantsFile(fresh), '--dry-run', '--wait']);
+    const r = await fleet.cliJson<View>(['rollout', '--tenants', fleet.writeTenantsFile(fresh), '--all', '--dry-run', '--wait']);
     expect(r.stderr, why(r)).toBe('');
     expect(r.code, why(r)).toBe(0);
     expect(r.json.state).toBe('succeeded');

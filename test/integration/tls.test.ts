@@ -338,7 +338,7 @@ describe('a fleet rollout through rediss:// Redis', { timeout: 60_000 }, () => {
       void exited.then((code) => (clearInterval(timer), reject(new Error(`worker exited with ${code}:\n${output}`))));
     });
 
-    const r = await runCli(['rollout', '--tenants', tenants, '--wait', '--json', '--dir', migrations.dir], { env: env() });
+    const r = await runCli(['rollout', '--tenants', tenants, '--all', '--wait', '--json', '--dir', migrations.dir], { env: env() });
     expect(r.code, `${show(r)}\n--- worker\n${output}`).toBe(0);
     const view = JSON.parse(r.stdout) as { state: string; tenants: { id: string; state: string; applied: string[] }[] };
     expect(view.state).toBe('succeeded');
@@ -358,8 +358,8 @@ describe('a fleet rollout through rediss:// Redis', { timeout: 60_000 }, () => {
     const tenants = join(tmp, 'tenants-bad.json');
     writeFileSync(tenants, JSON.stringify({ tenants: [{ id: 'x1', databaseUrl: tlsUrl('tls_t1', `sslmode=verify-full&sslrootcert=${ca}`) }] }));
     const [noCa, plain] = await Promise.all([
-      runCli(['rollout', '--tenants', tenants, '--dir', migrations.dir], { env: env({ NODE_EXTRA_CA_CERTS: undefined }) }),
-      runCli(['rollout', '--tenants', tenants, '--dir', migrations.dir], { env: env({ REDIS_URL: `redis://127.0.0.1:${redisPort}` }) }),
+      runCli(['rollout', '--tenants', tenants, '--all', '--dir', migrations.dir], { env: env({ NODE_EXTRA_CA_CERTS: undefined }) }),
+      runCli(['rollout', '--tenants', tenants, '--all', '--dir', migrations.dir], { env: env({ REDIS_URL: `redis://127.0.0.1:${redisPort}` }) }),
     ]);
     expect(noCa.code, show(noCa)).toBe(2);
     const [line, hint] = errorLines(noCa);

@@ -3,6 +3,8 @@ import { redactSecrets, redactUrl } from '../../src/core/redact.js';
 import {
   MissingEnvVarError,
   TenantSelectionError,
+  SelectorError,
+  EmptySelectionError,
   TenantsFileError,
   parseTenantRows,
   parseTenantsFile,
@@ -348,9 +350,10 @@ describe('selectTenants', () => {
   const fleet = [t('acme', ['eu', 'canary']), t('beta', ['eu']), t('gamma', ['us', 'canary']), t('delta', [])];
   const ids = (ts: Tenant[]) => ts.map((x) => x.id);
 
-  it('returns everyone when nothing is asked', () => {
-    expect(ids(selectTenants(fleet, {}))).toEqual(['acme', 'beta', 'gamma', 'delta']);
-    expect(ids(selectTenants(fleet, { ids: [], tags: [] }))).toEqual(['acme', 'beta', 'gamma', 'delta']);
+  it('returns everyone only when asked for explicitly (--all); nothing asked is an error (issue 9: promise 10)', () => {
+    expect(ids(selectTenants(fleet, { all: true }))).toEqual(['acme', 'beta', 'gamma', 'delta']);
+    expect(() => selectTenants(fleet, {})).toThrow(SelectorError);
+    expect(() => selectTenants(fleet, { ids: [], tags: [] })).toThrow(SelectorError);
   });
 
   it('selects by tags (all of them) and by ids, in registry order', () => {
@@ -358,7 +361,8 @@ describe('selectTenants', () => {
     expect(ids(selectTenants(fleet, { tags: ['eu', 'canary'] }))).toEqual(['acme']);
     expect(ids(selectTenants(fleet, { ids: ['gamma', 'acme'] }))).toEqual(['acme', 'gamma']);
     expect(ids(selectTenants(fleet, { ids: ['acme', 'beta'], tags: ['canary'] }))).toEqual(['acme']);
-    expect(selectTenants(fleet, { tags: ['apac'] })).toEqual([]);
+    // a tag no tenant has selects nothing: refused (issue 9), it was [] before
+    expect(() => selectTenants(fleet, { tags: ['apac'] })).toThrow(EmptySelectionError);
   });
 
   it('refuses ids that are not in the registry instead of silently selecting nothing', () => {

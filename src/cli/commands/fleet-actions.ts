@@ -12,14 +12,16 @@ import { ConfigError, ConnectionError, FlotillaError } from '../../core/errors.j
 import { redactUrl } from '../../core/redact.js';
 import { tlsProblem } from '../../core/tls.js';
 import { parseCanary, parseCountSpec } from '../../core/rollout-plan.js';
-import { parseTenantRows, parseTenantsFile, selectTenants, type Tenant } from '../../core/tenants.js';
+import { parseSelectorFlags, parseTenantRows, parseTenantsFile, scheduleProblems, selectTenants, type Tenant } from '../../core/tenants.js';
 import { ControlStore, type RolloutRow, type RolloutTenantRow, type TenantState } from '../../control/store.js';
 import { createRollout } from '../../producer/rollout.js';
 import { reconcile } from '../../producer/reconcile.js';
+import { registerSchedule, scheduleJobId } from '../../producer/schedule.js';
 import { CONTROL_QUEUE, DEFAULT_PREFIX, MIGRATE_QUEUE, enqueueTenantJobs, openQueue, redisTls, type QueueSettings } from '../../queue.js';
 import { startWorker } from '../../worker/worker.js';
 import { parseDuration, type Config } from '../../config.js';
 import { cliIdentity, type CommandContext } from './single.js';
+import { prepareRetry, targetChangeNotices } from './frozen-checks.js';
 import type { Output } from '../output.js';
 
 class RolloutNotFoundError extends FlotillaError {
@@ -106,9 +108,10 @@ async function openStore(settings: FleetSettings): Promise<ControlStore> {
 }
 
 /** Tenants from the file, the query or the registry; the store is needed only for the last two. */
-async function loadTenants(o: { tenants?: string; tenantsQuery?: string; tag?: string[]; only?: string }, store: ControlStore | undefined): Promise<Tenant[]> {
+async function loadTenants(o: { tenants?: string; tenantsQuery?: string; tag?: string[]; only?: string; all?: boolean }, store: ControlStore | undefined): Promise<Tenant[]> {
   let tenants: Tenant[];
-  if (o.tenants && o.tenantsQuery) throw new ConfigError(['give --tenants <file> or --tenants-query <sql>, not both']);
+  // empty values and a missing selector are refused here, before anything is read (promise 10)
+  const { selection } = parseSelectorFlags(o);
   if (o.tenants) {
     let text: string;
     try {
@@ -128,15 +131,7 @@ async function loadTenants(o: { tenants?: string; tenantsQuery?: string; tag?: s
     tenants = await store.registryTenants();
     if (!tenants.length) throw new ConfigError(['no tenants: pass --tenants <file> or --tenants-query <sql>']);
   }
-  return selectTenants(tenants, {
-    tags: o.tag,
-    ids: o.only
-      ? o.only
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean)
-      : undefined,
-  });
+  return selectTenants(tenants, selection);
 }
 
 function engineOptions(config: Config) {
@@ -267,11 +262,13 @@ async function withStore<T>(ctx: CommandContext, fn: (store: ControlStore, fleet
 
 export async function rolloutCreate(ctx: CommandContext, o: Record<string, any>, env: Record<string, string | undefined> = process.env): Promise<number> {
   const fleet = fleetSettings(ctx.config, env);
+  parseSelectorFlags(o);
   const set = await loadMigrationDir(ctx.config.dir);
-  const canary = o.canary ? parseCanary(o.canary) : undefined;
-  const waveSize = o.waveSize ? parseCountSpec('--wave-size', o.waveSize) : undefined;
+  // an empty value (an unset shell variable) is refused, not read as "no canary, every tenant at once"
+  const canary = o.canary !== undefined ? parseCanary(o.canary) : undefined;
+  const waveSize = o.waveSize !== undefined ? parseCountSpec('--wave-size', o.waveSize) : undefined;
   if (waveSize && ('count' in waveSize ? waveSize.count : waveSize.percent) < 1) throw new ConfigError([`--wave-size: "${o.waveSize}" must be at least 1 (or 1%)`]);
-  const maxFailures = o.maxFailures ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
+  const maxFailures = o.maxFailures !== undefined ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
   const concurrency = intOption('--concurrency', o.concurrency);
   const perServer = intOption('--per-server', o.perServer);
   // a bad tenants file is refused before anything is touched (control schema, Redis)
@@ -325,24 +322,28 @@ export async function rolloutStatus(ctx: CommandContext, id: string): Promise<nu
   });
 }
 
-export async function rolloutRetry(ctx: CommandContext, id: string, o: { wait?: boolean }): Promise<number> {
+export async function rolloutRetry(ctx: CommandContext, id: string, o: { wait?: boolean; refresh?: boolean }): Promise<number> {
   return withStore(ctx, async (store, fleet) => {
     // an unknown id is refused before Redis is touched
-    if (!(await store.getRollout(id))) throw new RolloutNotFoundError(id);
+    const rollout = await store.getRollout(id);
+    if (!rollout) throw new RolloutNotFoundError(id);
     await checkRedis(fleet.redisUrl);
+    // the frozen targets and set run again: say when the registry or the files on disk moved on
+    const prepared = await prepareRetry(store, rollout, ctx.config.dir, !!o.refresh);
     const queue = openQueue(MIGRATE_QUEUE, fleet);
     try {
-      const r = await store.retry(id, new Date());
+      const r = await store.retry(id, new Date(), prepared.refresh);
+      for (const n of prepared.notices) ctx.out.error(`! ${n}`);
       if (!r) throw new RolloutNotFoundError(id);
       await enqueueTenantJobs(queue, r.jobs);
       if (!o.wait) {
         const view = rolloutView((await store.getRollout(id))!, await store.rolloutTenants(id));
-        if (ctx.out.json) ctx.out.data(view);
+        if (ctx.out.json) ctx.out.data({ ...view, notices: prepared.notices });
         else ctx.out.line(`Rollout ${id}: ${r.retried} tenant${r.retried === 1 ? '' : 's'} re-enqueued`);
         return 0;
       }
       const view = await waitForRollout(store, id, ctx.out);
-      if (ctx.out.json) ctx.out.data(view);
+      if (ctx.out.json) ctx.out.data({ ...view, notices: prepared.notices });
       else printRollout(ctx.out, view);
       return view.counts.succeeded === view.tenants.length ? 0 : 1;
     } finally {
@@ -366,10 +367,12 @@ export async function rolloutResume(ctx: CommandContext, id: string): Promise<nu
   return withStore(ctx, async (store, fleet) => {
     if (!(await store.getRollout(id))) throw new RolloutNotFoundError(id);
     await checkRedis(fleet.redisUrl);
+    const notices = await targetChangeNotices(store, id);
+    for (const n of notices) ctx.out.error(`! ${n}`);
     const queue = openQueue(MIGRATE_QUEUE, fleet);
     try {
       const r = await reconcile(store, queue, () => new Date(), id);
-      if (ctx.out.json) ctx.out.data({ id, ...r });
+      if (ctx.out.json) ctx.out.data({ id, ...r, notices });
       else ctx.out.line(`Rollout ${id}: ${r.recreated} jobs re-created, ${r.dispatched} dispatched`);
       return 0;
     } finally {
@@ -396,40 +399,43 @@ export async function rolloutsList(ctx: CommandContext, o: { limit?: string }): 
 }
 
 export async function scheduleAdd(ctx: CommandContext, o: Record<string, any>): Promise<number> {
+  const problems: string[] = [];
+  if (!o.name || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(o.name)) problems.push('--name: required, a slug (a-z, 0-9, _ and -)');
+  // every problem at once, before anything is opened or saved: name, cron and zone, then the selection
+  problems.push(...scheduleProblems(o.cron, o.tz));
+  if (problems.length) throw new ConfigError(problems);
+  const { selection } = parseSelectorFlags({ tenants: o.tenants, tag: o.tag, all: o.all });
+  const maxFailures = o.maxFailures !== undefined ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
+  const concurrency = intOption('--concurrency', o.concurrency) ?? null;
+  const perServer = intOption('--per-server', o.perServer) ?? null;
   return withStore(ctx, async (store, fleet) => {
-    const problems: string[] = [];
-    if (!o.name || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(o.name)) problems.push('--name: required, a slug (a-z, 0-9, _ and -)');
-    if (!o.cron) problems.push('--cron: required, e.g. "0 2 * * SUN"');
-    if (problems.length) throw new ConfigError(problems);
-    const { CronExpressionParser } = await import('cron-parser');
-    try {
-      CronExpressionParser.parse(o.cron, { tz: o.tz });
-    } catch (e: any) {
-      throw new ConfigError([`--cron "${o.cron}" / --tz ${o.tz}: ${e.message}`]);
-    }
     await checkRedis(fleet.redisUrl);
     const set = await loadMigrationDir(ctx.config.dir);
-    if (o.tenants) await store.upsertTenants(await loadTenants({ tenants: o.tenants }, store));
+    const registering = o.tenants ? await loadTenants({ tenants: o.tenants, all: true }, store) : [];
+    // the selection must match tenants of the registry as it will be once the file is registered
+    const registered = new Map((await store.registryTenants()).map((t) => [t.id, t]));
+    for (const t of registering) registered.set(t.id, t);
+    selectTenants([...registered.values()], selection);
+    await store.upsertTenants(registering);
     await store.saveMigrationSet(set);
-    const maxFailures = o.maxFailures ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
     await store.saveSchedule({
       name: o.name,
       cron: o.cron,
       tz: o.tz,
       setChecksum: set.checksum,
-      selection: { tags: o.tag },
+      selection,
       options: {
         canary: false,
         maxFailures: maxFailures && 'count' in maxFailures ? maxFailures.count : 0,
-        concurrency: intOption('--concurrency', o.concurrency) ?? null,
-        perServer: intOption('--per-server', o.perServer) ?? null,
+        concurrency,
+        perServer,
         dryRun: false,
         engine: engineOptions(ctx.config),
       },
     });
     const control = openQueue(CONTROL_QUEUE, fleet);
     try {
-      await control.upsertJobScheduler(`schedule.${o.name}`, { pattern: o.cron, tz: o.tz }, { name: 'scheduled-rollout', data: { schedule: o.name } });
+      await registerSchedule(control, { name: o.name, cron: o.cron, tz: o.tz });
     } finally {
       await control.close();
     }
@@ -453,7 +459,7 @@ export async function scheduleRemove(ctx: CommandContext, name: string): Promise
     const removed = await store.deleteSchedule(name);
     const control = openQueue(CONTROL_QUEUE, fleet);
     try {
-      await control.removeJobScheduler(`schedule.${name}`);
+      await control.removeJobScheduler(scheduleJobId(name));
     } finally {
       await control.close();
     }

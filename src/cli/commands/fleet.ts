@@ -19,6 +19,7 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--tenants-query <sql>', 'read tenants (id, database_url, schema, tags, window) from the control database')
     .option('--tag <tag...>', 'only tenants with these tags')
     .option('--only <ids>', 'only these tenant ids (comma-separated)')
+    .option('--all', 'every tenant of the file, query or registry (required when neither --only nor --tag is given)')
     .option('--canary <n|tag>', 'first wave: n tenants or those tagged; the rest waits for its success')
     .option('--wave-size <n|%>', 'tenants per wave after the canary')
     .option('--max-failures <n|%>', 'halt when more tenants than this failed (default 0)')
@@ -35,6 +36,7 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .command('retry <id>')
     .description('re-enqueue the failed and cancelled tenants of a rollout')
     .option('--wait', 'wait for the end')
+    .option('--refresh', 'run the migration files on disk instead of the frozen set (refused when a tenant already applied a file that changed)')
     // `rollout` has its own --wait, which commander hands to it, not to `retry`: read it from there too
     .action((id: string, o, cmd) => run(async (ctx) => (await actions()).rolloutRetry(ctx, id, { ...o, wait: o.wait || cmd.optsWithGlobals().wait }), cmd));
   rollout
@@ -67,6 +69,7 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--tz <zone>', 'IANA time zone', 'UTC')
     .option('--tenants <file>', 'register these tenants first (YAML or JSON)')
     .option('--tag <tag...>', 'only tenants with these tags')
+    .option('--all', 'every tenant of the registry when the schedule fires (required without --tag)')
     .option('--max-failures <n|%>', 'per rollout')
     .option('--concurrency <n>', 'per rollout')
     .option('--per-server <n>', 'per rollout')
