@@ -362,16 +362,23 @@ export async function rolloutCancel(ctx: CommandContext, id: string): Promise<nu
   });
 }
 
-export async function rolloutResume(ctx: CommandContext, id: string): Promise<number> {
+export async function rolloutResume(ctx: CommandContext, id: string, o: { wait?: boolean } = {}): Promise<number> {
   return withStore(ctx, async (store, fleet) => {
     if (!(await store.getRollout(id))) throw new RolloutNotFoundError(id);
     await checkRedis(fleet.redisUrl);
     const queue = openQueue(MIGRATE_QUEUE, fleet);
     try {
       const r = await reconcile(store, queue, () => new Date(), id);
-      if (ctx.out.json) ctx.out.data({ id, ...r });
-      else ctx.out.line(`Rollout ${id}: ${r.recreated} jobs re-created, ${r.dispatched} dispatched`);
-      return 0;
+      if (!o.wait) {
+        if (ctx.out.json) ctx.out.data({ id, ...r });
+        else ctx.out.line(`Rollout ${id}: ${r.recreated} jobs re-created, ${r.dispatched} dispatched`);
+        return 0;
+      }
+      if (!ctx.out.json) ctx.out.line(`Rollout ${id}: ${r.recreated} jobs re-created, ${r.dispatched} dispatched; waiting for the end`);
+      const view = await waitForRollout(store, id, ctx.out);
+      if (ctx.out.json) ctx.out.data({ ...view, resume: r });
+      else printRollout(ctx.out, view);
+      return view.counts.succeeded === view.tenants.length ? 0 : 1;
     } finally {
       await queue.close().catch(() => {});
     }
