@@ -108,11 +108,16 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     if (report.failed) throw report.failed.error;
     if (report.interrupted) throw new Error('interrupted: the worker is shutting down');
     const applied = report.applied.map((a) => a.name);
-    // post-commit checks when something changed, and on a `rollout retry` (generation 1 and up: the last attempt may have failed them)
-    const checked = !claim.options.dryRun && (applied.length > 0 || generation > 0) ? await runChecks(deps, client, claim, report.schema, rolloutId, log) : undefined;
+    // everything this rollout applied here, earlier attempts included (read from the tracking table when there were any)
+    const appliedTotal = await rolloutApplied(client, claim, generation, rolloutId, set, schema);
+    // post-commit checks when something changed (in this attempt, or in an earlier one that died before recording
+    // its checks), and on a `rollout retry` (generation 1 and up: the last attempt may have failed them)
+    const checked =
+      !claim.options.dryRun && (applied.length > 0 || (appliedTotal?.length ?? 0) > 0 || generation > 0)
+        ? await runChecks(deps, client, claim, report.schema, rolloutId, log)
+        : undefined;
     if (checked) ms.checks = checked.ms;
     t = performance.now();
-    const appliedTotal = await rolloutApplied(client, claim, generation, rolloutId, set, schema);
     const next = await deps.store.recordAttempt(
       {
         rolloutId, tenantId, generation, attempt: claim.attempt, kind: 'migrate', state: checked?.error ? 'failed' : 'succeeded', applied, appliedTotal,

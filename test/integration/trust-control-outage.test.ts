@@ -149,11 +149,11 @@ describe('control plane: outages, idle queues, lost records', () => {
 
   it('a worker that committed files but died before recording them: the next attempt records them (applied equals the tracking table)', async () => {
     await Promise.all(fleet.workers.map((w) => fleet.stopWorker(w)));
-    const tenants = await fleet.addTenants([{ id: 'lost-1' }, { id: 'lost-2', kind: 'schema' }]);
+    const tenants = await fleet.addTenants([{ id: 'lost-1' }, { id: 'lost-2', kind: 'schema' }, { id: 'lost-all' }]);
     const created = await fleet.cliJson<View>(['rollout', '--dir', slow.dir, '--tenants', fleet.writeTenantsFile(tenants)]);
     expect(created.code, why(created)).toBe(0);
     const id = created.json.id;
-    // a worker claims each tenant, commits the first file, and dies before recording anything
+    // a worker claims each tenant, commits the first file (every file on lost-all), and dies before recording anything
     const store = new ControlStore(fleet.control.url);
     try {
       for (const t of tenants) {
@@ -162,10 +162,12 @@ describe('control plane: outages, idle queues, lost records', () => {
         const set = await store.loadMigrationSet(claim!.setChecksum);
         const client = await t.db.client();
         try {
-          const report = await new Migrator(client, { ...claim!.options.engine, schema: t.schema, lockWaitTimeoutMs: 0, appliedBy: rolloutAppliedBy('doomed', id) }).migrate(set, {
-            only: NAMES[0]!,
-          });
-          expect(report.applied.map((a) => a.name)).toEqual([NAMES[0]]);
+          const all = t.id === 'lost-all';
+          const report = await new Migrator(client, { ...claim!.options.engine, schema: t.schema, lockWaitTimeoutMs: 0, appliedBy: rolloutAppliedBy('doomed', id) }).migrate(
+            set,
+            all ? {} : { only: NAMES[0]! },
+          );
+          expect(report.applied.map((a) => a.name)).toEqual(all ? NAMES : [NAMES[0]]);
         } finally {
           await client.end();
         }
@@ -176,6 +178,9 @@ describe('control plane: outages, idle queues, lost records', () => {
     await fleet.startWorker();
     await waitFor('the rollout to finish', async () => (await ctl(`SELECT 1 FROM flotilla.rollouts WHERE id = $1 AND state <> 'running'`, [id])).length > 0, 120_000, 200);
     await expectReportEqualsTenants(id, tenants);
+    // the post-commit checks the doomed worker never recorded were run by the next attempt, even with nothing left to apply
+    const checks = await ctl<{ tenant_id: string; checks: unknown }>(`SELECT tenant_id, checks FROM flotilla.rollout_tenants WHERE rollout_id = $1`, [id]);
+    for (const c of checks) expect(c.checks, c.tenant_id).not.toBeNull();
     const status = await fleet.cliJson<View>(['rollout', 'status', id]);
     for (const t of status.json.tenants) expect(t.applied, t.id).toEqual(NAMES);
   }, 180_000);
