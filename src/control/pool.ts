@@ -67,6 +67,8 @@ function reason(e: unknown): string {
 export class ControlRetrier {
   private reached = false;
   private downSince: number | undefined;
+  /** calls currently retrying */
+  private waiting = 0;
   readonly retryForMs: number;
 
   constructor(
@@ -79,28 +81,36 @@ export class ControlRetrier {
   async run<R>(fn: () => Promise<R>, retryable: (e: unknown) => boolean = () => true): Promise<R> {
     const started = Date.now();
     let delay = this.policy.baseDelayMs ?? 200;
-    for (;;) {
-      try {
-        const r = await fn();
-        this.reached = true;
-        if (this.downSince !== undefined) {
-          const downMs = Date.now() - this.downSince;
-          this.downSince = undefined;
-          this.policy.up?.(downMs);
+    let retrying = false;
+    try {
+      for (;;) {
+        try {
+          const r = await fn();
+          this.reached = true;
+          if (retrying) [retrying, this.waiting] = [false, this.waiting - 1];
+          // the outage is over once nothing is waiting on it any more
+          if (this.downSince !== undefined && this.waiting === 0) {
+            const downMs = Date.now() - this.downSince;
+            this.downSince = undefined;
+            this.policy.up?.(downMs);
+          }
+          return r;
+        } catch (e) {
+          if (!retryable(e) || !isControlTransient(e, this.reached)) throw e;
+          if (!retrying) [retrying, this.waiting] = [true, this.waiting + 1];
+          if (this.downSince === undefined) {
+            this.downSince = Date.now();
+            this.policy.down?.(reason(e), this.retryForMs);
+          }
+          const waited = Date.now() - started;
+          if (waited >= this.retryForMs) throw this.gaveUp(e, waited);
+          const pause = Math.min(delay, this.retryForMs - waited) * (0.75 + Math.random() * 0.5);
+          await new Promise((res) => setTimeout(res, pause));
+          delay = Math.min(delay * 2, this.policy.maxDelayMs ?? 3000);
         }
-        return r;
-      } catch (e) {
-        if (!retryable(e) || !isControlTransient(e, this.reached)) throw e;
-        if (this.downSince === undefined) {
-          this.downSince = Date.now();
-          this.policy.down?.(reason(e), this.retryForMs);
-        }
-        const waited = Date.now() - started;
-        if (waited >= this.retryForMs) throw this.gaveUp(e, waited);
-        const pause = Math.min(delay, this.retryForMs - waited) * (0.75 + Math.random() * 0.5);
-        await new Promise((res) => setTimeout(res, pause));
-        delay = Math.min(delay * 2, this.policy.maxDelayMs ?? 3000);
       }
+    } finally {
+      if (retrying) this.waiting--;
     }
   }
 
