@@ -78,7 +78,8 @@ export function strictOptions(program: Command): void {
     if (cmd.commands.length) cmd.enablePositionalOptions();
     if (cmd !== program) {
       for (const o of program.options) {
-        if (cmd.options.some((x) => x.long === o.long)) continue;
+        // --version is the program's alone (a copy would be accepted and ignored)
+        if (o.long === '--version' || cmd.options.some((x) => x.long === o.long)) continue;
         const copy = new Option(o.flags, o.description).hideHelp();
         if (o.defaultValue !== undefined && !o.negate) copy.default(o.defaultValue, o.defaultValueDescription);
         cmd.addOption(copy);
