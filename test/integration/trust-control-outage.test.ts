@@ -176,7 +176,10 @@ describe('control plane: outages, idle queues, lost records', () => {
       await store.close();
     }
     await fleet.startWorker();
-    await waitFor('the rollout to finish', async () => (await ctl(`SELECT 1 FROM flotilla.rollouts WHERE id = $1 AND state <> 'running'`, [id])).length > 0, 120_000, 200);
+    // `rollout resume --wait` (its own --wait): re-creates nothing here, then waits for the end like `rollout --wait`
+    const resumed = await fleet.cliJson<View & { resume: { recreated: number } }>(['rollout', 'resume', id, '--wait']);
+    expect(resumed.code, why(resumed)).toBe(0);
+    expect(resumed.json).toMatchObject({ id, state: 'succeeded', resume: { recreated: 0 } });
     await expectReportEqualsTenants(id, tenants);
     // the post-commit checks the doomed worker never recorded were run by the next attempt, even with nothing left to apply
     const checks = await ctl<{ tenant_id: string; checks: unknown }>(`SELECT tenant_id, checks FROM flotilla.rollout_tenants WHERE rollout_id = $1`, [id]);
