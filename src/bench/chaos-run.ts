@@ -7,7 +7,8 @@
  * replaced), the private Redis restarted (SAVE + SIGKILL + start on the same
  * port), Redis FLUSHALLed then `flotilla rollout resume` (twice: idempotent),
  * tenant databases refusing connections for a while (ALLOW_CONNECTIONS false,
- * backends terminated), a tenant holding ACCESS EXCLUSIVE on a table the
+ * backends terminated), the control database refusing connections the same
+ * way (the workers and `rollout --wait` must ride it out), a tenant holding ACCESS EXCLUSIVE on a table the
  * migrations need (so lock_timeout fires), and `flotilla pending` run on a few
  * tenants at the same time as the workers. Tenants that exhausted their
  * attempts get `flotilla rollout retry`.
@@ -45,6 +46,10 @@ export interface ChaosOptions {
   resume: boolean;
   /** one refused-connections window per entry (ms) */
   refusalWindowsMs: number[];
+  /** the control database refuses connections this many times during the rollout ... */
+  controlOutages: number;
+  /** ... for this long each (ms) */
+  controlOutageMs: number;
   lockHolds: number;
   lockHoldMs: number;
   /** concurrent `flotilla pending` runs */
@@ -81,6 +86,9 @@ export interface ChaosFigures {
   redisRestarts: { atProgress: string; downMs: number }[];
   flushes: { atProgress: string; resumes: { code: number; recreated: number | null; dispatched: number | null }[] }[];
   refusals: { tenant: string; ms: number; atProgress: string; failedAttempts: number }[];
+  controlOutages: { atProgress: string; ms: number; backendsTerminated: number }[];
+  /** how many times `rollout --wait` said the control database was unreachable */
+  waitOutageNotices: number;
   lockHolds: { tenant: string; table: string; ms: number; lockTimeouts: number }[];
   cliRuns: { tenant: string; code: number; applied: number; seconds: number }[];
   rolloutId: string | null;
@@ -110,6 +118,8 @@ export const DEFAULT_CHAOS_OPTIONS: Omit<ChaosOptions, 'adminUrl' | 'prefix' | '
   flushes: 1,
   resume: true,
   refusalWindowsMs: [6000, 12_000, 45_000],
+  controlOutages: 1,
+  controlOutageMs: 20_000,
   lockHolds: 1,
   lockHoldMs: 8000,
   cliRunners: 4,
@@ -244,6 +254,8 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     redisRestarts: [],
     flushes: [],
     refusals: [],
+    controlOutages: [],
+    waitOutageNotices: 0,
     lockHolds: [],
     cliRuns: [],
     rolloutId: null,
@@ -438,10 +450,9 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
         const until = performance.now() + o.lockHoldMs;
         await sleep(o.lockHoldMs, stop.signal);
         while (!stop.signal.aborted && id && performance.now() < until + 60_000) {
-          const r = await control!.query(
-            `SELECT count(*)::int AS n FROM flotilla.attempts WHERE rollout_id = $1 AND tenant_id = $2 AND error->'pg'->>'code' = '55P03'`,
-            [id, t.id],
-          );
+          const r = await control!
+            .query(`SELECT count(*)::int AS n FROM flotilla.attempts WHERE rollout_id = $1 AND tenant_id = $2 AND error->'pg'->>'code' = '55P03'`, [id, t.id])
+            .catch(() => ({ rows: [{ n: 0 }] }));
           if (r.rows[0].n > 0) break;
           await sleep(250, stop.signal);
         }
@@ -481,6 +492,9 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     let restartsFired = 0;
     let flushesFired = 0;
     let cliFired = false;
+    let outagesFired = 0;
+    let controlDown = false;
+    const controlDb = new URL(fleet.controlUrl).pathname.slice(1);
     let state = { done: 0, total: o.tenants, running: 0, rolloutState: 'running', rows: [] as TenantRow[] };
     const progress = () => `${state.done}/${state.total} done`;
     const readState = async () => {
@@ -512,12 +526,13 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
           lastKill = performance.now();
           const victim = pick(ready);
           const wid = victim.id();
+          // pg_stat_activity through the admin connection: the control database may be refusing connections
           const active = wid
             ? Number(
                 (
-                  await control.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'`, [
-                    `flotilla-worker ${wid}`,
-                  ])
+                  await admin((c) =>
+                    c.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'`, [`flotilla-worker ${wid}`]),
+                  )
                 ).rows[0].n,
               )
             : 0;
@@ -536,8 +551,10 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
         const target = running.length ? pick(running) : undefined;
         const still =
           target &&
-          (await control.query(`SELECT state FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND tenant_id = $2`, [id, target.id])).rows[0]?.state ===
-            'running';
+          !controlDown &&
+          (
+            await control.query(`SELECT state FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND tenant_id = $2`, [id, target.id]).catch(() => ({ rows: [] }))
+          ).rows[0]?.state === 'running';
         if (target && still) {
           const ms = o.refusalWindowsMs[refusalsFired]!;
           refusalsFired++;
@@ -560,6 +577,31 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
             log(`refuse: ${target.id} accepts connections again`);
           });
         }
+      }
+
+      // the control database refuses connections (and its backends are terminated) for a while: the workers and
+      // `rollout --wait` must wait for it, and the rollout finish correctly afterwards
+      if (outagesFired < o.controlOutages && !controlDown && midRollout() && state.running > 0 && p >= 0.2 + 0.25 * outagesFired) {
+        outagesFired++;
+        controlDown = true;
+        refused.add(controlDb);
+        const entry = { atProgress: progress(), ms: o.controlOutageMs, backendsTerminated: 0 };
+        figures.controlOutages.push(entry);
+        entry.backendsTerminated = await admin(async (c) => {
+          await c.query(`ALTER DATABASE ${qi(controlDb)} ALLOW_CONNECTIONS false`);
+          const r = await c.query(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [
+            controlDb,
+          ]);
+          return r.rows[0].n as number;
+        });
+        log(`control: the control database refuses connections for ${o.controlOutageMs / 1000} s (${entry.backendsTerminated} backends terminated) at ${entry.atProgress}`);
+        task('control outage', async () => {
+          await sleep(o.controlOutageMs, stop.signal);
+          await admin((c) => c.query(`ALTER DATABASE ${qi(controlDb)} ALLOW_CONNECTIONS true`));
+          refused.delete(controlDb);
+          controlDown = false;
+          log('control: the control database accepts connections again');
+        });
       }
 
       // a second runner: `flotilla pending` on a few tenants the workers are about to reach
@@ -627,6 +669,12 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     if (stop.signal.aborted) return;
     const first = await producer;
     figures.seconds.rollout = (performance.now() - rolloutStarted) / 1000;
+    // `rollout --wait` rode the outages out, saying so once each
+    figures.waitOutageNotices = (first.stderr.match(/control database unreachable/g) ?? []).length;
+    if (figures.controlOutages.length && figures.waitOutageNotices === 0)
+      violations.push(`control: rollout --wait never said the control database was unreachable: ${first.stderr.slice(-600)}`);
+    if (figures.waitOutageNotices > figures.controlOutages.length)
+      violations.push(`control: rollout --wait said ${figures.waitOutageNotices} times that the control database was unreachable (${figures.controlOutages.length} outages)`);
     let view: { state: string; counts: Record<string, number> } | undefined;
     try {
       view = JSON.parse(first.stdout);
@@ -647,6 +695,7 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
     // chaos that did not happen while the rollout ran is a run that proves nothing
     const missed = [
       refusalsFired < o.refusalWindowsMs.length ? `${o.refusalWindowsMs.length - refusalsFired} refusal windows` : '',
+      outagesFired < o.controlOutages ? `${o.controlOutages - outagesFired} control-database outages` : '',
       restartsFired < o.redisRestarts ? 'the Redis restart' : '',
       flushesFired < o.flushes ? 'the FLUSHALL' : '',
       o.cliRunners > 0 && !cliFired ? 'the concurrent CLI runs' : '',
@@ -774,6 +823,7 @@ export function formatChaosReport(r: ChaosReport): string {
     `  worker kills       ${f.kills} SIGKILL (${f.killsMidMigration} with a tenant transaction open); ${f.workerProcessesStarted} worker processes started${f.workersFailedToStart ? `, ${f.workersFailedToStart} refused to start (Redis down)` : ''}${f.externalStops ? `, ${f.externalStops} stopped by a SIGTERM from outside the run` : ''}`,
     `  redis restarts     ${f.redisRestarts.length}${f.redisRestarts.map((x) => ` (at ${x.atProgress}, down ${x.downMs} ms)`).join('')}`,
     `  redis flushes      ${f.flushes.length}${f.flushes.map((x) => ` (at ${x.atProgress}); resumes: ${x.resumes.map((y) => `exit ${y.code}, ${y.recreated ?? '?'} jobs re-created`).join('; ')}`).join('')}`,
+    `  control outages    ${f.controlOutages.length}${f.controlOutages.map((x) => ` (at ${x.atProgress}, ${x.ms / 1000} s, ${x.backendsTerminated} backends terminated)`).join('')}; rollout --wait said so ${f.waitOutageNotices} time${f.waitOutageNotices === 1 ? '' : 's'}`,
     `  refused conns      ${f.refusals.length} windows: ${f.refusals.map((x) => `${x.tenant} ${x.ms / 1000} s (${x.failedAttempts} failed attempts)`).join(', ') || '-'}`,
     `  lock holds         ${f.lockHolds.length}: ${f.lockHolds.map((x) => `${x.tenant} ${x.table} ${x.ms / 1000} s (${x.lockTimeouts} lock timeouts)`).join(', ') || '-'}`,
     `  concurrent CLI     ${f.cliRuns.length} \`flotilla pending\` runs: ${f.cliRuns.map((x) => `${x.tenant} exit ${x.code} applied ${x.applied}`).join(', ') || '-'}`,

@@ -6,6 +6,7 @@
  */
 import pg from 'pg';
 import type { MigrationSet } from '../core/migration-set.js';
+import { appliedByRollout, rolloutAppliedBy } from '../core/rollout-applied.js';
 
 export interface VerifyTenant {
   id: string;
@@ -191,7 +192,8 @@ export async function verifyFleet(input: VerifyInput): Promise<VerifyResult> {
       if (checksums.has(r.name) && r.checksum !== checksums.get(r.name))
         violations.push(`${f.id}: ${r.name} recorded with checksum ${r.checksum}, the file's is ${checksums.get(r.name)}`);
       const by = r.applied_by ?? '';
-      if (by.startsWith('worker ') && input.workerIds.has(by.slice('worker '.length))) appliedByWorkers++;
+      const worker = /^worker (\S+) \(rollout (\S+)\)$/.exec(by);
+      if (worker && input.workerIds.has(worker[1]!) && worker[2] === input.rolloutId) appliedByWorkers++;
       else if (by === input.cliAppliedBy && input.cliTenants.has(f.id)) appliedByCli++;
       else violations.push(`${f.id}: ${r.name} applied by an unexpected runner "${by}"`);
     }
@@ -280,6 +282,12 @@ export async function verifyFleet(input: VerifyInput): Promise<VerifyResult> {
         else if (row.applied_at < rollout.created_at)
           violations.push(`control: ${rt.tenant_id} says ${name} was applied by this rollout, it was applied before it (${row.applied_at.toISOString()})`);
       }
+      // the report equals the databases: the applied list is exactly what the tracking table says this rollout applied
+      const truth = appliedByRollout(expected, f.rows.map((r) => ({ name: r.name, appliedBy: r.applied_by })), input.rolloutId);
+      if (applied.join(',') !== truth.join(','))
+        violations.push(
+          `control: ${rt.tenant_id}'s applied list [${applied.join(', ')}] is not what its tracking table says this rollout applied [${truth.join(', ')}]`,
+        );
       // a tenant whose generation applied something was validated afterwards (post-commit checks recorded)
       if (applied.length && rt.state === 'succeeded' && !rt.checks)
         violations.push(`control: ${rt.tenant_id} succeeded with ${applied.length} applied migrations but without its post-commit checks`);
@@ -294,7 +302,7 @@ export async function verifyFleet(input: VerifyInput): Promise<VerifyResult> {
           // each attempt's claim is backed by a tracking row written by that very worker
           if (!row)
             violations.push(`control: attempt ${a.generation}/${a.attempt} of ${rt.tenant_id} says ${name} was applied, the tenant has no such tracking row`);
-          else if (row.applied_by !== `worker ${a.worker}`)
+          else if (row.applied_by !== rolloutAppliedBy(a.worker, input.rolloutId))
             violations.push(
               `control: attempt ${a.generation}/${a.attempt} of ${rt.tenant_id} (worker ${a.worker}) says it applied ${name}, the tenant says "${row.applied_by}"`,
             );

@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- [--tenants 100] [--schema-tenants 20] [--workers 3] [--concurrency 2]
- *   [--kill-every 3s] [--max-kills n] [--refusals 6s,12s,45s] [--lock-hold 8s] [--cli-runners 4]
+ *   [--kill-every 3s] [--max-kills n] [--refusals 6s,12s,45s] [--control-outages 1] [--control-outage 20s] [--lock-hold 8s] [--cli-runners 4]
  *   [--redis-restarts 1] [--flushes 1] [--timeout 15min] [--seed 1] [--keep] [--json file]`
  *
  * A rollout under chaos (see chaos-run.ts), verified from the databases
@@ -42,6 +42,8 @@ async function main(): Promise<number> {
       'kill-every': { type: 'string' },
       'max-kills': { type: 'string' },
       refusals: { type: 'string' },
+      'control-outages': { type: 'string' },
+      'control-outage': { type: 'string' },
       'lock-hold': { type: 'string' },
       'lock-holds': { type: 'string' },
       'cli-runners': { type: 'string' },
@@ -70,6 +72,8 @@ async function main(): Promise<number> {
             .split(',')
             .filter(Boolean)
             .map((x) => ms('refusals', x.trim())!),
+    controlOutages: int('control-outages', values['control-outages']),
+    controlOutageMs: ms('control-outage', values['control-outage']),
     lockHoldMs: ms('lock-hold', values['lock-hold']),
     lockHolds: int('lock-holds', values['lock-holds']),
     cliRunners: int('cli-runners', values['cli-runners']),

@@ -5,6 +5,8 @@
  *   configuration (nothing changed) · 3 could not reach the database or get the
  *   lock in time (nothing changed; try again)
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, type Config, type RawSettings } from '../config.js';
 import { VALIDATION_OPTION_NAMES } from '../core/validation.js';
@@ -31,7 +33,10 @@ export function buildProgram(run: (action: (ctx: CommandContext) => Promise<numb
     .option('--config <file>', 'JSON config file (default ./flotilla.config.json if present)')
     .option('--log-level <level>', 'log level on stderr (default warn)')
     .option('--json', 'machine-readable output on stdout')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // set before any subcommand exists: commander copies these settings into each new subcommand
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => void process.stderr.write(s) });
   for (const name of VALIDATION_OPTION_NAMES) {
     program.addOption(new Option(`--${kebab(name)}`, `validation: ${name}=true`).hideHelp());
     program.addOption(new Option(`--no-${kebab(name)}`, `validation: ${name}=false`).hideHelp());
@@ -50,7 +55,82 @@ export function buildProgram(run: (action: (ctx: CommandContext) => Promise<numb
     .option('--dry-run', 'apply and validate, then roll back')
     .action((name: string, o, cmd) => run((ctx) => runCommand(ctx, name, { dryRun: o.dryRun }), cmd));
   registerFleetCommands(program, run);
+  strictOptions(program);
   return program;
+}
+
+/**
+ * The CLI contract for every command, whoever adds it: an unknown option is a
+ * usage error (exit 2) wherever it appears, and an option belongs to the
+ * command it is declared on. Options are positional (commander's
+ * `enablePositionalOptions`): a command reads its own options before its
+ * subcommand, and the subcommand reads what follows. The program's options are
+ * global: each subcommand gets a hidden copy, so `flotilla status --json` and
+ * `flotilla --json status` both work. A parent command's own options
+ * (`rollout --wait`) cannot reach its subcommands: `rollout resume <id> --wait`
+ * is resume's own --wait, `rollout status <id> --wait` is an unknown option,
+ * and `rollout --wait status <id>` is refused rather than silently ignored.
+ */
+export function strictOptions(program: Command): void {
+  const walk = (cmd: Command) => {
+    cmd.exitOverride();
+    cmd.allowUnknownOption(false);
+    if (cmd.commands.length) cmd.enablePositionalOptions();
+    if (cmd !== program) {
+      for (const o of program.options) {
+        // --version is the program's alone (a copy would be accepted and ignored)
+        if (o.long === '--version' || cmd.options.some((x) => x.long === o.long)) continue;
+        const copy = new Option(o.flags, o.description).hideHelp();
+        if (o.defaultValue !== undefined && !o.negate) copy.default(o.defaultValue, o.defaultValueDescription);
+        cmd.addOption(copy);
+      }
+    }
+    for (const sub of cmd.commands) walk(sub);
+  };
+  walk(program);
+  program.hook('preAction', (_self, action) => {
+    for (let parent = action.parent; parent && parent !== program; parent = parent.parent) {
+      for (const o of parent.options) {
+        if (program.options.some((x) => x.long === o.long)) continue;
+        if (parent.getOptionValueSource(o.attributeName()) !== 'cli') continue;
+        action.error(
+          `error: option '${o.long ?? o.flags}' belongs to \`${commandPath(parent)}\`, not to \`${commandPath(action)}\`${
+            action.options.some((x) => x.long === o.long) ? `; put it after ${action.name()}` : ''
+          }`,
+          { exitCode: 2, code: 'commander.misplacedOption' },
+        );
+      }
+    }
+  });
+}
+
+/**
+ * Option values for a command and its ancestors (the global options may be
+ * given before or after the subcommand): what the user gave, the nearest
+ * command first; defaults only where nobody gave a value.
+ */
+export function mergedOptions(cmd: Command): Record<string, any> {
+  const chain: Command[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) chain.push(c);
+  const out: Record<string, any> = {};
+  const given = new Set<string>();
+  for (const c of chain) {
+    for (const [k, v] of Object.entries(c.opts())) {
+      const source = c.getOptionValueSource(k);
+      const explicit = source !== undefined && source !== 'default' && source !== 'implied';
+      if (explicit && !given.has(k)) {
+        out[k] = v;
+        given.add(k);
+      } else if (!given.has(k) && !(k in out)) out[k] = v;
+    }
+  }
+  return out;
+}
+
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
 }
 
 /** Global flags (commander) -> raw settings for loadConfig. */
@@ -76,7 +156,7 @@ export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const json = argv.includes('--json');
   const program = buildProgram(async (action, cmd) => {
-    const g = cmd.optsWithGlobals();
+    const g = mergedOptions(cmd);
     const out = processOutput(!!g.json);
     try {
       const config: Config = loadConfig({ flags: flagsOf(g), env: process.env, configFile: g.config });
@@ -86,8 +166,6 @@ export async function main(argv: string[]): Promise<number> {
       exitCode = reportError(out, e);
     }
   });
-  program.exitOverride();
-  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
     await program.parseAsync(argv);
   } catch (e) {
@@ -101,12 +179,37 @@ export async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
-main(process.argv).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e) => {
-    process.stderr.write(`✗ ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
-  },
-);
+/**
+ * A reader that goes away (`flotilla rollout status <id> | head -1`) is not an
+ * error: stop quietly with the exit code we would have had, no EPIPE stack.
+ */
+export function exitQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+      throw e;
+    });
+  }
+}
+
+/** Run only as the entry point (the bin, `node dist/cli/main.js`), not when a test imports buildProgram. */
+function isEntryPoint(): boolean {
+  try {
+    return !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  exitQuietlyOnClosedPipe();
+  main(process.argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`✗ ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -17,7 +17,9 @@ import { isInsideWindow, nextWindowStart } from '../core/windows.js';
 import type { Target } from '../core/frozen.js';
 import { DISPATCH_WINDOW, type RolloutOptions, type WaveAssignment } from '../core/rollout-plan.js';
 import { connectionError, describeUrl, pgConfig, serverRefusedTls, type SslMode } from '../adapters/pg/connection.js';
+import { ConnectionError } from '../core/errors.js';
 import { CONTROL_MIGRATIONS, CONTROL_SCHEMA, CONTROL_TRACKING_TABLE } from './schema.js';
+import { ControlRetrier, retryingPool, type ControlRetry } from './pool.js';
 
 export type TenantState = 'pending' | 'scheduled' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type RolloutState = 'running' | 'succeeded' | 'failed' | 'halted' | 'cancelled';
@@ -82,10 +84,14 @@ export class ControlStore {
   private readonly sets = new Map<string, Promise<MigrationSet>>();
   private readonly sslmode: SslMode;
 
-  constructor(readonly url: string, options: { max?: number } = {}) {
+  /** transient failures (an outage of the control database) are retried with backoff: see pool.ts */
+  private readonly retrier: ControlRetrier;
+
+  constructor(readonly url: string, options: { max?: number; retry?: ControlRetry } = {}) {
     const { config, sslmode } = pgConfig(url);
     this.sslmode = sslmode;
-    this.pool = new pg.Pool({ ...config, max: options.max ?? 4, application_name: 'flotilla-control' });
+    this.retrier = new ControlRetrier(url, options.retry);
+    this.pool = retryingPool(new pg.Pool({ ...config, max: options.max ?? 4, application_name: 'flotilla-control' }), this.retrier);
     this.pool.on('error', () => {});
   }
 
@@ -104,7 +110,7 @@ export class ControlStore {
         return this.pool.connect();
       });
     } catch (e) {
-      throw connectionError(describeUrl(this.url), e, 10_000);
+      throw e instanceof ConnectionError ? e : connectionError(describeUrl(this.url), e, 10_000);
     }
     try {
       if (await this.schemaIsCurrent(client)) return;
@@ -132,19 +138,31 @@ export class ControlStore {
     return CONTROL_MIGRATIONS.every((m) => applied.get(m.name) === checksumOf(m.sql));
   }
 
+  /** One transaction, run again from the start if the connection is lost before COMMIT (never after: unknown outcome). */
   private async tx<R>(fn: (c: pg.PoolClient) => Promise<R>): Promise<R> {
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
-      const r = await fn(c);
-      await c.query('COMMIT');
-      return r;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      c.release();
-    }
+    let committing = false;
+    return this.retrier.run(
+      async () => {
+        committing = false;
+        const c = await this.pool.connect();
+        let broken: unknown;
+        try {
+          await c.query('BEGIN');
+          const r = await fn(c);
+          committing = true;
+          await c.query('COMMIT');
+          return r;
+        } catch (e) {
+          broken = e;
+          await c.query('ROLLBACK').catch(() => {});
+          throw e;
+        } finally {
+          c.release(broken instanceof Error && !('severity' in broken) ? broken : undefined);
+        }
+      },
+      // connect already retried (and gave up with a ConnectionError); a lost COMMIT may have committed
+      (e) => !(e instanceof ConnectionError) && !committing,
+    );
   }
 
   async upsertTenants(tenants: Tenant[]): Promise<void> {
@@ -300,13 +318,24 @@ export class ControlStore {
     rolloutId: string; tenantId: string; generation: number; attempt: number; kind: 'migrate' | 'validate';
     state: 'succeeded' | 'failed' | 'retrying'; applied: string[]; error?: Record<string, unknown> | null;
     checks?: Record<string, unknown> | null; worker: string; startedAt: Date; durationMs: number;
+    /** what the whole rollout applied to the tenant, read from its tracking table (see reconcileApplied) */
+    appliedTotal?: string[];
   }, now: Date): Promise<DispatchedJob[]> {
     const error = a.error ? JSON.parse(redactSecrets(JSON.stringify(a.error))) : null;
     // one round trip, one short transaction (control migration 003_record_attempt.sql) ...
-    const r = await this.pool.query<{ rollout_state: string | null; options: RolloutOptions | null; in_flight: number | null; waiting: number | null }>(
+    const record = (c: pg.Pool | pg.PoolClient) => c.query<{ rollout_state: string | null; options: RolloutOptions | null; in_flight: number | null; waiting: number | null }>(
       `SELECT * FROM ${T('record_attempt')}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
       [a.rolloutId, a.tenantId, a.generation, a.attempt, a.kind, a.state, a.applied, error, a.checks ?? null, a.worker, a.startedAt, a.durationMs],
     );
+    // ... plus, when earlier attempts exist, the applied list reconciled in the same transaction
+    const history = a.state !== 'retrying' && a.kind === 'migrate' && (a.appliedTotal !== undefined || a.generation > 0 || a.attempt !== 1);
+    const r = history
+      ? await this.tx(async (c) => {
+          const r = await record(c);
+          await reconcileApplied(c, a.rolloutId, a.tenantId, a.generation, a.appliedTotal ?? a.applied);
+          return r;
+        })
+      : await record(this.pool);
     const x = r.rows[0];
     // ... and a full dispatch only when it could hand out or decide something (a separate transaction:
     // if this process dies in between, the next tenant to finish or the reconcile job dispatches)
@@ -434,6 +463,26 @@ export class ControlStore {
     const r = await this.pool.query(`SELECT * FROM ${T('tenants')} ORDER BY id`);
     return r.rows.map((x) => ({ id: x.id, databaseUrl: x.database_url, schema: x.schema ?? undefined, tags: x.tags ?? [], window: x.maintenance_window ?? undefined }));
   }
+}
+
+/**
+ * A finished tenant's `applied` list: everything the rollout applied to it, in
+ * any attempt or generation. `total` comes from the tenant's tracking table
+ * (the truth: it includes files committed by a worker that died before
+ * recording them); files earlier attempts recorded are kept as well, for when
+ * the tenant could not be read.
+ */
+async function reconcileApplied(c: pg.PoolClient, rolloutId: string, tenantId: string, generation: number, total: string[]): Promise<void> {
+  await c.query(
+    `UPDATE ${T('rollout_tenants')} t SET applied = ARRAY(
+        SELECT name FROM (
+          SELECT g.x AS name, g.o::bigint AS ord FROM unnest($4::text[]) WITH ORDINALITY AS g(x, o)
+          UNION ALL
+          SELECT y, 9223372036854775807 FROM ${T('attempts')} a, unnest(a.applied) AS y WHERE a.rollout_id = $1 AND a.tenant_id = $2 AND a.kind = 'migrate'
+        ) u GROUP BY name ORDER BY min(ord), name)
+      WHERE t.rollout_id = $1 AND t.tenant_id = $2 AND t.generation = $3 AND t.state IN ('succeeded', 'failed')`,
+    [rolloutId, tenantId, generation, total],
+  );
 }
 
 /**

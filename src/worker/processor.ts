@@ -22,6 +22,10 @@ import { redactSecrets } from '../core/redact.js';
 import { resolveDatabaseUrl } from '../core/tenants.js';
 import { isInsideWindow, nextWindowStart } from '../core/windows.js';
 import { connect } from '../adapters/pg/connection.js';
+import { readLedger } from '../adapters/pg/ledger.js';
+import { appliedByRollout, rolloutAppliedBy } from '../core/rollout-applied.js';
+import { ControlUnavailableError } from '../control/pool.js';
+import type { MigrationSet } from '../core/migration-set.js';
 import type { ConnectionCache } from '../adapters/pg/connection-cache.js';
 import { postChecks } from '../adapters/pg/post-checks.js';
 import { isRetryable } from '../adapters/pg/sqlstate.js';
@@ -81,8 +85,10 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
   let reusable = false;
   // files committed before a failure stay applied: the failed attempt must say so
   let appliedBeforeFailure: string[] = [];
+  let set: MigrationSet | undefined;
+  let schema: string | undefined;
   try {
-    const set = await deps.store.loadMigrationSet(claim.setChecksum);
+    set = await deps.store.loadMigrationSet(claim.setChecksum);
     url = resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId);
     let t = performance.now();
     client = deps.connections ? await deps.connections.acquire(url) : await connect(url, { applicationName: `flotilla-worker ${deps.workerId}` });
@@ -92,22 +98,29 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
       ...claim.options.engine,
       schema: claim.tenant.schema,
       lockWaitTimeoutMs: 0,
-      appliedBy: `worker ${deps.workerId}`,
+      appliedBy: rolloutAppliedBy(deps.workerId, rolloutId),
     });
     const report = await migrator.migrate(set, { dryRun: claim.options.dryRun, signal });
+    schema = report.schema;
     ms.engine = performance.now() - t;
     Object.assign(ms, report.timings);
     if (!claim.options.dryRun) appliedBeforeFailure = report.applied.map((a) => a.name);
     if (report.failed) throw report.failed.error;
     if (report.interrupted) throw new Error('interrupted: the worker is shutting down');
     const applied = report.applied.map((a) => a.name);
-    // post-commit checks when something changed, and on a `rollout retry` (generation 1 and up: the last attempt may have failed them)
-    const checked = !claim.options.dryRun && (applied.length > 0 || generation > 0) ? await runChecks(deps, client, claim, report.schema, rolloutId, log) : undefined;
+    // everything this rollout applied here, earlier attempts included (read from the tracking table when there were any)
+    const appliedTotal = await rolloutApplied(client, claim, generation, rolloutId, set, schema);
+    // post-commit checks when something changed (in this attempt, or in an earlier one that died before recording
+    // its checks), and on a `rollout retry` (generation 1 and up: the last attempt may have failed them)
+    const checked =
+      !claim.options.dryRun && (applied.length > 0 || (appliedTotal?.length ?? 0) > 0 || generation > 0)
+        ? await runChecks(deps, client, claim, report.schema, rolloutId, log)
+        : undefined;
     if (checked) ms.checks = checked.ms;
     t = performance.now();
     const next = await deps.store.recordAttempt(
       {
-        rolloutId, tenantId, generation, attempt: claim.attempt, kind: 'migrate', state: checked?.error ? 'failed' : 'succeeded', applied,
+        rolloutId, tenantId, generation, attempt: claim.attempt, kind: 'migrate', state: checked?.error ? 'failed' : 'succeeded', applied, appliedTotal,
         error: checked?.error ?? null, checks: checked?.checks ?? null, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0),
       },
       deps.now(),
@@ -120,14 +133,21 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     return { tenantId, kind: 'migrate', outcome: applied.length ? 'migrated' : 'succeeded', applied, ms: roundAll(ms) };
   } catch (e) {
     if (e instanceof DelayedError || e instanceof UnrecoverableError) throw e;
-    return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure);
+    // the control database stayed away (pool.ts gave up): nothing to record now; BullMQ retries the job and
+    // that attempt finds what this one committed in the tenant's tracking table
+    if (e instanceof ControlUnavailableError) throw new Error(e.message);
+    const total = client && set ? await rolloutApplied(client, claim, generation, rolloutId, set, schema).catch(() => undefined) : undefined;
+    return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure, total);
   } finally {
     if (client && deps.connections) await deps.connections.release(url, client, reusable);
     else await client?.end().catch(() => {});
   }
 }
 
-async function failed(deps: ProcessorDeps, job: Job<TenantJobData>, token: string | undefined, claim: ClaimedJob, e: unknown, startedAt: Date, t0: number, log: Logger, applied: string[] = []): Promise<never> {
+async function failed(
+  deps: ProcessorDeps, job: Job<TenantJobData>, token: string | undefined, claim: ClaimedJob, e: unknown, startedAt: Date, t0: number, log: Logger,
+  applied: string[] = [], appliedTotal?: string[],
+): Promise<never> {
   const { rolloutId, tenantId, generation } = job.data;
   if (e instanceof LockTimeoutError) {
     // another runner (a CLI, a worker of another rollout) is migrating this tenant: come back shortly
@@ -141,7 +161,7 @@ async function failed(deps: ProcessorDeps, job: Job<TenantJobData>, token: strin
   const error = errorData(e);
   const state = transient && !final ? 'retrying' : 'failed';
   const next = await deps.store.recordAttempt(
-    { rolloutId, tenantId, generation, attempt: claim.attempt, kind: job.data.kind, state, applied, error, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0) },
+    { rolloutId, tenantId, generation, attempt: claim.attempt, kind: job.data.kind, state, applied, appliedTotal, error, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0) },
     deps.now(),
   );
   await enqueueTenantJobs(deps.queue, next);
@@ -179,6 +199,24 @@ async function validateJob(deps: ProcessorDeps, job: Job<TenantJobData>): Promis
   } finally {
     await client?.end().catch(() => {});
   }
+}
+
+/**
+ * What this rollout applied to the tenant, from the tenant's tracking table
+ * (core/rollout-applied.ts): read only when an earlier attempt of the rollout
+ * may have committed files it never recorded (not the first attempt of the
+ * first generation); undefined otherwise (the attempt's own list is the whole
+ * truth) and for a dry run.
+ */
+async function rolloutApplied(client: pg.Client, claim: ClaimedJob, generation: number, rolloutId: string, set: MigrationSet, schema: string | undefined): Promise<string[] | undefined> {
+  if (claim.options.dryRun || (claim.attempt <= 1 && generation === 0)) return undefined;
+  const location = { schema: schema ?? claim.tenant.schema ?? ((await client.query('SELECT current_schema() AS s')).rows[0]?.s as string) ?? 'public', table: claim.options.engine.trackingTable ?? 'migrations' };
+  const rows = await readLedger(client, location);
+  return appliedByRollout(
+    set.migrations.map((m) => m.name),
+    rows,
+    rolloutId,
+  );
 }
 
 /**

@@ -24,6 +24,8 @@ export interface WorkerSettings extends QueueSettings {
   lockDurationMs: number;
   reconcileEveryMs: number;
   drainTimeoutMs: number;
+  /** how long a control-database call keeps retrying through an outage (default 90 s) */
+  controlRetryMs?: number;
 }
 
 export interface RunningWorker {
@@ -34,7 +36,15 @@ export interface RunningWorker {
 export async function startWorker(s: WorkerSettings, logger: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningWorker> {
   const id = `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
   const log = logger.child({ worker: id });
-  const store = new ControlStore(s.controlUrl, { max: s.concurrency + 3 });
+  // an outage of the control database: every call waits for it (with backoff), logged once each way
+  const store = new ControlStore(s.controlUrl, {
+    max: s.concurrency + 3,
+    retry: {
+      retryForMs: s.controlRetryMs,
+      down: (reason, ms) => log.warn({ reason, retryForMs: ms }, 'control database unreachable: waiting for it'),
+      up: (downMs) => log.warn({ downMs }, 'control database reachable again'),
+    },
+  });
   await store.migrate();
   const queue = openQueue(MIGRATE_QUEUE, s);
   const control = openQueue(CONTROL_QUEUE, s);

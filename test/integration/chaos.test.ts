@@ -2,7 +2,7 @@
  * The chaos run in a small configuration (npm run chaos runs the big one):
  * 10 tenants (2 of them schemas), 2 worker processes, one worker SIGKILLed,
  * one Redis restart, one FLUSHALL + `rollout resume`, one tenant refusing
- * connections, one tenant holding a lock the migrations need, two
+ * connections, the control database refusing connections for 8 s, one tenant holding a lock the migrations need, two
  * `flotilla pending` runs beside the workers. The verdict comes from the
  * databases themselves (src/bench/chaos-verify.ts): zero violations.
  * Own database prefix and own redis-server on a free port: safe beside the other files.
@@ -15,7 +15,7 @@ import { CLI } from '../helpers/cli.js';
 import { adminUrl } from '../helpers/db.js';
 
 describe('chaos run (CI configuration)', () => {
-  it('10 tenants through a kill, a Redis restart, a flush + resume, a refusal window and a lock hold: zero violations', async () => {
+  it('10 tenants through a kill, a Redis restart, a flush + resume, a refusal window, a control-database outage and a lock hold: zero violations', async () => {
     const lines: string[] = [];
     const report = await runChaos({
       adminUrl: adminUrl(),
@@ -30,10 +30,12 @@ describe('chaos run (CI configuration)', () => {
       redisRestarts: 1,
       flushes: 1,
       refusalWindowsMs: [5000],
+      controlOutages: 1,
+      controlOutageMs: 8000,
       lockHolds: 1,
       lockHoldMs: 5000,
       cliRunners: 2,
-      timeoutMs: 110_000,
+      timeoutMs: 130_000,
       log: (line) => lines.push(line),
     });
     const text = `${lines.join('\n')}\n\n${formatChaosReport(report)}`;
@@ -49,6 +51,8 @@ describe('chaos run (CI configuration)', () => {
       text,
     ).toEqual([0, 0]);
     expect(f.refusals, text).toHaveLength(1);
+    expect(f.controlOutages, text).toHaveLength(1);
+    expect(f.waitOutageNotices, text).toBe(1);
     expect(f.lockHolds, text).toHaveLength(1);
     expect(f.lockHolds[0]!.lockTimeouts, text).toBeGreaterThanOrEqual(1);
     expect(
@@ -59,5 +63,5 @@ describe('chaos run (CI configuration)', () => {
     expect(f.verify?.tenantsChecked, text).toBe(10);
     expect(f.verify?.trackingRows, text).toBe(10 * f.migrations);
     expect(f.verify?.finalRolloutState, text).toBe('succeeded');
-  }, 150_000);
+  }, 180_000);
 });

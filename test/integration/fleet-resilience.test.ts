@@ -196,7 +196,7 @@ describe('fleet resilience', () => {
     // claimed by the killed worker, then again after its job lock expired
     expect(k.attempts).toBeGreaterThanOrEqual(2);
     expect(k.worker).toBe(survivor.id);
-    expect((await trackingRows(victimTenant))!.every((x) => x.applied_by === `worker ${survivor.id}`)).toBe(true);
+    expect((await trackingRows(victimTenant))!.every((x) => x.applied_by === `worker ${survivor.id} (rollout ${id})`)).toBe(true);
     const attempts = await fleet.controlQuery(`SELECT kind, state, worker FROM flotilla.attempts WHERE rollout_id = $1 AND tenant_id = 'kill-1' ORDER BY finished_at`, [id]);
     expect(attempts.rows.filter((x) => x.state === 'failed')).toEqual([]);
     expect(attempts.rows.some((x) => x.worker === victim!.id)).toBe(false); // it died before recording anything

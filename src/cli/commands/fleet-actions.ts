@@ -34,6 +34,10 @@ class RolloutNotFoundError extends FlotillaError {
 
 export interface FleetSettings extends QueueSettings {
   controlUrl: string;
+  /** how long a call to the control database keeps retrying through an outage (FLOTILLA_CONTROL_RETRY_FOR, default 90s) */
+  controlRetryMs?: number;
+  /** `--wait`: after this long without a worker taking a job, print a hint (FLOTILLA_WAIT_HINT_AFTER, default 30s) */
+  waitHintMs?: number;
 }
 
 const FleetEnv = z.object({
@@ -51,6 +55,8 @@ const FleetEnv = z.object({
     .string()
     .regex(/^[A-Za-z0-9{}_.-]{1,64}$/, 'letters, digits, {}_.- only')
     .default(DEFAULT_PREFIX),
+  FLOTILLA_CONTROL_RETRY_FOR: z.string().refine((v) => parseDuration(v) !== undefined, 'is not a duration (90s, 2min)').optional(),
+  FLOTILLA_WAIT_HINT_AFTER: z.string().refine((v) => parseDuration(v) !== undefined, 'is not a duration (30s, 1min)').optional(),
 });
 
 export function fleetSettings(config: Config, env: Record<string, string | undefined>): FleetSettings {
@@ -58,7 +64,14 @@ export function fleetSettings(config: Config, env: Record<string, string | undef
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${String(i.path[0])}: ${i.message}`));
   const controlUrl = parsed.data.CONTROL_DATABASE_URL ?? config.databaseUrl;
   if (!controlUrl) throw new ConfigError(['no control database: set CONTROL_DATABASE_URL (or DATABASE_URL)']);
-  return { redisUrl: parsed.data.REDIS_URL, prefix: parsed.data.FLOTILLA_QUEUE_PREFIX, controlUrl };
+  const d = parsed.data;
+  return {
+    redisUrl: d.REDIS_URL,
+    prefix: d.FLOTILLA_QUEUE_PREFIX,
+    controlUrl,
+    controlRetryMs: d.FLOTILLA_CONTROL_RETRY_FOR === undefined ? undefined : parseDuration(d.FLOTILLA_CONTROL_RETRY_FOR),
+    waitHintMs: d.FLOTILLA_WAIT_HINT_AFTER === undefined ? undefined : parseDuration(d.FLOTILLA_WAIT_HINT_AFTER),
+  };
 }
 
 /** Fail fast and clearly when Redis is not there, instead of queueing commands forever. */
@@ -96,8 +109,15 @@ export async function checkRedis(url: string, timeoutMs = 5000): Promise<void> {
   }
 }
 
-async function openStore(settings: FleetSettings): Promise<ControlStore> {
-  const store = new ControlStore(settings.controlUrl);
+async function openStore(settings: FleetSettings, out: Output): Promise<ControlStore> {
+  // an outage of the control database is ridden out (pool.ts), said once on stderr, and once when it is over
+  const store = new ControlStore(settings.controlUrl, {
+    retry: {
+      retryForMs: settings.controlRetryMs,
+      down: (reason, ms) => out.error(`\n! control database unreachable (${reason}); retrying for up to ${Math.round(ms / 1000)} s`),
+      up: (ms) => out.error(`✓ control database reachable again after ${(ms / 1000).toFixed(1)} s`),
+    },
+  });
   try {
     await store.migrate();
   } catch (e) {
@@ -217,11 +237,16 @@ function printRollout(out: Output, v: RolloutView): void {
   );
 }
 
-async function waitForRollout(store: ControlStore, id: string, out: Output, intervalMs = 100): Promise<RolloutView> {
+async function waitForRollout(store: ControlStore, id: string, out: Output, fleet: FleetSettings, intervalMs = 100): Promise<RolloutView> {
   const started = Date.now();
   const tty = !out.json && process.stderr.isTTY;
   let lastLine = '';
   let lastPrint = 0;
+  // tenants handed out that no worker takes: say once where workers should be (and keep waiting)
+  const hintAfter = fleet.waitHintMs ?? 30_000;
+  let activity = '';
+  let activityAt = Date.now();
+  let hinted = false;
   for (;;) {
     const r = await store.getRollout(id);
     if (!r) throw new RolloutNotFoundError(id);
@@ -229,6 +254,14 @@ async function waitForRollout(store: ControlStore, id: string, out: Output, inte
     const total = Object.values(c).reduce((a, b) => a + b, 0);
     const done = c.succeeded + c.failed + c.cancelled;
     const finished = r.state !== 'running' && c.running === 0;
+    const now = `${done}/${c.running}/${c.pending}`;
+    if (now !== activity || c.running > 0 || c.pending === 0) [activity, activityAt, hinted] = [now, Date.now(), c.running > 0 ? false : hinted];
+    else if (!hinted && !finished && Date.now() - activityAt >= hintAfter) {
+      hinted = true;
+      out.error(
+        `${tty ? '\n' : ''}! no worker has taken a job of this rollout for ${Math.round((Date.now() - activityAt) / 1000)} s. Is \`flotilla worker\` running against this Redis (${redactUrl(fleet.redisUrl)}) and prefix (FLOTILLA_QUEUE_PREFIX=${fleet.prefix})? Still waiting.`,
+      );
+    }
     if (!out.json) {
       const elapsed = (Date.now() - started) / 1000;
       const eta = done > 0 && done < total ? ` · ETA ${Math.ceil((elapsed / done) * (total - done))} s` : '';
@@ -252,7 +285,7 @@ async function waitForRollout(store: ControlStore, id: string, out: Output, inte
 
 async function withStore<T>(ctx: CommandContext, fn: (store: ControlStore, fleet: FleetSettings) => Promise<T>): Promise<T> {
   const fleet = fleetSettings(ctx.config, process.env);
-  const store = await openStore(fleet);
+  const store = await openStore(fleet, ctx.out);
   try {
     return await fn(store, fleet);
   } finally {
@@ -274,7 +307,7 @@ export async function rolloutCreate(ctx: CommandContext, o: Record<string, any>,
   // a bad tenants file is refused before anything is touched (control schema, Redis)
   const fromFile = o.tenants ? await loadTenants(o, undefined) : undefined;
   await checkRedis(fleet.redisUrl);
-  const store = await openStore(fleet);
+  const store = await openStore(fleet, ctx.out);
   const queue = openQueue(MIGRATE_QUEUE, fleet);
   try {
     const tenants = fromFile ?? (await loadTenants(o, store));
@@ -301,7 +334,7 @@ export async function rolloutCreate(ctx: CommandContext, o: Record<string, any>,
       return 0;
     }
     if (!ctx.out.json) ctx.out.line(`Rollout ${created.id}: ${created.tenants} tenants in ${created.waves} wave${created.waves > 1 ? 's' : ''}`);
-    const view = await waitForRollout(store, created.id, ctx.out);
+    const view = await waitForRollout(store, created.id, ctx.out, fleet);
     if (ctx.out.json) ctx.out.data(view);
     else printRollout(ctx.out, view);
     return view.counts.succeeded === view.tenants.length ? 0 : 1;
@@ -342,7 +375,7 @@ export async function rolloutRetry(ctx: CommandContext, id: string, o: { wait?: 
         else ctx.out.line(`Rollout ${id}: ${r.retried} tenant${r.retried === 1 ? '' : 's'} re-enqueued`);
         return 0;
       }
-      const view = await waitForRollout(store, id, ctx.out);
+      const view = await waitForRollout(store, id, ctx.out, fleet);
       if (ctx.out.json) ctx.out.data({ ...view, notices: prepared.notices });
       else printRollout(ctx.out, view);
       return view.counts.succeeded === view.tenants.length ? 0 : 1;
@@ -363,7 +396,7 @@ export async function rolloutCancel(ctx: CommandContext, id: string): Promise<nu
   });
 }
 
-export async function rolloutResume(ctx: CommandContext, id: string): Promise<number> {
+export async function rolloutResume(ctx: CommandContext, id: string, o: { wait?: boolean } = {}): Promise<number> {
   return withStore(ctx, async (store, fleet) => {
     if (!(await store.getRollout(id))) throw new RolloutNotFoundError(id);
     await checkRedis(fleet.redisUrl);
@@ -372,9 +405,16 @@ export async function rolloutResume(ctx: CommandContext, id: string): Promise<nu
     const queue = openQueue(MIGRATE_QUEUE, fleet);
     try {
       const r = await reconcile(store, queue, () => new Date(), id);
-      if (ctx.out.json) ctx.out.data({ id, ...r, notices });
-      else ctx.out.line(`Rollout ${id}: ${r.recreated} jobs re-created, ${r.dispatched} dispatched`);
-      return 0;
+      if (!o.wait) {
+        if (ctx.out.json) ctx.out.data({ id, ...r, notices });
+        else ctx.out.line(`Rollout ${id}: ${r.recreated} jobs re-created, ${r.dispatched} dispatched`);
+        return 0;
+      }
+      if (!ctx.out.json) ctx.out.line(`Rollout ${id}: ${r.recreated} jobs re-created, ${r.dispatched} dispatched; waiting for the end`);
+      const view = await waitForRollout(store, id, ctx.out, fleet);
+      if (ctx.out.json) ctx.out.data({ ...view, resume: r, notices });
+      else printRollout(ctx.out, view);
+      return view.counts.succeeded === view.tenants.length ? 0 : 1;
     } finally {
       await queue.close().catch(() => {});
     }
@@ -481,6 +521,7 @@ export async function workerRun(ctx: CommandContext, o: Record<string, any>, env
       lockDurationMs: parseDuration(env.FLOTILLA_JOB_LOCK_DURATION ?? '30s') ?? 30_000,
       reconcileEveryMs: parseDuration(env.FLOTILLA_RECONCILE_EVERY ?? '5s') ?? 5000,
       drainTimeoutMs: drain,
+      controlRetryMs: fleet.controlRetryMs,
     },
     ctx.logger,
   );

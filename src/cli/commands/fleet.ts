@@ -35,10 +35,9 @@ export function registerFleetCommands(program: Command, run: Run): void {
   rollout
     .command('retry <id>')
     .description('re-enqueue the failed and cancelled tenants of a rollout')
-    .option('--wait', 'wait for the end')
+    .option('--wait', 'wait for the end (exit 0 only if every tenant succeeded)')
     .option('--refresh', 'run the migration files on disk instead of the frozen set (refused when a tenant already applied a file that changed)')
-    // `rollout` has its own --wait, which commander hands to it, not to `retry`: read it from there too
-    .action((id: string, o, cmd) => run(async (ctx) => (await actions()).rolloutRetry(ctx, id, { ...o, wait: o.wait || cmd.optsWithGlobals().wait }), cmd));
+    .action((id: string, o, cmd) => run(async (ctx) => (await actions()).rolloutRetry(ctx, id, o), cmd));
   rollout
     .command('cancel <id>')
     .description('stop a rollout: tenants not started are cancelled, running ones finish')
@@ -46,7 +45,8 @@ export function registerFleetCommands(program: Command, run: Run): void {
   rollout
     .command('resume <id>')
     .description('rebuild the queue from the control database (after Redis lost its data); safe any time')
-    .action((id: string, _o, cmd) => run(async (ctx) => (await actions()).rolloutResume(ctx, id), cmd));
+    .option('--wait', 'then wait for the end (exit 0 only if every tenant succeeded)')
+    .action((id: string, o, cmd) => run(async (ctx) => (await actions()).rolloutResume(ctx, id, o), cmd));
 
   program
     .command('rollouts')
