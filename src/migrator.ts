@@ -19,6 +19,7 @@ import {
   FlotillaError,
   LockTimeoutError,
   MigrationFailedError,
+  TargetRefusedError,
   UnknownMigrationError,
   ValidationFailedError,
 } from './core/errors.js';
@@ -31,7 +32,7 @@ import { ensureLedger, readLedger, recordApplied, type LedgerLocation } from './
 import { lockHolder, tryLock, unlock } from './adapters/pg/lock.js';
 import { rowCountScope, type RowScopeCache } from './adapters/pg/row-scope.js';
 import { invalidIndexes, takeSnapshot, type SnapshotScope } from './adapters/pg/snapshot.js';
-import { isRetryable } from './adapters/pg/sqlstate.js';
+import { explainPgError, isRetryable, SQLSTATE, type TargetFacts } from './adapters/pg/sqlstate.js';
 
 export interface EngineSettings {
   /** run with this search_path and keep the tracking table there; default: current_schema() */
@@ -71,6 +72,8 @@ export type EngineEvent =
   | { type: 'lock-wait'; holder: string | undefined }
   | { type: 'lock-acquired'; waitedMs: number }
   | { type: 'found-pending'; names: string[] }
+  /** the schema did not exist: it was created for the tracking table (a new tenant schema) */
+  | { type: 'schema-created'; schema: string }
   | { type: 'already-applied'; name: string }
   | { type: 'migration-start'; name: string; transactional: boolean }
   | { type: 'migration-done'; name: string; durationMs: number }
@@ -88,6 +91,8 @@ export interface MigrateRequest {
 
 export interface MigrateReport {
   schema: string;
+  /** the schema did not exist and was created (rolled back again in a dry run) */
+  createdSchema: boolean;
   /** pending when planned under the lock (or [] when nothing was pending) */
   pending: string[];
   applied: { name: string; durationMs: number }[];
@@ -138,6 +143,10 @@ export class Migrator {
 
   /** What is applied, pending, changed or missing. Reads only; creates nothing. */
   async status(set: MigrationSet): Promise<StatusReport> {
+    return this.explained('reading the tracking table', () => this.statusOf(set));
+  }
+
+  private async statusOf(set: MigrationSet): Promise<StatusReport> {
     const ledger = await this.location();
     const rows = await readLedger(this.db, ledger);
     const p = plan(set, rows);
@@ -153,10 +162,76 @@ export class Migrator {
 
   async migrate(set: MigrationSet, req: MigrateRequest = {}): Promise<MigrateReport> {
     if (req.only && !set.migrations.some((m) => m.name === req.only)) throw new UnknownMigrationError(req.only);
+    this.phase = 'reading the tracking table';
+    return this.explained(() => this.phase, () => this.run(set, req));
+  }
+
+  /** What the engine is doing on the target, for explanations of its refusals. */
+  private phase = 'reading the tracking table';
+
+  /**
+   * Errors the target raised on Flotilla's own queries (not a migration's
+   * statements: those are MigrationFailedError) become TargetRefusedError when
+   * they are the target's rules or state; anything else is a defect and passes.
+   */
+  private async explained<T>(doing: string | (() => string), fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof FlotillaError) throw e;
+      const facts = await this.facts(e, typeof doing === 'string' ? doing : doing());
+      const x = explainPgError(e, facts);
+      if (!x) throw e;
+      const err = e as { code?: string; message?: string; detail?: string; hint?: string };
+      const on = facts.database ? ` (database ${facts.database})` : '';
+      throw new TargetRefusedError(x.reason, `${x.summary}${on}: ${err.message ?? String(e)}`, x.hint, x.kind, {
+        code: err.code, message: err.message ?? String(e), detail: err.detail, hint: err.hint,
+      });
+    }
+  }
+
+  /** Role, database and recovery state, asked only for the errors whose advice depends on them. */
+  private async facts(e: unknown, doing: string): Promise<TargetFacts> {
+    const code = (e as { code?: string })?.code;
+    if (code !== SQLSTATE.insufficientPrivilege && code !== SQLSTATE.readOnlySqlTransaction) return { doing };
+    try {
+      const r = await this.db.query<{ role: string; db: string; standby: boolean }>('SELECT current_user AS role, current_database() AS db, pg_is_in_recovery() AS standby');
+      const row = r.rows[0]!;
+      return { doing, role: row.role, database: row.db, standby: row.standby };
+    } catch {
+      return { doing };
+    }
+  }
+
+  /**
+   * A migration's failure, explained when the cause is the target's rules or
+   * state (after the rollback, so the session can still be asked about itself):
+   * a missing privilege or a read-only database is the operator's to fix (exit 2),
+   * a file that terminates its own session fails for good (a retry would do it again).
+   */
+  private async explainFailure(files: Migration[], error: FlotillaError): Promise<FlotillaError> {
+    if (!(error instanceof MigrationFailedError) || !error.pg.code) return error;
+    const { code } = error.pg;
+    const rebuild = (kind: typeof error.kind, hint: string) =>
+      new MigrationFailedError(error.migration, error.statement, error.pg, error.transactional, kind, { hint: hint.replace(/^Nothing was changed\. /, '') });
+    if ((code === SQLSTATE.adminShutdown || code === SQLSTATE.crashShutdown) && files.some(terminatesBackends)) {
+      return rebuild(
+        'migration',
+        'The file calls pg_terminate_backend: if it included its own session (pg_backend_pid()), it ended itself and a retry would do the same. Exclude it (... AND pid <> pg_backend_pid()) and run again.',
+      );
+    }
+    if (code !== SQLSTATE.insufficientPrivilege && code !== SQLSTATE.readOnlySqlTransaction && code !== SQLSTATE.adminShutdown) return error;
+    const x = explainPgError({ code, message: error.pg.message }, await this.facts({ code }, `running ${error.migration}`));
+    if (!x) return error;
+    // outside a transaction, earlier statements stayed applied: not "nothing changed"
+    return rebuild(error.transactional ? x.kind : error.kind, x.hint);
+  }
+
+  private async run(set: MigrationSet, req: MigrateRequest): Promise<MigrateReport> {
     this.scopeCache = {};
     const ledger = await this.location();
     const report: MigrateReport = {
-      schema: ledger.schema, pending: [], applied: [], alreadyApplied: [], skipped: [], warnings: [],
+      schema: ledger.schema, createdSchema: false, pending: [], applied: [], alreadyApplied: [], skipped: [], warnings: [],
       dryRun: !!req.dryRun, lockWaitMs: 0, interrupted: false, timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 },
     };
     const time = timer(report.timings);
@@ -164,13 +239,17 @@ export class Migrator {
     const first = this.checkedPlan(set, await time('plan', () => readLedger(this.db, ledger)));
     if (this.todo(first, req, report).length === 0 && !req.dryRun) return this.finish(report, first);
 
+    this.phase = 'taking the migration lock';
     report.lockWaitMs = await time('lock', () => this.acquire(ledger));
     try {
       if (req.dryRun) return await this.dryRun(set, ledger, req, report);
       const p = await time('plan', async () => {
-        await ensureLedger(this.db, ledger);
+        this.phase = `creating the tracking table ${ledger.schema}.${ledger.table}`;
+        this.created(report, await ensureLedger(this.db, ledger));
+        this.phase = 'reading the tracking table';
         return this.checkedPlan(set, await readLedger(this.db, ledger));
       });
+      this.phase = 'applying migrations';
       const todo = this.todo(p, req, report);
       this.warn(p, report);
       report.pending = p.pending.map((m) => m.name);
@@ -209,8 +288,9 @@ export class Migrator {
         } catch (e) {
           const failure = e instanceof GroupFailure ? e : e instanceof FlotillaError ? new GroupFailure(m.name, e) : undefined;
           if (!failure) throw e;
-          report.failed = { name: failure.migration, error: failure.error };
-          this.emit({ type: 'migration-failed', name: failure.migration, error: failure.error });
+          const error = await this.explainFailure(group, failure.error);
+          report.failed = { name: failure.migration, error };
+          this.emit({ type: 'migration-failed', name: failure.migration, error });
           break;
         }
       }
@@ -218,6 +298,12 @@ export class Migrator {
     } finally {
       await unlock(this.db, ledger).catch(() => {});
     }
+  }
+
+  private created(report: MigrateReport, r: { createdSchema: boolean }): void {
+    if (!r.createdSchema) return;
+    report.createdSchema = true;
+    this.emit({ type: 'schema-created', schema: report.schema });
   }
 
   private finish(report: MigrateReport, p: Plan): MigrateReport {
@@ -482,8 +568,11 @@ export class Migrator {
   private async dryRun(set: MigrationSet, ledger: LedgerLocation, req: MigrateRequest, report: MigrateReport): Promise<MigrateReport> {
     await this.db.query(`BEGIN ISOLATION LEVEL REPEATABLE READ; ${this.sessionSettings(true)}`);
     try {
-      await ensureLedger(this.db, ledger);
+      this.phase = `creating the tracking table ${ledger.schema}.${ledger.table}`;
+      this.created(report, await ensureLedger(this.db, ledger, { inTransaction: true }));
+      this.phase = 'reading the tracking table';
       const p = this.checkedPlan(set, await readLedger(this.db, ledger));
+      this.phase = 'applying migrations';
       const todo = this.todo(p, req, report);
       report.pending = p.pending.map((m) => m.name);
       this.emit({ type: 'found-pending', names: todo.map((m) => m.name) });
@@ -501,7 +590,8 @@ export class Migrator {
           await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: 0, appliedBy: this.settings.appliedBy });
           await this.db.query('RELEASE SAVEPOINT flotilla_dry_run');
         } catch (e) {
-          const error = this.asMigrationError(m, e, undefined);
+          await this.db.query('ROLLBACK TO SAVEPOINT flotilla_dry_run').catch(() => {});
+          const error = await this.explainFailure([m], this.asMigrationError(m, e, undefined));
           report.failed = { name: m.name, error };
           this.emit({ type: 'migration-failed', name: m.name, error });
           break;
@@ -515,6 +605,11 @@ export class Migrator {
     }
     return report;
   }
+}
+
+/** Does the file call pg_terminate_backend (the parse tree says, not the text)? */
+function terminatesBackends(m: Migration): boolean {
+  return m.statements.some((s) => JSON.stringify(s.node).includes('"pg_terminate_backend"'));
 }
 
 function statementRef(s: Statement): { index: number; line: number; text: string } {
