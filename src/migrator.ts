@@ -195,9 +195,11 @@ export class Migrator {
     const code = (e as { code?: string })?.code;
     if (code !== SQLSTATE.insufficientPrivilege && code !== SQLSTATE.readOnlySqlTransaction) return { doing };
     try {
-      const r = await this.db.query<{ role: string; db: string; standby: boolean }>('SELECT current_user AS role, current_database() AS db, pg_is_in_recovery() AS standby');
+      const r = await this.db.query<{ role: string; db: string; standby: boolean; ro: string }>(
+        `SELECT current_user AS role, current_database() AS db, pg_is_in_recovery() AS standby, current_setting('default_transaction_read_only') AS ro`,
+      );
       const row = r.rows[0]!;
-      return { doing, role: row.role, database: row.db, standby: row.standby };
+      return { doing, role: row.role, database: row.db, standby: row.standby, readOnlyDefault: row.ro === 'on' };
     } catch {
       return { doing };
     }
@@ -224,7 +226,8 @@ export class Migrator {
     const x = explainPgError({ code, message: error.pg.message }, await this.facts({ code }, `running ${error.migration}`));
     if (!x) return error;
     // outside a transaction, earlier statements stayed applied: not "nothing changed"
-    return rebuild(error.transactional ? x.kind : error.kind, x.hint);
+    const why = `${x.summary.charAt(0).toUpperCase()}${x.summary.slice(1)}. `;
+    return rebuild(error.transactional ? x.kind : error.kind, why + x.hint.replace(/^Nothing was changed\. /, ''));
   }
 
   private async run(set: MigrationSet, req: MigrateRequest): Promise<MigrateReport> {

@@ -54,6 +54,8 @@ export interface TargetFacts {
   database?: string;
   /** pg_is_in_recovery(): a standby */
   standby?: boolean;
+  /** default_transaction_read_only of the session: false means a statement made the transaction read-only itself */
+  readOnlyDefault?: boolean;
 }
 
 export interface Explanation {
@@ -91,6 +93,14 @@ export function explainPgError(e: unknown, facts: TargetFacts): Explanation | un
       };
     }
     const db = facts.database ? sqlIdent(facts.database) : '<database>';
+    if (facts.readOnlyDefault === false) {
+      return {
+        reason: 'read_only',
+        kind: 'migration',
+        summary: `a read-only transaction refused ${facts.doing}; the database itself is writable, so the SQL made its transaction read-only (SET transaction_read_only, SET TRANSACTION READ ONLY)`,
+        hint: 'Remove the statement that makes the transaction read-only, then run again.',
+      };
+    }
     return {
       reason: 'read_only',
       kind: 'input',
