@@ -183,7 +183,7 @@ export class Migrator {
       const x = explainPgError(e, facts);
       if (!x) throw e;
       const err = e as { code?: string; message?: string; detail?: string; hint?: string };
-      const on = facts.database ? ` (database ${facts.database})` : '';
+      const on = facts.database && !x.summary.includes(facts.database) ? ` (database ${facts.database})` : '';
       throw new TargetRefusedError(x.reason, `${x.summary}${on}: ${err.message ?? String(e)}`, x.hint, x.kind, {
         code: err.code, message: err.message ?? String(e), detail: err.detail, hint: err.hint,
       });
