@@ -152,6 +152,25 @@ describe('O: schema names that differ only by case', () => {
     expect(await relation(db, 'acme.t1')).toBe('acme.t1');
   });
 
+  it('two runners racing with "Acme" and "acme" on a fresh database: one schema, the other refused', async () => {
+    const db = await createTestDatabase('tt');
+    const set = await buildMigrationSet([{ name: '001_create_t1.sql', sql: FILES['001_create_t1.sql'] }]);
+    for (let round = 0; round < 5; round++) {
+      const [a, b] = [`Race${round}`, `race${round}`];
+      const clients = await Promise.all([db.client(), db.client()]);
+      try {
+        const results = await Promise.allSettled(clients.map((c, i) => new Migrator(c, { appliedBy: 'test', schema: i ? b : a }).migrate(set)));
+        const ok = results.filter((r) => r.status === 'fulfilled');
+        const refused = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+        expect(ok).toHaveLength(1);
+        expect(refused.map((r) => r.reason?.code)).toEqual(['schema_case']);
+        expect((await db.query(`SELECT count(*)::int AS n FROM pg_namespace WHERE lower(nspname) = $1`, [b])).rows[0].n).toBe(1);
+      } finally {
+        await Promise.all(clients.map((c) => c.end().catch(() => {})));
+      }
+    }
+  });
+
   it('creating a new tenant schema is reported (human and --json), once', async () => {
     const db = await createTestDatabase('tt');
     const r = await cli(db, ['--schema', 'brand_new', 'pending']);

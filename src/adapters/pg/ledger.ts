@@ -114,17 +114,36 @@ export async function ensureLedger(db: Queryable, l: LedgerLocation, opts: { inT
     if (shape.missing.length) ddl.push(`ALTER TABLE ${qualified(l)} ${shape.missing.map((m) => `ADD COLUMN IF NOT EXISTS ${m.column} ${m.type}`).join(', ')}`);
   }
   if (!ddl.length) return { createdSchema: false };
-  if (opts.inTransaction) {
-    await db.query(ddl.join(';\n'));
-  } else {
-    try {
-      await db.query(`BEGIN;\n${ddl.join(';\n')};\nCOMMIT`);
-    } catch (e) {
-      await db.query('ROLLBACK').catch(() => {});
-      throw e;
-    }
+  if (opts.inTransaction) return { createdSchema: await runDdl(db, l, ddl, !schema) };
+  try {
+    await db.query('BEGIN');
+    const created = await runDdl(db, l, ddl, !schema);
+    await db.query('COMMIT');
+    return { createdSchema: created };
+  } catch (e) {
+    await db.query('ROLLBACK').catch(() => {});
+    throw e;
   }
-  return { createdSchema: !schema };
+}
+
+/**
+ * The DDL, in the caller's open transaction. Before creating a schema, two
+ * runners spelling it differently ("Acme", "acme": different migration locks)
+ * are serialised on its lower-case name and the twin check is made again, so
+ * they cannot both create one.
+ */
+async function runDdl(db: Queryable, l: LedgerLocation, ddl: string[], createsSchema: boolean): Promise<boolean> {
+  if (createsSchema) {
+    await db.query(`SELECT pg_advisory_xact_lock(hashtext('flotilla schema case'), hashtext(lower($1)))`, [l.schema]);
+    const r = await db.query<{ exact: boolean; twins: string[] | null }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS exact, (${TWINS_SQL}) AS twins`,
+      [l.schema],
+    );
+    if (r.rows[0]?.twins?.length) throw new SchemaCaseError(l.schema, r.rows[0].twins);
+    createsSchema = !r.rows[0]?.exact;
+  }
+  await db.query(ddl.join(';\n'));
+  return createsSchema;
 }
 
 export async function recordApplied(
