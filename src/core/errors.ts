@@ -225,7 +225,10 @@ export class ForeignTrackingTableError extends FlotillaError {
   constructor(readonly table: string, readonly columns: string[], readonly tool: string | undefined) {
     super(
       `table ${table} exists but is not a Flotilla tracking table${tool ? ` (it looks like ${tool}'s)` : ''}: columns ${columns.length ? columns.join(', ') : '(none)'}`,
-      'Flotilla left it untouched. Keep Flotilla\'s applied migrations in a table of their own: pass --tracking-table flotilla_migrations (or set FLOTILLA_TRACKING_TABLE, or "trackingTable" in flotilla.config.json).',
+      'Flotilla left it untouched. Keep Flotilla\'s applied migrations in a table of their own: pass --tracking-table flotilla_migrations (or set FLOTILLA_TRACKING_TABLE, or "trackingTable" in flotilla.config.json).' +
+        (['name', 'checksum', 'applied_at', 'duration_ms', 'applied_by'].every((c) => columns.includes(c))
+          ? ' If it is Flotilla\'s own table and a column was added to it by hand, drop that column.'
+          : ''),
     );
   }
   override toJSON(): Record<string, unknown> {
