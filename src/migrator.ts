@@ -19,7 +19,6 @@ import {
   FlotillaError,
   LockTimeoutError,
   MigrationFailedError,
-  TargetRefusedError,
   UnknownMigrationError,
   ValidationFailedError,
 } from './core/errors.js';
@@ -32,7 +31,8 @@ import { ensureLedger, readLedger, recordApplied, type LedgerLocation } from './
 import { lockHolder, tryLock, unlock } from './adapters/pg/lock.js';
 import { rowCountScope, type RowScopeCache } from './adapters/pg/row-scope.js';
 import { invalidIndexes, takeSnapshot, type SnapshotScope } from './adapters/pg/snapshot.js';
-import { explainPgError, isRetryable, SQLSTATE, type TargetFacts } from './adapters/pg/sqlstate.js';
+import { explainMigrationFailure, explainRefusal } from './adapters/pg/refusals.js';
+import { isRetryable } from './adapters/pg/sqlstate.js';
 
 export interface EngineSettings {
   /** run with this search_path and keep the tracking table there; default: current_schema() */
@@ -169,65 +169,13 @@ export class Migrator {
   /** What the engine is doing on the target, for explanations of its refusals. */
   private phase = 'reading the tracking table';
 
-  /**
-   * Errors the target raised on Flotilla's own queries (not a migration's
-   * statements: those are MigrationFailedError) become TargetRefusedError when
-   * they are the target's rules or state; anything else is a defect and passes.
-   */
+  /** Errors the target raised on the engine's own queries, explained (adapters/pg/refusals.ts). */
   private async explained<T>(doing: string | (() => string), fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (e) {
-      if (e instanceof FlotillaError) throw e;
-      const facts = await this.facts(e, typeof doing === 'string' ? doing : doing());
-      const x = explainPgError(e, facts);
-      if (!x) throw e;
-      const err = e as { code?: string; message?: string; detail?: string; hint?: string };
-      const on = facts.database && !x.summary.includes(facts.database) ? ` (database ${facts.database})` : '';
-      throw new TargetRefusedError(x.reason, `${x.summary}${on}: ${err.message ?? String(e)}`, x.hint, x.kind, {
-        code: err.code, message: err.message ?? String(e), detail: err.detail, hint: err.hint,
-      });
+      throw await explainRefusal(this.db, e, typeof doing === 'string' ? doing : doing());
     }
-  }
-
-  /** Role, database and recovery state, asked only for the errors whose advice depends on them. */
-  private async facts(e: unknown, doing: string): Promise<TargetFacts> {
-    const code = (e as { code?: string })?.code;
-    if (code !== SQLSTATE.insufficientPrivilege && code !== SQLSTATE.readOnlySqlTransaction) return { doing };
-    try {
-      const r = await this.db.query<{ role: string; db: string; standby: boolean; ro: string }>(
-        `SELECT current_user AS role, current_database() AS db, pg_is_in_recovery() AS standby, current_setting('default_transaction_read_only') AS ro`,
-      );
-      const row = r.rows[0]!;
-      return { doing, role: row.role, database: row.db, standby: row.standby, readOnlyDefault: row.ro === 'on' };
-    } catch {
-      return { doing };
-    }
-  }
-
-  /**
-   * A migration's failure, explained when the cause is the target's rules or
-   * state (after the rollback, so the session can still be asked about itself):
-   * a missing privilege or a read-only database is the operator's to fix (exit 2),
-   * a file that terminates its own session fails for good (a retry would do it again).
-   */
-  private async explainFailure(files: Migration[], error: FlotillaError): Promise<FlotillaError> {
-    if (!(error instanceof MigrationFailedError) || !error.pg.code) return error;
-    const { code } = error.pg;
-    const rebuild = (kind: typeof error.kind, hint: string) =>
-      new MigrationFailedError(error.migration, error.statement, error.pg, error.transactional, kind, { hint: hint.replace(/^Nothing was changed\. /, '') });
-    if ((code === SQLSTATE.adminShutdown || code === SQLSTATE.crashShutdown) && files.some(terminatesBackends)) {
-      return rebuild(
-        'migration',
-        'The file calls pg_terminate_backend: if it included its own session (pg_backend_pid()), it ended itself and a retry would do the same. Exclude it (... AND pid <> pg_backend_pid()) and run again.',
-      );
-    }
-    if (code !== SQLSTATE.insufficientPrivilege && code !== SQLSTATE.readOnlySqlTransaction && code !== SQLSTATE.adminShutdown) return error;
-    const x = explainPgError({ code, message: error.pg.message }, await this.facts({ code }, `running ${error.migration}`));
-    if (!x) return error;
-    // outside a transaction, earlier statements stayed applied: not "nothing changed"
-    const why = `${x.summary.charAt(0).toUpperCase()}${x.summary.slice(1)}. `;
-    return rebuild(error.transactional ? x.kind : error.kind, why + x.hint.replace(/^Nothing was changed\. /, ''));
   }
 
   private async run(set: MigrationSet, req: MigrateRequest): Promise<MigrateReport> {
@@ -291,7 +239,7 @@ export class Migrator {
         } catch (e) {
           const failure = e instanceof GroupFailure ? e : e instanceof FlotillaError ? new GroupFailure(m.name, e) : undefined;
           if (!failure) throw e;
-          const error = await this.explainFailure(group, failure.error);
+          const error = await explainMigrationFailure(this.db, group, failure.error);
           report.failed = { name: failure.migration, error };
           this.emit({ type: 'migration-failed', name: failure.migration, error });
           break;
@@ -594,7 +542,7 @@ export class Migrator {
           await this.db.query('RELEASE SAVEPOINT flotilla_dry_run');
         } catch (e) {
           await this.db.query('ROLLBACK TO SAVEPOINT flotilla_dry_run').catch(() => {});
-          const error = await this.explainFailure([m], this.asMigrationError(m, e, undefined));
+          const error = await explainMigrationFailure(this.db, [m], this.asMigrationError(m, e, undefined));
           report.failed = { name: m.name, error };
           this.emit({ type: 'migration-failed', name: m.name, error });
           break;
@@ -608,11 +556,6 @@ export class Migrator {
     }
     return report;
   }
-}
-
-/** Does the file call pg_terminate_backend (the parse tree says, not the text)? */
-function terminatesBackends(m: Migration): boolean {
-  return m.statements.some((s) => JSON.stringify(s.node).includes('"pg_terminate_backend"'));
 }
 
 function statementRef(s: Statement): { index: number; line: number; text: string } {
