@@ -94,6 +94,21 @@ describe("a worker and the target's own rules", () => {
   }, 240_000);
 });
 
+describe('a new tenant schema', () => {
+  it('created by a worker is reported in its log (createdSchema), once', async () => {
+    const [t] = await fleet.addTenants([{ id: 'tr-schema', kind: 'schema' }]);
+    const path = tenantsFile([{ id: t!.id, databaseUrl: t!.urlTemplate, schema: t!.schema! }]);
+    const files = { '001_t.sql': 'CREATE TABLE t1 (id int);' };
+    const r = await fleet.cli(['--dir', dir(files), 'rollout', '--tenants', path, '--wait'], { timeoutMs: 180_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const logged = () => fleet.workerLogs().split('\n').filter((l) => l.includes(`"createdSchema":"${t!.schema}"`)).length;
+    expect(logged()).toBe(1);
+    const again = await fleet.cli(['--dir', dir({ ...files, '002_t.sql': 'CREATE TABLE t2 (id int);' }), 'rollout', '--tenants', path, '--wait'], { timeoutMs: 180_000 });
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(logged()).toBe(1);
+  }, 240_000);
+});
+
 describe('--tenants-query', () => {
   const q = (sql: string) => fleet.cli(['--dir', dir({ '001_t.sql': 'CREATE TABLE t1 (id int);' }), 'rollout', '--tenants-query', sql]);
 
