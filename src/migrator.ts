@@ -31,6 +31,7 @@ import { ensureLedger, readLedger, recordApplied, type LedgerLocation } from './
 import { lockHolder, tryLock, unlock } from './adapters/pg/lock.js';
 import { rowCountScope, type RowScopeCache } from './adapters/pg/row-scope.js';
 import { invalidIndexes, takeSnapshot, type SnapshotScope } from './adapters/pg/snapshot.js';
+import { explainMigrationFailure, explainRefusal } from './adapters/pg/refusals.js';
 import { isRetryable } from './adapters/pg/sqlstate.js';
 
 export interface EngineSettings {
@@ -71,6 +72,8 @@ export type EngineEvent =
   | { type: 'lock-wait'; holder: string | undefined }
   | { type: 'lock-acquired'; waitedMs: number }
   | { type: 'found-pending'; names: string[] }
+  /** the schema did not exist: it was created for the tracking table (a new tenant schema) */
+  | { type: 'schema-created'; schema: string }
   | { type: 'already-applied'; name: string }
   | { type: 'migration-start'; name: string; transactional: boolean }
   | { type: 'migration-done'; name: string; durationMs: number }
@@ -88,6 +91,8 @@ export interface MigrateRequest {
 
 export interface MigrateReport {
   schema: string;
+  /** the schema did not exist and was created (rolled back again in a dry run) */
+  createdSchema: boolean;
   /** pending when planned under the lock (or [] when nothing was pending) */
   pending: string[];
   applied: { name: string; durationMs: number }[];
@@ -140,6 +145,10 @@ export class Migrator {
 
   /** What is applied, pending, changed or missing. Reads only; creates nothing. */
   async status(set: MigrationSet): Promise<StatusReport> {
+    return this.explained('reading the tracking table', () => this.statusOf(set));
+  }
+
+  private async statusOf(set: MigrationSet): Promise<StatusReport> {
     const ledger = await this.location();
     const rows = await readLedger(this.db, ledger);
     const p = plan(set, rows);
@@ -157,10 +166,27 @@ export class Migrator {
 
   async migrate(set: MigrationSet, req: MigrateRequest = {}): Promise<MigrateReport> {
     if (req.only && !set.migrations.some((m) => m.name === req.only)) throw new UnknownMigrationError(req.only);
+    this.phase = 'reading the tracking table';
+    return this.explained(() => this.phase, () => this.run(set, req));
+  }
+
+  /** What the engine is doing on the target, for explanations of its refusals. */
+  private phase = 'reading the tracking table';
+
+  /** Errors the target raised on the engine's own queries, explained (adapters/pg/refusals.ts). */
+  private async explained<T>(doing: string | (() => string), fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw await explainRefusal(this.db, e, typeof doing === 'string' ? doing : doing());
+    }
+  }
+
+  private async run(set: MigrationSet, req: MigrateRequest): Promise<MigrateReport> {
     this.scopeCache = {};
     const ledger = await this.location();
     const report: MigrateReport = {
-      schema: ledger.schema, pending: [], applied: [], alreadyApplied: [], skipped: [], warnings: [],
+      schema: ledger.schema, createdSchema: false, pending: [], applied: [], alreadyApplied: [], skipped: [], warnings: [],
       dryRun: !!req.dryRun, lockWaitMs: 0, interrupted: false, timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 },
     };
     const time = timer(report.timings);
@@ -168,13 +194,17 @@ export class Migrator {
     const first = this.checkedPlan(set, await time('plan', () => readLedger(this.db, ledger)));
     if (this.todo(first, req, report).length === 0 && !req.dryRun) return this.finish(report, first);
 
+    this.phase = 'taking the migration lock';
     report.lockWaitMs = await time('lock', () => this.acquire(ledger));
     try {
       if (req.dryRun) return await this.dryRun(set, ledger, req, report);
       const p = await time('plan', async () => {
-        await ensureLedger(this.db, ledger);
+        this.phase = `creating the tracking table ${ledger.schema}.${ledger.table}`;
+        this.created(report, await ensureLedger(this.db, ledger));
+        this.phase = 'reading the tracking table';
         return this.checkedPlan(set, await readLedger(this.db, ledger));
       });
+      this.phase = 'applying migrations';
       const todo = this.todo(p, req, report);
       this.warn(p, report);
       report.pending = p.pending.map((m) => m.name);
@@ -213,8 +243,9 @@ export class Migrator {
         } catch (e) {
           const failure = e instanceof GroupFailure ? e : e instanceof FlotillaError ? new GroupFailure(m.name, e) : undefined;
           if (!failure) throw e;
-          report.failed = { name: failure.migration, error: failure.error };
-          this.emit({ type: 'migration-failed', name: failure.migration, error: failure.error });
+          const error = await explainMigrationFailure(this.db, group, failure.error);
+          report.failed = { name: failure.migration, error };
+          this.emit({ type: 'migration-failed', name: failure.migration, error });
           break;
         }
       }
@@ -222,6 +253,12 @@ export class Migrator {
     } finally {
       await unlock(this.db, ledger).catch(() => {});
     }
+  }
+
+  private created(report: MigrateReport, r: { createdSchema: boolean }): void {
+    if (!r.createdSchema) return;
+    report.createdSchema = true;
+    this.emit({ type: 'schema-created', schema: report.schema });
   }
 
   private finish(report: MigrateReport, p: Plan): MigrateReport {
@@ -487,8 +524,11 @@ export class Migrator {
   private async dryRun(set: MigrationSet, ledger: LedgerLocation, req: MigrateRequest, report: MigrateReport): Promise<MigrateReport> {
     await this.db.query(`BEGIN ISOLATION LEVEL REPEATABLE READ; ${this.sessionSettings(true)}`);
     try {
-      await ensureLedger(this.db, ledger);
+      this.phase = `creating the tracking table ${ledger.schema}.${ledger.table}`;
+      this.created(report, await ensureLedger(this.db, ledger, { inTransaction: true }));
+      this.phase = 'reading the tracking table';
       const p = this.checkedPlan(set, await readLedger(this.db, ledger));
+      this.phase = 'applying migrations';
       const todo = this.todo(p, req, report);
       report.pending = p.pending.map((m) => m.name);
       this.emit({ type: 'found-pending', names: todo.map((m) => m.name) });
@@ -506,7 +546,8 @@ export class Migrator {
           await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: 0, appliedBy: this.settings.appliedBy });
           await this.db.query('RELEASE SAVEPOINT flotilla_dry_run');
         } catch (e) {
-          const error = this.asMigrationError(m, e, undefined);
+          await this.db.query('ROLLBACK TO SAVEPOINT flotilla_dry_run').catch(() => {});
+          const error = await explainMigrationFailure(this.db, [m], this.asMigrationError(m, e, undefined));
           report.failed = { name: m.name, error };
           this.emit({ type: 'migration-failed', name: m.name, error });
           break;

@@ -4,6 +4,7 @@
  */
 import { FlotillaError, EXIT_CODES } from '../core/errors.js';
 import { redactSecrets } from '../core/redact.js';
+import { explainPgError } from '../adapters/pg/sqlstate.js';
 
 export interface Output {
   json: boolean;
@@ -36,6 +37,14 @@ export function reportError(out: Output, e: unknown): number {
     return EXIT_CODES[e.kind];
   }
   const message = e instanceof Error ? e.message : String(e);
+  // a database's own refusal (privilege, read-only, lost connection) that no command explained: still not a bug
+  const x = explainPgError(e, { doing: 'this command' });
+  if (x) {
+    const code = (e as { code?: string }).code;
+    if (out.json) out.data({ error: { code: 'target_refused', kind: x.kind, reason: x.reason, message: `${x.summary}: ${message}`, hint: x.hint, pg: { code, message } } });
+    else out.error(`✗ ${x.summary}: ${message}${code ? ` (${code})` : ''}\n  ${x.hint}`);
+    return EXIT_CODES[x.kind];
+  }
   if (out.json) out.data({ error: { code: 'internal', kind: 'internal', message } });
   else out.error(`✗ unexpected error: ${message}\n  This is a bug in Flotilla; rerun with --log-level debug and report it.`);
   return 1;

@@ -83,8 +83,11 @@ export class MixedTransactionModeError extends FlotillaError {
 export class UnsupportedStatementError extends FlotillaError {
   readonly code = 'unsupported_statement';
   readonly kind = 'input';
-  constructor(readonly file: string, readonly line: number, readonly statement: string) {
-    super(`${file}:${line}: ${statement} is not allowed in a migration`, 'Flotilla owns the transaction: keep BEGIN/COMMIT or remove them, but do not ROLLBACK or PREPARE TRANSACTION.');
+  constructor(readonly file: string, readonly line: number, readonly statement: string, reason?: string) {
+    super(
+      `${file}:${line}: ${statement} is not allowed in a migration${(reason ?? STATEMENT_REASONS[statement]) ? ` (${reason ?? STATEMENT_REASONS[statement]})` : ''}`,
+      STATEMENT_HINTS[statement] ?? 'Flotilla owns the transaction: keep BEGIN/COMMIT or remove them, but do not ROLLBACK or PREPARE TRANSACTION.',
+    );
   }
 }
 
@@ -139,6 +142,15 @@ export class NotAMigrationFileError extends FlotillaError {
 function mib(bytes: number): string {
   return (bytes / 1024 / 1024).toFixed(1).replace(/\.0$/, '');
 }
+
+const STATEMENT_REASONS: Record<string, string> = {
+  'COPY FROM STDIN': 'it waits for rows sent by the client, as psql does with the lines after it; a migration runner sends none, and the data lines are not SQL',
+};
+
+const STATEMENT_HINTS: Record<string, string> = {
+  'COPY FROM STDIN':
+    'Nothing was run. Put the rows in the file as INSERT ... VALUES (pg_dump --inserts writes them so), or COPY from a file the server can read (COPY t FROM \'/path\').',
+};
 
 export class MigrationsDirError extends FlotillaError {
   readonly code = 'migrations_dir';
@@ -211,16 +223,18 @@ export class MigrationFailedError extends FlotillaError {
   constructor(
     readonly migration: string,
     readonly statement: { index: number; line: number; text: string } | undefined,
-    readonly pg: { code?: string; message: string; detail?: string; hint?: string; where?: string },
+    readonly pg: PgErrorFields,
     readonly transactional: boolean,
     kind: ErrorKind,
+    /** what to do, when the cause is known (a missing privilege, a read-only target...); the rollback sentence is kept */
+    cause?: { hint: string },
   ) {
     const at = statement ? ` at statement ${statement.index + 1} (line ${statement.line})` : '';
     super(
       `${migration} failed${at}: ${pg.code ? `ERROR ${pg.code}: ` : ''}${pg.message}`,
-      transactional
-        ? 'The migration was rolled back; nothing from this file was applied. Fix the statement and run again.'
-        : 'This file runs outside a transaction: statements before the failing one stay applied. Make them idempotent (IF NOT EXISTS) and run again.',
+      (transactional
+        ? `The migration was rolled back; nothing from this file was applied. ${cause ? '' : 'Fix the statement and run again.'}`
+        : `This file runs outside a transaction: statements before the failing one stay applied. ${cause ? '' : 'Make them idempotent (IF NOT EXISTS) and run again.'}`) + (cause?.hint ?? ''),
     );
     this.kind = kind;
   }
@@ -242,6 +256,77 @@ export class ValidationFailedError extends FlotillaError {
     return { ...super.toJSON(), migration: this.migration, issues: this.issues };
   }
 }
+
+/** Postgres error fields kept on typed errors (never the connection string). */
+export interface PgErrorFields {
+  code?: string;
+  message: string;
+  detail?: string;
+  hint?: string;
+  where?: string;
+}
+
+/**
+ * The tracking table named by --tracking-table exists but is not one Flotilla
+ * or the guide's runner wrote (TypeORM's, Laravel's, Knex's, ...). It is never
+ * altered nor read as a list of applied migrations.
+ */
+export class ForeignTrackingTableError extends FlotillaError {
+  readonly code = 'foreign_tracking_table';
+  readonly kind = 'input';
+  constructor(readonly table: string, readonly columns: string[], readonly tool: string | undefined) {
+    super(
+      `table ${table} exists but is not a Flotilla tracking table${tool ? ` (it looks like ${tool}'s)` : ''}: columns ${columns.length ? columns.join(', ') : '(none)'}`,
+      'Flotilla left it untouched. Keep Flotilla\'s applied migrations in a table of their own: pass --tracking-table flotilla_migrations (or set FLOTILLA_TRACKING_TABLE, or "trackingTable" in flotilla.config.json).' +
+        (['name', 'checksum', 'applied_at', 'duration_ms', 'applied_by'].every((c) => columns.includes(c))
+          ? ' If it is Flotilla\'s own table and a column was added to it by hand, drop that column.'
+          : ''),
+    );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), table: this.table, columns: this.columns, tool: this.tool ?? null };
+  }
+}
+
+/** --schema Acme when only acme exists: Postgres would make a twin schema "Acme" beside it. */
+export class SchemaCaseError extends FlotillaError {
+  readonly code = 'schema_case';
+  readonly kind = 'input';
+  constructor(readonly schema: string, readonly existing: string[]) {
+    super(
+      `schema "${schema}" does not exist, but ${existing.map((e) => `"${e}"`).join(' and ')} does: the names differ only by case`,
+      `Nothing was created. Pass --schema ${existing[0]} (the schema's exact name; Postgres folds unquoted names to lower case, so CREATE SCHEMA ${schema} made ${schema.toLowerCase()}). Flotilla does not create a second schema whose name differs only by case.`,
+    );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), schema: this.schema, existing: this.existing };
+  }
+}
+
+/**
+ * The target database refused Flotilla's own work because of its rules or its
+ * state (no privilege, read-only, a standby, the session terminated...). Built
+ * by adapters/pg/sqlstate.ts from the SQLSTATE; `kind` says whether a retry can help.
+ */
+export class TargetRefusedError extends FlotillaError {
+  readonly code = 'target_refused';
+  readonly kind: ErrorKind;
+  constructor(
+    readonly reason: TargetRefusal,
+    message: string,
+    hint: string,
+    kind: ErrorKind,
+    readonly pg?: PgErrorFields,
+  ) {
+    super(message, hint);
+    this.kind = kind;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), reason: this.reason, pg: this.pg };
+  }
+}
+
+export type TargetRefusal = 'privilege' | 'read_only' | 'standby' | 'terminated' | 'connection' | 'busy' | 'resources' | 'canceled' | 'refused';
 
 export function isFlotillaError(e: unknown): e is FlotillaError {
   return e instanceof FlotillaError;

@@ -65,6 +65,9 @@ export function splitStatements(sql: string): { statements: Statement[] } | { er
     // cursorPosition is a 0-based offset in characters (code points, as the server counts them),
     // not in UTF-16 units: an emoji before the error is 1 character but 2 units of a JS string
     const line = pos === undefined || pos < 0 ? 1 : lineAt(sql, Array.from(sql).slice(0, pos).join('').length);
+    // psql-style data after COPY ... FROM STDIN is not SQL: report the COPY, not a syntax error in the data
+    const copy = copyBefore(sql, line);
+    if (copy) return copy;
     const message = String(e?.sqlDetails?.message ?? e?.message ?? e);
     // no SQL error details: the WASM module aborted or the JS stack overflowed reading its tree
     const limit = !e?.sqlDetails || /memory exhausted|stack depth limit exceeded/i.test(message);
@@ -96,6 +99,16 @@ export function splitStatements(sql: string): { statements: Statement[] } | { er
     statements.push({ index, line: first, sql: text, kind, mode, label, node });
   }
   return { statements };
+}
+
+/** The statements before line `line` when the last of them is COPY ... FROM STDIN (its data lines follow). */
+function copyBefore(sql: string, line: number): { statements: Statement[] } | undefined {
+  if (line <= 1 || !/\bstdin\b/i.test(sql)) return undefined;
+  const prefix = sql.split('\n').slice(0, line - 1).join('\n');
+  const split = splitStatements(prefix);
+  if (!('statements' in split)) return undefined;
+  const last = split.statements.at(-1);
+  return last?.label === 'COPY FROM STDIN' ? split : undefined;
 }
 
 function lineAt(text: string, offset: number): number {
@@ -145,6 +158,9 @@ export function classify(kind: string, n: Node): { mode: StatementMode; label: s
       // "PREPARE" alone would read as a prepared statement (which is allowed): name the command
       return { mode: 'forbidden', label: k === 'TRANS_STMT_PREPARE' ? 'PREPARE TRANSACTION' : k.replace('TRANS_STMT_', '').replace('_', ' ') };
     }
+    case 'CopyStmt':
+      // FROM STDIN reads rows the client sends after the statement (psql sends the lines that follow it): a runner has none
+      return n.is_from && !n.filename && !n.is_program ? { mode: 'forbidden', label: 'COPY FROM STDIN' } : tx('COPY');
     case 'IndexStmt':
       return n.concurrent ? nonTx('CREATE INDEX CONCURRENTLY') : tx('CREATE INDEX');
     case 'DropStmt':

@@ -571,3 +571,32 @@ export function serverKey(databaseUrl: string): string {
   const port = url.port || url.searchParams.get('port') || '5432';
   return `${host}:${port}`;
 }
+
+/**
+ * Tenants whose database URL holds a password written literally (not a `${VAR}`
+ * placeholder): in the userinfo (`user:pw@`) or as a `password=` parameter. The
+ * caller warns: such a password is stored in the control database as written
+ * (workers read their targets from there), though never printed, logged or put in Redis.
+ */
+export function tenantsWithLiteralPassword(tenants: readonly Tenant[]): string[] {
+  const placeholder = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
+  const literal = (pw: string) => pw !== '' && !placeholder.test(pw);
+  return tenants
+    .filter((t) => {
+      // up to the last "@" before the query: passwords pasted with an unencoded "/" or "@" count too
+      const userinfo = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/(.*)@/s.exec(t.databaseUrl.split('?')[0]!)?.[1] ?? '';
+      const colon = userinfo.indexOf(':');
+      if (colon >= 0 && literal(userinfo.slice(colon + 1))) return true;
+      const query = t.databaseUrl.split('?')[1]?.split('#')[0] ?? '';
+      return query.split('&').some((p) => /^password=/i.test(p) && literal(decodeURIComponentSafe(p.slice('password='.length))));
+    })
+    .map((t) => t.id);
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}

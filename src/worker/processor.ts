@@ -129,7 +129,7 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     ms.record = performance.now() - t;
     reusable = true;
     if (checked?.error) throw new UnrecoverableError(String(checked.error.message));
-    log.info({ applied, ms: roundAll(ms) }, applied.length ? 'migrated' : 'up to date');
+    log.info({ applied, ...(report.createdSchema ? { createdSchema: report.schema } : {}), ms: roundAll(ms) }, applied.length ? 'migrated' : 'up to date');
     return { tenantId, kind: 'migrate', outcome: applied.length ? 'migrated' : 'succeeded', applied, ms: roundAll(ms) };
   } catch (e) {
     if (e instanceof DelayedError || e instanceof UnrecoverableError) throw e;

@@ -12,7 +12,8 @@ import { ConfigError, ConnectionError, FlotillaError } from '../../core/errors.j
 import { redactUrl } from '../../core/redact.js';
 import { tlsProblem } from '../../core/tls.js';
 import { parseCanary, parseCountSpec } from '../../core/rollout-plan.js';
-import { parseSelectorFlags, parseTenantRows, parseTenantsFile, scheduleProblems, selectTenants, type Tenant } from '../../core/tenants.js';
+import { parseSelectorFlags, parseTenantRows, parseTenantsFile, scheduleProblems, selectTenants, tenantsWithLiteralPassword, type Tenant } from '../../core/tenants.js';
+import { loadParser, splitStatements } from '../../core/statements.js';
 import { ControlStore, type RolloutRow, type RolloutTenantRow, type TenantState } from '../../control/store.js';
 import { createRollout } from '../../producer/rollout.js';
 import { reconcile } from '../../producer/reconcile.js';
@@ -127,6 +128,36 @@ async function openStore(settings: FleetSettings, out: Output): Promise<ControlS
   return store;
 }
 
+/**
+ * --tenants-query: one SELECT, refused before it runs when it is anything else
+ * (several statements would all run: `SELECT ...; DELETE FROM tenants`), and run
+ * in a READ ONLY transaction so a function it calls cannot write either.
+ */
+async function runTenantsQuery(store: ControlStore, sql: string): Promise<unknown[]> {
+  await loadParser();
+  const split = splitStatements(sql);
+  if ('error' in split) throw new ConfigError([`--tenants-query: SQL syntax error at line ${split.error.line}: ${split.error.message}`]);
+  const [first, ...rest] = split.statements;
+  if (!first) throw new ConfigError(['--tenants-query: no SQL statement']);
+  if (rest.length) throw new ConfigError([`--tenants-query: ${split.statements.length} statements; give exactly one SELECT (nothing was run)`]);
+  const tree = JSON.stringify(first.node);
+  if (first.kind !== 'SelectStmt' || /"(InsertStmt|UpdateStmt|DeleteStmt|MergeStmt|intoClause)"/.test(tree)) {
+    throw new ConfigError([`--tenants-query: must be a single SELECT that only reads (got ${first.label}); nothing was run`]);
+  }
+  const client = await store.pool.connect();
+  try {
+    await client.query('BEGIN TRANSACTION READ ONLY');
+    const r = await client.query(sql);
+    await client.query('COMMIT');
+    return r.rows;
+  } catch (e: any) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw new ConfigError([`--tenants-query: ${e.message}`]);
+  } finally {
+    client.release();
+  }
+}
+
 /** Tenants from the file, the query or the registry; the store is needed only for the last two. */
 async function loadTenants(o: { tenants?: string; tenantsQuery?: string; tag?: string[]; only?: string; all?: boolean }, store: ControlStore | undefined): Promise<Tenant[]> {
   let tenants: Tenant[];
@@ -143,10 +174,7 @@ async function loadTenants(o: { tenants?: string; tenantsQuery?: string; tag?: s
   } else if (!store) {
     throw new Error('loadTenants: a control store is needed without --tenants');
   } else if (o.tenantsQuery) {
-    const r = await store.pool.query(o.tenantsQuery).catch((e: any) => {
-      throw new ConfigError([`--tenants-query: ${e.message}`]);
-    });
-    tenants = parseTenantRows(r.rows);
+    tenants = parseTenantRows(await runTenantsQuery(store, o.tenantsQuery));
   } else {
     tenants = await store.registryTenants();
     if (!tenants.length) throw new ConfigError(['no tenants: pass --tenants <file> or --tenants-query <sql>']);
@@ -311,6 +339,7 @@ export async function rolloutCreate(ctx: CommandContext, o: Record<string, any>,
   const queue = openQueue(MIGRATE_QUEUE, fleet);
   try {
     const tenants = fromFile ?? (await loadTenants(o, store));
+    warnLiteralPasswords(ctx.out, tenants);
     const created = await createRollout(store, queue, {
       tenants,
       set,
@@ -342,6 +371,17 @@ export async function rolloutCreate(ctx: CommandContext, o: Record<string, any>,
     await queue.close().catch(() => {});
     await store.close();
   }
+}
+
+/** Said on stderr, never with the password: where it ends up, and the placeholder to use instead. */
+function warnLiteralPasswords(out: Output, tenants: readonly Tenant[]): void {
+  const ids = tenantsWithLiteralPassword(tenants);
+  if (!ids.length) return;
+  const shown = ids.length > 5 ? `${ids.slice(0, 5).join(', ')} and ${ids.length - 5} more` : ids.join(', ');
+  out.error(
+    `⚠ the database URL of tenant${ids.length > 1 ? 's' : ''} ${shown} holds a literal password: it is stored as written in the control database (workers read their targets there), though never printed or put in Redis. ` +
+      'Write a placeholder instead, e.g. postgres://app:${ACME_PW}@db-1:5432/acme, and set ACME_PW in the workers\' environment.',
+  );
 }
 
 export async function rolloutStatus(ctx: CommandContext, id: string): Promise<number> {
@@ -456,6 +496,7 @@ export async function scheduleAdd(ctx: CommandContext, o: Record<string, any>): 
     const registered = new Map((await store.registryTenants()).map((t) => [t.id, t]));
     for (const t of registering) registered.set(t.id, t);
     selectTenants([...registered.values()], selection);
+    warnLiteralPasswords(ctx.out, registering);
     await store.upsertTenants(registering);
     await store.saveMigrationSet(set);
     await store.saveSchedule({

@@ -141,6 +141,9 @@ function humanPrinter(ctx: CommandContext): (e: EngineEvent) => void {
       case 'found-pending':
         line(`Found ${e.names.length} pending migrations`);
         break;
+      case 'schema-created':
+        line(`+ Created schema ${e.schema} (it did not exist)`);
+        break;
       case 'already-applied':
         line(`⊘ Migration already applied: ${e.name}`);
         break;
