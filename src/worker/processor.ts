@@ -23,6 +23,7 @@ import { resolveDatabaseUrl } from '../core/tenants.js';
 import { isInsideWindow, nextWindowStart } from '../core/windows.js';
 import { connect } from '../adapters/pg/connection.js';
 import type { ConnectionCache } from '../adapters/pg/connection-cache.js';
+import { connectLockSessions } from '../adapters/pg/lock.js';
 import { postChecks } from '../adapters/pg/post-checks.js';
 import { isRetryable } from '../adapters/pg/sqlstate.js';
 import type { ClaimedJob, ControlStore } from '../control/store.js';
@@ -88,12 +89,14 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     client = deps.connections ? await deps.connections.acquire(url) : await connect(url, { applicationName: `flotilla-worker ${deps.workerId}` });
     ms.connect = performance.now() - t;
     t = performance.now();
-    const migrator = new Migrator(client, {
-      ...claim.options.engine,
-      schema: claim.tenant.schema,
-      lockWaitTimeoutMs: 0,
-      appliedBy: `worker ${deps.workerId}`,
-    });
+    // the lock session: a second connection, taken only when something is pending (adapters/pg/lock.ts)
+    const lockSessions = deps.connections ? deps.connections.lockSessions(url) : connectLockSessions(url, { applicationName: `flotilla-worker ${deps.workerId} lock` });
+    const migrator = new Migrator(
+      client,
+      { ...claim.options.engine, schema: claim.tenant.schema, lockWaitTimeoutMs: 0, appliedBy: `worker ${deps.workerId}` },
+      undefined,
+      { lockSessions },
+    );
     const report = await migrator.migrate(set, { dryRun: claim.options.dryRun, signal });
     ms.engine = performance.now() - t;
     Object.assign(ms, report.timings);

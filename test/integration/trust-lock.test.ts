@@ -1,0 +1,293 @@
+/**
+ * Issue 9, section 5: the migration lock cannot be lost. A migration's own SQL
+ * (pg_advisory_unlock_all(), DISCARD ALL, RESET ALL, SET ROLE, SET SESSION
+ * AUTHORIZATION, terminating backends) runs while a second runner is trying to
+ * get in: the second waits, then finds nothing pending; every file is applied
+ * once. Engine in-process here; the CLI at the end of the file.
+ */
+import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import type pg from 'pg';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { LockLostError } from '../../src/core/errors.js';
+import { buildMigrationSet } from '../../src/core/migration-set.js';
+import { Migrator, type EngineEvent, type MigrateReport } from '../../src/migrator.js';
+import { adminQuery, createTestDatabase, dropAllTestDatabases, type TestDatabase } from '../helpers/db.js';
+import { CLI, REPO, cleanEnv, runCli, type CliResult } from '../helpers/cli.js';
+import { migrationDir } from '../helpers/migrations.js';
+
+const clients: pg.Client[] = [];
+const roles: { role: string; db: TestDatabase }[] = [];
+const cleanups: (() => void)[] = [];
+afterEach(async () => {
+  while (clients.length) await clients.pop()!.end().catch(() => {});
+  while (cleanups.length) cleanups.pop()!();
+});
+afterAll(async () => {
+  // the roles own objects only in these databases: drop them first
+  await dropAllTestDatabases();
+  for (const { role } of roles) await adminQuery(`DROP ROLE IF EXISTS ${role}`).catch(() => {});
+});
+
+async function until(cond: () => Promise<boolean>, timeoutMs = 45_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The built CLI with its output readable while it runs. */
+function spawnCli(args: string[]): { output(): string; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return {
+    output: () => stdout,
+    done: new Promise((resolve) => child.on('close', (code) => (clearTimeout(timer), resolve({ code: code ?? -1, stdout, stderr })))),
+  };
+}
+
+async function client(db: TestDatabase): Promise<pg.Client> {
+  const c = await db.client();
+  clients.push(c);
+  return c;
+}
+
+const set = (files: Record<string, string>) => buildMigrationSet(Object.entries(files).map(([name, sql]) => ({ name, sql })));
+
+/** A role the migration switches to, allowed to create tables and write the tracking table. */
+async function switchableRole(db: TestDatabase): Promise<string> {
+  const role = `flotilla_lock_${randomBytes(4).toString('hex')}`;
+  await adminQuery(`CREATE ROLE ${role} NOLOGIN`);
+  roles.push({ role, db });
+  await db.query(`GRANT CREATE, USAGE ON SCHEMA public TO ${role}; GRANT pg_read_all_data, pg_write_all_data TO ${role}`);
+  return role;
+}
+
+async function ledger(db: TestDatabase): Promise<string[]> {
+  return (await db.query<{ name: string }>('SELECT name FROM migrations ORDER BY name')).rows.map((r) => r.name);
+}
+
+async function tables(db: TestDatabase): Promise<string[]> {
+  return (await db.query<{ t: string }>(`SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'migrations' ORDER BY 1`)).rows.map((r) => r.t);
+}
+
+/**
+ * Runner A applies `files`; once it starts `hostile`, runner B starts on its
+ * own connection. Returns both reports and B's events.
+ */
+async function race(db: TestDatabase, files: Record<string, string>, hostile: string) {
+  const s = await set(files);
+  const [a, b] = [await client(db), await client(db)];
+  let startB!: () => void;
+  const bStarts = new Promise<void>((r) => (startB = r));
+  const aEvents: EngineEvent[] = [];
+  const bEvents: EngineEvent[] = [];
+  const runA = new Migrator(a, { appliedBy: 'runner-a', lockWaitTimeoutMs: 30_000 }, (e) => {
+    aEvents.push(e);
+    if (e.type === 'migration-start' && e.name === hostile) startB();
+  }).migrate(s);
+  runA.catch(() => startB());
+  await bStarts;
+  const runB = new Migrator(b, { appliedBy: 'runner-b', lockWaitTimeoutMs: 30_000 }, (e) => bEvents.push(e)).migrate(s);
+  const [ra, rb] = await Promise.all([runA, runB]);
+  return { a: ra, b: rb, aEvents, bEvents };
+}
+
+function expectWaitedThenNothing(b: MigrateReport, bEvents: EngineEvent[]): void {
+  expect(b.failed).toBeUndefined();
+  expect(b.applied).toEqual([]);
+  expect(b.pending).toEqual([]);
+  expect(bEvents.map((e) => e.type)).toEqual(['lock-wait', 'lock-acquired', 'found-pending']);
+  expect(bEvents[2]).toMatchObject({ names: [] });
+}
+
+// the file's statements after the hostile one take a while: long enough for a second runner to get in
+const SLOW = 'SELECT pg_sleep(1);\n';
+
+describe('migration SQL cannot release or hide the lock from a second runner', () => {
+  it('SELECT pg_advisory_unlock_all() in a migration: the second runner waits, then finds nothing pending', async () => {
+    const db = await createTestDatabase('lock');
+    const files = {
+      '001_a.sql': 'CREATE TABLE a (id int);',
+      '002_unlock.sql': `SELECT pg_advisory_unlock_all();\n${SLOW}CREATE TABLE b (id int);`,
+      '003_c.sql': 'CREATE TABLE c (id int);',
+    };
+    const { a, b, bEvents } = await race(db, files, '002_unlock.sql');
+    expect(a.failed).toBeUndefined();
+    expect(a.applied.map((x) => x.name)).toEqual(Object.keys(files));
+    expectWaitedThenNothing(b, bEvents);
+    expect(await ledger(db)).toEqual(Object.keys(files));
+    expect(await tables(db)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('DISCARD ALL as a non-transactional file: the second runner waits, then finds nothing pending', async () => {
+    const db = await createTestDatabase('lock');
+    const files = {
+      '001_a.sql': 'CREATE TABLE a (id int);',
+      '002_discard.sql': 'DISCARD ALL;',
+      '003_slow.sql': `${SLOW}CREATE TABLE c (id int);`,
+    };
+    const { a, b, bEvents } = await race(db, files, '003_slow.sql');
+    expect(a.failed).toBeUndefined();
+    expect(a.applied.map((x) => x.name)).toEqual(Object.keys(files));
+    expectWaitedThenNothing(b, bEvents);
+    expect(await ledger(db)).toEqual(Object.keys(files));
+  });
+
+  it('RESET ALL in a migration: the second runner waits, then finds nothing pending', async () => {
+    const db = await createTestDatabase('lock');
+    const files = {
+      '001_reset.sql': `RESET ALL;\n${SLOW}CREATE TABLE a (id int);`,
+      '002_b.sql': 'CREATE TABLE b (id int);',
+    };
+    const { a, b, bEvents } = await race(db, files, '001_reset.sql');
+    expect(a.failed).toBeUndefined();
+    expectWaitedThenNothing(b, bEvents);
+    expect(await ledger(db)).toEqual(Object.keys(files));
+  });
+
+  it('SET ROLE (kept after the file commits) with pg_advisory_unlock_all(): the lock check still works, each file once', async () => {
+    const db = await createTestDatabase('lock');
+    const role = await switchableRole(db);
+    await new Migrator(await client(db)).migrate(await set({ '001_a.sql': 'CREATE TABLE a (id int);' }));
+    const files = {
+      '001_a.sql': 'CREATE TABLE a (id int);',
+      '002_role.sql': `SET ROLE ${role};\nSELECT pg_advisory_unlock_all();\n${SLOW}CREATE TABLE b (id int);`,
+      '003_c.sql': 'CREATE TABLE c (id int);',
+    };
+    const { a, b, bEvents } = await race(db, files, '002_role.sql');
+    expect(a.failed).toBeUndefined();
+    expect(a.applied.map((x) => x.name)).toEqual(['002_role.sql', '003_c.sql']);
+    expectWaitedThenNothing(b, bEvents);
+    expect(await ledger(db)).toEqual(Object.keys(files));
+    // the file's role stayed for the next file, as in psql: c belongs to it
+    const owner = await db.query(`SELECT tableowner FROM pg_tables WHERE tablename = 'c'`);
+    expect(owner.rows[0].tableowner).toBe(role);
+  });
+
+  it('SET SESSION AUTHORIZATION in a migration: the second runner waits, then finds nothing pending', async () => {
+    const db = await createTestDatabase('lock');
+    const role = await switchableRole(db);
+    await new Migrator(await client(db)).migrate(await set({ '001_a.sql': 'CREATE TABLE a (id int);' }));
+    const files = {
+      '001_a.sql': 'CREATE TABLE a (id int);',
+      '002_auth.sql': `SET SESSION AUTHORIZATION ${role};\nSELECT pg_advisory_unlock_all();\n${SLOW}CREATE TABLE b (id int);`,
+      '003_c.sql': 'CREATE TABLE c (id int);',
+    };
+    const { a, b, bEvents } = await race(db, files, '002_auth.sql');
+    expect(a.failed).toBeUndefined();
+    expectWaitedThenNothing(b, bEvents);
+    expect(await ledger(db)).toEqual(Object.keys(files));
+  });
+});
+
+/** Terminates every Flotilla lock holder of this database but itself, and waits until they are gone. */
+const TERMINATE = `SELECT pg_terminate_backend(pid, 5000) FROM pg_locks
+  WHERE locktype = 'advisory' AND classid = 1179405140 AND pid <> pg_backend_pid()
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database());\n`;
+
+describe('a lock session that is gone', () => {
+  it('a transactional file that terminates the lock session: rolled back, lock_lost (transient), nothing applied', async () => {
+    const db = await createTestDatabase('lock');
+    const s = await set({ '001_a.sql': 'CREATE TABLE a (id int);', '002_kill.sql': `${TERMINATE}CREATE TABLE b (id int);`, '003_c.sql': 'CREATE TABLE c (id int);' });
+    const r = await new Migrator(await client(db)).migrate(s);
+    expect(r.applied.map((x) => x.name)).toEqual(['001_a.sql']);
+    expect(r.failed?.name).toBe('002_kill.sql');
+    const e = r.failed!.error as LockLostError;
+    expect(e).toBeInstanceOf(LockLostError);
+    expect(e.kind).toBe('transient');
+    expect(e.message).toContain('rolled back');
+    expect(await ledger(db)).toEqual(['001_a.sql']);
+    expect(await tables(db)).toEqual(['a']);
+  });
+
+  it('with a second runner waiting: neither commits the file, both report lock_lost; the others apply once', async () => {
+    const db = await createTestDatabase('lock');
+    const files = { '001_a.sql': 'CREATE TABLE a (id int);', '002_kill.sql': `${TERMINATE}${SLOW}CREATE TABLE b (id int);` };
+    const { a, b } = await race(db, files, '002_kill.sql');
+    for (const r of [a, b]) {
+      expect(r.failed?.name).toBe('002_kill.sql');
+      expect(r.failed?.error).toBeInstanceOf(LockLostError);
+    }
+    expect(await ledger(db)).toEqual(['001_a.sql']);
+    expect(await tables(db)).toEqual(['a']);
+  });
+
+  it('a non-transactional file whose lock session dies during a statement: the next statement never starts, the file is not recorded', async () => {
+    const db = await createTestDatabase('lock');
+    const c = await client(db);
+    await new Migrator(c).migrate(await set({ '001_t.sql': 'CREATE TABLE t (id int);' }));
+    const s = await set({
+      '001_t.sql': 'CREATE TABLE t (id int);',
+      '002_idx.sql': 'CREATE INDEX CONCURRENTLY t_i1 ON t (id);\nCREATE INDEX CONCURRENTLY t_i2 ON t (id);',
+    });
+    // an open writer makes the first CREATE INDEX CONCURRENTLY wait
+    const writer = await client(db);
+    await writer.query('BEGIN; INSERT INTO t VALUES (1)');
+    const run = new Migrator(c).migrate(s);
+    for (let i = 0; i < 400; i++) {
+      const r = await db.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY t_i1%' AND wait_event_type = 'Lock'`);
+      if (r.rowCount) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const killed = await db.query(TERMINATE);
+    expect(killed.rowCount).toBe(1);
+    await writer.query('COMMIT');
+    const r = await run;
+    expect(r.failed?.name).toBe('002_idx.sql');
+    const e = r.failed!.error as LockLostError;
+    expect(e).toBeInstanceOf(LockLostError);
+    expect(e.transactional).toBe(false);
+    expect(e.message).toContain('stay applied');
+    expect(await ledger(db)).toEqual(['001_t.sql']);
+    const idx = await db.query(`SELECT indexname FROM pg_indexes WHERE tablename = 't' ORDER BY 1`);
+    expect(idx.rows.map((x) => x.indexname)).toEqual(['t_i1']);
+  });
+});
+
+describe('the CLI', () => {
+  it('two `flotilla pending` at once, the file calls pg_advisory_unlock_all(): the second waits and finds nothing; each file once', async () => {
+    const db = await createTestDatabase('lock');
+    await db.query('CREATE TABLE gate (id int)');
+    const dir = migrationDir({
+      '001_a.sql': 'CREATE TABLE a (id int);',
+      // after the unlock, the file waits for the test to open the gate
+      '002_unlock.sql': 'SELECT pg_advisory_unlock_all();\nLOCK TABLE gate IN SHARE MODE;\nCREATE TABLE b (id int);',
+    });
+    cleanups.push(dir.cleanup);
+    const gate = await client(db);
+    await gate.query('BEGIN; LOCK TABLE gate IN ACCESS EXCLUSIVE MODE');
+    const args = ['pending', '--dir', dir.dir, '--database-url', db.url, '--lock-timeout', '60s'];
+    const gateWaiters = async () =>
+      Number((await db.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%LOCK TABLE gate%'`)).rows[0].n);
+    const first = runCli(args);
+    await until(async () => (await gateWaiters()) === 1);
+    const second = spawnCli(args);
+    // the second is waiting for the migration lock (or, when the lock was lost, blocked at the gate too)
+    await until(async () => second.output().includes('Waiting for the migration lock') || (await gateWaiters()) === 2);
+    await gate.query('COMMIT');
+    const [one, two] = [await first, await second.done];
+    expect(one.code, one.stdout + one.stderr).toBe(0);
+    expect(two.code, two.stdout + two.stderr).toBe(0);
+    expect(one.stdout).toContain('Completed: 2 applied, 0 failed');
+    expect(two.stdout).toContain('Waiting for the migration lock');
+    expect(two.stdout).toContain('Found 0 pending migrations');
+    expect(await ledger(db)).toEqual(['001_a.sql', '002_unlock.sql']);
+  });
+
+  it('a file that terminates the lock session: exit 3, the message says the lock was lost and the file rolled back', async () => {
+    const db = await createTestDatabase('lock');
+    const dir = migrationDir({ '001_kill.sql': `${TERMINATE}CREATE TABLE b (id int);` });
+    cleanups.push(dir.cleanup);
+    const r = await runCli(['pending', '--dir', dir.dir, '--database-url', db.url]);
+    expect(r.code, r.stdout + r.stderr).toBe(3);
+    expect(r.stdout).toContain('lost the migration lock');
+    expect(r.stdout).toContain('rolled back');
+    expect(await tables(db)).toEqual([]);
+  });
+});
