@@ -165,7 +165,7 @@ export class LockLostError extends FlotillaError {
       `lost the migration lock on ${target} while applying ${migration} (the lock session${lockPid ? `, backend pid ${lockPid},` : ''} ended or no longer holds it): ${
         transactional ? 'rolled back, nothing from this file was applied' : 'stopped; statements before this point stay applied, the file is not recorded'
       }`,
-      'Run again. If it happens every time, look for what ends that session: the migration itself (pg_terminate_backend), idle_in_transaction_session_timeout or transaction_timeout set for the role, a firewall or proxy closing idle connections.',
+      'Run again. If it happens every time, look for what ends that session: the migration itself (pg_terminate_backend), an operator or a watchdog terminating idle-in-transaction sessions, a firewall or proxy closing idle connections.',
     );
   }
   override toJSON(): Record<string, unknown> {

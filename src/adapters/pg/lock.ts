@@ -143,8 +143,9 @@ export function isLockLostError(e: unknown): boolean {
 export async function tryAcquire(conn: LockConnection, l: LedgerLocation): Promise<HeldLock | undefined> {
   const key = `pg_catalog.hashtext(pg_catalog.current_database() || '/' || ${quoteLiteral(l.schema)} || '/' || ${quoteLiteral(l.table)})`;
   const results = (await conn.query(
-    // idle_in_transaction_session_timeout: the lock session is idle in its transaction for the whole run
+    // the lock session is idle in its transaction for the whole run: no idle or transaction timeout may end it
     `BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0;
+     SELECT pg_catalog.set_config('transaction_timeout', '0', true) WHERE pg_catalog.current_setting('server_version_num')::int >= 170000;
      SELECT pg_catalog.pg_try_advisory_xact_lock(${LOCK_CLASS_ID}, k.key) AS locked, pg_catalog.pg_backend_pid() AS pid, k.key,
             (SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) AS database
        FROM (SELECT ${key} AS key) k`,
