@@ -250,6 +250,16 @@ describe('a lock session that is gone', () => {
   });
 });
 
+describe('server timeouts', () => {
+  it('idle_in_transaction_session_timeout shorter than a file: the idle lock session is not ended by it', async () => {
+    const db = await createTestDatabase('lock');
+    await db.query(`ALTER DATABASE ${db.name} SET idle_in_transaction_session_timeout = '1s'`);
+    const r = await new Migrator(await client(db)).migrate(await set({ '001_slow.sql': 'SELECT pg_sleep(2.5);\nCREATE TABLE a (id int);' }));
+    expect(r.failed).toBeUndefined();
+    expect(await ledger(db)).toEqual(['001_slow.sql']);
+  });
+});
+
 describe('the CLI', () => {
   it('two `flotilla pending` at once, the file calls pg_advisory_unlock_all(): the second waits and finds nothing; each file once', async () => {
     const db = await createTestDatabase('lock');
