@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import type pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { isLockLostError, tryAcquire, type LockConnection, type LockSessions } from '../../src/adapters/pg/lock.js';
 import { LockLostError } from '../../src/core/errors.js';
 import { buildMigrationSet } from '../../src/core/migration-set.js';
 import { Migrator, type EngineEvent, type MigrateReport } from '../../src/migrator.js';
@@ -247,6 +248,50 @@ describe('a lock session that is gone', () => {
     expect(await ledger(db)).toEqual(['001_t.sql']);
     const idx = await db.query(`SELECT indexname FROM pg_indexes WHERE tablename = 't' ORDER BY 1`);
     expect(idx.rows.map((x) => x.indexname)).toEqual(['t_i1']);
+  });
+});
+
+describe('the check that goes with each COMMIT', () => {
+  it('a lock session whose client cannot report its end: the check in the COMMIT round trip still catches it', async () => {
+    const db = await createTestDatabase('lock');
+    // a port handing out plain query objects: the engine cannot see the connection end, only the server can tell
+    const opened: pg.Client[] = [];
+    const lockSessions: LockSessions = {
+      target: 'test',
+      async open() {
+        const c = await client(db);
+        opened.push(c);
+        return { processID: (c as unknown as { processID: number }).processID, query: (text: string, values?: unknown[]) => c.query(text, values) } as LockConnection;
+      },
+      release: async () => {},
+    };
+    const s = await set({ '001_a.sql': 'CREATE TABLE a (id int);', '002_kill.sql': `${TERMINATE}CREATE TABLE b (id int);` });
+    const r = await new Migrator(await client(db), {}, undefined, { lockSessions }).migrate(s);
+    expect(opened).toHaveLength(1);
+    expect(r.failed?.name).toBe('002_kill.sql');
+    expect(r.failed?.error).toBeInstanceOf(LockLostError);
+    expect(await ledger(db)).toEqual(['001_a.sql']);
+    expect(await tables(db)).toEqual(['a']);
+  });
+
+  it('checkSql passes while the lock session holds the lock, fails once it let go, whatever the checking session did to itself', async () => {
+    const db = await createTestDatabase('lock');
+    const role = await switchableRole(db);
+    const lockConn = await client(db);
+    const held = (await tryAcquire(lockConn, { schema: 'public', table: 'migrations' }))!;
+    expect(held).toBeDefined();
+    const m = await client(db);
+    // look-alikes the check must not use: a temp pg_locks that always has the row, another search_path, another role
+    await m.query(`CREATE TEMP VIEW pg_locks AS
+      SELECT locktype, database, classid, objid, objsubid, pid, granted FROM pg_catalog.pg_locks
+      UNION ALL SELECT 'advisory', (SELECT oid FROM pg_database WHERE datname = current_database()), '1179405140'::oid,
+        ((hashtext(current_database() || '/public/migrations'))::bigint & 4294967295)::oid, 2::int2, ${held.pid}, true`);
+    // pg_temp unlisted: searched before pg_catalog for relations, so an unqualified pg_locks would be the fake
+    await m.query(`SET search_path = public; SET ROLE ${role}`);
+    await expect(m.query(held.checkSql)).resolves.toBeDefined();
+    expect(await held.release()).toBe(true);
+    const e = await m.query(held.checkSql).then(() => undefined, (err: unknown) => err);
+    expect(isLockLostError(e)).toBe(true);
   });
 });
 
