@@ -110,7 +110,7 @@ export class ControlStore {
         {
           lockSessions: {
             target: targetLabel(describeUrl(this.url)),
-            open: () => this.pool.connect(),
+            open: () => this.pool.connect().catch((e) => Promise.reject(connectionError(describeUrl(this.url), e, 10_000))),
             release: async (c, clean) => (c as pg.PoolClient).release(clean ? undefined : true),
           },
         },

@@ -29,7 +29,7 @@
  */
 import pg from 'pg';
 import type { LedgerLocation } from './ledger.js';
-import { connect, describeUrl, targetLabel, type ConnectOptions, type Queryable } from './connection.js';
+import { connect, connectionError, describeUrl, targetLabel, type ConnectOptions, type Queryable } from './connection.js';
 
 export const LOCK_CLASS_ID = 1179405140;
 const KEY = `$1::int, hashtext(current_database() || '/' || $2 || '/' || $3)`;
@@ -81,7 +81,12 @@ export function siblingLockSessions(db: Queryable): LockSessions | undefined {
         connectionTimeoutMillis: p.connect_timeout ? p.connect_timeout * 1000 : 10_000,
       });
       lock.on('error', () => {});
-      await lock.connect();
+      try {
+        await lock.connect();
+      } catch (e) {
+        await lock.end().catch(() => {});
+        throw connectionError({ host: p.host, port: p.port, database: p.database, user: p.user }, e, 10_000);
+      }
       return lock;
     },
     release: async (lock) => void (await (lock as pg.Client).end().catch(() => {})),
