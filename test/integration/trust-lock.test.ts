@@ -74,27 +74,35 @@ async function ledger(db: TestDatabase): Promise<string[]> {
 }
 
 async function tables(db: TestDatabase): Promise<string[]> {
-  return (await db.query<{ t: string }>(`SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'migrations' ORDER BY 1`)).rows.map((r) => r.t);
+  return (await db.query<{ t: string }>(`SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_name NOT IN ('migrations', 'gate') ORDER BY 1`)).rows.map((r) => r.t);
+}
+
+async function gateWaiters(db: TestDatabase): Promise<number> {
+  const r = await db.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%LOCK TABLE public.gate%'`);
+  return Number(r.rows[0].n);
 }
 
 /**
- * Runner A applies `files`; once it starts `hostile`, runner B starts on its
- * own connection. Returns both reports and B's events.
+ * Runner A applies `files`, one of which waits at a gate the test holds (GATE);
+ * runner B starts once A is there. The gate opens when B waits for the lock
+ * (or, when the lock was lost, got in and is at the gate too, or is done).
  */
-async function race(db: TestDatabase, files: Record<string, string>, hostile: string) {
+async function race(db: TestDatabase, files: Record<string, string>) {
   const s = await set(files);
+  await db.query('CREATE TABLE IF NOT EXISTS public.gate (id int)');
+  const gate = await client(db);
+  await gate.query('BEGIN; LOCK TABLE public.gate IN ACCESS EXCLUSIVE MODE');
   const [a, b] = [await client(db), await client(db)];
-  let startB!: () => void;
-  const bStarts = new Promise<void>((r) => (startB = r));
   const aEvents: EngineEvent[] = [];
   const bEvents: EngineEvent[] = [];
-  const runA = new Migrator(a, { appliedBy: 'runner-a', lockWaitTimeoutMs: 30_000 }, (e) => {
-    aEvents.push(e);
-    if (e.type === 'migration-start' && e.name === hostile) startB();
-  }).migrate(s);
-  runA.catch(() => startB());
-  await bStarts;
-  const runB = new Migrator(b, { appliedBy: 'runner-b', lockWaitTimeoutMs: 30_000 }, (e) => bEvents.push(e)).migrate(s);
+  const settings = { lockWaitTimeoutMs: 60_000, lockTimeoutMs: 60_000 };
+  let aDone = false;
+  const runA = new Migrator(a, { ...settings, appliedBy: 'runner-a' }, (e) => aEvents.push(e)).migrate(s).finally(() => (aDone = true));
+  await until(async () => aDone || (await gateWaiters(db)) === 1);
+  let bDone = false;
+  const runB = new Migrator(b, { ...settings, appliedBy: 'runner-b' }, (e) => bEvents.push(e)).migrate(s).finally(() => (bDone = true));
+  await until(async () => bDone || bEvents.some((e) => e.type === 'lock-wait') || (await gateWaiters(db)) === 2);
+  await gate.query('COMMIT');
   const [ra, rb] = await Promise.all([runA, runB]);
   return { a: ra, b: rb, aEvents, bEvents };
 }
@@ -107,18 +115,18 @@ function expectWaitedThenNothing(b: MigrateReport, bEvents: EngineEvent[]): void
   expect(bEvents[2]).toMatchObject({ names: [] });
 }
 
-// the file's statements after the hostile one take a while: long enough for a second runner to get in
-const SLOW = 'SELECT pg_sleep(1);\n';
+// the file's statements after the hostile one wait at the gate the test holds, while a second runner tries to get in
+const GATE = 'LOCK TABLE public.gate IN SHARE MODE;\n';
 
 describe('migration SQL cannot release or hide the lock from a second runner', () => {
   it('SELECT pg_advisory_unlock_all() in a migration: the second runner waits, then finds nothing pending', async () => {
     const db = await createTestDatabase('lock');
     const files = {
       '001_a.sql': 'CREATE TABLE a (id int);',
-      '002_unlock.sql': `SELECT pg_advisory_unlock_all();\n${SLOW}CREATE TABLE b (id int);`,
+      '002_unlock.sql': `SELECT pg_advisory_unlock_all();\n${GATE}CREATE TABLE b (id int);`,
       '003_c.sql': 'CREATE TABLE c (id int);',
     };
-    const { a, b, bEvents } = await race(db, files, '002_unlock.sql');
+    const { a, b, bEvents } = await race(db, files);
     expect(a.failed).toBeUndefined();
     expect(a.applied.map((x) => x.name)).toEqual(Object.keys(files));
     expectWaitedThenNothing(b, bEvents);
@@ -131,9 +139,9 @@ describe('migration SQL cannot release or hide the lock from a second runner', (
     const files = {
       '001_a.sql': 'CREATE TABLE a (id int);',
       '002_discard.sql': 'DISCARD ALL;',
-      '003_slow.sql': `${SLOW}CREATE TABLE c (id int);`,
+      '003_slow.sql': `${GATE}CREATE TABLE c (id int);`,
     };
-    const { a, b, bEvents } = await race(db, files, '003_slow.sql');
+    const { a, b, bEvents } = await race(db, files);
     expect(a.failed).toBeUndefined();
     expect(a.applied.map((x) => x.name)).toEqual(Object.keys(files));
     expectWaitedThenNothing(b, bEvents);
@@ -143,10 +151,10 @@ describe('migration SQL cannot release or hide the lock from a second runner', (
   it('RESET ALL in a migration: the second runner waits, then finds nothing pending', async () => {
     const db = await createTestDatabase('lock');
     const files = {
-      '001_reset.sql': `RESET ALL;\n${SLOW}CREATE TABLE a (id int);`,
+      '001_reset.sql': `RESET ALL;\n${GATE}CREATE TABLE a (id int);`,
       '002_b.sql': 'CREATE TABLE b (id int);',
     };
-    const { a, b, bEvents } = await race(db, files, '001_reset.sql');
+    const { a, b, bEvents } = await race(db, files);
     expect(a.failed).toBeUndefined();
     expectWaitedThenNothing(b, bEvents);
     expect(await ledger(db)).toEqual(Object.keys(files));
@@ -158,10 +166,10 @@ describe('migration SQL cannot release or hide the lock from a second runner', (
     await new Migrator(await client(db)).migrate(await set({ '001_a.sql': 'CREATE TABLE a (id int);' }));
     const files = {
       '001_a.sql': 'CREATE TABLE a (id int);',
-      '002_role.sql': `SET ROLE ${role};\nSELECT pg_advisory_unlock_all();\n${SLOW}CREATE TABLE b (id int);`,
+      '002_role.sql': `SET ROLE ${role};\nSELECT pg_advisory_unlock_all();\n${GATE}CREATE TABLE b (id int);`,
       '003_c.sql': 'CREATE TABLE c (id int);',
     };
-    const { a, b, bEvents } = await race(db, files, '002_role.sql');
+    const { a, b, bEvents } = await race(db, files);
     expect(a.failed).toBeUndefined();
     expect(a.applied.map((x) => x.name)).toEqual(['002_role.sql', '003_c.sql']);
     expectWaitedThenNothing(b, bEvents);
@@ -177,10 +185,10 @@ describe('migration SQL cannot release or hide the lock from a second runner', (
     await new Migrator(await client(db)).migrate(await set({ '001_a.sql': 'CREATE TABLE a (id int);' }));
     const files = {
       '001_a.sql': 'CREATE TABLE a (id int);',
-      '002_auth.sql': `SET SESSION AUTHORIZATION ${role};\nSELECT pg_advisory_unlock_all();\n${SLOW}CREATE TABLE b (id int);`,
+      '002_auth.sql': `SET SESSION AUTHORIZATION ${role};\nSELECT pg_advisory_unlock_all();\n${GATE}CREATE TABLE b (id int);`,
       '003_c.sql': 'CREATE TABLE c (id int);',
     };
-    const { a, b, bEvents } = await race(db, files, '002_auth.sql');
+    const { a, b, bEvents } = await race(db, files);
     expect(a.failed).toBeUndefined();
     expectWaitedThenNothing(b, bEvents);
     expect(await ledger(db)).toEqual(Object.keys(files));
@@ -209,8 +217,8 @@ describe('a lock session that is gone', () => {
 
   it('with a second runner waiting: neither commits the file, both report lock_lost; the others apply once', async () => {
     const db = await createTestDatabase('lock');
-    const files = { '001_a.sql': 'CREATE TABLE a (id int);', '002_kill.sql': `${TERMINATE}${SLOW}CREATE TABLE b (id int);` };
-    const { a, b } = await race(db, files, '002_kill.sql');
+    const files = { '001_a.sql': 'CREATE TABLE a (id int);', '002_kill.sql': `${TERMINATE}${GATE}CREATE TABLE b (id int);` };
+    const { a, b } = await race(db, files);
     for (const r of [a, b]) {
       expect(r.failed?.name).toBe('002_kill.sql');
       expect(r.failed?.error).toBeInstanceOf(LockLostError);
