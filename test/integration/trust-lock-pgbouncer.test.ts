@@ -25,6 +25,7 @@ import { adminUrl, createTestDatabase, dropAllTestDatabases, type TestDatabase }
 import { runCli } from '../helpers/cli.js';
 import { migrationDir } from '../helpers/migrations.js';
 import { rejection } from '../helpers/assert.js';
+import { Fleet, trackingRows, why } from '../helpers/fleet.js';
 
 function findPgbouncer(): string | undefined {
   for (const p of ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer']) if (existsSync(p)) return p;
@@ -194,5 +195,41 @@ describe.skipIf(!BIN)('PgBouncer in front of the tenant', () => {
     expect(r.failed).toBeUndefined();
     expect(r.applied.map((a) => a.name)).toEqual(Object.keys(FILES));
     expect(await tables()).toEqual(['a', 'b', 'migrations']);
+  });
+});
+
+describe.skipIf(!BIN)('PgBouncer in front of a tenant of a rollout', () => {
+  let fleet: Fleet;
+  let bouncer: Awaited<ReturnType<typeof startPgbouncer>>;
+  beforeAll(async () => {
+    fleet = await Fleet.create();
+    // `*` forwards any database name: the fleet's tenant databases are reachable through it
+    bouncer = await startPgbouncer(fleet.control);
+    await fleet.startWorker({ concurrency: 2 });
+  }, 240_000);
+  afterAll(async () => {
+    await fleet?.cleanup();
+    await bouncer?.stop();
+  }, 120_000);
+
+  it('the worker refuses the tenant at once (not retried), the error names the host and asks for a direct URL; the direct tenant migrates', async () => {
+    const [pooled, direct] = await fleet.addTenants([{ id: 'pgb-pooled' }, { id: 'pgb-direct' }]);
+    pooled!.urlTemplate = pooled!.urlTemplate.replace(/@[^/]+\//, `@127.0.0.1:${bouncer.port}/`);
+    const dir = migrationDir(FILES);
+    try {
+      const r = await fleet.cliJson<{ state: string; tenants: { id: string; state: string; attempts: number; error: string | null }[] }>(
+        ['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([pooled!, direct!]), '--max-failures', '10', '--wait'],
+        { timeoutMs: 120_000 },
+      );
+      expect(r.code, why(r)).not.toBe(0);
+      const t = new Map(r.json.tenants.map((x) => [x.id, x]));
+      expect(t.get('pgb-pooled')).toMatchObject({ state: 'failed', attempts: 1 });
+      expect(t.get('pgb-pooled')!.error).toContain(`127.0.0.1:${bouncer.port}`);
+      expect(t.get('pgb-pooled')!.error).toContain('connection pooler');
+      expect(t.get('pgb-direct')).toMatchObject({ state: 'succeeded' });
+      expect(await trackingRows(pooled!)).toBeNull();
+    } finally {
+      dir.cleanup();
+    }
   });
 });
