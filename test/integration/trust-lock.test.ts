@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import type pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { isLockLostError, tryAcquire, type LockConnection, type LockSessions } from '../../src/adapters/pg/lock.js';
-import { LockLostError } from '../../src/core/errors.js';
+import { isLockLostError, tryAcquire, tryLock, unlock, type LockConnection, type LockSessions } from '../../src/adapters/pg/lock.js';
+import { LockLostError, LockTimeoutError } from '../../src/core/errors.js';
 import { buildMigrationSet } from '../../src/core/migration-set.js';
 import { Migrator, type EngineEvent, type MigrateReport } from '../../src/migrator.js';
 import { adminQuery, createTestDatabase, dropAllTestDatabases, type TestDatabase } from '../helpers/db.js';
@@ -300,6 +300,21 @@ describe('the check that goes with each COMMIT', () => {
     expect(await held.release()).toBe(true);
     const e = await m.query(held.checkSql).then(() => undefined, (err: unknown) => err);
     expect(isLockLostError(e)).toBe(true);
+  });
+});
+
+describe('the lock key', () => {
+  it('is the documented one: a runner holding it the old way (a session lock) keeps the engine out, whatever the schema name', async () => {
+    const db = await createTestDatabase('lock');
+    for (const schema of ['public', "it's", 'back\\slash']) {
+      const old = await client(db);
+      expect(await tryLock(old, { schema, table: 'migrations' })).toBe(true);
+      const e = await new Migrator(await client(db), { schema, lockWaitTimeoutMs: 0 })
+        .migrate(await set({ '001_a.sql': 'CREATE TABLE a (id int);' }))
+        .then(() => undefined, (err: unknown) => err);
+      expect(e, schema).toBeInstanceOf(LockTimeoutError);
+      await unlock(old, { schema, table: 'migrations' });
+    }
   });
 });
 

@@ -175,7 +175,7 @@ function checkSql(pid: number, database: number, key: number): string {
 /** A string literal that means the same whatever standard_conforming_strings says (as libpq's PQescapeLiteral). */
 export function quoteLiteral(s: string): string {
   const body = `'${s.replace(/'/g, "''").replace(/\\/g, '\\\\')}'`;
-  return s.includes('\\') ? ` E${body}` : body;
+  return s.includes('\\') ? `E${body}` : body;
 }
 
 /** The session-level form runners before the lock session took (and still conflicts with ours): for tests and tools. */
