@@ -152,22 +152,27 @@ export async function tryAcquire(conn: LockConnection, l: LedgerLocation): Promi
     `BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0;
      SELECT pg_catalog.set_config('transaction_timeout', '0', true) WHERE pg_catalog.current_setting('server_version_num')::int >= 170000;
      SELECT pg_catalog.pg_try_advisory_xact_lock(${LOCK_CLASS_ID}, k.key) AS locked, pg_catalog.pg_backend_pid() AS pid, k.key,
-            (SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) AS database
+            (SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) AS database,
+            -- this transaction's virtual id (every transaction holds a lock on its own): with the pid, names this very transaction
+            (SELECT virtualtransaction FROM pg_catalog.pg_locks WHERE locktype = 'virtualxid' AND mode = 'ExclusiveLock' AND granted
+                AND pid = pg_catalog.pg_backend_pid() LIMIT 1) AS vxid
        FROM (SELECT ${key} AS key) k`,
   )) as unknown as pg.QueryResult[] | pg.QueryResult;
   const last = Array.isArray(results) ? results[results.length - 1]! : results;
-  const row = last.rows[0] as { locked: boolean; pid: number; key: number; database: number | string };
+  const row = last.rows[0] as { locked: boolean; pid: number; key: number; database: number | string; vxid: string | null };
   if (!row.locked) {
     await conn.query('ROLLBACK');
     return undefined;
   }
-  return new HeldLock(conn, row.pid, checkSql(row.pid, Number(row.database), Number(row.key)));
+  return new HeldLock(conn, row.pid, checkSql(row.pid, row.vxid, Number(row.database), Number(row.key)));
 }
 
-function checkSql(pid: number, database: number, key: number): string {
+/** The lock row, by its holder's pid and transaction (a recycled pid in a new session is not us). */
+function checkSql(pid: number, vxid: string | null, database: number, key: number): string {
   const eq = 'OPERATOR(pg_catalog.=)';
   const oid = (n: number) => `'${n}'::pg_catalog.oid`;
   return `SELECT CAST(CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype ${eq} 'advisory' AND granted AND pid ${eq} ${pid}
+    ${vxid ? `AND virtualtransaction ${eq} ${quoteLiteral(vxid)}` : ''}
     AND database ${eq} ${oid(database)} AND classid ${eq} ${oid(LOCK_CLASS_ID)} AND objid ${eq} ${oid(key >>> 0)} AND objsubid ${eq} 2)
     THEN '1' ELSE '${LOCK_LOST_MARKER}' END AS pg_catalog.int4) AS flotilla_lock_held`;
 }
