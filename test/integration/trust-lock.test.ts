@@ -329,33 +329,35 @@ describe('server timeouts', () => {
 });
 
 describe('the CLI', () => {
-  it('two `flotilla pending` at once, the file calls pg_advisory_unlock_all(): the second waits and finds nothing; each file once', async () => {
+  const hostile: [string, (role: string) => Record<string, string>][] = [
+    ['SELECT pg_advisory_unlock_all()', () => ({ '002_x.sql': `SELECT pg_advisory_unlock_all();\n${GATE}CREATE TABLE b (id int);` })],
+    ['DISCARD ALL (a file of its own)', () => ({ '002_x.sql': 'DISCARD ALL;', '003_y.sql': `${GATE}CREATE TABLE b (id int);` })],
+    ['RESET ALL', () => ({ '002_x.sql': `RESET ALL;\n${GATE}CREATE TABLE b (id int);` })],
+    ['SET ROLE', (role) => ({ '002_x.sql': `SET ROLE ${role};\nSELECT pg_advisory_unlock_all();\n${GATE}CREATE TABLE b (id int);` })],
+    ['SET SESSION AUTHORIZATION', (role) => ({ '002_x.sql': `SET SESSION AUTHORIZATION ${role};\nSELECT pg_advisory_unlock_all();\n${GATE}CREATE TABLE b (id int);` })],
+  ];
+  it.each(hostile)('two `flotilla pending` at once, the file runs %s: the second waits and finds nothing; each file once', async (_, more) => {
     const db = await createTestDatabase('lock');
-    await db.query('CREATE TABLE gate (id int)');
-    const dir = migrationDir({
-      '001_a.sql': 'CREATE TABLE a (id int);',
-      // after the unlock, the file waits for the test to open the gate
-      '002_unlock.sql': 'SELECT pg_advisory_unlock_all();\nLOCK TABLE gate IN SHARE MODE;\nCREATE TABLE b (id int);',
-    });
+    await db.query('CREATE TABLE public.gate (id int)');
+    const files = { '001_a.sql': 'CREATE TABLE a (id int);', ...more(await switchableRole(db)) };
+    const dir = migrationDir(files);
     cleanups.push(dir.cleanup);
     const gate = await client(db);
-    await gate.query('BEGIN; LOCK TABLE gate IN ACCESS EXCLUSIVE MODE');
+    await gate.query('BEGIN; LOCK TABLE public.gate IN ACCESS EXCLUSIVE MODE');
     const args = ['pending', '--dir', dir.dir, '--database-url', db.url, '--lock-timeout', '60s'];
-    const gateWaiters = async () =>
-      Number((await db.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%LOCK TABLE gate%'`)).rows[0].n);
     const first = runCli(args);
-    await until(async () => (await gateWaiters()) === 1);
+    await until(async () => (await gateWaiters(db)) === 1);
     const second = spawnCli(args);
     // the second is waiting for the migration lock (or, when the lock was lost, blocked at the gate too)
-    await until(async () => second.output().includes('Waiting for the migration lock') || (await gateWaiters()) === 2);
+    await until(async () => second.output().includes('Waiting for the migration lock') || (await gateWaiters(db)) === 2);
     await gate.query('COMMIT');
     const [one, two] = [await first, await second.done];
     expect(one.code, one.stdout + one.stderr).toBe(0);
     expect(two.code, two.stdout + two.stderr).toBe(0);
-    expect(one.stdout).toContain('Completed: 2 applied, 0 failed');
+    expect(one.stdout).toContain(`Completed: ${Object.keys(files).length} applied, 0 failed`);
     expect(two.stdout).toContain('Waiting for the migration lock');
     expect(two.stdout).toContain('Found 0 pending migrations');
-    expect(await ledger(db)).toEqual(['001_a.sql', '002_unlock.sql']);
+    expect(await ledger(db)).toEqual(Object.keys(files));
   });
 
   it('a file that terminates the lock session: exit 3, the message says the lock was lost and the file rolled back', async () => {
