@@ -3,11 +3,13 @@
  * fleet workers and dry runs alike.
  *
  *   read ledger -> plan -> (nothing pending? done: one query, no lock)
- *   -> advisory lock -> ensure ledger -> re-read and re-plan under the lock
+ *   -> advisory lock, on a lock session of its own (adapters/pg/lock.ts)
+ *   -> ensure ledger -> re-read and re-plan under the lock
  *   -> for each pending file, in its own transaction owned by the engine:
- *        snapshot -> statements -> snapshot -> diff -> tracking row -> COMMIT
- *      (a validation failure or any error rolls the whole file back)
- *   -> unlock
+ *        snapshot -> statements -> snapshot -> diff -> tracking row
+ *        -> "lock still held?" + COMMIT (one round trip)
+ *      (a validation failure, a lost lock or any error rolls the whole file back)
+ *   -> unlock (the lock session ends its transaction)
  *
  * Files made only of non-transactional statements (CREATE INDEX CONCURRENTLY,
  * VACUUM, ...) run statement by statement outside a transaction; the tracking
@@ -17,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import {
   ChangedMigrationError,
   FlotillaError,
+  LockLostError,
   LockTimeoutError,
   MigrationFailedError,
   UnknownMigrationError,
@@ -28,7 +31,8 @@ import type { Statement } from './core/statements.js';
 import { DEFAULT_VALIDATION_OPTIONS, diffSnapshots, type Snapshot, type ValidationOptions } from './core/validation.js';
 import { quoteIdent, type Queryable } from './adapters/pg/connection.js';
 import { ensureLedger, readLedger, recordApplied, type LedgerLocation } from './adapters/pg/ledger.js';
-import { lockHolder, tryLock, unlock } from './adapters/pg/lock.js';
+import { isLockLostError, lockHolder, siblingLockSessions, tryAcquire, type HeldLock, type LockSessions } from './adapters/pg/lock.js';
+import { assertSessionsKept } from './adapters/pg/pooler.js';
 import { rowCountScope, type RowScopeCache } from './adapters/pg/row-scope.js';
 import { invalidIndexes, takeSnapshot, type SnapshotScope } from './adapters/pg/snapshot.js';
 import { explainMigrationFailure, explainRefusal } from './adapters/pg/refusals.js';
@@ -130,17 +134,34 @@ export interface StatusReport {
 
 type Emit = (e: EngineEvent) => void;
 
+export interface MigratorPorts {
+  /**
+   * Where the lock session comes from: a second connection to the same
+   * database that runs no migration SQL. Default for a pg.Client: a second
+   * client with the same connection parameters, opened only when something is
+   * pending.
+   */
+  lockSessions?: LockSessions;
+}
+
 export class Migrator {
   private readonly settings: EngineSettings;
   /** event triggers seen by this run (adapters/pg/row-scope.ts) */
   private scopeCache: RowScopeCache = {};
+  private readonly lockSessions: LockSessions;
+  /** the migration lock while migrate() holds it */
+  private held: HeldLock | undefined;
   constructor(
     private readonly db: Queryable,
     settings: Partial<EngineSettings> = {},
     private readonly emit: Emit = () => {},
+    ports: MigratorPorts = {},
   ) {
     this.settings = { ...DEFAULT_ENGINE_SETTINGS, ...settings };
     if (!this.settings.trackingTable) throw new Error('Migrator: trackingTable must not be empty');
+    const lockSessions = ports.lockSessions ?? siblingLockSessions(db);
+    if (!lockSessions) throw new Error('Migrator: pass ports.lockSessions (a second connection for the migration lock) when db is not a pg.Client');
+    this.lockSessions = lockSessions;
   }
 
   /** What is applied, pending, changed or missing. Reads only; creates nothing. */
@@ -251,7 +272,7 @@ export class Migrator {
       }
       return report;
     } finally {
-      await unlock(this.db, ledger).catch(() => {});
+      await this.releaseLock();
     }
   }
 
@@ -300,25 +321,84 @@ export class Migrator {
     return { schema, table: this.settings.trackingTable };
   }
 
-  /** Take the advisory lock, polling (see adapters/pg/lock.ts for why not blocking). */
+  /**
+   * Open the lock session and take the advisory lock on it, polling (see
+   * adapters/pg/lock.ts for why not blocking). A pooler that does not keep
+   * sessions is refused first (adapters/pg/pooler.ts).
+   */
   private async acquire(ledger: LedgerLocation): Promise<number> {
     const started = performance.now();
-    if (await tryLock(this.db, ledger)) return 0;
-    const holder = await lockHolder(this.db, ledger).catch(() => undefined);
-    if (this.settings.lockWaitTimeoutMs <= 0) throw new LockTimeoutError(`${ledger.schema}.${ledger.table}`, 0, holder);
-    this.emit({ type: 'lock-wait', holder });
-    let delay = 50;
-    for (;;) {
-      const waited = performance.now() - started;
-      if (waited >= this.settings.lockWaitTimeoutMs) throw new LockTimeoutError(`${ledger.schema}.${ledger.table}`, Math.round(waited), holder);
-      await sleep(Math.min(delay, this.settings.lockWaitTimeoutMs - waited) * (0.75 + Math.random() * 0.5));
-      delay = Math.min(delay * 2, 1000);
-      if (await tryLock(this.db, ledger)) {
-        const waitedMs = Math.round(performance.now() - started);
+    const where = `${ledger.schema}.${ledger.table}`;
+    const conn = await this.lockSessions.open();
+    try {
+      await assertSessionsKept(this.db, conn, this.lockSessions.target);
+      let held = await tryAcquire(conn, ledger);
+      let waitedMs = 0;
+      if (!held) {
+        const holder = await lockHolder(conn, ledger).catch(() => undefined);
+        if (this.settings.lockWaitTimeoutMs <= 0) throw new LockTimeoutError(where, 0, holder);
+        this.emit({ type: 'lock-wait', holder });
+        let delay = 50;
+        while (!held) {
+          const waited = performance.now() - started;
+          if (waited >= this.settings.lockWaitTimeoutMs) throw new LockTimeoutError(where, Math.round(waited), holder);
+          await sleep(Math.min(delay, this.settings.lockWaitTimeoutMs - waited) * (0.75 + Math.random() * 0.5));
+          delay = Math.min(delay * 2, 1000);
+          held = await tryAcquire(conn, ledger);
+        }
+        waitedMs = Math.round(performance.now() - started);
         this.emit({ type: 'lock-acquired', waitedMs });
-        return waitedMs;
       }
+      this.held = held;
+      return waitedMs;
+    } catch (e) {
+      // a lock that was busy left the session clean (rolled back): a cache may keep it
+      await this.lockSessions.release(conn, e instanceof LockTimeoutError).catch(() => {});
+      throw e;
     }
+  }
+
+  private async releaseLock(): Promise<void> {
+    const held = this.held;
+    this.held = undefined;
+    if (!held) return;
+    const clean = await held.release();
+    await this.lockSessions.release(held.conn, clean).catch(() => {});
+  }
+
+  /**
+   * COMMIT the open transaction in one round trip with the check that the lock
+   * session still holds the lock: when it does not, the check fails, the
+   * COMMIT is skipped and the caller rolls back.
+   */
+  private async commit(migration: string): Promise<void> {
+    const held = this.heldLock(migration, true);
+    try {
+      await this.db.query(`${held.checkSql}; COMMIT`);
+    } catch (e) {
+      throw isLockLostError(e) ? this.lockLost(migration, true) : e;
+    }
+  }
+
+  /** Outside a transaction (non-transactional files): is the lock still ours? A round trip of its own. */
+  private async assertHeld(migration: string): Promise<void> {
+    const held = this.heldLock(migration, false);
+    try {
+      await this.db.query(held.checkSql);
+    } catch (e) {
+      throw isLockLostError(e) ? this.lockLost(migration, false) : e;
+    }
+  }
+
+  private heldLock(migration: string, transactional: boolean): HeldLock {
+    const held = this.held;
+    if (!held) throw new Error('Migrator: commit without the migration lock');
+    if (held.lost) throw this.lockLost(migration, transactional);
+    return held;
+  }
+
+  private lockLost(migration: string, transactional: boolean): LockLostError {
+    return new LockLostError(this.lockSessions.target, migration, this.held?.pid, transactional);
   }
 
   private validationFor(m: Migration): { enabled: boolean; options: ValidationOptions } {
@@ -359,7 +439,7 @@ export class Migrator {
       after = await this.runInOpenTransaction(m, ledger, req, v, time, structureOnly, true);
       await time('ledger', async () => {
         await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: Math.round(performance.now() - started), appliedBy: this.settings.appliedBy });
-        await this.db.query('COMMIT');
+        await this.commit(m.name);
       });
     } catch (e) {
       await this.db.query('ROLLBACK').catch(() => {});
@@ -391,7 +471,7 @@ export class Migrator {
         await time('ledger', () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy }));
         done.push({ name: m.name, durationMs });
       }
-      await time('ledger', () => this.db.query('COMMIT'));
+      await time('ledger', () => this.commit(current.name));
       return done;
     } catch (e) {
       await this.db.query('ROLLBACK').catch(() => {});
@@ -504,6 +584,8 @@ export class Migrator {
       }, false, 'migration');
     }
     for (const s of m.statements) {
+      // each statement commits on its own: none starts once the lock is gone
+      await this.assertHeld(m.name);
       try {
         await this.db.query(s.sql);
       } catch (e) {
@@ -516,7 +598,15 @@ export class Migrator {
       }
     }
     const durationMs = Math.round(performance.now() - started);
-    await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy });
+    // the tracking row commits only while the lock is held
+    await this.db.query('BEGIN');
+    try {
+      await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy });
+      await this.commit(m.name);
+    } catch (e) {
+      await this.db.query('ROLLBACK').catch(() => {});
+      throw e instanceof LockLostError ? this.lockLost(m.name, false) : e;
+    }
     return durationMs;
   }
 

@@ -16,7 +16,7 @@ import { serverKey } from '../core/tenants.js';
 import { isInsideWindow, nextWindowStart } from '../core/windows.js';
 import type { Target } from '../core/frozen.js';
 import { DISPATCH_WINDOW, type RolloutOptions, type WaveAssignment } from '../core/rollout-plan.js';
-import { connectionError, describeUrl, pgConfig, serverRefusedTls, type SslMode } from '../adapters/pg/connection.js';
+import { connectionError, describeUrl, pgConfig, serverRefusedTls, targetLabel, type SslMode } from '../adapters/pg/connection.js';
 import { ConnectionError } from '../core/errors.js';
 import { CONTROL_MIGRATIONS, CONTROL_SCHEMA, CONTROL_TRACKING_TABLE } from './schema.js';
 import { ControlRetrier, retryingPool, type ControlRetry } from './pool.js';
@@ -116,13 +116,19 @@ export class ControlStore {
       if (await this.schemaIsCurrent(client)) return;
       // our own SQL: run as written, no parser (a worker's memory stays small)
       const set = trustedMigrationSet(CONTROL_MIGRATIONS);
-      const report = await new Migrator(client, {
-        schema: CONTROL_SCHEMA,
-        trackingTable: CONTROL_TRACKING_TABLE,
-        validate: false,
-        appliedBy: 'flotilla-control',
-        lockWaitTimeoutMs: 60_000,
-      }).migrate(set);
+      const report = await new Migrator(
+        client,
+        { schema: CONTROL_SCHEMA, trackingTable: CONTROL_TRACKING_TABLE, validate: false, appliedBy: 'flotilla-control', lockWaitTimeoutMs: 60_000 },
+        undefined,
+        // the migration lock on a second pooled connection (adapters/pg/lock.ts)
+        {
+          lockSessions: {
+            target: targetLabel(describeUrl(this.url)),
+            open: () => this.pool.connect().catch((e) => Promise.reject(connectionError(describeUrl(this.url), e, 10_000))),
+            release: async (c, clean) => (c as pg.PoolClient).release(clean ? undefined : true),
+          },
+        },
+      ).migrate(set);
       if (report.failed) throw report.failed.error;
     } finally {
       client.release();

@@ -216,6 +216,39 @@ export class LockTimeoutError extends FlotillaError {
   }
 }
 
+/**
+ * The lock session stopped holding the migration lock before a COMMIT (it was
+ * terminated, its connection dropped, or a server timeout ended it): the file
+ * is rolled back (a non-transactional file stops before its next statement).
+ */
+export class LockLostError extends FlotillaError {
+  readonly code = 'lock_lost';
+  readonly kind = 'transient';
+  constructor(readonly target: string, readonly migration: string, readonly lockPid: number | undefined, readonly transactional: boolean) {
+    super(
+      `lost the migration lock on ${target} while applying ${migration} (the lock session${lockPid ? `, backend pid ${lockPid},` : ''} ended or no longer holds it): ${
+        transactional ? 'rolled back, nothing from this file was applied' : 'stopped; statements before this point stay applied, the file is not recorded'
+      }`,
+      'Run again. If it happens every time, look for what ends that session: the migration itself (pg_terminate_backend), an operator or a watchdog terminating idle-in-transaction sessions, a firewall or proxy closing idle connections.',
+    );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), migration: this.migration, transactional: this.transactional };
+  }
+}
+
+/** The URL reaches PostgreSQL through a pooler that does not keep a session per connection (PgBouncer pool_mode=transaction/statement). */
+export class SessionPoolerError extends FlotillaError {
+  readonly code = 'session_pooler';
+  readonly kind = 'input';
+  constructor(readonly target: string, readonly evidence: string) {
+    super(
+      `${target} is behind a connection pooler that does not keep one server session per connection (${evidence}); Flotilla refuses it: its migration lock and session settings need a real session`,
+      'Use a direct connection URL to PostgreSQL for migrations (or a PgBouncer pool with pool_mode = session); nothing was changed. See docs/operations.md, "Connection poolers".',
+    );
+  }
+}
+
 /** Postgres rejected a statement of a migration. */
 export class MigrationFailedError extends FlotillaError {
   readonly code = 'migration_failed';

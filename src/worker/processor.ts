@@ -27,6 +27,7 @@ import { appliedByRollout, rolloutAppliedBy } from '../core/rollout-applied.js';
 import { ControlUnavailableError } from '../control/pool.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import type { ConnectionCache } from '../adapters/pg/connection-cache.js';
+import { connectLockSessions } from '../adapters/pg/lock.js';
 import { postChecks } from '../adapters/pg/post-checks.js';
 import { isRetryable } from '../adapters/pg/sqlstate.js';
 import type { ClaimedJob, ControlStore } from '../control/store.js';
@@ -94,12 +95,14 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     client = deps.connections ? await deps.connections.acquire(url) : await connect(url, { applicationName: `flotilla-worker ${deps.workerId}` });
     ms.connect = performance.now() - t;
     t = performance.now();
-    const migrator = new Migrator(client, {
-      ...claim.options.engine,
-      schema: claim.tenant.schema,
-      lockWaitTimeoutMs: 0,
-      appliedBy: rolloutAppliedBy(deps.workerId, rolloutId),
-    });
+    // the lock session: a second connection, taken only when something is pending (adapters/pg/lock.ts)
+    const lockSessions = deps.connections ? deps.connections.lockSessions(url) : connectLockSessions(url, { applicationName: `flotilla-worker ${deps.workerId} lock` });
+    const migrator = new Migrator(
+      client,
+      { ...claim.options.engine, schema: claim.tenant.schema, lockWaitTimeoutMs: 0, appliedBy: rolloutAppliedBy(deps.workerId, rolloutId) },
+      undefined,
+      { lockSessions },
+    );
     const report = await migrator.migrate(set, { dryRun: claim.options.dryRun, signal });
     schema = report.schema;
     ms.engine = performance.now() - t;

@@ -3,15 +3,19 @@
  * tenants share a database, and opening a connection (a server process fork,
  * authentication, TLS) costs more than a no-op tenant's whole check.
  *
- * Not a shared pool: a client belongs to one job at a time (session advisory
- * locks stack per connection, see lock.ts). On release it is reset with
- * DISCARD ALL (settings, search_path, advisory locks, temp tables: the next
- * job sees a fresh session) or closed when that fails or the job's error was
+ * Not a shared pool: a client belongs to one job at a time. A job takes two
+ * for a tenant that has something pending: its migration session and its lock
+ * session (lock.ts), both from here. On release a migration session is reset
+ * with DISCARD ALL (settings, role, search_path, advisory locks, temp tables:
+ * whatever the migration SQL did, the next job sees a fresh session); a lock
+ * session that ended its transaction ran nothing else and goes back as is.
+ * A client is closed instead when the reset fails or the job's error was
  * about the connection. Idle clients close after `idleMs`; at most `maxIdle`
  * are kept (the oldest go first), so a worker never hoards connections.
  */
 import type pg from 'pg';
-import { connect, type ConnectOptions } from './connection.js';
+import { connect, describeUrl, targetLabel, type ConnectOptions } from './connection.js';
+import type { LockSessions } from './lock.js';
 
 interface Idle {
   client: pg.Client;
@@ -42,11 +46,11 @@ export class ConnectionCache {
     return client;
   }
 
-  /** Give a client back: `reusable` false (or a failed reset) closes it. */
-  async release(url: string, client: pg.Client, reusable: boolean): Promise<void> {
+  /** Give a client back: `reusable` false (or a failed reset) closes it; `reset` false: it is known clean (a lock session). */
+  async release(url: string, client: pg.Client, reusable: boolean, reset = true): Promise<void> {
     if (!reusable || this.dead.has(client) || (this.options.maxIdle ?? 8) <= 0) return void (await client.end().catch(() => {}));
     try {
-      await client.query('DISCARD ALL');
+      if (reset) await client.query('DISCARD ALL');
     } catch {
       return void (await client.end().catch(() => {}));
     }
@@ -60,6 +64,15 @@ export class ConnectionCache {
     list.push(entry);
     this.idleCount++;
     while (this.idleCount > (this.options.maxIdle ?? 8)) this.evictOldest();
+  }
+
+  /** The engine's lock sessions for `url`, from this cache (a job's migration session comes from `acquire`). */
+  lockSessions(url: string): LockSessions {
+    return {
+      target: targetLabel(describeUrl(url)),
+      open: () => this.acquire(url),
+      release: (c, clean) => this.release(url, c as pg.Client, clean, false),
+    };
   }
 
   async close(): Promise<void> {

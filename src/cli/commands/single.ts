@@ -8,9 +8,10 @@ import type pg from 'pg';
 import { engineSettings, requireDatabaseUrl, type Config } from '../../config.js';
 import { loadMigrationDir } from '../../adapters/fs-source.js';
 import { connect } from '../../adapters/pg/connection.js';
+import { connectLockSessions } from '../../adapters/pg/lock.js';
 import type { MigrationSet } from '../../core/migration-set.js';
 import { MigrationFailedError, ValidationFailedError, EXIT_CODES, type FlotillaError } from '../../core/errors.js';
-import { Migrator, type EngineEvent, type MigrateReport, type StatusReport } from '../../migrator.js';
+import { Migrator, type EngineEvent, type MigrateReport, type MigratorPorts, type StatusReport } from '../../migrator.js';
 import type { Logger } from '../../logger.js';
 import type { Output } from '../output.js';
 
@@ -28,10 +29,12 @@ export function cliIdentity(): string {
   return `cli ${user}@${hostname()}`;
 }
 
-async function withDatabase<T>(ctx: CommandContext, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = await connect(requireDatabaseUrl(ctx.config), { applicationName: 'flotilla-cli' });
+/** The migration session, and where its lock session comes from (a second connection, opened only to migrate). */
+async function withDatabase<T>(ctx: CommandContext, fn: (client: pg.Client, ports: MigratorPorts) => Promise<T>): Promise<T> {
+  const url = requireDatabaseUrl(ctx.config);
+  const client = await connect(url, { applicationName: 'flotilla-cli' });
   try {
-    return await fn(client);
+    return await fn(client, { lockSessions: connectLockSessions(url, { applicationName: 'flotilla-cli lock' }) });
   } finally {
     await client.end().catch(() => {});
   }
@@ -59,7 +62,7 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
 
 export async function statusCommand(ctx: CommandContext): Promise<number> {
   const set = await loadMigrationDir(ctx.config.dir);
-  const report = await withDatabase(ctx, (c) => new Migrator(c, engineSettings(ctx.config, cliIdentity())).status(set));
+  const report = await withDatabase(ctx, (c, ports) => new Migrator(c, engineSettings(ctx.config, cliIdentity()), undefined, ports).status(set));
   if (ctx.out.json) ctx.out.data(report);
   else printStatus(ctx.out, report);
   return 0;
@@ -107,7 +110,7 @@ export async function runCommand(ctx: CommandContext, name: string, opts: { dryR
 async function applyCommand(ctx: CommandContext, req: { only?: string; dryRun?: boolean }): Promise<number> {
   const set: MigrationSet = await loadMigrationDir(ctx.config.dir);
   const print = ctx.out.json ? (e: EngineEvent) => logEvent(ctx.logger, e) : humanPrinter(ctx);
-  const report = await withDatabase(ctx, (c) => new Migrator(c, engineSettings(ctx.config, cliIdentity()), print).migrate(set, req));
+  const report = await withDatabase(ctx, (c, ports) => new Migrator(c, engineSettings(ctx.config, cliIdentity()), print, ports).migrate(set, req));
   if (ctx.out.json) {
     ctx.out.data(report);
   } else if (!(req.only && report.alreadyApplied.length)) {
