@@ -30,6 +30,7 @@ import { quoteIdent, type Queryable } from './adapters/pg/connection.js';
 import { ensureLedger, readLedger, recordApplied, type LedgerLocation } from './adapters/pg/ledger.js';
 import { lockHolder, tryLock, unlock } from './adapters/pg/lock.js';
 import { rowCountScope, type RowScopeCache } from './adapters/pg/row-scope.js';
+import { restoreInitiallyDeferred } from './adapters/pg/deferred.js';
 import { invalidIndexes, takeSnapshot, type SnapshotScope } from './adapters/pg/snapshot.js';
 import { isRetryable } from './adapters/pg/sqlstate.js';
 
@@ -364,7 +365,7 @@ export class Migrator {
    */
   private async runInOpenTransaction(
     m: Migration, ledger: LedgerLocation, req: MigrateRequest, v: { enabled: boolean; options: ValidationOptions }, time: Time, previous?: Checkpoint,
-    /** `previous` was taken in an earlier, committed transaction: usable only if neither counts rows */
+    /** `previous` was taken in an earlier, committed transaction (usable only if neither counts rows); this file's transaction ends with it */
     acrossTransactions = false,
   ): Promise<Checkpoint | undefined> {
     const before = !v.enabled
@@ -376,11 +377,20 @@ export class Migrator {
           const scope = { ...this.snapshotScope(ledger), count };
           return { scope, snapshot: await takeSnapshot(this.db, scope) };
         });
-    await time('apply', () => this.execAll(m, req));
-    if (!before) return undefined;
+    await time('apply', async () => {
+      await this.execAll(m, req);
+      // deferred triggers fire now, not at COMMIT after the snapshot (adapters/pg/deferred.ts)
+      await this.db.query('SET CONSTRAINTS ALL IMMEDIATE').catch((e) => {
+        throw this.asMigrationError(m, e, undefined);
+      });
+    });
+    // other files follow in this transaction: give them the INITIALLY DEFERRED defaults back
+    const restore = () => (acrossTransactions ? Promise.resolve() : time('apply', () => restoreInitiallyDeferred(this.db)));
+    if (!before) return restore().then(() => undefined);
     const after = await time('validation', () => takeSnapshot(this.db, before.scope));
     const result = diffSnapshots(before.snapshot, after, v.options);
     if (!result.valid) throw new ValidationFailedError(m.name, result.issues);
+    await restore();
     return { scope: before.scope, snapshot: after };
   }
 
