@@ -374,7 +374,8 @@ export class Migrator {
           // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts)
           const count = v.options.allowRowChanges ? [] : await rowCountScope(this.db, m.effects, this.scopeCache);
           if (previous && (acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count))) return previous;
-          const scope = { ...this.snapshotScope(ledger), count };
+          // counting every table means every schema: code we could not see through may write outside --schema
+          const scope = { ...this.snapshotScope(ledger), count, ...(count === undefined ? { schemas: [] } : {}) };
           return { scope, snapshot: await takeSnapshot(this.db, scope) };
         });
     await time('apply', async () => {

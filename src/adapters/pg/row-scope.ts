@@ -2,28 +2,59 @@
  * Which tables the validator must count for one migration, resolved inside the
  * migration's transaction (so against the catalog it will run on):
  *
- *   the file's write targets (core/effects.ts), resolved through search_path
+ *   the file's write targets (core/effects.ts), resolved in every schema of
+ *     the search_path and of the paths the file sets (not only the first
+ *     match: DDL or a path change may make another one the target); in every
+ *     schema when the file changes name resolution in a way we cannot read
  *   + every table referencing them by foreign key, transitively (ON DELETE
  *     CASCADE deletes rows there; SET NULL updates fire their triggers)
  *   + partitions and inheritance parents and children (a parent's count(*)
  *     includes its children)
- *   -> count every table instead when any of those tables has a user trigger,
- *      a rule, or a default or constraint calling a user-defined function, a
- *      target is a view, the file calls a user-defined function,
- *      defines code that its own DML could run, or the database has an enabled
- *      event trigger (it fires on DDL and may write anywhere).
+ *   -> count every table instead when user code could run: a written table has
+ *      a user trigger or a rule; any relation the file names (read, written or
+ *      altered; views expanded to what they read) has a view body, default,
+ *      constraint, index expression or operator class, policy or statistics
+ *      object using a user-defined function or operator, is a foreign table,
+ *      or has a column of a type with user code; a target is a view; the file
+ *      uses a user-defined function, operator or operator class by name, a type
+ *      with user code (a domain whose CHECK calls one, a base or range type, an
+ *      enum with user operators or casts), a type a user-defined cast
+ *      converts; defines code that its own statements could run; or the
+ *      database has an enabled event trigger (it fires on DDL and may write
+ *      anywhere). "User-defined" is anything outside pg_catalog and
+ *      information_schema: extensions included.
  *
  * Returns the "schema.table" names to count ([] = none), or undefined for
  * "every table". Exact where it matters, cheap where nothing can change.
  */
-import { changesAnyRows, type RowEffects } from '../../core/effects.js';
-import { quoteIdent, type Queryable } from './connection.js';
+import { changesAnyRows, type RelationRef, type RowEffects } from '../../core/effects.js';
+import type { Queryable } from './connection.js';
 
 const EVENT_TRIGGERS = `EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled <> 'D')`;
+const SYSTEM = `('pg_catalog', 'information_schema')`;
+const USER_PROC = (oid: string) => `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND n.nspname NOT IN ${SYSTEM})`;
+const USER_OPERATOR = (oid: string) =>
+  `EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR ${USER_PROC('o.oprcode')}))`;
+/** the catalog object (class, oid) uses a user-defined function or operator (built-ins are pinned: never recorded in pg_depend) */
+const USES_CODE = (cls: string, oid: string) => `EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${cls}'::regclass AND d.objid = ${oid}
+    AND ((d.refclassid = 'pg_proc'::regclass AND ${USER_PROC('d.refobjid')}) OR (d.refclassid = 'pg_operator'::regclass AND ${USER_OPERATOR('d.refobjid')})))`;
 
+/*
+ * $1 write targets, $2 relations named, both as (schema or '', name) pairs flattened "schema\x1fname";
+ * $3 functions, $4 operators, $5 operator classes, $6 types; $7 schemas the file adds to its path; $8 every schema
+ */
 const SCOPE_SQL = `
-WITH RECURSIVE targets AS (
-  SELECT c.oid, c.relkind FROM unnest($1::text[]) AS x(name) JOIN pg_class c ON c.oid = to_regclass(x.name)
+WITH RECURSIVE path AS (
+  SELECT n.oid FROM pg_namespace n
+   WHERE n.nspname = ANY (current_schemas(true) || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($7::text[]) s))
+), named(kind, schema, name) AS (
+  SELECT 'w', split_part(x, chr(31), 1), split_part(x, chr(31), 2) FROM unnest($1::text[]) x
+  UNION ALL SELECT 'r', split_part(x, chr(31), 1), split_part(x, chr(31), 2) FROM unnest($2::text[]) x
+), resolved AS (
+  SELECT nm.kind, c.oid, c.relkind FROM named nm JOIN pg_class c ON c.relname = nm.name JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE CASE WHEN nm.schema <> '' THEN n.nspname = nm.schema ELSE $8 OR c.relnamespace IN (SELECT oid FROM path) END
+), targets AS (
+  SELECT oid, relkind FROM resolved WHERE kind = 'w'
 ), closure(oid) AS (
   SELECT oid FROM targets
   UNION
@@ -32,6 +63,24 @@ WITH RECURSIVE targets AS (
     UNION ALL SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = cl.oid
     UNION ALL SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = cl.oid
   ) s
+), rels(oid) AS (
+  -- everything named or written, an index's table, and what views read, transitively
+  SELECT oid FROM resolved UNION SELECT oid FROM closure
+  UNION SELECT i.indrelid FROM resolved r JOIN pg_index i ON i.indexrelid = r.oid
+  UNION
+  SELECT d.refobjid FROM rels r JOIN pg_rewrite w ON w.ev_class = r.oid AND w.rulename = '_RETURN'
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
+   WHERE d.refobjid <> r.oid
+), types(oid) AS (
+  SELECT t.oid FROM pg_type t WHERE t.typname = ANY($6::text[])
+  UNION SELECT a.atttypid FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+  UNION
+  SELECT x.oid FROM types ty JOIN pg_type t ON t.oid = ty.oid, LATERAL (
+    SELECT t.typelem AS oid WHERE t.typelem <> 0
+    UNION ALL SELECT t.typbasetype WHERE t.typbasetype <> 0
+    UNION ALL SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid
+    UNION ALL SELECT a.atttypid FROM pg_attribute a WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid AND a.attnum > 0
+  ) x
 )
 SELECT
   (SELECT coalesce(array_agg(n.nspname || '.' || c.relname), '{}'::text[])
@@ -39,54 +88,64 @@ SELECT
   EXISTS (SELECT 1 FROM targets WHERE relkind NOT IN ('r', 'p', 'f'))
   OR EXISTS (SELECT 1 FROM closure cl JOIN pg_trigger t ON t.tgrelid = cl.oid WHERE NOT t.tgisinternal)
   OR EXISTS (SELECT 1 FROM closure cl JOIN pg_rewrite r ON r.ev_class = cl.oid WHERE r.rulename <> '_RETURN')
+  -- code attached to any relation named: view bodies, defaults and generated columns, constraints,
+  -- index expressions and operator classes, policies, statistics; foreign tables run their wrapper's code
+  OR EXISTS (SELECT 1 FROM rels r JOIN pg_class c ON c.oid = r.oid WHERE c.relkind = 'f'
+     OR EXISTS (SELECT 1 FROM pg_rewrite w WHERE w.ev_class = r.oid AND ${USES_CODE('pg_rewrite', 'w.oid')})
+     OR EXISTS (SELECT 1 FROM pg_attrdef a WHERE a.adrelid = r.oid AND ${USES_CODE('pg_attrdef', 'a.oid')})
+     OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = r.oid AND ${USES_CODE('pg_constraint', 'k.oid')})
+     OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = r.oid AND (${USES_CODE('pg_class', 'i.indexrelid')}
+          OR EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_namespace n ON n.oid = oc.opcnamespace WHERE oc.oid = ANY (i.indclass) AND n.nspname NOT IN ${SYSTEM})))
+     OR EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = r.oid AND ${USES_CODE('pg_policy', 'pl.oid')})
+     OR EXISTS (SELECT 1 FROM pg_statistic_ext st WHERE st.stxrelid = r.oid AND ${USES_CODE('pg_statistic_ext', 'st.oid')}))
+  -- types with code: base, range and multirange types outside pg_catalog (arrays are judged by their element),
+  -- domains whose CHECK or default uses user code, any type with user operators, casts or operator classes
+  OR EXISTS (SELECT 1 FROM types ty JOIN pg_type t ON t.oid = ty.oid JOIN pg_namespace n ON n.oid = t.typnamespace
+      WHERE n.nspname NOT IN ${SYSTEM} AND (
+        (t.typtype IN ('b', 'r', 'm') AND t.typsubscript <> 'array_subscript_handler'::regproc)
+        OR ${USES_CODE('pg_type', 't.oid')}
+        OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contypid = t.oid AND ${USES_CODE('pg_constraint', 'k.oid')})
+        OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_type'::regclass AND d.refobjid = t.oid
+                     AND d.classid IN ('pg_operator'::regclass, 'pg_cast'::regclass, 'pg_opclass'::regclass))))
+  OR EXISTS (SELECT 1 FROM pg_cast ca WHERE ca.castfunc <> 0 AND ${USER_PROC('ca.castfunc')}
+               AND (ca.castsource IN (SELECT oid FROM types) OR ca.casttarget IN (SELECT oid FROM types)))
+  OR EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_namespace n ON n.oid = oc.opcnamespace
+              WHERE n.nspname NOT IN ${SYSTEM} AND (oc.opcname = ANY($5::text[]) OR (oc.opcdefault AND oc.opcintype IN (SELECT oid FROM types))))
+  -- names the file uses: functions (and aggregates), operators
   OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-              WHERE p.proname = ANY($2::text[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema'))
-  -- column defaults and constraints of those tables that call user-defined functions
-  OR EXISTS (SELECT 1 FROM closure cl
-               JOIN pg_depend d ON d.refclassid = 'pg_proc'::regclass
-                AND ((d.classid = 'pg_attrdef'::regclass AND d.objid IN (SELECT oid FROM pg_attrdef WHERE adrelid = cl.oid))
-                  OR (d.classid = 'pg_constraint'::regclass AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = cl.oid)))
-               JOIN pg_proc p ON p.oid = d.refobjid JOIN pg_namespace n ON n.oid = p.pronamespace
-              WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
-  OR ${EVENT_TRIGGERS} AS everything`;
-
-const CODE_ONLY_SQL = `SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-  WHERE p.proname = ANY($1::text[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema')) OR ${EVENT_TRIGGERS} AS everything,
+              WHERE p.proname = ANY($3::text[]) AND n.nspname NOT IN ${SYSTEM})
+  OR EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+              WHERE o.oprname = ANY($4::text[]) AND n.nspname NOT IN ${SYSTEM})
+  OR ${EVENT_TRIGGERS} AS everything,
   ${EVENT_TRIGGERS} AS events`;
-
-/**
- * Built-in functions that migrations call all the time (defaults, index
- * expressions). Unqualified, they resolve to pg_catalog first unless a
- * search_path names pg_catalog explicitly after a schema defining the same
- * name; calls to them need no catalog lookup.
- */
-const COMMON_BUILTINS = new Set([
-  'now', 'lower', 'upper', 'coalesce', 'length', 'gen_random_uuid', 'nextval', 'currval', 'setval', 'count', 'sum', 'min', 'max', 'avg',
-  'md5', 'random', 'concat', 'trim', 'btrim', 'replace', 'substring', 'left', 'right', 'date_trunc', 'to_char', 'to_timestamp',
-  'jsonb_build_object', 'json_build_object', 'jsonb_build_array', 'array_agg', 'string_agg', 'clock_timestamp', 'statement_timestamp',
-  'transaction_timestamp', 'timezone', 'nullif', 'greatest', 'least', 'abs', 'round', 'floor', 'ceil', 'pg_sleep', 'current_setting',
-]);
 
 /** Cache for one migrate() call: whether the database has enabled event triggers. */
 export interface RowScopeCache {
   eventTriggers?: boolean;
 }
 
+const pair = (r: RelationRef) => `${r.schema ?? ''}\x1f${r.name}`;
+
 export async function rowCountScope(db: Queryable, fx: RowEffects, cache: RowScopeCache = {}): Promise<string[] | undefined> {
   if (changesAnyRows(fx)) {
     delete cache.eventTriggers; // the file may create one
     return undefined;
   }
-  if (fx.writes.length === 0) {
-    // no DML: only a user-defined function or an event trigger could change rows
-    const unknown = fx.functions.filter((f) => !COMMON_BUILTINS.has(f));
-    if (unknown.length === 0 && cache.eventTriggers !== undefined) return cache.eventTriggers ? undefined : [];
-    const r = await db.query<{ everything: boolean; events: boolean }>(CODE_ONLY_SQL, [unknown]);
-    cache.eventTriggers = r.rows[0]!.events;
-    return r.rows[0]!.everything ? undefined : [];
+  const names = [fx.writes, fx.relations!, fx.functions, fx.operators!, fx.opclasses!, fx.types!];
+  // names nothing (SET, NOTIFY, COMMENT...): only an event trigger could change rows
+  if (names.every((n) => n.length === 0) && cache.eventTriggers !== undefined) return cache.eventTriggers ? undefined : [];
+  // many small catalog subplans look expensive to the planner: JIT would compile them for seconds
+  const jit = (await db.query<{ jit: string }>(`SELECT s.jit, set_config('jit', 'off', false) FROM (SELECT current_setting('jit') AS jit) s`)).rows[0]!.jit;
+  let row: { tables: string[]; everything: boolean; events: boolean };
+  try {
+    const r = await db.query<typeof row>(SCOPE_SQL, [
+      fx.writes.map(pair), fx.relations!.map(pair), fx.functions, fx.operators, fx.opclasses, fx.types,
+      fx.searchPath!.schemas, fx.searchPath!.unknown,
+    ]);
+    row = r.rows[0]!;
+  } finally {
+    if (jit !== 'off') await db.query(`SELECT set_config('jit', $1, false)`, [jit]);
   }
-  const names = fx.writes.map((w) => (w.schema ? `${quoteIdent(w.schema)}.${quoteIdent(w.name)}` : quoteIdent(w.name)));
-  const r = await db.query<{ tables: string[]; everything: boolean }>(SCOPE_SQL, [names, fx.functions]);
-  const row = r.rows[0]!;
+  cache.eventTriggers = row.events;
   return row.everything ? undefined : row.tables.sort();
 }
