@@ -88,6 +88,18 @@ const INERT = new Set([
   'AlterFunctionStmt', 'AlterDefaultPrivilegesStmt', 'CreateEnumStmt', 'AlterEnumStmt', 'CompositeTypeStmt', 'CreateSeqStmt', 'AlterSeqStmt',
   'VariableSetStmt', 'VariableShowStmt', 'DropStmt', 'RenameStmt', 'ViewStmt', 'CreateRoleStmt', 'AlterRoleStmt', 'NotifyStmt',
 ]);
+/**
+ * Built-ins that run SQL given as text, or read a relation named at run time
+ * (a view's body, an index expression): the names of what they run are not in
+ * the parse tree. Found in PostgreSQL 15's pg_proc by argument names and types
+ * (query, sqlquery, select, tbl, schema, cursor, regclass).
+ */
+const RUNS_SQL_TEXT = new Set([
+  'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'cursor_to_xml', 'cursor_to_xmlschema',
+  'table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
+  'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema',
+  'ts_stat', 'ts_rewrite', 'brin_summarize_range', 'brin_summarize_new_values', 'brin_desummarize_range', 'gin_clean_pending_list',
+]);
 /** Settings that change how names resolve: their new value must be read, or every schema is searched. */
 const NAME_SETTINGS = new Set(['search_path', 'role', 'session_authorization']);
 /** ALTER TABLE subcommands that move rows in or out of a parent's count(*) */
@@ -214,12 +226,16 @@ function walk(node: unknown, fx: RowEffects, names: Names): void {
     const v = value as Node;
     if (DML.includes(key)) addRangeVar(fx, v?.relation);
     switch (key) {
+      case 'ExecuteStmt': // CREATE TABLE ... AS EXECUTE: a prepared statement we may not have seen
+        fx.any = true;
+        break;
       case 'FuncCall': {
+        const parts = Array.isArray(v?.funcname) ? v.funcname.map((p: Node) => String(p?.String?.sval ?? '')) : [];
+        const last = parts[parts.length - 1] ?? '';
+        if (RUNS_SQL_TEXT.has(last)) fx.any = true;
+        if (last === 'set_config') setConfig(fx, v?.args); // pg_catalog.set_config included
         const name = qualified(v?.funcname);
-        if (name) {
-          if (name === 'set_config') setConfig(fx, v?.args);
-          names.functions.add(name);
-        }
+        if (name) names.functions.add(name);
         break;
       }
       case 'A_Expr':

@@ -203,6 +203,14 @@ describe('validation routes: code the parse tree does not name as a function cal
     expect(await scopeOf(db, `CREATE TABLE copy AS SELECT * FROM plain;`)).toEqual([]);
   });
 
+  it('a built-in that runs SQL given as text (query_to_xml, table_to_xml over a view)', async () => {
+    const db = await createTestDatabase('tv');
+    await db.query(SETUP + `; CREATE VIEW purging AS SELECT purge_victims() AS x;`);
+    for (const sql of [`SELECT query_to_xml('SELECT purge_victims()', true, false, '');`, `SELECT pg_catalog.table_to_xml('purging', true, false, '');`]) {
+      await expectCaught(db, await migrate(db, [{ name: '001_text.sql', sql }]), /victims: row count changed from 3 to 0/);
+    }
+  });
+
   it('a rule on a written table or view that calls a writing function', async () => {
     const db = await createTestDatabase('tv');
     await db.query(SETUP + `;
