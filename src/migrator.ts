@@ -29,7 +29,7 @@ import { DEFAULT_VALIDATION_OPTIONS, diffSnapshots, type Snapshot, type Validati
 import { quoteIdent, type Queryable } from './adapters/pg/connection.js';
 import { ensureLedger, readLedger, recordApplied, type LedgerLocation } from './adapters/pg/ledger.js';
 import { lockHolder, tryLock, unlock } from './adapters/pg/lock.js';
-import { rowCountScope, type RowScopeCache } from './adapters/pg/row-scope.js';
+import { validationScope, type RowScopeCache } from './adapters/pg/row-scope.js';
 import { restoreInitiallyDeferred } from './adapters/pg/deferred.js';
 import { invalidIndexes, takeSnapshot, type SnapshotScope } from './adapters/pg/snapshot.js';
 import { isRetryable } from './adapters/pg/sqlstate.js';
@@ -371,11 +371,15 @@ export class Migrator {
     const before = !v.enabled
       ? undefined
       : await time('validation', async (): Promise<Checkpoint> => {
-          // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts)
-          const count = v.options.allowRowChanges ? [] : await rowCountScope(this.db, m.effects, this.scopeCache);
-          if (previous && (acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count))) return previous;
+          // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts);
+          // under --schema, also look at the tables it names elsewhere (ALTER TABLE public.x ...)
+          const named = !v.options.allowRowChanges || this.settings.schema ? await validationScope(this.db, m.effects, this.scopeCache) : undefined;
+          const count = v.options.allowRowChanges ? [] : named?.count;
+          const look = this.settings.schema ? named?.look ?? [] : [];
+          const reusable = previous && look.every((t) => previous.scope.look?.includes(t) || previous.snapshot.tables[t]);
+          if (reusable && (acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count))) return previous;
           // counting every table means every schema: code we could not see through may write outside --schema
-          const scope = { ...this.snapshotScope(ledger), count, ...(count === undefined ? { schemas: [] } : {}) };
+          const scope = { ...this.snapshotScope(ledger), count, look, ...(count === undefined ? { schemas: [] } : {}) };
           return { scope, snapshot: await takeSnapshot(this.db, scope) };
         });
     await time('apply', async () => {

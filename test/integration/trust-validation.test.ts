@@ -102,6 +102,21 @@ describe('validation routes: name resolution', () => {
   });
 });
 
+describe('validation routes: structure outside --schema', () => {
+  it('a file under --schema that drops or alters a table in another schema fails, however it names it', async () => {
+    const db = await createTestDatabase('tv');
+    await db.query(SETUP + `; CREATE SCHEMA tenant; CREATE TABLE tenant.own (id int);`);
+    for (const sql of [`ALTER TABLE public.t DROP COLUMN x;`, `SET search_path TO public;\nALTER TABLE t ALTER COLUMN x TYPE bigint;`, `ALTER TABLE public.victims DROP CONSTRAINT victims_pkey;`]) {
+      const r = await migrate(db, [{ name: '001_elsewhere.sql', sql }], { schema: 'tenant' });
+      expect(r.failed?.error, sql).toBeInstanceOf(ValidationFailedError);
+      expect(r.failed!.error.message).toMatch(/Table (t|victims): (column x|constraint victims_pkey)/);
+    }
+    expect((await db.query(`SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 't' AND column_name = 'x' AND data_type = 'integer'`)).rows[0].n).toBe(1);
+    // harmless: the tenant's own DDL, and allowed changes elsewhere
+    expect((await migrate(db, [{ name: '001_own.sql', sql: `ALTER TABLE own ADD COLUMN y int;` }], { schema: 'tenant' })).failed).toBeUndefined();
+  });
+});
+
 describe('validation routes: deferred triggers', () => {
   const DEFERRED = `
     CREATE FUNCTION purge_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN NULL; END $$;

@@ -85,6 +85,8 @@ WITH RECURSIVE path AS (
 SELECT
   (SELECT coalesce(array_agg(n.nspname || '.' || c.relname), '{}'::text[])
      FROM closure cl JOIN pg_class c ON c.oid = cl.oid JOIN pg_namespace n ON n.oid = c.relnamespace) AS tables,
+  (SELECT coalesce(array_agg(DISTINCT n.nspname || '.' || c.relname), '{}'::text[])
+     FROM resolved r JOIN pg_class c ON c.oid = r.oid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')) AS named,
   EXISTS (SELECT 1 FROM targets WHERE relkind NOT IN ('r', 'p', 'f'))
   OR EXISTS (SELECT 1 FROM closure cl JOIN pg_trigger t ON t.tgrelid = cl.oid WHERE NOT t.tgisinternal)
   OR EXISTS (SELECT 1 FROM closure cl JOIN pg_rewrite r ON r.ev_class = cl.oid WHERE r.rulename <> '_RETURN')
@@ -126,17 +128,32 @@ export interface RowScopeCache {
 
 const pair = (r: RelationRef) => `${r.schema ?? ''}\x1f${r.name}`;
 
+/**
+ * What the validator looks at for one file: `count`, the "schema.table" names
+ * to count ([] = none, undefined = every table), and `look`, the existing
+ * tables the file names, whose structure is compared wherever they are (a
+ * file under --schema may alter a table in public).
+ */
+export interface ValidationScope {
+  count: string[] | undefined;
+  look: string[];
+}
+
 export async function rowCountScope(db: Queryable, fx: RowEffects, cache: RowScopeCache = {}): Promise<string[] | undefined> {
+  return (await validationScope(db, fx, cache)).count;
+}
+
+export async function validationScope(db: Queryable, fx: RowEffects, cache: RowScopeCache = {}): Promise<ValidationScope> {
   if (changesAnyRows(fx)) {
     delete cache.eventTriggers; // the file may create one
-    return undefined;
+    return { count: undefined, look: [] };
   }
   const names = [fx.writes, fx.relations!, fx.functions, fx.operators!, fx.opclasses!, fx.types!];
   // names nothing (SET, NOTIFY, COMMENT...): only an event trigger could change rows
-  if (names.every((n) => n.length === 0) && cache.eventTriggers !== undefined) return cache.eventTriggers ? undefined : [];
+  if (names.every((n) => n.length === 0) && cache.eventTriggers !== undefined) return { count: cache.eventTriggers ? undefined : [], look: [] };
   // many small catalog subplans look expensive to the planner: JIT would compile them for seconds
   const jit = (await db.query<{ jit: string }>(`SELECT s.jit, set_config('jit', 'off', false) FROM (SELECT current_setting('jit') AS jit) s`)).rows[0]!.jit;
-  let row: { tables: string[]; everything: boolean; events: boolean };
+  let row: { tables: string[]; named: string[]; everything: boolean; events: boolean };
   try {
     const r = await db.query<typeof row>(SCOPE_SQL, [
       fx.writes.map(pair), fx.relations!.map(pair), fx.functions, fx.operators, fx.opclasses, fx.types,
@@ -147,5 +164,5 @@ export async function rowCountScope(db: Queryable, fx: RowEffects, cache: RowSco
     if (jit !== 'off') await db.query(`SELECT set_config('jit', $1, false)`, [jit]);
   }
   cache.eventTriggers = row.events;
-  return row.everything ? undefined : row.tables.sort();
+  return { count: row.everything ? undefined : row.tables.sort(), look: row.named.sort() };
 }

@@ -19,6 +19,8 @@ export interface SnapshotScope {
   tables?: string[];
   /** "schema.table" names to count; undefined = count every table, [] = none */
   count?: string[];
+  /** "schema.table" names looked at (structure) wherever they are, besides `schemas` */
+  look?: string[];
   /** the tracking table, left out of the snapshot */
   exclude?: { schema: string; table: string };
 }
@@ -29,7 +31,8 @@ WITH t AS (
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind IN ('r', 'p')
      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-     AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1::text[]) OR (n.nspname || '.' || c.relname) = ANY($3::text[]))
+     AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1::text[]) OR (n.nspname || '.' || c.relname) = ANY($3::text[])
+          OR (n.nspname || '.' || c.relname) = ANY($6::text[]))
      AND (cardinality($2::text[]) = 0 OR c.relname = ANY($2::text[]))
      AND NOT (n.nspname = $4 AND c.relname = $5)
 )
@@ -52,6 +55,7 @@ export async function takeSnapshot(db: Queryable, scope: SnapshotScope): Promise
     scope.count ?? null,
     scope.exclude?.schema ?? '',
     scope.exclude?.table ?? '',
+    scope.look ?? [],
   ]);
   const tables: Record<string, TableSnapshot> = {};
   for (const row of r.rows) {
