@@ -378,8 +378,10 @@ export class Migrator {
           const look = this.settings.schema ? named?.look ?? [] : [];
           const reusable = previous && look.every((t) => previous.scope.look?.includes(t) || previous.snapshot.tables[t]);
           if (reusable && (acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count))) return previous;
-          // counting every table means every schema: code we could not see through may write outside --schema
-          const scope = { ...this.snapshotScope(ledger), count, look, ...(count === undefined ? { schemas: [] } : {}) };
+          // counting every table means every schema: code we could not see through may write outside --schema;
+          // a DROP ... CASCADE may take columns and constraints of tables in any schema
+          const everywhere = count === undefined || m.effects.cascades !== false;
+          const scope = { ...this.snapshotScope(ledger), count, look, ...(everywhere ? { schemas: [] } : {}) };
           return { scope, snapshot: await takeSnapshot(this.db, scope) };
         });
     await time('apply', async () => {

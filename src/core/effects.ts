@@ -57,6 +57,8 @@ export interface RowEffects {
   relations?: RelationRef[];
   /** schemas the file adds to its search_path by a literal SET / set_config; unknown: a change the analysis cannot read */
   searchPath?: { schemas: string[]; unknown: boolean };
+  /** a DROP ... CASCADE: columns, constraints and indexes of tables in any schema may go (compare every schema's structure) */
+  cascades?: boolean;
 }
 
 type Node = Record<string, any>;
@@ -108,7 +110,7 @@ const REPARENT = new Set(['AT_AttachPartition', 'AT_DetachPartition', 'AT_Detach
 export function rowEffects(statements: { kind: string; node: Node }[]): RowEffects {
   const fx: RowEffects = {
     any: false, writes: [], functions: [], definesTriggers: false, defines: [],
-    operators: [], opclasses: [], types: [], relations: [], searchPath: { schemas: [], unknown: false },
+    operators: [], opclasses: [], types: [], relations: [], searchPath: { schemas: [], unknown: false }, cascades: false,
   };
   const names: Names = { functions: new Set(), operators: new Set(), opclasses: new Set(), types: new Set() };
   let implicitCode = false;
@@ -222,6 +224,7 @@ function walk(node: unknown, fx: RowEffects, names: Names): void {
   const obj = node as Node;
   // a RangeVar, wrapped ({RangeVar: ...}) or not (InsertStmt.relation): a relation the statement names
   if (typeof obj.relname === 'string') addRelation(fx, obj);
+  if (obj.behavior === 'DROP_CASCADE') fx.cascades = true;
   for (const [key, value] of Object.entries(obj)) {
     const v = value as Node;
     if (DML.includes(key)) addRangeVar(fx, v?.relation);

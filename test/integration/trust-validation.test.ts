@@ -112,6 +112,14 @@ describe('validation routes: structure outside --schema', () => {
       expect(r.failed!.error.message).toMatch(/Table (t|victims): (column x|constraint victims_pkey)/);
     }
     expect((await db.query(`SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 't' AND column_name = 'x' AND data_type = 'integer'`)).rows[0].n).toBe(1);
+    // DROP ... CASCADE of a type or a column takes what depends on it, in any schema
+    await db.query(`CREATE TYPE tenant.mood AS ENUM ('ok'); ALTER TABLE public.t ADD COLUMN m tenant.mood;
+                    CREATE TABLE tenant.parent (id int PRIMARY KEY); CREATE TABLE public.child (p int REFERENCES tenant.parent (id));`);
+    for (const sql of [`DROP TYPE mood CASCADE;`, `ALTER TABLE parent DROP COLUMN id CASCADE;`]) {
+      const r = await migrate(db, [{ name: '001_cascade.sql', sql }], { schema: 'tenant' });
+      expect(r.failed?.error, sql).toBeInstanceOf(ValidationFailedError);
+      expect(r.failed!.error.message, sql).toMatch(/Table (t: column m removed|child: constraint child_p_fkey removed)/);
+    }
     // harmless: the tenant's own DDL, and allowed changes elsewhere
     expect((await migrate(db, [{ name: '001_own.sql', sql: `ALTER TABLE own ADD COLUMN y int;` }], { schema: 'tenant' })).failed).toBeUndefined();
   });
