@@ -30,15 +30,12 @@
 import { changesAnyRows, type RelationRef, type RowEffects } from '../../core/effects.js';
 import type { Queryable } from './connection.js';
 
+const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${oid})`;
 const EVENT_TRIGGERS = `EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled <> 'D')`;
 const SYSTEM = `('pg_catalog', 'information_schema')`;
 const USER_PROC = (oid: string) => `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND n.nspname NOT IN ${SYSTEM})`;
 const USER_OPERATOR = (oid: string) =>
   `EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR ${USER_PROC('o.oprcode')}))`;
-/** the catalog object (class, oid) uses a user-defined function or operator (built-ins are pinned: never recorded in pg_depend) */
-const USES_CODE = (cls: string, oid: string) => `EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${cls}'::regclass AND d.objid = ${oid}
-    AND ((d.refclassid = 'pg_proc'::regclass AND ${USER_PROC('d.refobjid')}) OR (d.refclassid = 'pg_operator'::regclass AND ${USER_OPERATOR('d.refobjid')})))`;
-
 /*
  * $1 write targets, $2 relations named, both as (schema or '', name) pairs flattened "schema\x1fname";
  * $3 functions, $4 operators, $5 operator classes, $6 types; $7 schemas the file adds to its path; $8 every schema
@@ -68,47 +65,57 @@ WITH RECURSIVE path AS (
   SELECT oid FROM resolved UNION SELECT oid FROM closure
   UNION SELECT i.indrelid FROM resolved r JOIN pg_index i ON i.indexrelid = r.oid
   UNION
-  SELECT d.refobjid FROM rels r JOIN pg_rewrite w ON w.ev_class = r.oid AND w.rulename = '_RETURN'
-    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
-   WHERE d.refobjid <> r.oid
+  SELECT x.oid FROM rels r CROSS JOIN LATERAL (
+    SELECT d.refobjid AS oid FROM pg_rewrite w
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
+     WHERE w.ev_class = r.oid AND w.rulename = '_RETURN' AND d.refobjid <> r.oid OFFSET 0) x -- OFFSET 0: an index lookup per view, not a scan of pg_depend
 ), types(oid) AS (
   SELECT t.oid FROM pg_type t WHERE t.typname = ANY($6::text[])
   UNION SELECT a.atttypid FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
   UNION
-  SELECT x.oid FROM types ty JOIN pg_type t ON t.oid = ty.oid, LATERAL (
-    SELECT t.typelem AS oid WHERE t.typelem <> 0
-    UNION ALL SELECT t.typbasetype WHERE t.typbasetype <> 0
-    UNION ALL SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid
-    UNION ALL SELECT a.atttypid FROM pg_attribute a WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid AND a.attnum > 0
-  ) x
+  -- array elements, domain bases, range subtypes, composite attributes (0 and NULL lead nowhere)
+  SELECT x.oid FROM types ty CROSS JOIN LATERAL (
+    SELECT unnest(ARRAY[t.typelem, t.typbasetype, (SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid)]
+                  || ARRAY(SELECT a.atttypid FROM pg_attribute a WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid AND a.attnum > 0)) AS oid
+      FROM pg_type t WHERE t.oid = ty.oid OFFSET 0) x
+), user_types AS (
+  SELECT t.* FROM types ty CROSS JOIN LATERAL (
+    SELECT t.oid, t.typtype, t.typsubscript FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+     WHERE t.oid = ty.oid AND n.nspname NOT IN ${SYSTEM} OFFSET 0) t
+), attached(classid, objid) AS (
+  -- catalog objects whose expressions run when the file touches what it names: view bodies, defaults and
+  -- generated columns, constraints, index expressions, policies, statistics, domain checks and defaults
+  SELECT 'pg_rewrite'::regclass, w.oid FROM rels r JOIN pg_rewrite w ON w.ev_class = r.oid
+  UNION ALL SELECT 'pg_attrdef'::regclass, a.oid FROM rels r JOIN pg_attrdef a ON a.adrelid = r.oid
+  UNION ALL SELECT 'pg_constraint'::regclass, k.oid FROM rels r JOIN pg_constraint k ON k.conrelid = r.oid
+  UNION ALL SELECT 'pg_class'::regclass, i.indexrelid FROM rels r JOIN pg_index i ON i.indrelid = r.oid
+  UNION ALL SELECT 'pg_policy'::regclass, pl.oid FROM rels r JOIN pg_policy pl ON pl.polrelid = r.oid
+  UNION ALL SELECT 'pg_statistic_ext'::regclass, st.oid FROM rels r JOIN pg_statistic_ext st ON st.stxrelid = r.oid
+  UNION ALL SELECT 'pg_constraint'::regclass, k.oid FROM user_types t JOIN pg_constraint k ON k.contypid = t.oid
+  UNION ALL SELECT 'pg_type'::regclass, t.oid FROM user_types t
+), code AS (
+  SELECT d.refclassid, d.refobjid FROM attached a
+    JOIN pg_depend d ON d.classid = a.classid AND d.objid = a.objid AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
 )
 SELECT
-  (SELECT coalesce(array_agg(n.nspname || '.' || c.relname), '{}'::text[])
-     FROM closure cl JOIN pg_class c ON c.oid = cl.oid JOIN pg_namespace n ON n.oid = c.relnamespace) AS tables,
-  (SELECT coalesce(array_agg(DISTINCT n.nspname || '.' || c.relname), '{}'::text[])
-     FROM resolved r JOIN pg_class c ON c.oid = r.oid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')) AS named,
+  -- (scalar subqueries: one index lookup per table, never a scan of pg_class)
+  (SELECT coalesce(array_agg(${QUALIFIED('cl.oid')}), '{}'::text[]) FROM closure cl) AS tables,
+  (SELECT coalesce(array_agg(DISTINCT ${QUALIFIED('r.oid')}), '{}'::text[]) FROM resolved r WHERE r.relkind IN ('r', 'p')) AS named,
   EXISTS (SELECT 1 FROM targets WHERE relkind NOT IN ('r', 'p', 'f'))
   OR EXISTS (SELECT 1 FROM closure cl JOIN pg_trigger t ON t.tgrelid = cl.oid WHERE NOT t.tgisinternal)
   OR EXISTS (SELECT 1 FROM closure cl JOIN pg_rewrite r ON r.ev_class = cl.oid WHERE r.rulename <> '_RETURN')
-  -- code attached to any relation named: view bodies, defaults and generated columns, constraints,
-  -- index expressions and operator classes, policies, statistics; foreign tables run their wrapper's code
-  OR EXISTS (SELECT 1 FROM rels r JOIN pg_class c ON c.oid = r.oid WHERE c.relkind = 'f'
-     OR EXISTS (SELECT 1 FROM pg_rewrite w WHERE w.ev_class = r.oid AND ${USES_CODE('pg_rewrite', 'w.oid')})
-     OR EXISTS (SELECT 1 FROM pg_attrdef a WHERE a.adrelid = r.oid AND ${USES_CODE('pg_attrdef', 'a.oid')})
-     OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = r.oid AND ${USES_CODE('pg_constraint', 'k.oid')})
-     OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = r.oid AND (${USES_CODE('pg_class', 'i.indexrelid')}
-          OR EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_namespace n ON n.oid = oc.opcnamespace WHERE oc.oid = ANY (i.indclass) AND n.nspname NOT IN ${SYSTEM})))
-     OR EXISTS (SELECT 1 FROM pg_policy pl WHERE pl.polrelid = r.oid AND ${USES_CODE('pg_policy', 'pl.oid')})
-     OR EXISTS (SELECT 1 FROM pg_statistic_ext st WHERE st.stxrelid = r.oid AND ${USES_CODE('pg_statistic_ext', 'st.oid')}))
+  -- foreign tables run their wrapper's code
+  OR EXISTS (SELECT 1 FROM rels r WHERE (SELECT c.relkind FROM pg_class c WHERE c.oid = r.oid) = 'f')
+  OR EXISTS (SELECT 1 FROM code c WHERE (c.refclassid = 'pg_proc'::regclass AND ${USER_PROC('c.refobjid')})
+                                     OR (c.refclassid = 'pg_operator'::regclass AND ${USER_OPERATOR('c.refobjid')}))
+  -- operator classes of the indexes of what is named (index builds and inserts call their support functions)
+  OR EXISTS (SELECT 1 FROM rels r JOIN pg_index i ON i.indrelid = r.oid CROSS JOIN LATERAL unnest(i.indclass::oid[]) AS ic(oid)
+               JOIN pg_opclass oc ON oc.oid = ic.oid JOIN pg_namespace n ON n.oid = oc.opcnamespace WHERE n.nspname NOT IN ${SYSTEM})
   -- types with code: base, range and multirange types outside pg_catalog (arrays are judged by their element),
-  -- domains whose CHECK or default uses user code, any type with user operators, casts or operator classes
-  OR EXISTS (SELECT 1 FROM types ty JOIN pg_type t ON t.oid = ty.oid JOIN pg_namespace n ON n.oid = t.typnamespace
-      WHERE n.nspname NOT IN ${SYSTEM} AND (
-        (t.typtype IN ('b', 'r', 'm') AND t.typsubscript <> 'array_subscript_handler'::regproc)
-        OR ${USES_CODE('pg_type', 't.oid')}
-        OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contypid = t.oid AND ${USES_CODE('pg_constraint', 'k.oid')})
-        OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_type'::regclass AND d.refobjid = t.oid
-                     AND d.classid IN ('pg_operator'::regclass, 'pg_cast'::regclass, 'pg_opclass'::regclass))))
+  -- any type with user operators, casts or operator classes
+  OR EXISTS (SELECT 1 FROM user_types t WHERE (t.typtype IN ('b', 'r', 'm') AND t.typsubscript <> 'array_subscript_handler'::regproc)
+               OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_type'::regclass AND d.refobjid = t.oid
+                            AND d.classid IN ('pg_operator'::regclass, 'pg_cast'::regclass, 'pg_opclass'::regclass)))
   OR EXISTS (SELECT 1 FROM pg_cast ca WHERE ca.castfunc <> 0 AND ${USER_PROC('ca.castfunc')}
                AND (ca.castsource IN (SELECT oid FROM types) OR ca.casttarget IN (SELECT oid FROM types)))
   OR EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_namespace n ON n.oid = oc.opcnamespace
