@@ -27,7 +27,7 @@
  * Returns the "schema.table" names to count ([] = none), or undefined for
  * "every table". Exact where it matters, cheap where nothing can change.
  */
-import { changesAnyRows, type RelationRef, type RowEffects } from '../../core/effects.js';
+import { changesAnyRows, type RowEffects } from '../../core/effects.js';
 import type { Queryable } from './connection.js';
 
 const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${oid})`;
@@ -37,19 +37,19 @@ const USER_PROC = (oid: string) => `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_name
 const USER_OPERATOR = (oid: string) =>
   `EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR ${USER_PROC('o.oprcode')}))`;
 /*
- * $1 write targets, $2 relations named, both as (schema or '', name) pairs flattened "schema\x1fname";
- * $3 functions, $4 operators, $5 operator classes, $6 types; $7 schemas the file adds to its path; $8 every schema
+ * $1/$2 write targets and $3/$4 relations named, as parallel arrays of schema ('' = unqualified) and name;
+ * $5 functions, $6 operators, $7 operator classes, $8 types; $9 schemas the file adds to its path; $10 every schema
  */
 const SCOPE_SQL = `
 WITH RECURSIVE path AS (
   SELECT n.oid FROM pg_namespace n
-   WHERE n.nspname = ANY (current_schemas(true) || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($7::text[]) s))
+   WHERE n.nspname = ANY (current_schemas(true) || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($9::text[]) s))
 ), named(kind, schema, name) AS (
-  SELECT 'w', split_part(x, chr(31), 1), split_part(x, chr(31), 2) FROM unnest($1::text[]) x
-  UNION ALL SELECT 'r', split_part(x, chr(31), 1), split_part(x, chr(31), 2) FROM unnest($2::text[]) x
+  SELECT 'w', x.s, x.n FROM unnest($1::text[], $2::text[]) AS x(s, n)
+  UNION ALL SELECT 'r', x.s, x.n FROM unnest($3::text[], $4::text[]) AS x(s, n)
 ), resolved AS (
   SELECT nm.kind, c.oid, c.relkind FROM named nm JOIN pg_class c ON c.relname = nm.name JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE CASE WHEN nm.schema <> '' THEN n.nspname = nm.schema ELSE $8 OR c.relnamespace IN (SELECT oid FROM path) END
+   WHERE CASE WHEN nm.schema <> '' THEN n.nspname = nm.schema ELSE $10 OR c.relnamespace IN (SELECT oid FROM path) END
 ), targets AS (
   SELECT oid, relkind FROM resolved WHERE kind = 'w'
 ), closure(oid) AS (
@@ -70,7 +70,7 @@ WITH RECURSIVE path AS (
       JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
      WHERE w.ev_class = r.oid AND w.rulename = '_RETURN' AND d.refobjid <> r.oid OFFSET 0) x -- OFFSET 0: an index lookup per view, not a scan of pg_depend
 ), types(oid) AS (
-  SELECT t.oid FROM pg_type t WHERE t.typname = ANY($6::text[])
+  SELECT t.oid FROM pg_type t WHERE t.typname = ANY($8::text[])
   UNION SELECT a.atttypid FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
   UNION
   -- array elements, domain bases, range subtypes, composite attributes (0 and NULL lead nowhere)
@@ -119,12 +119,12 @@ SELECT
   OR EXISTS (SELECT 1 FROM pg_cast ca WHERE ca.castfunc <> 0 AND ${USER_PROC('ca.castfunc')}
                AND (ca.castsource IN (SELECT oid FROM types) OR ca.casttarget IN (SELECT oid FROM types)))
   OR EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_namespace n ON n.oid = oc.opcnamespace
-              WHERE n.nspname NOT IN ${SYSTEM} AND (oc.opcname = ANY($5::text[]) OR (oc.opcdefault AND oc.opcintype IN (SELECT oid FROM types))))
+              WHERE n.nspname NOT IN ${SYSTEM} AND (oc.opcname = ANY($7::text[]) OR (oc.opcdefault AND oc.opcintype IN (SELECT oid FROM types))))
   -- names the file uses: functions (and aggregates), operators
   OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-              WHERE p.proname = ANY($3::text[]) AND n.nspname NOT IN ${SYSTEM})
+              WHERE p.proname = ANY($5::text[]) AND n.nspname NOT IN ${SYSTEM})
   OR EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-              WHERE o.oprname = ANY($4::text[]) AND n.nspname NOT IN ${SYSTEM})
+              WHERE o.oprname = ANY($6::text[]) AND n.nspname NOT IN ${SYSTEM})
   OR ${EVENT_TRIGGERS} AS everything,
   ${EVENT_TRIGGERS} AS events`;
 
@@ -132,8 +132,6 @@ SELECT
 export interface RowScopeCache {
   eventTriggers?: boolean;
 }
-
-const pair = (r: RelationRef) => `${r.schema ?? ''}\x1f${r.name}`;
 
 /**
  * What the validator looks at for one file: `count`, the "schema.table" names
@@ -163,12 +161,13 @@ export async function validationScope(db: Queryable, fx: RowEffects, cache: RowS
   let row: { tables: string[]; named: string[]; everything: boolean; events: boolean };
   try {
     const r = await db.query<typeof row>(SCOPE_SQL, [
-      fx.writes.map(pair), fx.relations!.map(pair), fx.functions, fx.operators, fx.opclasses, fx.types,
-      fx.searchPath!.schemas, fx.searchPath!.unknown,
+      fx.writes.map((w) => w.schema ?? ''), fx.writes.map((w) => w.name), fx.relations!.map((w) => w.schema ?? ''), fx.relations!.map((w) => w.name),
+      fx.functions, fx.operators, fx.opclasses, fx.types, fx.searchPath!.schemas, fx.searchPath!.unknown,
     ]);
     row = r.rows[0]!;
   } finally {
-    if (jit !== 'off') await db.query(`SELECT set_config('jit', $1, false)`, [jit]);
+    // after a failure the transaction is aborted and rolls the setting back itself: keep the original error
+    if (jit !== 'off') await db.query(`SELECT set_config('jit', $1, false)`, [jit]).catch(() => {});
   }
   cache.eventTriggers = row.events;
   return { count: row.everything ? undefined : row.tables.sort(), look: row.named.sort() };
