@@ -155,7 +155,14 @@ export function rowEffects(statements: { kind: string; node: Node }[]): RowEffec
         // a new child of an existing parent: its rows count in the parent
         for (const r of n.inhRelations ?? []) addRangeVar(fx, r?.RangeVar);
         break;
+      case 'AlterDomainStmt':
+        // its name is a plain list: VALIDATE CONSTRAINT re-runs the domain's CHECK on every column of it
+        addName(names.types, n.typeName);
+        break;
       case 'AlterTableStmt':
+        // a foreign key added now makes this table a cascade target of DML later in the file (the catalog
+        // closure is read before the file runs)
+        if (has(n.cmds, (x) => x.contype === 'CONSTR_FOREIGN')) addRangeVar(fx, n.relation);
         for (const c of n.cmds ?? []) {
           const cmd = c?.AlterTableCmd;
           if (!REPARENT.has(cmd?.subtype)) continue;
@@ -225,6 +232,8 @@ function walk(node: unknown, fx: RowEffects, names: Names): void {
   // a RangeVar, wrapped ({RangeVar: ...}) or not (InsertStmt.relation): a relation the statement names
   if (typeof obj.relname === 'string') addRelation(fx, obj);
   if (obj.behavior === 'DROP_CASCADE') fx.cascades = true;
+  // a trigger or rule defined inside another statement (CREATE SCHEMA s CREATE TRIGGER ...)
+  if (obj.CreateTrigStmt || obj.RuleStmt) fx.definesTriggers = true;
   for (const [key, value] of Object.entries(obj)) {
     const v = value as Node;
     if (DML.includes(key)) addRangeVar(fx, v?.relation);
@@ -271,6 +280,13 @@ function walk(node: unknown, fx: RowEffects, names: Names): void {
     }
     walk(value, fx, names);
   }
+}
+
+/** Does any node under `node` satisfy `test`? */
+function has(node: unknown, test: (n: Node) => boolean): boolean {
+  if (Array.isArray(node)) return node.some((x) => has(x, test));
+  if (!node || typeof node !== 'object') return false;
+  return test(node as Node) || Object.values(node as Node).some((v) => has(v, test));
 }
 
 /** The last part of a qualified name, or undefined for a pg_catalog-qualified one (a built-in by definition). */

@@ -125,6 +125,33 @@ describe('validation routes: structure outside --schema', () => {
   });
 });
 
+describe('validation routes: what the file itself adds before it writes', () => {
+  it('a foreign key with ON DELETE CASCADE added to an existing table, then a DELETE on the parent', async () => {
+    const db = await createTestDatabase('tv');
+    await db.query(SETUP + `; CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1);
+      CREATE TABLE kids (id int, parent_id int); INSERT INTO kids VALUES (1, 1), (2, 1), (3, 1);`);
+    const r = await migrate(db, [{ name: '001_fk.sql', sql: `-- flotilla:validate allowConstraintModification=true\nALTER TABLE kids ADD CONSTRAINT kids_parent FOREIGN KEY (parent_id) REFERENCES parent ON DELETE CASCADE;\nDELETE FROM parent;\nINSERT INTO parent VALUES (1);` }]);
+    await expectCaught(db, r, /kids: row count changed from 3 to 0/, 'kids');
+  });
+
+  it('a trigger defined inside CREATE SCHEMA, fired by the same file', async () => {
+    const db = await createTestDatabase('tv');
+    await db.query(SETUP + `; CREATE FUNCTION purge_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM public.victims; RETURN NEW; END $$;`);
+    const r = await migrate(db, [{ name: '001_schema.sql', sql: `CREATE SCHEMA s CREATE TABLE t (id int) CREATE TRIGGER trg AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION purge_trigger();\nINSERT INTO s.t VALUES (1);` }]);
+    await expectCaught(db, r, /victims: row count changed from 3 to 0/);
+  });
+
+  it('ALTER DOMAIN ... VALIDATE CONSTRAINT re-runs a CHECK that calls a writing function', async () => {
+    const db = await createTestDatabase('tv');
+    await db.query(SETUP + `;
+      CREATE FUNCTION purge_check(int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN true; END $$;
+      CREATE DOMAIN checked AS int; CREATE TABLE uses (v checked); INSERT INTO uses VALUES (1);
+      ALTER DOMAIN checked ADD CONSTRAINT c CHECK (purge_check(VALUE)) NOT VALID;`);
+    expect(await count(db, 'victims')).toBe(3);
+    await expectCaught(db, await migrate(db, [{ name: '001_validate.sql', sql: `ALTER DOMAIN checked VALIDATE CONSTRAINT c;` }]), /victims: row count changed/);
+  });
+});
+
 describe('validation routes: deferred triggers', () => {
   const DEFERRED = `
     CREATE FUNCTION purge_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN NULL; END $$;
