@@ -114,6 +114,7 @@ export function rowEffects(statements: { kind: string; node: Node }[]): RowEffec
   };
   const names: Names = { functions: new Set(), operators: new Set(), opclasses: new Set(), types: new Set() };
   let implicitCode = false;
+  const views = new Set<string>();
   for (const s of statements) {
     const n = s.node;
     if (!NO_ROWS.has(s.kind)) fx.any = true; // DoStmt, CallStmt, ExecuteStmt, CreateExtensionStmt, CreateEventTrigStmt, unknown...
@@ -155,6 +156,18 @@ export function rowEffects(statements: { kind: string; node: Node }[]): RowEffec
         // a new child of an existing parent: its rows count in the parent
         for (const r of n.inhRelations ?? []) addRangeVar(fx, r?.RangeVar);
         break;
+      case 'ViewStmt':
+        // an auto-updatable view writes its base tables: DML on it later in the file counts every table
+        views.add(String(n.view?.relname ?? ''));
+        break;
+      case 'RenameStmt':
+      case 'AlterObjectSchemaStmt': {
+        // a table renamed or moved, written under its new name, and moved back: count it under its old one
+        const type = n.renameType ?? n.objectType;
+        if (type === 'OBJECT_TABLE' || type === 'OBJECT_FOREIGN_TABLE') addRangeVar(fx, n.relation);
+        if (type === 'OBJECT_SCHEMA') fx.any = true;
+        break;
+      }
       case 'AlterDomainStmt':
         // its name is a plain list: VALIDATE CONSTRAINT re-runs the domain's CHECK on every column of it
         addName(names.types, n.typeName);
@@ -177,6 +190,7 @@ export function rowEffects(statements: { kind: string; node: Node }[]): RowEffec
     }
     walk(n, fx, names);
   }
+  if (fx.writes.some((w) => views.has(w.name))) fx.any = true;
   fx.functions = [...names.functions].sort();
   fx.operators = [...names.operators].sort();
   fx.opclasses = [...names.opclasses].sort();

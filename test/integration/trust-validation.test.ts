@@ -134,6 +134,19 @@ describe('validation routes: what the file itself adds before it writes', () => 
     await expectCaught(db, r, /kids: row count changed from 3 to 0/, 'kids');
   });
 
+  it('a view the file creates and writes through, and a table renamed (or moved) while it is written', async () => {
+    const db = await createTestDatabase('tv');
+    await db.query(SETUP + `; CREATE SCHEMA parking;`);
+    for (const sql of [
+      `CREATE VIEW window_on_victims AS SELECT * FROM victims;\nDELETE FROM window_on_victims;`,
+      `ALTER TABLE victims RENAME TO hidden;\nDELETE FROM hidden;\nALTER TABLE hidden RENAME TO victims;`,
+      `ALTER TABLE victims SET SCHEMA parking;\nDELETE FROM parking.victims;\nALTER TABLE parking.victims SET SCHEMA public;`,
+      `ALTER SCHEMA public RENAME TO elsewhere;\nDELETE FROM elsewhere.victims;\nALTER SCHEMA elsewhere RENAME TO public;`,
+    ]) {
+      await expectCaught(db, await migrate(db, [{ name: '001_indirect.sql', sql }]), /victims: row count changed from 3 to 0/);
+    }
+  });
+
   it('a trigger defined inside CREATE SCHEMA, fired by the same file', async () => {
     const db = await createTestDatabase('tv');
     await db.query(SETUP + `; CREATE FUNCTION purge_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM public.victims; RETURN NEW; END $$;`);
