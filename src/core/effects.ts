@@ -83,7 +83,10 @@ const NO_ROWS = new Set([
 
 const DML = ['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt'];
 /** Definitions whose code later statements run without naming it (operators, casts, opclasses, aggregates, types). */
-const IMPLICIT_CODE = new Set(['DefineStmt', 'CreateCastStmt', 'CreateOpClassStmt', 'CreateOpFamilyStmt', 'AlterOpFamilyStmt', 'CreateTransformStmt', 'CreateConversionStmt']);
+const IMPLICIT_CODE = new Set([
+  'DefineStmt', 'CreateCastStmt', 'CreateOpClassStmt', 'CreateOpFamilyStmt', 'AlterOpFamilyStmt', 'CreateTransformStmt', 'CreateConversionStmt',
+  'CreateRangeStmt', 'AlterTypeStmt', // a range's subtype_diff runs in GiST index builds
+]);
 /** Statements that evaluate no expression on data: safe after an IMPLICIT_CODE definition. */
 const INERT = new Set([
   ...IMPLICIT_CODE, 'CreateFunctionStmt', 'CreateTrigStmt', 'RuleStmt', 'CommentStmt', 'GrantStmt', 'GrantRoleStmt', 'AlterOwnerStmt',

@@ -67,6 +67,7 @@ describe('row effects: every name user code can hide behind', () => {
   it('an operator, cast or operator class defined by the file makes its later expressions count every table', async () => {
     expect(changesAnyRows(await fx(`CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = f); SELECT 1 === 2;`))).toBe(true);
     expect(changesAnyRows(await fx(`CREATE CAST (int AS mood) WITH FUNCTION f(int); UPDATE t SET m = 1;`))).toBe(true);
+    expect(changesAnyRows(await fx(`CREATE TYPE r AS RANGE (subtype = int, subtype_diff = f); CREATE INDEX ON t USING gist (v);`))).toBe(true);
     // defining alone, or defining after the statements that run, runs nothing
     expect(changesAnyRows(await fx(`CREATE INDEX ON t (x); CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = f); COMMENT ON OPERATOR === (int, int) IS 'x';`))).toBe(false);
   });
