@@ -5,7 +5,8 @@
  *   read ledger -> plan -> (nothing pending? done: one query, no lock)
  *   -> advisory lock -> ensure ledger -> re-read and re-plan under the lock
  *   -> for each pending file, in its own transaction owned by the engine:
- *        snapshot -> statements -> snapshot -> diff -> tracking row -> COMMIT
+ *        snapshot -> statements -> tracking row -> deferred triggers fired
+ *        -> snapshot -> diff -> COMMIT
  *      (a validation failure or any error rolls the whole file back)
  *   -> unlock
  *
@@ -315,11 +316,9 @@ export class Migrator {
     // so concurrent application writes cannot fake (or hide) a row-count change.
     await time('apply', () => this.db.query(`BEGIN${v.enabled ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`));
     try {
-      after = await this.runInOpenTransaction(m, ledger, req, v, time, structureOnly, true);
-      await time('ledger', async () => {
-        await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: Math.round(performance.now() - started), appliedBy: this.settings.appliedBy });
-        await this.db.query('COMMIT');
-      });
+      const record = () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: Math.round(performance.now() - started), appliedBy: this.settings.appliedBy });
+      after = await this.runInOpenTransaction(m, ledger, req, v, time, record, structureOnly, true);
+      await time('ledger', () => this.db.query('COMMIT'));
     } catch (e) {
       await this.db.query('ROLLBACK').catch(() => {});
       throw this.asMigrationError(m, e, undefined);
@@ -345,9 +344,9 @@ export class Migrator {
         current = m;
         this.emit({ type: 'migration-start', name: m.name, transactional: true });
         const started = performance.now();
-        previous = await this.runInOpenTransaction(m, ledger, req, this.validationFor(m), time, previous);
-        const durationMs = Math.round(performance.now() - started);
-        await time('ledger', () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy }));
+        let durationMs = 0;
+        const record = () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: (durationMs = Math.round(performance.now() - started)), appliedBy: this.settings.appliedBy });
+        previous = await this.runInOpenTransaction(m, ledger, req, this.validationFor(m), time, record, previous);
         done.push({ name: m.name, durationMs });
       }
       await time('ledger', () => this.db.query('COMMIT'));
@@ -364,7 +363,10 @@ export class Migrator {
    * may reuse as its "before".
    */
   private async runInOpenTransaction(
-    m: Migration, ledger: LedgerLocation, req: MigrateRequest, v: { enabled: boolean; options: ValidationOptions }, time: Time, previous?: Checkpoint,
+    m: Migration, ledger: LedgerLocation, req: MigrateRequest, v: { enabled: boolean; options: ValidationOptions }, time: Time,
+    /** writes the file's tracking row: before the after-snapshot, so what it fires (a trigger on the tracking table) is validated too */
+    record: () => Promise<unknown>,
+    previous?: Checkpoint,
     /** `previous` was taken in an earlier, committed transaction (usable only if neither counts rows); this file's transaction ends with it */
     acrossTransactions = false,
   ): Promise<Checkpoint | undefined> {
@@ -373,7 +375,7 @@ export class Migrator {
       : await time('validation', async (): Promise<Checkpoint> => {
           // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts);
           // under --schema, also look at the tables it names elsewhere (ALTER TABLE public.x ...)
-          const named = !v.options.allowRowChanges || this.settings.schema ? await validationScope(this.db, m.effects, this.scopeCache) : undefined;
+          const named = !v.options.allowRowChanges || this.settings.schema ? await validationScope(this.db, m.effects, this.scopeCache, [ledger]) : undefined;
           const count = v.options.allowRowChanges ? [] : named?.count;
           const look = this.settings.schema ? named?.look ?? [] : [];
           const reusable = previous && look.every((t) => previous.scope.look?.includes(t) || previous.snapshot.tables[t]);
@@ -384,8 +386,9 @@ export class Migrator {
           const scope = { ...this.snapshotScope(ledger), count, look, ...(everywhere ? { schemas: [] } : {}) };
           return { scope, snapshot: await takeSnapshot(this.db, scope) };
         });
+    await time('apply', () => this.execAll(m, req));
+    await time('ledger', record);
     await time('apply', async () => {
-      await this.execAll(m, req);
       // deferred triggers fire now, not at COMMIT after the snapshot (adapters/pg/deferred.ts)
       await this.db.query('SET CONSTRAINTS ALL IMMEDIATE').catch((e) => {
         throw this.asMigrationError(m, e, undefined);
@@ -514,8 +517,8 @@ export class Migrator {
         const started = performance.now();
         try {
           await this.db.query('SAVEPOINT flotilla_dry_run');
-          await this.runInOpenTransaction(m, ledger, req, this.validationFor(m), timer(report.timings));
-          await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: 0, appliedBy: this.settings.appliedBy });
+          const record = () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: 0, appliedBy: this.settings.appliedBy });
+          await this.runInOpenTransaction(m, ledger, req, this.validationFor(m), timer(report.timings), record);
           await this.db.query('RELEASE SAVEPOINT flotilla_dry_run');
         } catch (e) {
           const error = this.asMigrationError(m, e, undefined);

@@ -165,6 +165,27 @@ describe('validation routes: what the file itself adds before it writes', () => 
   });
 });
 
+describe('validation routes: the tracking row', () => {
+  it('a trigger on the tracking table fires on our own tracking row, before the after-snapshot (per file, group, dry run)', async () => {
+    const db = await createTestDatabase('tv');
+    await db.query(SETUP);
+    expect((await migrate(db, [{ name: '001_first.sql', sql: `CREATE INDEX t_x ON t (x);` }])).failed).toBeUndefined();
+    await db.query(`CREATE FUNCTION purge_on_track() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN NEW; END $$;
+                    CREATE TRIGGER on_track AFTER INSERT ON migrations FOR EACH ROW EXECUTE FUNCTION purge_on_track();`);
+    const files = [{ name: '001_first.sql', sql: `CREATE INDEX t_x ON t (x);` }, { name: '002_ddl.sql', sql: `CREATE INDEX t_id_x ON t (id, x);` }];
+    await expectCaught(db, await migrate(db, files), /victims: row count changed from 3 to 0/);
+    await expectCaught(db, await migrate(db, [...files, { name: '003_more.sql', sql: `CREATE INDEX t_x_id ON t (x, id);` }], { singleTransaction: true }), /victims: row count changed from 3 to 0/);
+    const c = await db.client();
+    try {
+      const dry = await new Migrator(c).migrate(await buildMigrationSet(files), { dryRun: true });
+      expect(dry.failed?.error).toBeInstanceOf(ValidationFailedError);
+    } finally {
+      await c.end();
+    }
+    expect(await count(db, 'victims')).toBe(3);
+  });
+});
+
 describe('validation routes: deferred triggers', () => {
   const DEFERRED = `
     CREATE FUNCTION purge_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN NULL; END $$;

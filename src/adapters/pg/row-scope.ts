@@ -148,12 +148,14 @@ export async function rowCountScope(db: Queryable, fx: RowEffects, cache: RowSco
   return (await validationScope(db, fx, cache)).count;
 }
 
-export async function validationScope(db: Queryable, fx: RowEffects, cache: RowScopeCache = {}): Promise<ValidationScope> {
+/** `alsoWritten`: tables the engine itself writes in the file's transaction (the tracking table): their triggers count too */
+export async function validationScope(db: Queryable, fx: RowEffects, cache: RowScopeCache = {}, alsoWritten: { schema: string; table: string }[] = []): Promise<ValidationScope> {
   if (changesAnyRows(fx)) {
     delete cache.eventTriggers; // the file may create one
     return { count: undefined, look: [] };
   }
-  const names = [fx.writes, fx.relations!, fx.functions, fx.operators!, fx.opclasses!, fx.types!];
+  const writes = [...fx.writes, ...alsoWritten.map((t) => ({ schema: t.schema, name: t.table }))];
+  const names = [writes, fx.relations!, fx.functions, fx.operators!, fx.opclasses!, fx.types!];
   // names nothing (SET, NOTIFY, COMMENT...): only an event trigger could change rows
   if (names.every((n) => n.length === 0) && cache.eventTriggers !== undefined) return { count: cache.eventTriggers ? undefined : [], look: [] };
   // many small catalog subplans look expensive to the planner: JIT would compile them for seconds
@@ -161,7 +163,7 @@ export async function validationScope(db: Queryable, fx: RowEffects, cache: RowS
   let row: { tables: string[]; named: string[]; everything: boolean; events: boolean };
   try {
     const r = await db.query<typeof row>(SCOPE_SQL, [
-      fx.writes.map((w) => w.schema ?? ''), fx.writes.map((w) => w.name), fx.relations!.map((w) => w.schema ?? ''), fx.relations!.map((w) => w.name),
+      writes.map((w) => w.schema ?? ''), writes.map((w) => w.name), fx.relations!.map((w) => w.schema ?? ''), fx.relations!.map((w) => w.name),
       fx.functions, fx.operators, fx.opclasses, fx.types, fx.searchPath!.schemas, fx.searchPath!.unknown,
     ]);
     row = r.rows[0]!;
@@ -170,5 +172,8 @@ export async function validationScope(db: Queryable, fx: RowEffects, cache: RowS
     if (jit !== 'off') await db.query(`SELECT set_config('jit', $1, false)`, [jit]).catch(() => {});
   }
   cache.eventTriggers = row.events;
-  return { count: row.everything ? undefined : row.tables.sort(), look: row.named.sort() };
+  // the engine's own tables are left out of every snapshot
+  const own = new Set(alsoWritten.map((t) => `${t.schema}.${t.table}`));
+  const mine = (list: string[]) => list.filter((t) => !own.has(t)).sort();
+  return { count: row.everything ? undefined : mine(row.tables), look: mine(row.named) };
 }
