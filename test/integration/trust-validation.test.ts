@@ -145,6 +145,8 @@ describe('validation routes: what the file itself adds before it writes', () => 
     ]) {
       await expectCaught(db, await migrate(db, [{ name: '001_indirect.sql', sql }]), /victims: row count changed from 3 to 0/);
     }
+    // harmless: a view created next to DML on an unrelated table keeps the scope narrow
+    expect(await scopeOf(db, `CREATE VIEW w AS SELECT * FROM victims; UPDATE t SET x = 2;`)).toEqual(['public.t']);
   });
 
   it('a trigger defined inside CREATE SCHEMA, fired by the same file', async () => {
@@ -315,6 +317,20 @@ describe('validation routes: code the parse tree does not name as a function cal
     await expectCaught(db, await migrate(db, [{ name: '001_col.sql', sql: `ALTER TABLE t ALTER COLUMN x TYPE checked;` }]), /victims: row count changed/);
     // harmless: a domain over built-ins
     expect(await scopeOf(db, `ALTER TABLE t ADD COLUMN y plain_positive; SELECT 2::plain_positive;`)).toEqual([]);
+  });
+
+  it('a user-defined cast whose function writes, used by a cast or an assignment', async () => {
+    const db = await createTestDatabase('tv');
+    await db.query(SETUP + `;
+      CREATE TYPE mood AS ENUM ('ok', 'sad');
+      CREATE FUNCTION int_to_mood(int) RETURNS mood LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN 'ok'; END $$;
+      CREATE CAST (int AS mood) WITH FUNCTION int_to_mood(int) AS ASSIGNMENT;
+      CREATE TABLE moods (m mood); INSERT INTO moods VALUES ('sad');
+      CREATE TYPE plain_mood AS ENUM ('a', 'b');`);
+    await expectCaught(db, await migrate(db, [{ name: '001_cast.sql', sql: `SELECT 1::mood;` }]), /victims: row count changed/);
+    await expectCaught(db, await migrate(db, [{ name: '001_assign.sql', sql: `UPDATE moods SET m = 1;` }]), /victims: row count changed/);
+    // harmless: an enum without user casts or operators
+    expect(await scopeOf(db, `SELECT 'a'::plain_mood; ALTER TABLE t ADD COLUMN pm plain_mood;`)).toEqual([]);
   });
 
   it('an index expression calling a writing function, run again by ANALYZE, REINDEX or a table rewrite', async () => {

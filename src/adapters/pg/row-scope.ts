@@ -116,8 +116,8 @@ SELECT
   OR EXISTS (SELECT 1 FROM user_types t WHERE (t.typtype IN ('b', 'r', 'm') AND t.typsubscript <> 'array_subscript_handler'::regproc)
                OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_type'::regclass AND d.refobjid = t.oid
                             AND d.classid IN ('pg_operator'::regclass, 'pg_cast'::regclass, 'pg_opclass'::regclass)))
-  OR EXISTS (SELECT 1 FROM pg_cast ca WHERE ca.castfunc <> 0 AND ${USER_PROC('ca.castfunc')}
-               AND (ca.castsource IN (SELECT oid FROM types) OR ca.casttarget IN (SELECT oid FROM types)))
+  -- a user-defined cast runs when something must become its target type: a type named, or a column's
+  OR EXISTS (SELECT 1 FROM pg_cast ca WHERE ca.castfunc <> 0 AND ca.casttarget IN (SELECT oid FROM types) AND ${USER_PROC('ca.castfunc')})
   OR EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_namespace n ON n.oid = oc.opcnamespace
               WHERE n.nspname NOT IN ${SYSTEM} AND (oc.opcname = ANY($7::text[]) OR (oc.opcdefault AND oc.opcintype IN (SELECT oid FROM types))))
   -- names the file uses: functions (and aggregates), operators
