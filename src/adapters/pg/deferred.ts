@@ -18,7 +18,7 @@ import { quoteIdent, type Queryable } from './connection.js';
 export async function restoreInitiallyDeferred(db: Queryable): Promise<void> {
   const r = await db.query<{ schema: string; name: string }>(
     `SELECT DISTINCT n.nspname AS schema, k.conname AS name FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
-      WHERE k.condeferrable AND k.condeferred ORDER BY 1, 2`,
+      WHERE k.condeferrable AND k.condeferred AND has_schema_privilege(n.oid, 'USAGE') ORDER BY 1, 2`,
   );
   if (r.rows.length === 0) return;
   await db.query(`SET CONSTRAINTS ${r.rows.map((c) => `${quoteIdent(c.schema)}.${quoteIdent(c.name)}`).join(', ')} DEFERRED`);
