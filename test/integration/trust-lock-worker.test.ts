@@ -79,7 +79,7 @@ describe('the worker path', () => {
     const gate = await closedGate(t!);
     const cli = spawnCli(cliArgs(t!, dir.dir));
     await waitFor('the CLI at the gate', async () => (await gateWaiters(t!)) === 1);
-    const rollout = fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([t!]), '--lock-timeout', '60s', '--wait'], { timeoutMs: 120_000 });
+    const rollout = fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([t!]), '--all', '--lock-timeout', '60s', '--wait'], { timeoutMs: 120_000 });
     // the worker came and was sent away (or, with a lost lock, is at the gate too)
     await waitFor('the worker to meet the lock', async () => /locked by another runner/.test(fleet.workerLogs()) || (await gateWaiters(t!)) === 2);
     await gate.query('COMMIT');
@@ -98,7 +98,7 @@ describe('the worker path', () => {
     const dir = migrationDir(files('public.gate'));
     cleanups.push(dir.cleanup);
     const gate = await closedGate(t!);
-    const rollout = fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([t!, other!]), '--lock-timeout', '60s', '--wait'], { timeoutMs: 120_000 });
+    const rollout = fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([t!, other!]), '--all', '--lock-timeout', '60s', '--wait'], { timeoutMs: 120_000 });
     // both tenants share the database and the gate: both jobs wait there
     await waitFor('the worker at the gate', async () => (await gateWaiters(t!)) === 2, 90_000);
     const cli = spawnCli(cliArgs(t!, dir.dir));

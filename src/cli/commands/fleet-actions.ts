@@ -336,10 +336,12 @@ export async function rolloutCreate(ctx: CommandContext, o: Record<string, any>,
   const fromFile = o.tenants ? await loadTenants(o, undefined) : undefined;
   await checkRedis(fleet.redisUrl);
   const store = await openStore(fleet, ctx.out);
-  const queue = openQueue(MIGRATE_QUEUE, fleet);
+  let queue: ReturnType<typeof openQueue> | undefined;
   try {
     const tenants = fromFile ?? (await loadTenants(o, store));
     warnLiteralPasswords(ctx.out, tenants);
+    // only now: opening a queue writes to Redis, and a refused selection must leave nothing there
+    queue = openQueue(MIGRATE_QUEUE, fleet);
     const created = await createRollout(store, queue, {
       tenants,
       set,
@@ -368,7 +370,7 @@ export async function rolloutCreate(ctx: CommandContext, o: Record<string, any>,
     else printRollout(ctx.out, view);
     return view.counts.succeeded === view.tenants.length ? 0 : 1;
   } finally {
-    await queue.close().catch(() => {});
+    await queue?.close().catch(() => {});
     await store.close();
   }
 }
