@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
+import type pg from 'pg';
 import { ControlStore } from '../../src/control/store.js';
 import { Migrator } from '../../src/migrator.js';
 import { rolloutAppliedBy, appliedByRollout } from '../../src/core/rollout-applied.js';

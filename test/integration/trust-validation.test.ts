@@ -75,7 +75,7 @@ describe('validation routes: name resolution', () => {
 
   it('harmless: a SET of an unrelated setting or a path change before DDL keeps the scope narrow and passes', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `; CREATE SCHEMA archive; CREATE TABLE archive.events (id int);`);
+    await db.query(`${SETUP}; CREATE SCHEMA archive; CREATE TABLE archive.events (id int);`);
     expect(await scopeOf(db, `SET statement_timeout = '5min'; CREATE INDEX ON t (x);`)).toEqual([]);
     expect(await scopeOf(db, `SET search_path TO archive; CREATE INDEX ON events (id);`)).toEqual([]);
     expect(await scopeOf(db, `SET search_path TO archive; UPDATE events SET id = id;`)).toEqual(['archive.events']);
@@ -85,7 +85,7 @@ describe('validation routes: name resolution', () => {
 
   it('--schema: a file writing into another schema (qualified, or after changing search_path) is counted there', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `; CREATE SCHEMA tenant;`);
+    await db.query(`${SETUP}; CREATE SCHEMA tenant;`);
     const qualified = await migrate(db, [{ name: '001_q.sql', sql: `DELETE FROM public.victims;` }], { schema: 'tenant' });
     await expectCaught(db, qualified, /victims: row count changed from 3 to 0/, 'victims', 'tenant.migrations');
     const path = await migrate(db, [{ name: '001_p.sql', sql: `SET search_path TO public;\nDELETE FROM victims;` }], { schema: 'tenant' });
@@ -105,7 +105,7 @@ describe('validation routes: name resolution', () => {
 describe('validation routes: structure outside --schema', () => {
   it('a file under --schema that drops or alters a table in another schema fails, however it names it', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `; CREATE SCHEMA tenant; CREATE TABLE tenant.own (id int);`);
+    await db.query(`${SETUP}; CREATE SCHEMA tenant; CREATE TABLE tenant.own (id int);`);
     for (const sql of [`ALTER TABLE public.t DROP COLUMN x;`, `SET search_path TO public;\nALTER TABLE t ALTER COLUMN x TYPE bigint;`, `ALTER TABLE public.victims DROP CONSTRAINT victims_pkey;`]) {
       const r = await migrate(db, [{ name: '001_elsewhere.sql', sql }], { schema: 'tenant' });
       expect(r.failed?.error, sql).toBeInstanceOf(ValidationFailedError);
@@ -128,7 +128,7 @@ describe('validation routes: structure outside --schema', () => {
 describe('validation routes: what the file itself adds before it writes', () => {
   it('a foreign key with ON DELETE CASCADE added to an existing table, then a DELETE on the parent', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `; CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1);
+    await db.query(`${SETUP}; CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1);
       CREATE TABLE kids (id int, parent_id int); INSERT INTO kids VALUES (1, 1), (2, 1), (3, 1);`);
     const r = await migrate(db, [{ name: '001_fk.sql', sql: `-- flotilla:validate allowConstraintModification=true\nALTER TABLE kids ADD CONSTRAINT kids_parent FOREIGN KEY (parent_id) REFERENCES parent ON DELETE CASCADE;\nDELETE FROM parent;\nINSERT INTO parent VALUES (1);` }]);
     await expectCaught(db, r, /kids: row count changed from 3 to 0/, 'kids');
@@ -136,7 +136,7 @@ describe('validation routes: what the file itself adds before it writes', () => 
 
   it('a view the file creates and writes through, and a table renamed (or moved) while it is written', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `; CREATE SCHEMA parking;`);
+    await db.query(`${SETUP}; CREATE SCHEMA parking;`);
     for (const sql of [
       `CREATE VIEW window_on_victims AS SELECT * FROM victims;\nDELETE FROM window_on_victims;`,
       `ALTER TABLE victims RENAME TO hidden;\nDELETE FROM hidden;\nALTER TABLE hidden RENAME TO victims;`,
@@ -151,14 +151,14 @@ describe('validation routes: what the file itself adds before it writes', () => 
 
   it('a trigger defined inside CREATE SCHEMA, fired by the same file', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `; CREATE FUNCTION purge_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM public.victims; RETURN NEW; END $$;`);
+    await db.query(`${SETUP}; CREATE FUNCTION purge_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM public.victims; RETURN NEW; END $$;`);
     const r = await migrate(db, [{ name: '001_schema.sql', sql: `CREATE SCHEMA s CREATE TABLE t (id int) CREATE TRIGGER trg AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION purge_trigger();\nINSERT INTO s.t VALUES (1);` }]);
     await expectCaught(db, r, /victims: row count changed from 3 to 0/);
   });
 
   it('ALTER DOMAIN ... VALIDATE CONSTRAINT re-runs a CHECK that calls a writing function', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `;
+    await db.query(`${SETUP};
       CREATE FUNCTION purge_check(int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN true; END $$;
       CREATE DOMAIN checked AS int; CREATE TABLE uses (v checked); INSERT INTO uses VALUES (1);
       ALTER DOMAIN checked ADD CONSTRAINT c CHECK (purge_check(VALUE)) NOT VALID;`);
@@ -262,7 +262,7 @@ describe('validation routes: deferred triggers', () => {
 describe('validation routes: code the parse tree does not name as a function call', () => {
   it('a user-defined operator', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `;
+    await db.query(`${SETUP};
       CREATE FUNCTION purge_eq(int, int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN $1 = $2; END $$;
       CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = purge_eq);`);
     const r = await migrate(db, [{ name: '001_op.sql', sql: `SELECT 1 === 2;` }]);
@@ -276,7 +276,7 @@ describe('validation routes: code the parse tree does not name as a function cal
 
   it('a view over a writing function, read by the file (SELECT, CREATE TABLE AS, REFRESH MATERIALIZED VIEW)', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `;
+    await db.query(`${SETUP};
       CREATE VIEW purging AS SELECT purge_victims() AS x;
       CREATE VIEW purging_too AS SELECT * FROM purging;
       CREATE MATERIALIZED VIEW purged AS SELECT purge_victims() AS x WITH NO DATA;
@@ -291,7 +291,7 @@ describe('validation routes: code the parse tree does not name as a function cal
 
   it('a built-in that runs SQL given as text (query_to_xml, table_to_xml over a view)', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `; CREATE VIEW purging AS SELECT purge_victims() AS x;`);
+    await db.query(`${SETUP}; CREATE VIEW purging AS SELECT purge_victims() AS x;`);
     for (const sql of [`SELECT query_to_xml('SELECT purge_victims()', true, false, '');`, `SELECT pg_catalog.table_to_xml('purging', true, false, '');`]) {
       await expectCaught(db, await migrate(db, [{ name: '001_text.sql', sql }]), /victims: row count changed from 3 to 0/);
     }
@@ -299,7 +299,7 @@ describe('validation routes: code the parse tree does not name as a function cal
 
   it('a rule on a written table or view that calls a writing function', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `;
+    await db.query(`${SETUP};
       CREATE RULE purge_on_update AS ON UPDATE TO t DO ALSO SELECT purge_victims();
       CREATE VIEW inbox AS SELECT id FROM t;
       CREATE RULE inbox_insert AS ON INSERT TO inbox DO INSTEAD SELECT purge_victims();`);
@@ -309,7 +309,7 @@ describe('validation routes: code the parse tree does not name as a function cal
 
   it('a cast to a domain whose CHECK calls a writing function, and a column of that domain', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `;
+    await db.query(`${SETUP};
       CREATE FUNCTION purge_check(int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN true; END $$;
       CREATE DOMAIN checked AS int CHECK (purge_check(VALUE));
       CREATE DOMAIN plain_positive AS int CHECK (VALUE > 0);`);
@@ -321,7 +321,7 @@ describe('validation routes: code the parse tree does not name as a function cal
 
   it('a user-defined cast whose function writes, used by a cast or an assignment', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `;
+    await db.query(`${SETUP};
       CREATE TYPE mood AS ENUM ('ok', 'sad');
       CREATE FUNCTION int_to_mood(int) RETURNS mood LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN 'ok'; END $$;
       CREATE CAST (int AS mood) WITH FUNCTION int_to_mood(int) AS ASSIGNMENT;
@@ -335,7 +335,7 @@ describe('validation routes: code the parse tree does not name as a function cal
 
   it('an index expression calling a writing function, run again by ANALYZE, REINDEX or a table rewrite', async () => {
     const db = await createTestDatabase('tv');
-    await db.query(SETUP + `;
+    await db.query(`${SETUP};
       CREATE FUNCTION sneaky(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + purge_victims()';
       CREATE TABLE indexed (id int);
       CREATE INDEX indexed_sneaky ON indexed (sneaky(id));
