@@ -442,14 +442,14 @@ function emptyCounts(): Record<TenantState, number> {
   return { pending: 0, scheduled: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
 }
 
-function toRollout(x: any): RolloutRow {
+function toRollout(x: pg.QueryResultRow): RolloutRow {
   return {
     id: x.id, setChecksum: x.set_checksum, state: x.state, haltReason: x.halt_reason, options: x.options,
     currentWave: x.current_wave, waveCount: x.wave_count, createdBy: x.created_by, createdAt: x.created_at, finishedAt: x.finished_at,
   };
 }
 
-function toTenantRow(x: any): RolloutTenantRow {
+function toTenantRow(x: pg.QueryResultRow): RolloutTenantRow {
   return {
     tenantId: x.tenant_id, wave: x.wave, server: x.server, state: x.state, generation: x.generation, attempts: x.attempts,
     applied: x.applied ?? [], error: x.error, checks: x.checks, worker: x.worker, notBefore: x.not_before,
