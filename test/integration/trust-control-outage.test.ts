@@ -148,7 +148,7 @@ describe('control plane: outages, idle queues, lost records', () => {
     const store = new ControlStore(fleet.control.url);
     try {
       for (const t of tenants) {
-        const claim = await store.claim(id, t.id, 0, 'doomed', 'migrate');
+        const claim = await store.claim(id, t.id, 0, 'doomed');
         expect(claim, t.id).toBeDefined();
         const set = await store.loadMigrationSet(claim!.setChecksum);
         const client = await t.db.client();

@@ -18,7 +18,8 @@ import { ControlStore, type RolloutRow, type RolloutTenantRow, type TenantState 
 import { createRollout } from '../../producer/rollout.js';
 import { reconcile } from '../../producer/reconcile.js';
 import { registerSchedule, scheduleJobId } from '../../producer/schedule.js';
-import { CONTROL_QUEUE, DEFAULT_PREFIX, MIGRATE_QUEUE, enqueueTenantJobs, openQueue, redisTls, type QueueSettings } from '../../queue.js';
+import { CONTROL_QUEUE, DEFAULT_PREFIX, MIGRATE_QUEUE, openQueue, redisTls, type QueueSettings } from '../../queue.js';
+import { retryAndEnqueue } from '../../producer/dispatcher.js';
 import { startWorker } from '../../worker/worker.js';
 import { parseDuration, type Config } from '../../config.js';
 import { cliIdentity, type CommandContext } from './single.js';
@@ -407,10 +408,9 @@ export async function rolloutRetry(ctx: CommandContext, id: string, o: { wait?: 
     const prepared = await prepareRetry(store, rollout, ctx.config.dir, !!o.refresh);
     const queue = openQueue(MIGRATE_QUEUE, fleet);
     try {
-      const r = await store.retry(id, new Date(), prepared.refresh);
+      const r = await retryAndEnqueue(store, queue, id, new Date(), prepared.refresh);
       for (const n of prepared.notices) ctx.out.error(`! ${n}`);
       if (!r) throw new RolloutNotFoundError(id);
-      await enqueueTenantJobs(queue, r.jobs);
       if (!o.wait) {
         const view = rolloutView((await store.getRollout(id))!, await store.rolloutTenants(id));
         if (ctx.out.json) ctx.out.data({ ...view, notices: prepared.notices });
