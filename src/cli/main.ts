@@ -180,13 +180,15 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * A reader that goes away (`flotilla rollout status <id> | head -1`) is not an
- * error: stop quietly with the exit code we would have had, no EPIPE stack.
+ * A reader that went away (`flotilla pending | head -1`) must not change what
+ * the command does nor its exit code: writes after that are dropped, the work
+ * goes on to its end, and the exit code is the command's own. (Exiting at the
+ * first failed write would stop a run halfway and report 0.)
  */
-export function exitQuietlyOnClosedPipe(): void {
+export function ignoreClosedPipe(): void {
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') return;
       throw e;
     });
   }
@@ -202,7 +204,7 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
-  exitQuietlyOnClosedPipe();
+  ignoreClosedPipe();
   main(process.argv).then(
     (code) => {
       process.exitCode = code;

@@ -84,10 +84,11 @@ export class MissingEnvVarError extends FlotillaError {
   readonly kind = 'input';
   readonly variable: string;
   readonly tenantId: string | undefined;
-  constructor(variable: string, tenantId?: string) {
+  constructor(variable: string, tenantId?: string, empty = false) {
     const neededBy = tenantId === undefined ? '' : ` (needed by tenant ${JSON.stringify(tenantId)})`;
     super(
-      `environment variable ${variable} is not set${neededBy}`,
+      // an empty value would leave libpq to fill in defaults: another host or database than the one meant
+      `environment variable ${variable} is ${empty ? 'set but empty' : 'not set'}${neededBy}`,
       `Set ${variable} in the environment of this process (its value is substituted into the database URL) and run the command again.`,
     );
     this.variable = variable;
@@ -478,7 +479,7 @@ export function parseTenantRows(rows: readonly unknown[], source: string = TENAN
 export function resolveDatabaseUrl(template: string, env: Record<string, string | undefined>, tenantId?: string): string {
   return template.replace(PLACEHOLDER, (_whole, name: string) => {
     const value = env[name];
-    if (value === undefined) throw new MissingEnvVarError(name, tenantId);
+    if (value === undefined || value === '') throw new MissingEnvVarError(name, tenantId, value === '');
     return encodeURIComponent(value);
   });
 }
