@@ -86,6 +86,30 @@ export interface RolloutOptions {
   };
 }
 
+/** The per-rollout flags (`rollout` and `schedule`), parsed: the specs, before any tenant is counted. */
+export interface RolloutSettings {
+  canary?: CanarySpec;
+  waveSize?: CountSpec;
+  maxFailures?: CountSpec;
+  concurrency?: number;
+  perServer?: number;
+}
+
+/**
+ * The one way to build the options a rollout freezes: a rollout's flags and a schedule's
+ * both come here, so `--max-failures 10%` means 10% of the selected tenants for both.
+ */
+export function rolloutOptions(s: RolloutSettings, tenantCount: number, dryRun: boolean, engine: RolloutOptions['engine']): RolloutOptions {
+  return {
+    canary: !!s.canary,
+    maxFailures: s.maxFailures ? resolveCount(s.maxFailures, tenantCount) : 0,
+    concurrency: s.concurrency ?? null,
+    perServer: s.perServer ?? null,
+    dryRun,
+    engine,
+  };
+}
+
 /** How many tenants a rollout keeps queued in Redis at most when --concurrency is not given. */
 export const DISPATCH_WINDOW = 500;
 
