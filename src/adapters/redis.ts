@@ -37,14 +37,16 @@ export async function checkRedis(url: string, timeoutMs = 5000): Promise<void> {
     ...redisTls(url),
   });
   // connect() only rejects with "Connection is closed."; the socket's own error (ECONNREFUSED, ...) arrives as an event
-  let socketError: any;
-  r.on('error', (e) => (socketError ??= e));
+  let socketError: (Error & { code?: string }) | undefined;
+  r.on('error', (e: Error & { code?: string }) => {
+    socketError ??= e;
+  });
   try {
     await r.connect();
     await r.ping();
-  } catch (e: any) {
+  } catch (e) {
     const u = new URL(url);
-    const err = socketError ?? e;
+    const err = (socketError ?? e) as { code?: string; message?: string } | undefined;
     const reason = err?.code === 'ECONNREFUSED' ? 'connection refused' : String(err?.message ?? err);
     const tls = tlsProblem(err, { host: u.hostname, howToTrust: 'Set NODE_EXTRA_CA_CERTS=<CA file> for every flotilla process' });
     if (tls) throw new ConnectionError(`${u.hostname}:${u.port || 6379}`, tls.cause, tls.hint, 'input', undefined, 'Redis');
