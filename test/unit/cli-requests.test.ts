@@ -62,3 +62,14 @@ describe('rollout and schedule requests', () => {
     expect(() => parseRolloutsList({ limit: '0' })).toThrow(ConfigError);
   });
 });
+
+describe('one mapping from settings to the engine', () => {
+  it('a CLI run and a rollout tenant get the same engine settings from the same config', async () => {
+    const { engineSettings, engineSettingsOf, loadConfig, rolloutEngineSettings } = await import('../../src/config.js');
+    const config = loadConfig({ flags: { lockTimeout: '2s', statementTimeout: '1min', lockWaitTimeout: '3s', singleTransaction: true, validation: { allowRowChanges: true }, schema: 'app' }, env: {}, configFile: undefined });
+    const frozen = rolloutEngineSettings(config);
+    expect(frozen).toEqual({ trackingTable: 'migrations', lockTimeoutMs: 2000, statementTimeoutMs: 60_000, validate: true, validation: { allowRowChanges: true }, singleTransaction: true });
+    expect(engineSettings(config, 'me')).toEqual({ ...frozen, schema: 'app', lockWaitTimeoutMs: 3000, appliedBy: 'me' });
+    expect(engineSettingsOf(frozen, { schema: 'tenant_a', lockWaitTimeoutMs: 0, appliedBy: 'worker' })).toEqual({ ...frozen, schema: 'tenant_a', lockWaitTimeoutMs: 0, appliedBy: 'worker' });
+  });
+});
