@@ -114,8 +114,9 @@ export function loadConfig(input: LoadConfigInput): Config {
         merged[k] = k === 'validation' && v && typeof v === 'object' ? { ...(merged.validation as object), ...v } : v;
         sources[k] = `${file}: ${k}`;
       }
-    } catch (e: any) {
-      problems.push(`${file}: ${e?.code === 'ENOENT' ? 'file not found' : e.message}`);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      problems.push(`${file}: ${err?.code === 'ENOENT' ? 'file not found' : err.message}`);
     }
   }
   for (const [k, name] of Object.entries(ENV)) {
