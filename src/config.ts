@@ -1,14 +1,20 @@
 /**
  * Configuration: untrusted input (defaults < flotilla.config.json < environment
  * < command-line flags) parsed with zod into a typed Config. Every bad setting
- * is reported at once, one line each, naming where it came from.
+ * is reported at once, one line each, naming where it came from. The fleet
+ * commands' own settings (Redis, control database) come from the environment
+ * only (`fleetSettings`). The engine's settings are derived from a Config in
+ * one place (`engineSettings`, and the part a rollout freezes).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './core/errors.js';
 import { redactUrl } from './core/redact.js';
 import { VALIDATION_OPTION_NAMES, type ValidationOptions } from './core/validation.js';
+import type { RolloutOptions } from './core/rollout-plan.js';
+import { DEFAULT_PREFIX } from './adapters/redis.js';
 import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './migrator.js';
+import type { QueueSettings } from './queue.js';
 
 export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -108,8 +114,9 @@ export function loadConfig(input: LoadConfigInput): Config {
         merged[k] = k === 'validation' && v && typeof v === 'object' ? { ...(merged.validation as object), ...v } : v;
         sources[k] = `${file}: ${k}`;
       }
-    } catch (e: any) {
-      problems.push(`${file}: ${e?.code === 'ENOENT' ? 'file not found' : e.message}`);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      problems.push(`${file}: ${err?.code === 'ENOENT' ? 'file not found' : err.message}`);
     }
   }
   for (const [k, name] of Object.entries(ENV)) {
@@ -144,16 +151,75 @@ export function requireDatabaseUrl(config: Config): string {
   return config.databaseUrl;
 }
 
-export function engineSettings(config: Config, appliedBy: string): EngineSettings {
+/** The engine settings a rollout freezes; the target's schema and who applies come per tenant. */
+export type FrozenEngineSettings = RolloutOptions['engine'];
+
+/** Config -> what a rollout freezes of the engine's settings (the workers read it back). */
+export function rolloutEngineSettings(config: Config): FrozenEngineSettings {
   return {
-    schema: config.schema,
     trackingTable: config.trackingTable,
     lockTimeoutMs: config.lockTimeout,
     statementTimeoutMs: config.statementTimeout,
-    lockWaitTimeoutMs: config.lockWaitTimeout,
     validate: config.validate,
     validation: config.validation,
-    appliedBy,
     singleTransaction: config.singleTransaction,
+  };
+}
+
+/**
+ * Frozen settings + where and who -> the engine's settings: the one mapping every caller
+ * uses (the CLI for one database, the worker for a rollout's tenant).
+ */
+export function engineSettingsOf(frozen: FrozenEngineSettings, at: { schema: string | undefined; lockWaitTimeoutMs: number; appliedBy: string }): EngineSettings {
+  return { ...frozen, singleTransaction: frozen.singleTransaction ?? false, schema: at.schema, lockWaitTimeoutMs: at.lockWaitTimeoutMs, appliedBy: at.appliedBy };
+}
+
+/** Config -> the engine's settings for one database (the CLI's single-database commands). */
+export function engineSettings(config: Config, appliedBy: string): EngineSettings {
+  return engineSettingsOf(rolloutEngineSettings(config), { schema: config.schema, lockWaitTimeoutMs: config.lockWaitTimeout, appliedBy });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fleet commands: REDIS_URL, CONTROL_DATABASE_URL (default DATABASE_URL), FLOTILLA_QUEUE_PREFIX.
+
+export interface FleetSettings extends QueueSettings {
+  controlUrl: string;
+  /** how long a call to the control database keeps retrying through an outage (FLOTILLA_CONTROL_RETRY_FOR, default 90s) */
+  controlRetryMs?: number;
+  /** `--wait`: after this long without a worker taking a job, print a hint (FLOTILLA_WAIT_HINT_AFTER, default 30s) */
+  waitHintMs?: number;
+}
+
+const FleetEnv = z.object({
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .refine((u) => URL.canParse(u), 'is not a valid URL (check the port; percent-encode special characters in the password)')
+    .default('redis://127.0.0.1:6379'),
+  CONTROL_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .refine((u) => URL.canParse(u.replace(/\$\{[^}]*\}/g, 'x')), 'is not a valid URL (check the port; percent-encode special characters in the password)')
+    .optional(),
+  FLOTILLA_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9{}_.-]{1,64}$/, 'letters, digits, {}_.- only')
+    .default(DEFAULT_PREFIX),
+  FLOTILLA_CONTROL_RETRY_FOR: z.string().refine((v) => parseDuration(v) !== undefined, 'is not a duration (90s, 2min)').optional(),
+  FLOTILLA_WAIT_HINT_AFTER: z.string().refine((v) => parseDuration(v) !== undefined, 'is not a duration (30s, 1min)').optional(),
+});
+
+export function fleetSettings(config: Config, env: Record<string, string | undefined>): FleetSettings {
+  const parsed = FleetEnv.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${String(i.path[0])}: ${i.message}`));
+  const controlUrl = parsed.data.CONTROL_DATABASE_URL ?? config.databaseUrl;
+  if (!controlUrl) throw new ConfigError(['no control database: set CONTROL_DATABASE_URL (or DATABASE_URL)']);
+  const d = parsed.data;
+  return {
+    redisUrl: d.REDIS_URL,
+    prefix: d.FLOTILLA_QUEUE_PREFIX,
+    controlUrl,
+    controlRetryMs: d.FLOTILLA_CONTROL_RETRY_FOR === undefined ? undefined : parseDuration(d.FLOTILLA_CONTROL_RETRY_FOR),
+    waitHintMs: d.FLOTILLA_WAIT_HINT_AFTER === undefined ? undefined : parseDuration(d.FLOTILLA_WAIT_HINT_AFTER),
   };
 }

@@ -7,29 +7,18 @@
  *   queue "control": "reconcile" (every few seconds, any worker) and
  *                    "scheduled-rollout" (from `flotilla schedule`)
  */
-import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { Queue, type JobsOptions } from 'bullmq';
+import { redisConnection } from './adapters/redis.js';
 
 export const MIGRATE_QUEUE = 'migrate';
 export const CONTROL_QUEUE = 'control';
-export const DEFAULT_PREFIX = '{flotilla}';
+// connection options and the default prefix live with the Redis adapter
+export { DEFAULT_PREFIX, redisConnection, redisTls } from './adapters/redis.js';
 
 export interface QueueSettings {
   redisUrl: string;
   /** BullMQ key prefix; the hash tag keeps a queue's keys in one Redis Cluster slot */
   prefix: string;
-}
-
-/**
- * `rediss://` turns TLS on for every connection we make (queues, workers, checks). ioredis does
- * it for the URL too; saying it here keeps it true whoever builds the client. The server
- * certificate is verified against Node's CAs: add a private CA with NODE_EXTRA_CA_CERTS=<file>.
- */
-export function redisTls(url: string): { tls?: Record<string, never> } {
-  return /^rediss:\/\//i.test(url) ? { tls: {} } : {};
-}
-
-export function redisConnection(url: string): ConnectionOptions {
-  return { url, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: 'flotilla', ...redisTls(url) };
 }
 
 /** Transient failures retry with jittered exponential backoff; finished jobs leave Redis (history is in Postgres). */

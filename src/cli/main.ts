@@ -14,6 +14,7 @@ import { createLogger } from '../logger.js';
 import { listCommand, pendingCommand, runCommand, statusCommand, type CommandContext } from './commands/single.js';
 import { processOutput, reportError } from './output.js';
 import { registerFleetCommands } from './commands/fleet.js';
+import type { Flags } from './requests.js';
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -109,10 +110,10 @@ export function strictOptions(program: Command): void {
  * given before or after the subcommand): what the user gave, the nearest
  * command first; defaults only where nobody gave a value.
  */
-export function mergedOptions(cmd: Command): Record<string, any> {
+export function mergedOptions(cmd: Command): Flags {
   const chain: Command[] = [];
   for (let c: Command | null = cmd; c; c = c.parent) chain.push(c);
-  const out: Record<string, any> = {};
+  const out: Flags = {};
   const given = new Set<string>();
   for (const c of chain) {
     for (const [k, v] of Object.entries(c.opts())) {
@@ -134,7 +135,7 @@ function commandPath(cmd: Command): string {
 }
 
 /** Global flags (commander) -> raw settings for loadConfig. */
-export function flagsOf(g: Record<string, any>): RawSettings {
+export function flagsOf(g: Flags): RawSettings {
   const validation: Record<string, boolean> = {};
   for (const name of VALIDATION_OPTION_NAMES) if (typeof g[name] === 'boolean') validation[name] = g[name];
   return {

@@ -1,6 +1,8 @@
 /**
  * Where the CLI writes: human text or --json on stdout, errors on stderr.
- * Commands receive this, so tests can capture it.
+ * Commands receive this, so tests can capture it. Exit codes are decided
+ * here: an error's kind (reportError), a waited-for rollout's outcome
+ * (rolloutExitCode); every other command that returns exits 0.
  */
 import { FlotillaError, EXIT_CODES } from '../core/errors.js';
 import { redactSecrets } from '../core/redact.js';
@@ -48,4 +50,9 @@ export function reportError(out: Output, e: unknown): number {
   if (out.json) out.data({ error: { code: 'internal', kind: 'internal', message } });
   else out.error(`✗ unexpected error: ${message}\n  This is a bug in Flotilla; rerun with --log-level debug and report it.`);
   return 1;
+}
+
+/** A command that waited for a rollout's end: 0 only if every tenant succeeded, 1 otherwise. */
+export function rolloutExitCode(view: { counts: { succeeded: number }; tenants: readonly unknown[] }): number {
+  return view.counts.succeeded === view.tenants.length ? 0 : 1;
 }

@@ -364,3 +364,108 @@ export type TargetRefusal = 'privilege' | 'read_only' | 'standby' | 'terminated'
 export function isFlotillaError(e: unknown): e is FlotillaError {
   return e instanceof FlotillaError;
 }
+
+// --- tenants: the registry file or query, and which tenants a command selects
+
+export class TenantsFileError extends FlotillaError {
+  readonly code = 'invalid_tenants';
+  readonly kind = 'input';
+  readonly source: string;
+  readonly problems: string[];
+  constructor(source: string, problems: string[], origin: 'file' | 'query' = 'file') {
+    const count = `${problems.length} problem${problems.length === 1 ? '' : 's'}`;
+    const what = origin === 'file' ? `tenants file ${source}` : `tenants from ${source}`;
+    super(
+      [`Invalid ${what}: ${count}`, ...problems.map((p) => `  ${p}`)].join('\n'),
+      'Fix the entries above and run the command again; nothing was changed.',
+    );
+    this.source = source;
+    this.problems = problems;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), source: this.source, problems: this.problems };
+  }
+}
+
+export class MissingEnvVarError extends FlotillaError {
+  readonly code = 'missing_env_var';
+  readonly kind = 'input';
+  readonly variable: string;
+  readonly tenantId: string | undefined;
+  constructor(variable: string, tenantId?: string, empty = false) {
+    const neededBy = tenantId === undefined ? '' : ` (needed by tenant ${JSON.stringify(tenantId)})`;
+    super(
+      // an empty value would leave libpq to fill in defaults: another host or database than the one meant
+      `environment variable ${variable} is ${empty ? 'set but empty' : 'not set'}${neededBy}`,
+      `Set ${variable} in the environment of this process (its value is substituted into the database URL) and run the command again.`,
+    );
+    this.variable = variable;
+    this.tenantId = tenantId;
+  }
+}
+
+export class TenantSelectionError extends FlotillaError {
+  readonly code = 'unknown_tenant';
+  readonly kind = 'input';
+  readonly unknownIds: string[];
+  constructor(unknownIds: string[]) {
+    super(
+      `unknown tenant id${unknownIds.length === 1 ? '' : 's'}: ${unknownIds.map((id) => JSON.stringify(id)).join(', ')}`,
+      'Check the ids against the tenants registry (a typo would otherwise silently select nothing).',
+    );
+    this.unknownIds = unknownIds;
+  }
+}
+
+/** Selection flags that are empty, missing or contradictory: exit 2, nothing created. */
+export class SelectorError extends FlotillaError {
+  readonly code = 'invalid_selector';
+  readonly kind = 'input';
+  constructor(readonly problems: string[]) {
+    super(
+      problems.length === 1 ? problems[0]! : [`invalid tenant selection: ${problems.length} problems`, ...problems.map((p) => `  ${p}`)].join('\n'),
+      'Select tenants explicitly: --only <ids>, --tag <tag> or --all (every tenant of the file, query or registry). Nothing was changed.',
+    );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), problems: this.problems };
+  }
+}
+
+/** A well-formed selection that matches no tenant: refused, never "nothing to do" by accident. */
+export class EmptySelectionError extends FlotillaError {
+  readonly code = 'no_tenant_selected';
+  readonly kind = 'input';
+  constructor(readonly description: string) {
+    super(`no tenant matches ${description}`, 'Check the tags and ids against the tenants (`--all` selects every tenant). Nothing was changed.');
+  }
+}
+
+// --- rollouts
+
+export class RolloutNotFoundError extends FlotillaError {
+  readonly code = 'rollout_not_found';
+  readonly kind = 'input';
+  constructor(readonly rolloutId: string) {
+    super(`no rollout with id ${rolloutId}`, 'List rollouts with `flotilla rollouts`.');
+  }
+}
+
+export class RefreshRefusedError extends FlotillaError {
+  readonly code = 'refresh_refused';
+  readonly kind = 'input';
+  constructor(
+    readonly rolloutId: string,
+    readonly blockers: { tenantId: string; reason: string }[],
+  ) {
+    const shown = blockers.slice(0, 10).map((b) => `  ${b.tenantId}: ${b.reason}`);
+    if (blockers.length > 10) shown.push(`  ... and ${blockers.length - 10} more`);
+    super(
+      [`cannot refresh the migration set of rollout ${rolloutId}: ${blockers.length} tenant${blockers.length === 1 ? '' : 's'} already ran the frozen files`, ...shown].join('\n'),
+      'A file a tenant has applied must not change under it: restore the frozen files and retry without --refresh, or add a new migration file and start a new rollout. Nothing was changed.',
+    );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), rolloutId: this.rolloutId, blockers: this.blockers };
+  }
+}

@@ -5,7 +5,6 @@
  * these pure comparisons let them say so (and let `retry --refresh` decide
  * whether re-freezing the set is safe).
  */
-import { FlotillaError } from './errors.js';
 import type { MigrationSet } from './migration-set.js';
 import { redactUrl } from './redact.js';
 
@@ -108,24 +107,7 @@ export function filesReplacedBy(frozen: MigrationSet, d: SetDiff): string[] {
   return frozen.migrations.filter((m) => versions.has(m.version)).map((m) => m.name);
 }
 
-export class RefreshRefusedError extends FlotillaError {
-  readonly code = 'refresh_refused';
-  readonly kind = 'input';
-  constructor(
-    readonly rolloutId: string,
-    readonly blockers: { tenantId: string; reason: string }[],
-  ) {
-    const shown = blockers.slice(0, 10).map((b) => `  ${b.tenantId}: ${b.reason}`);
-    if (blockers.length > 10) shown.push(`  ... and ${blockers.length - 10} more`);
-    super(
-      [`cannot refresh the migration set of rollout ${rolloutId}: ${blockers.length} tenant${blockers.length === 1 ? '' : 's'} already ran the frozen files`, ...shown].join('\n'),
-      'A file a tenant has applied must not change under it: restore the frozen files and retry without --refresh, or add a new migration file and start a new rollout. Nothing was changed.',
-    );
-  }
-  override toJSON(): Record<string, unknown> {
-    return { ...super.toJSON(), rolloutId: this.rolloutId, blockers: this.blockers };
-  }
-}
+export { RefreshRefusedError } from './errors.js';
 
 /**
  * Tenants that stop `retry --refresh`: any that recorded one of the replaced

@@ -57,3 +57,9 @@ export function redactSecrets(text: string): string {
   );
   return maskPasswordPairs(urlsMasked);
 }
+
+/** Untrusted input shown back in a message: quoted, and cut at 64 characters. */
+export function quoteInput(value: unknown): string {
+  const text = String(value);
+  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
+}

@@ -86,6 +86,30 @@ export interface RolloutOptions {
   };
 }
 
+/** The per-rollout flags (`rollout` and `schedule`), parsed: the specs, before any tenant is counted. */
+export interface RolloutSettings {
+  canary?: CanarySpec;
+  waveSize?: CountSpec;
+  maxFailures?: CountSpec;
+  concurrency?: number;
+  perServer?: number;
+}
+
+/**
+ * The one way to build the options a rollout freezes: a rollout's flags and a schedule's
+ * both come here, so `--max-failures 10%` means 10% of the selected tenants for both.
+ */
+export function rolloutOptions(s: RolloutSettings, tenantCount: number, dryRun: boolean, engine: RolloutOptions['engine']): RolloutOptions {
+  return {
+    canary: !!s.canary,
+    maxFailures: s.maxFailures ? resolveCount(s.maxFailures, tenantCount) : 0,
+    concurrency: s.concurrency ?? null,
+    perServer: s.perServer ?? null,
+    dryRun,
+    engine,
+  };
+}
+
 export function newRolloutId(now: Date, random: string): string {
   const iso = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `r${iso}-${random}`;

@@ -6,11 +6,11 @@
  * Secrets stay as `${VAR}` placeholders in `databaseUrl` until `resolveDatabaseUrl` is called
  * at connection time, so a parsed registry can be logged, diffed or stored without leaking.
  */
-import { CronExpressionParser } from 'cron-parser';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { FlotillaError } from './errors.js';
-import { redactSecrets, redactUrl } from './redact.js';
+import { cronProblem, isTimeZone } from './cron.js';
+import { EmptySelectionError, SelectorError, TenantSelectionError, TenantsFileError, MissingEnvVarError } from './errors.js';
+import { quoteInput as quote, redactSecrets, redactUrl } from './redact.js';
 
 export interface MaintenanceWindow {
   /** Cron expression, evaluated in `tz`. */
@@ -59,79 +59,9 @@ export interface SelectorFlags {
 
 export const TENANTS_QUERY_SOURCE = 'tenants query';
 
-export class TenantsFileError extends FlotillaError {
-  readonly code = 'invalid_tenants';
-  readonly kind = 'input';
-  readonly source: string;
-  readonly problems: string[];
-  constructor(source: string, problems: string[], origin: 'file' | 'query' = 'file') {
-    const count = `${problems.length} problem${problems.length === 1 ? '' : 's'}`;
-    const what = origin === 'file' ? `tenants file ${source}` : `tenants from ${source}`;
-    super(
-      [`Invalid ${what}: ${count}`, ...problems.map((p) => `  ${p}`)].join('\n'),
-      'Fix the entries above and run the command again; nothing was changed.',
-    );
-    this.source = source;
-    this.problems = problems;
-  }
-  override toJSON(): Record<string, unknown> {
-    return { ...super.toJSON(), source: this.source, problems: this.problems };
-  }
-}
-
-export class MissingEnvVarError extends FlotillaError {
-  readonly code = 'missing_env_var';
-  readonly kind = 'input';
-  readonly variable: string;
-  readonly tenantId: string | undefined;
-  constructor(variable: string, tenantId?: string, empty = false) {
-    const neededBy = tenantId === undefined ? '' : ` (needed by tenant ${JSON.stringify(tenantId)})`;
-    super(
-      // an empty value would leave libpq to fill in defaults: another host or database than the one meant
-      `environment variable ${variable} is ${empty ? 'set but empty' : 'not set'}${neededBy}`,
-      `Set ${variable} in the environment of this process (its value is substituted into the database URL) and run the command again.`,
-    );
-    this.variable = variable;
-    this.tenantId = tenantId;
-  }
-}
-
-export class TenantSelectionError extends FlotillaError {
-  readonly code = 'unknown_tenant';
-  readonly kind = 'input';
-  readonly unknownIds: string[];
-  constructor(unknownIds: string[]) {
-    super(
-      `unknown tenant id${unknownIds.length === 1 ? '' : 's'}: ${unknownIds.map((id) => JSON.stringify(id)).join(', ')}`,
-      'Check the ids against the tenants registry (a typo would otherwise silently select nothing).',
-    );
-    this.unknownIds = unknownIds;
-  }
-}
-
-/** Selection flags that are empty, missing or contradictory: exit 2, nothing created. */
-export class SelectorError extends FlotillaError {
-  readonly code = 'invalid_selector';
-  readonly kind = 'input';
-  constructor(readonly problems: string[]) {
-    super(
-      problems.length === 1 ? problems[0]! : [`invalid tenant selection: ${problems.length} problems`, ...problems.map((p) => `  ${p}`)].join('\n'),
-      'Select tenants explicitly: --only <ids>, --tag <tag> or --all (every tenant of the file, query or registry). Nothing was changed.',
-    );
-  }
-  override toJSON(): Record<string, unknown> {
-    return { ...super.toJSON(), problems: this.problems };
-  }
-}
-
-/** A well-formed selection that matches no tenant: refused, never "nothing to do" by accident. */
-export class EmptySelectionError extends FlotillaError {
-  readonly code = 'no_tenant_selected';
-  readonly kind = 'input';
-  constructor(readonly description: string) {
-    super(`no tenant matches ${description}`, 'Check the tags and ids against the tenants (`--all` selects every tenant). Nothing was changed.');
-  }
-}
+// the error classes live in core/errors.ts; re-exported for the callers that know them from here
+export { EmptySelectionError, MissingEnvVarError, SelectorError, TenantSelectionError, TenantsFileError } from './errors.js';
+export { scheduleProblems } from './cron.js';
 
 // ---------------------------------------------------------------------------------------------
 // Schemas. Ids and schema names end up in SQL, lock keys, job ids and file names, hence the
@@ -141,57 +71,6 @@ const SLUG = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const PG_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const SLUG_RULE = 'lowercase letters, digits, "_" or "-", starting with a letter or digit, at most 63 characters';
-
-function quote(value: unknown): string {
-  const text = String(value);
-  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
-}
-
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat(undefined, { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-// cron-parser's "H" picks a random minute unless seeded: each worker would see a different window.
-const HASHED_FIELD = /(^|[\s,/(])H($|[\s,/(])/;
-
-function cronProblem(expr: string): string | undefined {
-  if (expr.trim() === '') return 'cron expression is empty';
-  if (HASHED_FIELD.test(expr)) return `cron expression ${quote(expr)} uses "H", which is random per process; write the minute and hour`;
-  try {
-    // A fixed reference date keeps this pure; next() also catches expressions that never fire.
-    CronExpressionParser.parse(expr, { currentDate: new Date(0), tz: 'UTC' }).next();
-    return undefined;
-  } catch (err) {
-    return `invalid cron expression ${quote(expr)}: ${err instanceof Error ? err.message : String(err)}`;
-  }
-}
-
-/**
- * Problems of a schedule's cron expression and time zone (the same rules as a maintenance
- * window's, evaluated in that zone), so `flotilla schedule` refuses them before saving anything.
- */
-export function scheduleProblems(cron: unknown, tz: unknown): string[] {
-  const problems: string[] = [];
-  if (typeof tz !== 'string' || tz.trim() === '' || !isTimeZone(tz)) problems.push(`--tz: unknown time zone ${quote(tz ?? '')}; use an IANA name such as Europe/Paris or UTC`);
-  if (typeof cron !== 'string' || cron.trim() === '') problems.push('--cron: required, e.g. "0 2 * * SUN"');
-  else {
-    const p = cronProblem(cron);
-    if (p) problems.push(`--cron: ${p}`);
-    else if (!problems.length) {
-      try {
-        CronExpressionParser.parse(cron, { currentDate: new Date(0), tz: tz as string }).next();
-      } catch (err) {
-        problems.push(`--cron: ${quote(cron)} in ${quote(tz)}: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    }
-  }
-  return problems;
-}
 
 function databaseUrlProblem(template: string): string | undefined {
   const shown = quote(redactUrl(template));

@@ -7,14 +7,14 @@
  * occurrence of its cron expression for `durationMinutes`; when windows overlap, the most
  * recent occurrence decides.
  */
-import { CronExpressionParser } from 'cron-parser';
+import { cronOccurrences } from './cron.js';
 import type { MaintenanceWindow } from './tenants.js';
 
 const MINUTE_MS = 60_000;
 const SECOND_MS = 1_000;
 
 function occurrencesAround(w: MaintenanceWindow, at: Date) {
-  return CronExpressionParser.parse(w.cron, { currentDate: at, tz: w.tz });
+  return cronOccurrences(w.cron, at, w.tz);
 }
 
 /** Most recent occurrence at or before `now`. */

@@ -9,18 +9,13 @@ import type { Queue } from 'bullmq';
 import type { MigrationSet } from '../core/migration-set.js';
 import type { Tenant } from '../core/tenants.js';
 import { ConfigError } from '../core/errors.js';
-import { assignWaves, newRolloutId, resolveCount, type CanarySpec, type CountSpec, type RolloutOptions } from '../core/rollout-plan.js';
+import { assignWaves, newRolloutId, rolloutOptions, type RolloutOptions, type RolloutSettings } from '../core/rollout-plan.js';
 import type { ControlStore } from '../control/store.js';
 import { dispatchAndEnqueue } from './dispatcher.js';
 
-export interface RolloutRequest {
+export interface RolloutRequest extends RolloutSettings {
   tenants: Tenant[];
   set: MigrationSet;
-  canary?: CanarySpec;
-  waveSize?: CountSpec;
-  maxFailures?: CountSpec;
-  concurrency?: number;
-  perServer?: number;
   dryRun: boolean;
   engine: RolloutOptions['engine'];
   createdBy: string;
@@ -42,14 +37,7 @@ export async function createRollout(store: ControlStore, queue: Queue, req: Roll
   if (req.concurrency !== undefined && req.concurrency < 1) throw new ConfigError(['--concurrency: must be at least 1']);
   if (req.perServer !== undefined && req.perServer < 1) throw new ConfigError(['--per-server: must be at least 1']);
   const { assignments, waveCount } = assignWaves(req.tenants, req.canary, req.waveSize);
-  const options: RolloutOptions = {
-    canary: !!req.canary,
-    maxFailures: req.maxFailures ? resolveCount(req.maxFailures, req.tenants.length) : 0,
-    concurrency: req.concurrency ?? null,
-    perServer: req.perServer ?? null,
-    dryRun: req.dryRun,
-    engine: req.engine,
-  };
+  const options = rolloutOptions(req, req.tenants.length, req.dryRun, req.engine);
   const id = newRolloutId(now(), randomBytes(3).toString('hex'));
   // a dry run leaves the registry as it was: it must not change what later rollouts or schedules select
   if (!req.dryRun) await store.upsertTenants(req.tenants);

@@ -9,14 +9,14 @@
  */
 import type { Queue } from 'bullmq';
 import { isFlotillaError } from '../core/errors.js';
-import { selectTenants } from '../core/tenants.js';
+import { selectTenants, type Tenant } from '../core/tenants.js';
 import type { ControlStore } from '../control/store.js';
 import { createRollout } from './rollout.js';
 
 export async function startScheduledRollout(store: ControlStore, queue: Queue, name: string, now: () => Date): Promise<{ rolloutId: string } | { skipped: string }> {
   const s = await store.getSchedule(name);
   if (!s) return { skipped: `schedule ${name} no longer exists` };
-  let tenants;
+  let tenants: Tenant[];
   try {
     // a stored selection obeys the same rules as the flags: never "everything" unless it says --all
     tenants = selectTenants(await store.registryTenants(), s.selection);

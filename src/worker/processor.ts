@@ -18,6 +18,7 @@ import { DelayedError, UnrecoverableError, type Job, type Queue } from 'bullmq';
 import type pg from 'pg';
 import { FlotillaError, LockTimeoutError, isFlotillaError } from '../core/errors.js';
 import { redactSecrets } from '../core/redact.js';
+import { engineSettingsOf } from '../config.js';
 import { resolveDatabaseUrl } from '../core/tenants.js';
 import { isInsideWindow, nextWindowStart } from '../core/windows.js';
 import { connect } from '../adapters/pg/connection.js';
@@ -99,7 +100,7 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     const lockSessions = deps.connections ? deps.connections.lockSessions(url) : connectLockSessions(url, { applicationName: `flotilla-worker ${deps.workerId} lock` });
     const migrator = new Migrator(
       client,
-      { ...claim.options.engine, schema: claim.tenant.schema, lockWaitTimeoutMs: 0, appliedBy: rolloutAppliedBy(deps.workerId, rolloutId) },
+      engineSettingsOf(claim.options.engine, { schema: claim.tenant.schema, lockWaitTimeoutMs: 0, appliedBy: rolloutAppliedBy(deps.workerId, rolloutId) }),
       undefined,
       { lockSessions },
     );

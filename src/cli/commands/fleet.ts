@@ -1,15 +1,14 @@
 /**
  * Fleet commands: rollout (create, status, retry, cancel, resume), rollouts,
- * worker, schedule. Their implementations (BullMQ, ioredis, the control
- * store) load only when one of them runs, so `flotilla status` starts fast.
+ * worker, schedule. Registration only: each command's module (BullMQ, ioredis,
+ * the control store) loads only when it runs, so `flotilla status` starts fast.
  * Settings beyond the engine's come from the environment: REDIS_URL,
- * CONTROL_DATABASE_URL (default DATABASE_URL), FLOTILLA_QUEUE_PREFIX.
+ * CONTROL_DATABASE_URL (default DATABASE_URL), FLOTILLA_QUEUE_PREFIX (config.ts).
  */
 import type { Command } from 'commander';
 import type { CommandContext } from './single.js';
 
 type Run = (action: (ctx: CommandContext) => Promise<number>, cmd: Command) => Promise<void>;
-const actions = () => import('./fleet-actions.js');
 
 export function registerFleetCommands(program: Command, run: Run): void {
   const rollout = program
@@ -27,39 +26,39 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--per-server <n>', 'tenants migrating at once per Postgres server (host:port)')
     .option('--dry-run', 'apply and validate each tenant in a transaction, then roll back')
     .option('--wait', 'show progress and wait for the end (exit 0 only if every tenant succeeded)')
-    .action((o, cmd) => run(async (ctx) => (await actions()).rolloutCreate(ctx, o), cmd));
+    .action((o, cmd) => run(async (ctx) => (await import('./rollout-create.js')).rolloutCreate(ctx, o), cmd));
   rollout
     .command('status <id>')
     .description('per-tenant state of a rollout')
-    .action((id: string, _o, cmd) => run(async (ctx) => (await actions()).rolloutStatus(ctx, id), cmd));
+    .action((id: string, _o, cmd) => run(async (ctx) => (await import('./rollout-status.js')).rolloutStatus(ctx, id), cmd));
   rollout
     .command('retry <id>')
     .description('re-enqueue the failed and cancelled tenants of a rollout')
     .option('--wait', 'wait for the end (exit 0 only if every tenant succeeded)')
     .option('--refresh', 'run the migration files on disk instead of the frozen set (refused when a tenant already applied a file that changed)')
-    .action((id: string, o, cmd) => run(async (ctx) => (await actions()).rolloutRetry(ctx, id, o), cmd));
+    .action((id: string, o, cmd) => run(async (ctx) => (await import('./rollout-retry.js')).rolloutRetry(ctx, id, o), cmd));
   rollout
     .command('cancel <id>')
     .description('stop a rollout: tenants not started are cancelled, running ones finish')
-    .action((id: string, _o, cmd) => run(async (ctx) => (await actions()).rolloutCancel(ctx, id), cmd));
+    .action((id: string, _o, cmd) => run(async (ctx) => (await import('./rollout-cancel.js')).rolloutCancel(ctx, id), cmd));
   rollout
     .command('resume <id>')
     .description('rebuild the queue from the control database (after Redis lost its data); safe any time')
     .option('--wait', 'then wait for the end (exit 0 only if every tenant succeeded)')
-    .action((id: string, o, cmd) => run(async (ctx) => (await actions()).rolloutResume(ctx, id, o), cmd));
+    .action((id: string, o, cmd) => run(async (ctx) => (await import('./rollout-resume.js')).rolloutResume(ctx, id, o), cmd));
 
   program
     .command('rollouts')
     .description('list recent rollouts')
     .option('--limit <n>', 'how many', '20')
-    .action((o, cmd) => run(async (ctx) => (await actions()).rolloutsList(ctx, o), cmd));
+    .action((o, cmd) => run(async (ctx) => (await import('./rollouts.js')).rolloutsList(ctx, o), cmd));
 
   program
     .command('worker')
     .description('run a worker: take tenant jobs from Redis and migrate them (SIGTERM drains)')
     .option('--concurrency <n>', 'tenants at once in this process', '2')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long running jobs may finish', '30s')
-    .action((o, cmd) => run(async (ctx) => (await actions()).workerRun(ctx, o), cmd));
+    .action((o, cmd) => run(async (ctx) => (await import('./worker.js')).workerRun(ctx, o), cmd));
 
   const schedule = program
     .command('schedule')
@@ -73,13 +72,13 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--max-failures <n|%>', 'per rollout')
     .option('--concurrency <n>', 'per rollout')
     .option('--per-server <n>', 'per rollout')
-    .action((o, cmd) => run(async (ctx) => (await actions()).scheduleAdd(ctx, o), cmd));
+    .action((o, cmd) => run(async (ctx) => (await import('./schedule.js')).scheduleAdd(ctx, o), cmd));
   schedule
     .command('list')
     .description('list schedules')
-    .action((_o, cmd) => run(async (ctx) => (await actions()).scheduleList(ctx), cmd));
+    .action((_o, cmd) => run(async (ctx) => (await import('./schedule.js')).scheduleList(ctx), cmd));
   schedule
     .command('remove <name>')
     .description('remove a schedule')
-    .action((name: string, _o, cmd) => run(async (ctx) => (await actions()).scheduleRemove(ctx, name), cmd));
+    .action((name: string, _o, cmd) => run(async (ctx) => (await import('./schedule.js')).scheduleRemove(ctx, name), cmd));
 }

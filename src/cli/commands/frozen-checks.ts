@@ -6,8 +6,8 @@
  * The decisions are in core/frozen.ts; this module reads and prints.
  */
 import { loadMigrationDir } from '../../adapters/fs-source.js';
-import { ConfigError, MigrationsDirError } from '../../core/errors.js';
-import { describeSetDiff, diffSets, filesReplacedBy, isSameSet, RefreshRefusedError, refreshBlockers, setDiffNotice, targetChanges, targetNotices, type Target } from '../../core/frozen.js';
+import { ConfigError, MigrationsDirError, RefreshRefusedError } from '../../core/errors.js';
+import { describeSetDiff, diffSets, filesReplacedBy, isSameSet, refreshBlockers, setDiffNotice, targetChanges, targetNotices, type Target } from '../../core/frozen.js';
 import type { MigrationSet } from '../../core/migration-set.js';
 import type { ControlStore, RefreshRequest, RolloutRow } from '../../control/store.js';
 
