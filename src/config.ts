@@ -105,7 +105,8 @@ export function loadConfig(input: LoadConfigInput): Config {
     logLevel: 'warn',
   };
   const problems: string[] = [];
-  const file = input.configFile ?? input.env.FLOTILLA_CONFIG ?? (existsSync('flotilla.config.json') ? 'flotilla.config.json' : undefined);
+  if (input.configFile === undefined && input.env.FLOTILLA_CONFIG?.trim() === '') problems.push(emptyVariable('FLOTILLA_CONFIG'));
+  const file = input.configFile ?? (input.env.FLOTILLA_CONFIG || undefined) ?? (existsSync('flotilla.config.json') ? 'flotilla.config.json' : undefined);
   if (file) {
     try {
       const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown;
@@ -121,7 +122,9 @@ export function loadConfig(input: LoadConfigInput): Config {
   }
   for (const [k, name] of Object.entries(ENV)) {
     const v = input.env[name];
-    if (v !== undefined && v !== '') {
+    // set but empty (an unset shell variable in `X=$Y`) never means "use the default" when it decides
+    if (v !== undefined && v.trim() === '' && input.flags[k] === undefined && k !== 'logLevel') problems.push(emptyVariable(name));
+    if (v !== undefined && v.trim() !== '') {
       merged[k] = v;
       sources[k] = name;
     }
@@ -209,8 +212,14 @@ const FleetEnv = z.object({
   FLOTILLA_WAIT_HINT_AFTER: z.string().refine((v) => parseDuration(v) !== undefined, 'is not a duration (30s, 1min)').optional(),
 });
 
+function emptyVariable(name: string): string {
+  return `${name} is set but empty (an unset shell variable?): unset it or give it a value`;
+}
+
 export function fleetSettings(config: Config, env: Record<string, string | undefined>): FleetSettings {
-  const parsed = FleetEnv.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  const empty = Object.keys(FleetEnv.shape).filter((k) => env[k] !== undefined && env[k]!.trim() === '');
+  if (empty.length) throw new ConfigError(empty.map(emptyVariable));
+  const parsed = FleetEnv.safeParse(Object.fromEntries(Object.entries(env).filter(([k]) => k in FleetEnv.shape)));
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${String(i.path[0])}: ${i.message}`));
   const controlUrl = parsed.data.CONTROL_DATABASE_URL ?? config.databaseUrl;
   if (!controlUrl) throw new ConfigError(['no control database: set CONTROL_DATABASE_URL (or DATABASE_URL)']);

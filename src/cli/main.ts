@@ -7,7 +7,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, type Config, type RawSettings } from '../config.js';
 import { VALIDATION_OPTION_NAMES } from '../core/validation.js';
 import { createLogger } from '../logger.js';
@@ -86,6 +86,7 @@ export function strictOptions(program: Command): void {
         cmd.addOption(copy);
       }
     }
+    for (const o of cmd.options) onlyOnce(o);
     for (const sub of cmd.commands) walk(sub);
   };
   walk(program);
@@ -102,6 +103,20 @@ export function strictOptions(program: Command): void {
         );
       }
     }
+  });
+}
+
+/**
+ * An option that takes one value, given twice (`--only a --only b`,
+ * `--tenants a.yaml --tenants b.yaml`), is a usage error: commander would keep
+ * the last one silently. Lists are comma-separated, or variadic (`--tag`).
+ */
+function onlyOnce(o: Option): void {
+  if (o.variadic || !(o.required || o.optional)) return;
+  const parse = o.parseArg;
+  o.argParser((value: string, previous: unknown) => {
+    if (previous !== undefined && previous !== o.defaultValue) throw new InvalidArgumentError('given more than once; give it once');
+    return parse ? parse(value, previous) : value;
   });
 }
 
