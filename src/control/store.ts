@@ -87,6 +87,10 @@ export class ControlStore {
     this.retrier = new ControlRetrier(url, options.retry);
     this.pool = retryingPool(new pg.Pool({ ...config, max: options.max ?? 4, application_name: 'flotilla-control' }), this.retrier);
     this.pool.on('error', () => {});
+    // pg-pool listens for errors only on idle clients: a checked-out client whose backend is terminated
+    // (a control-database outage) between two queries would emit 'error' with no listener and crash the
+    // process. Its pending query still fails and is retried; the event itself needs nowhere to go.
+    this.pool.on('connect', (client) => client.on('error', () => {}));
   }
 
   async close(): Promise<void> {
