@@ -364,3 +364,19 @@ export type TargetRefusal = 'privilege' | 'read_only' | 'standby' | 'terminated'
 export function isFlotillaError(e: unknown): e is FlotillaError {
   return e instanceof FlotillaError;
 }
+
+/**
+ * A command run with one FLOTILLA_QUEUE_PREFIX on a rollout created with another: fleets sharing a
+ * control database are kept apart by their prefix, so acting on it would enqueue into a queue its
+ * workers never read (or hand it to another fleet's workers). Nothing was changed.
+ */
+export class QueuePrefixMismatchError extends FlotillaError {
+  readonly code = 'queue_prefix_mismatch';
+  readonly kind = 'input';
+  constructor(readonly rolloutId: string, readonly rolloutPrefix: string, readonly prefix: string) {
+    super(
+      `rollout ${rolloutId} belongs to queue prefix ${rolloutPrefix}, not ${prefix} (FLOTILLA_QUEUE_PREFIX): nothing was changed`,
+      `Run the command again with FLOTILLA_QUEUE_PREFIX=${rolloutPrefix}, the prefix of the fleet that runs this rollout.`,
+    );
+  }
+}

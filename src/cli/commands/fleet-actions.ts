@@ -114,6 +114,7 @@ export async function checkRedis(url: string, timeoutMs = 5000): Promise<void> {
 async function openStore(settings: FleetSettings, out: Output): Promise<ControlStore> {
   // an outage of the control database is ridden out (pool.ts), said once on stderr, and once when it is over
   const store = new ControlStore(settings.controlUrl, {
+    queuePrefix: settings.prefix,
     retry: {
       retryForMs: settings.controlRetryMs,
       down: (reason, ms) => out.error(`\n! control database unreachable (${reason}); retrying for up to ${Math.round(ms / 1000)} s`),
