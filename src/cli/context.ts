@@ -22,6 +22,8 @@ export function fleetContext(ctx: CommandContext, env: Record<string, string | u
 export async function openStore(settings: FleetSettings, out: Output): Promise<ControlStore> {
   // an outage of the control database is ridden out (pool.ts), said once on stderr, and once when it is over
   const store = new ControlStore(settings.controlUrl, {
+    // rollouts and schedules belong to the queue prefix they were created with
+    queuePrefix: settings.prefix,
     retry: {
       retryForMs: settings.controlRetryMs,
       down: (reason, ms) => out.error(`\n! control database unreachable (${reason}); retrying for up to ${Math.round(ms / 1000)} s`),

@@ -14,8 +14,12 @@ import type { DispatchedJob } from '../core/jobs.js';
 import type { MaintenanceWindow } from '../core/tenants.js';
 import { T } from './schema.js';
 
-export async function dispatchIn(c: pg.PoolClient, rolloutId: string, now: Date): Promise<DispatchedJob[]> {
-  const r = await c.query(`SELECT state, current_wave, wave_count, finished_at, options FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
+/** Only a rollout of `queuePrefix` (the caller's fleet) is dispatched: another fleet's is left alone. */
+export async function dispatchIn(c: pg.PoolClient, rolloutId: string, now: Date, queuePrefix: string): Promise<DispatchedJob[]> {
+  const r = await c.query(
+    `SELECT state, current_wave, wave_count, finished_at, options FROM ${T('rollouts')} WHERE id = $1 AND queue_prefix = $2 FOR UPDATE`,
+    [rolloutId, queuePrefix],
+  );
   const row = r.rows[0];
   if (!row) return [];
   const rollout: DispatchRollout = { state: row.state, currentWave: row.current_wave, waveCount: row.wave_count, finished: !!row.finished_at, options: row.options };

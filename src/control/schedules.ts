@@ -2,7 +2,9 @@
  * `flotilla schedule` rows in the control database: a cron, its time zone, a
  * frozen migration set and a tenant selection. The control database is their
  * truth; Redis only holds the job schedulers that fire them
- * (producer/schedule.ts restores those from here).
+ * (producer/schedule.ts restores those from here). A schedule belongs to the
+ * fleet (queue prefix) that saved it: names are unique within a fleet, and
+ * every read and write names the fleet.
  */
 import type { Queryable } from '../adapters/pg/connection.js';
 import type { RolloutOptions } from '../core/rollout-plan.js';
@@ -21,27 +23,27 @@ export interface Schedule {
 export type ScheduleSummary = Pick<Schedule, 'name' | 'cron' | 'tz' | 'setChecksum'>;
 
 /** Create or replace a schedule (its set must already be saved: migration_sets is referenced). */
-export async function saveSchedule(db: Queryable, s: Omit<Schedule, 'selection'> & { selection: unknown }): Promise<void> {
+export async function saveSchedule(db: Queryable, queuePrefix: string, s: Omit<Schedule, 'selection'> & { selection: unknown }): Promise<void> {
   await db.query(
-    `INSERT INTO ${T('schedules')} (name, cron, tz, set_checksum, selection, options) VALUES ($1, $2, $3, $4, $5, $6)
-     ON CONFLICT (name) DO UPDATE SET cron = EXCLUDED.cron, tz = EXCLUDED.tz, set_checksum = EXCLUDED.set_checksum, selection = EXCLUDED.selection, options = EXCLUDED.options`,
-    [s.name, s.cron, s.tz, s.setChecksum, JSON.stringify(s.selection), JSON.stringify(s.options)],
+    `INSERT INTO ${T('schedules')} (name, cron, tz, set_checksum, selection, options, queue_prefix) VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (queue_prefix, name) DO UPDATE SET cron = EXCLUDED.cron, tz = EXCLUDED.tz, set_checksum = EXCLUDED.set_checksum, selection = EXCLUDED.selection, options = EXCLUDED.options`,
+    [s.name, s.cron, s.tz, s.setChecksum, JSON.stringify(s.selection), JSON.stringify(s.options), queuePrefix],
   );
 }
 
-export async function getSchedule(db: Queryable, name: string): Promise<Schedule | undefined> {
-  const r = await db.query(`SELECT * FROM ${T('schedules')} WHERE name = $1`, [name]);
+export async function getSchedule(db: Queryable, queuePrefix: string, name: string): Promise<Schedule | undefined> {
+  const r = await db.query(`SELECT * FROM ${T('schedules')} WHERE queue_prefix = $1 AND name = $2`, [queuePrefix, name]);
   const x = r.rows[0];
   return x ? { name: x.name, cron: x.cron, tz: x.tz, setChecksum: x.set_checksum, selection: x.selection, options: x.options } : undefined;
 }
 
-export async function listSchedules(db: Queryable): Promise<ScheduleSummary[]> {
-  const r = await db.query(`SELECT name, cron, tz, set_checksum FROM ${T('schedules')} ORDER BY name`);
+export async function listSchedules(db: Queryable, queuePrefix: string): Promise<ScheduleSummary[]> {
+  const r = await db.query(`SELECT name, cron, tz, set_checksum FROM ${T('schedules')} WHERE queue_prefix = $1 ORDER BY name`, [queuePrefix]);
   return r.rows.map((x) => ({ name: x.name, cron: x.cron, tz: x.tz, setChecksum: x.set_checksum }));
 }
 
 /** False when there was no such schedule. */
-export async function deleteSchedule(db: Queryable, name: string): Promise<boolean> {
-  const r = await db.query(`DELETE FROM ${T('schedules')} WHERE name = $1`, [name]);
+export async function deleteSchedule(db: Queryable, queuePrefix: string, name: string): Promise<boolean> {
+  const r = await db.query(`DELETE FROM ${T('schedules')} WHERE queue_prefix = $1 AND name = $2`, [queuePrefix, name]);
   return (r.rowCount ?? 0) > 0;
 }

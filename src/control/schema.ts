@@ -174,4 +174,22 @@ UPDATE rollout_tenants SET database_url = '' WHERE database_url IS NULL;
 ALTER TABLE rollout_tenants ALTER COLUMN database_url SET NOT NULL;
 `,
   },
+  {
+    name: '005_queue_prefix.sql',
+    sql: `
+-- flotilla:validate off
+-- Fleets sharing one control database are kept apart by their queue prefix
+-- (FLOTILLA_QUEUE_PREFIX): a rollout and a schedule record the prefix they were
+-- created with, and workers reconcile, claim, dispatch and restore only their
+-- own. Rows made before this migration belong to the default prefix. No default
+-- afterwards: every insert says which fleet it belongs to.
+ALTER TABLE rollouts ADD COLUMN queue_prefix text NOT NULL DEFAULT '{flotilla}';
+ALTER TABLE rollouts ALTER COLUMN queue_prefix DROP DEFAULT;
+CREATE INDEX rollouts_queue_prefix_running ON rollouts (queue_prefix) WHERE state = 'running';
+-- a schedule's name is unique within its fleet (its job scheduler lives under the fleet's prefix)
+ALTER TABLE schedules ADD COLUMN queue_prefix text NOT NULL DEFAULT '{flotilla}';
+ALTER TABLE schedules ALTER COLUMN queue_prefix DROP DEFAULT;
+ALTER TABLE schedules DROP CONSTRAINT schedules_pkey, ADD PRIMARY KEY (queue_prefix, name);
+`,
+  },
 ];

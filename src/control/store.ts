@@ -20,7 +20,8 @@ import type { RolloutOptions, WaveAssignment } from '../core/rollout-plan.js';
 import { windowStillFull, type RolloutState, type TenantState } from '../core/dispatch.js';
 import type { DispatchedJob } from '../core/jobs.js';
 import { pgConfig, type SslMode } from '../adapters/pg/connection.js';
-import { ConnectionError } from '../core/errors.js';
+import { ConnectionError, QueuePrefixMismatchError } from '../core/errors.js';
+import { DEFAULT_PREFIX } from '../queue.js';
 import { T } from './schema.js';
 import { migrateControlSchema } from './migrate.js';
 import { dispatchIn } from './dispatch.js';
@@ -40,6 +41,8 @@ export interface RolloutRow {
   createdBy: string | null;
   createdAt: Date;
   finishedAt: Date | null;
+  /** the FLOTILLA_QUEUE_PREFIX it was created with: only that fleet's workers and commands act on it */
+  queuePrefix: string;
 }
 
 export interface RolloutTenantRow {
@@ -81,7 +84,15 @@ export class ControlStore {
   /** transient failures (an outage of the control database) are retried with backoff: see pool.ts */
   private readonly retrier: ControlRetrier;
 
-  constructor(readonly url: string, options: { max?: number; retry?: ControlRetry } = {}) {
+  /**
+   * The fleet this process belongs to (FLOTILLA_QUEUE_PREFIX). Fleets may share one control
+   * database: rollouts and schedules record their prefix, and this store only lists, claims,
+   * dispatches, retries, cancels and restores those of its own (control migration 005).
+   */
+  readonly queuePrefix: string;
+
+  constructor(readonly url: string, options: { max?: number; retry?: ControlRetry; queuePrefix?: string } = {}) {
+    this.queuePrefix = options.queuePrefix ?? DEFAULT_PREFIX;
     const { config, sslmode } = pgConfig(url);
     this.sslmode = sslmode;
     this.retrier = new ControlRetrier(url, options.retry);
@@ -165,8 +176,8 @@ export class ControlStore {
   async createRollout(r: { id: string; setChecksum: string; options: RolloutOptions; waveCount: number; createdBy: string; assignments: WaveAssignment[] }): Promise<void> {
     await this.tx(async (c) => {
       await c.query(
-        `INSERT INTO ${T('rollouts')} (id, set_checksum, state, options, wave_count, created_by) VALUES ($1, $2, 'running', $3, $4, $5)`,
-        [r.id, r.setChecksum, JSON.stringify(r.options), r.waveCount, r.createdBy],
+        `INSERT INTO ${T('rollouts')} (id, set_checksum, state, options, wave_count, created_by, queue_prefix) VALUES ($1, $2, 'running', $3, $4, $5, $6)`,
+        [r.id, r.setChecksum, JSON.stringify(r.options), r.waveCount, r.createdBy, this.queuePrefix],
       );
       await c.query(
         // each tenant's target is frozen here (URL template unresolved, schema, window): workers read it, never the registry
@@ -212,10 +223,12 @@ export class ControlStore {
     return counts;
   }
 
+  /** The running rollouts of this store's fleet (queue prefix): what its workers reconcile. */
   async runningRolloutIds(): Promise<string[]> {
     const r = await this.pool.query(
-      `SELECT id FROM ${T('rollouts')} r WHERE state = 'running'
-          OR EXISTS (SELECT 1 FROM ${T('rollout_tenants')} t WHERE t.rollout_id = r.id AND t.state = 'running')`,
+      `SELECT id FROM ${T('rollouts')} r WHERE r.queue_prefix = $1 AND (state = 'running'
+          OR EXISTS (SELECT 1 FROM ${T('rollout_tenants')} t WHERE t.rollout_id = r.id AND t.state = 'running'))`,
+      [this.queuePrefix],
     );
     return r.rows.map((x) => x.id);
   }
@@ -228,7 +241,7 @@ export class ControlStore {
    * through producer/dispatcher.ts.
    */
   async dispatch(rolloutId: string, now: Date): Promise<DispatchedJob[]> {
-    return this.tx((c) => dispatchIn(c, rolloutId, now));
+    return this.tx((c) => dispatchIn(c, rolloutId, now, this.queuePrefix));
   }
 
   /** Tenants already handed out but not finished: what `resume` re-enqueues. */
@@ -242,7 +255,10 @@ export class ControlStore {
     return r.rows.map((x) => ({ rolloutId, tenantId: x.tenant_id, generation: x.generation, state: x.state, delayMs: x.not_before ? Math.max(0, x.not_before.getTime() - now) : 0 }));
   }
 
-  /** A worker starts a job: returns what it needs, or undefined when the job is stale (cancelled, done, old generation). */
+  /**
+   * A worker starts a job: returns what it needs, or undefined when the job is stale (cancelled, done,
+   * old generation) or belongs to another fleet (a rollout of another queue prefix is never run here).
+   */
   async claim(rolloutId: string, tenantId: string, generation: number, worker: string): Promise<ClaimedJob | undefined> {
     const r = await this.pool.query(
       `UPDATE ${T('rollout_tenants')} rt
@@ -250,9 +266,9 @@ export class ControlStore {
               started_at = CASE WHEN rt.state = 'running' THEN coalesce(rt.started_at, now()) ELSE now() END, not_before = NULL
          FROM ${T('rollouts')} r
         WHERE rt.rollout_id = $1 AND rt.tenant_id = $2 AND rt.generation = $3 AND rt.state IN ('pending', 'scheduled', 'running')
-          AND r.id = rt.rollout_id AND (r.state = 'running' OR rt.state = 'running')
+          AND r.id = rt.rollout_id AND r.queue_prefix = $5 AND (r.state = 'running' OR rt.state = 'running')
       RETURNING rt.attempts, r.set_checksum, r.options, rt.tenant_id AS id, rt.database_url, rt.schema, rt.maintenance_window`,
-      [rolloutId, tenantId, generation, worker],
+      [rolloutId, tenantId, generation, worker, this.queuePrefix],
     );
     const row = r.rows[0];
     if (!row) return undefined;
@@ -319,8 +335,9 @@ export class ControlStore {
   /** Stop a rollout: tenants not started are cancelled; running ones finish. */
   async cancel(rolloutId: string, reason: string): Promise<RolloutRow | undefined> {
     return this.tx(async (c) => {
-      const r = await c.query(`SELECT state FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
+      const r = await c.query(`SELECT state, queue_prefix FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
       if (!r.rows[0]) return undefined;
+      this.assertOwn(rolloutId, r.rows[0].queue_prefix);
       if (r.rows[0].state === 'running') {
         await c.query(`UPDATE ${T('rollout_tenants')} SET state = 'cancelled', finished_at = now() WHERE rollout_id = $1 AND state IN ('pending', 'scheduled')`, [rolloutId]);
         // like a halt: finished only once its running tenants are done (dispatch sets finished_at then)
@@ -345,6 +362,7 @@ export class ControlStore {
     return this.tx(async (c) => {
       const r = await c.query(`SELECT * FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
       if (!r.rows[0]) return undefined;
+      this.assertOwn(rolloutId, r.rows[0].queue_prefix);
       if (refresh) {
         // no tenant can be claimed while the rollout is not running and none is running: the check below cannot go stale.
         // What each tenant's target has applied, by any rollout that is not a dry run (its latest state and every attempt).
@@ -380,7 +398,7 @@ export class ControlStore {
           [rolloutId],
         );
       }
-      return { retried: u.rowCount ?? 0, jobs: await dispatchIn(c, rolloutId, now) };
+      return { retried: u.rowCount ?? 0, jobs: await dispatchIn(c, rolloutId, now, this.queuePrefix) };
     });
   }
 
@@ -400,20 +418,26 @@ export class ControlStore {
   }
 
   // schedules live in schedules.ts; these keep the store the one handle callers hold
+  // (each fleet has its own schedules: they are saved, read and restored under this store's queue prefix)
   saveSchedule(s: Omit<Schedule, 'selection'> & { selection: unknown }): Promise<void> {
-    return saveSchedule(this.pool, s);
+    return saveSchedule(this.pool, this.queuePrefix, s);
   }
 
   getSchedule(name: string): Promise<Schedule | undefined> {
-    return getSchedule(this.pool, name);
+    return getSchedule(this.pool, this.queuePrefix, name);
   }
 
   listSchedules(): Promise<ScheduleSummary[]> {
-    return listSchedules(this.pool);
+    return listSchedules(this.pool, this.queuePrefix);
   }
 
   deleteSchedule(name: string): Promise<boolean> {
-    return deleteSchedule(this.pool, name);
+    return deleteSchedule(this.pool, this.queuePrefix, name);
+  }
+
+  /** Refuse to act on a rollout of another fleet (another queue prefix): exit 2, nothing changed. */
+  assertOwn(rolloutId: string, rolloutPrefix: string): void {
+    if (rolloutPrefix !== this.queuePrefix) throw new QueuePrefixMismatchError(rolloutId, rolloutPrefix, this.queuePrefix);
   }
 
   async registryTenants(): Promise<Tenant[]> {
@@ -450,6 +474,7 @@ function toRollout(x: pg.QueryResultRow): RolloutRow {
   return {
     id: x.id, setChecksum: x.set_checksum, state: x.state, haltReason: x.halt_reason, options: x.options,
     currentWave: x.current_wave, waveCount: x.wave_count, createdBy: x.created_by, createdAt: x.created_at, finishedAt: x.finished_at,
+    queuePrefix: x.queue_prefix,
   };
 }
 

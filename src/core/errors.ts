@@ -469,3 +469,19 @@ export class RefreshRefusedError extends FlotillaError {
     return { ...super.toJSON(), rolloutId: this.rolloutId, blockers: this.blockers };
   }
 }
+
+/**
+ * A command run with one FLOTILLA_QUEUE_PREFIX on a rollout created with another: fleets sharing a
+ * control database are kept apart by their prefix, so acting on it would enqueue into a queue its
+ * workers never read (or hand it to another fleet's workers). Nothing was changed.
+ */
+export class QueuePrefixMismatchError extends FlotillaError {
+  readonly code = 'queue_prefix_mismatch';
+  readonly kind = 'input';
+  constructor(readonly rolloutId: string, readonly rolloutPrefix: string, readonly prefix: string) {
+    super(
+      `rollout ${rolloutId} belongs to queue prefix ${rolloutPrefix}, not ${prefix} (FLOTILLA_QUEUE_PREFIX): nothing was changed`,
+      `Run the command again with FLOTILLA_QUEUE_PREFIX=${rolloutPrefix}, the prefix of the fleet that runs this rollout.`,
+    );
+  }
+}

@@ -5,6 +5,8 @@
  * replica, a crash between commit and enqueue). Idempotent and safe at any
  * time: job ids are deterministic, and the engine re-checks under its lock.
  * Workers run it every few seconds; `flotilla rollout resume <id>` runs it once.
+ * Only rollouts of the store's queue prefix (its fleet) are touched: another
+ * fleet sharing the control database has its own queue and its own workers.
  */
 import type { Queue } from 'bullmq';
 import { jobId, type DispatchedJob } from '../core/jobs.js';
@@ -19,6 +21,11 @@ export interface ReconcileResult {
 }
 
 export async function reconcile(store: ControlStore, queue: Queue, now: () => Date, only?: string): Promise<ReconcileResult> {
+  if (only) {
+    // `rollout resume` with another fleet's prefix: refused (exit 2), nothing enqueued into a queue its workers never read
+    const r = await store.getRollout(only);
+    if (r) store.assertOwn(only, r.queuePrefix);
+  }
   const ids = only ? [only] : await store.runningRolloutIds();
   const result: ReconcileResult = { rollouts: ids.length, dispatched: 0, recreated: 0, failedJobs: 0 };
   for (const id of ids) {

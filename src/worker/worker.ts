@@ -39,6 +39,7 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   // an outage of the control database: every call waits for it (with backoff), logged once each way
   const store = new ControlStore(s.controlUrl, {
     max: s.concurrency + 3,
+    queuePrefix: s.prefix,
     retry: {
       retryForMs: s.controlRetryMs,
       down: (reason, ms) => log.warn({ reason, retryForMs: ms }, 'control database unreachable: waiting for it'),

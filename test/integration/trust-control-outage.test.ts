@@ -145,7 +145,7 @@ describe('control plane: outages, idle queues, lost records', () => {
     expect(created.code, why(created)).toBe(0);
     const id = created.json.id;
     // a worker claims each tenant, commits the first file (every file on lost-all), and dies before recording anything
-    const store = new ControlStore(fleet.control.url);
+    const store = new ControlStore(fleet.control.url, { queuePrefix: fleet.prefix });
     try {
       for (const t of tenants) {
         const claim = await store.claim(id, t.id, 0, 'doomed');
