@@ -20,12 +20,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import pg from 'pg';
-import { loadMigrationDir } from '../adapters/fs-source.js';
-import { cliIdentity } from '../cli/commands/single.js';
-import type { MigrationSet } from '../core/migration-set.js';
-import { CLI, REPO, createFleet, dbUrl, startWorkerProcess, type FleetFixture, type FleetTenantInfo, type WorkerProcess } from './fleet.js';
-import { PrivateRedis } from './chaos-redis.js';
-import { verifyFleet, withClient, type VerifyFigures } from './chaos-verify.js';
+import { loadMigrationDir } from '../../src/adapters/fs-source.js';
+import { cliIdentity } from '../../src/cli/commands/single.js';
+import type { MigrationSet } from '../../src/core/migration-set.js';
+import { CLI, REPO, createFleet, dbUrl, spawnWorker, writeTenantsFile, type FleetFixture, type FleetTenantInfo, type SpawnedWorker } from '../../test/helpers/fleet-base.js';
+import { PrivateRedis } from './redis.js';
+import { verifyFleet, withClient, type VerifyFigures } from './verify.js';
 
 export interface ChaosOptions {
   /** admin connection (superuser): creates and drops the run's databases */
@@ -211,7 +211,7 @@ function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 interface WorkerEntry {
-  proc: WorkerProcess;
+  proc: SpawnedWorker;
   n: number;
   ready: boolean;
   killed: boolean;
@@ -324,7 +324,7 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
   const startWorker = (): WorkerEntry => {
     const n = ++workerCount;
     figures.workerProcessesStarted++;
-    const proc = startWorkerProcess(workerEnv, o.concurrency, undefined, { cli: o.cli, args: ['--drain-timeout', '5s'] });
+    const proc = spawnWorker({ env: workerEnv, concurrency: o.concurrency, cli: o.cli, args: ['--drain-timeout', '5s'] });
     const entry: WorkerEntry = {
       proc,
       n,
@@ -334,7 +334,7 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
       id: () => /worker (\S+) started/.exec(proc.output())?.[1] ?? /"worker":"([^"]+)"/.exec(proc.output())?.[1],
     };
     workers.push(entry);
-    proc.ready.then(
+    proc.started.then(
       () => (entry.ready = true),
       () => {},
     );
@@ -398,10 +398,9 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
       const j = Math.floor(random() * (i + 1));
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
-    const tenantsFile = join(dir, 'tenants.yaml');
-    writeFileSync(
-      tenantsFile,
-      `tenants:\n${order.map((t) => `  - { id: ${t.id}, databaseUrl: "${t.url}"${t.schema ? `, schema: ${t.schema}` : ''} }`).join('\n')}\n`,
+    const tenantsFile = writeTenantsFile(
+      join(dir, 'tenants.yaml'),
+      order.map((t) => ({ id: t.id, databaseUrl: t.url, ...(t.schema ? { schema: t.schema } : {}) })),
     );
     const byId = new Map(order.map((t) => [t.id, t]));
 
@@ -423,7 +422,7 @@ export async function runChaos(input: Partial<ChaosOptions> & { adminUrl: string
 
     for (let i = 0; i < o.workers; i++) startWorker();
     await Promise.race([
-      Promise.all(workers.map((w) => w.proc.ready)),
+      Promise.all(workers.map((w) => w.proc.started)),
       sleep(120_000).then(() => Promise.reject(new Error('workers did not start within 120 s'))),
     ]);
     control = new pg.Pool({ connectionString: fleet.controlUrl, max: 2, application_name: 'flotilla-chaos' });

@@ -11,8 +11,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parseDuration } from '../config.js';
-import { DEFAULT_CHAOS_OPTIONS, formatChaosReport, runChaos, type ChaosOptions } from './chaos-run.js';
+import { parseDuration } from '../src/config.js';
+import { DEFAULT_CHAOS_OPTIONS, formatChaosReport, runChaos, type ChaosOptions } from './chaos/run.js';
 
 function usage(message: string): never {
   console.error(`chaos: ${message}`);
