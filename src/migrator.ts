@@ -6,8 +6,8 @@
  *   -> advisory lock, on a lock session of its own (adapters/pg/lock.ts)
  *   -> ensure ledger -> re-read and re-plan under the lock
  *   -> for each pending file, in its own transaction owned by the engine:
- *        snapshot -> statements -> snapshot -> diff -> tracking row
- *        -> "lock still held?" + COMMIT (one round trip)
+ *        snapshot -> statements -> tracking row -> deferred triggers fired
+ *        -> snapshot -> diff -> "lock still held?" + COMMIT (one round trip)
  *      (a validation failure, a lost lock or any error rolls the whole file back)
  *   -> unlock (the lock session ends its transaction)
  *
@@ -33,7 +33,8 @@ import { quoteIdent, type Queryable } from './adapters/pg/connection.js';
 import { ensureLedger, readLedger, recordApplied, type LedgerLocation } from './adapters/pg/ledger.js';
 import { isLockLostError, lockHolder, siblingLockSessions, tryAcquire, type HeldLock, type LockSessions } from './adapters/pg/lock.js';
 import { assertSessionsKept } from './adapters/pg/pooler.js';
-import { rowCountScope, type RowScopeCache } from './adapters/pg/row-scope.js';
+import { validationScope, type RowScopeCache } from './adapters/pg/row-scope.js';
+import { restoreInitiallyDeferred } from './adapters/pg/deferred.js';
 import { invalidIndexes, takeSnapshot, type SnapshotScope } from './adapters/pg/snapshot.js';
 import { explainMigrationFailure, explainRefusal } from './adapters/pg/refusals.js';
 import { isRetryable } from './adapters/pg/sqlstate.js';
@@ -436,11 +437,9 @@ export class Migrator {
     // so concurrent application writes cannot fake (or hide) a row-count change.
     await time('apply', () => this.db.query(`BEGIN${v.enabled ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`));
     try {
-      after = await this.runInOpenTransaction(m, ledger, req, v, time, structureOnly, true);
-      await time('ledger', async () => {
-        await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: Math.round(performance.now() - started), appliedBy: this.settings.appliedBy });
-        await this.commit(m.name);
-      });
+      const record = () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: Math.round(performance.now() - started), appliedBy: this.settings.appliedBy });
+      after = await this.runInOpenTransaction(m, ledger, req, v, time, record, structureOnly, true);
+      await time('ledger', () => this.commit(m.name));
     } catch (e) {
       await this.db.query('ROLLBACK').catch(() => {});
       throw this.asMigrationError(m, e, undefined);
@@ -466,9 +465,9 @@ export class Migrator {
         current = m;
         this.emit({ type: 'migration-start', name: m.name, transactional: true });
         const started = performance.now();
-        previous = await this.runInOpenTransaction(m, ledger, req, this.validationFor(m), time, previous);
-        const durationMs = Math.round(performance.now() - started);
-        await time('ledger', () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy }));
+        let durationMs = 0;
+        const record = () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: (durationMs = Math.round(performance.now() - started)), appliedBy: this.settings.appliedBy });
+        previous = await this.runInOpenTransaction(m, ledger, req, this.validationFor(m), time, record, previous);
         done.push({ name: m.name, durationMs });
       }
       await time('ledger', () => this.commit(current.name));
@@ -485,24 +484,44 @@ export class Migrator {
    * may reuse as its "before".
    */
   private async runInOpenTransaction(
-    m: Migration, ledger: LedgerLocation, req: MigrateRequest, v: { enabled: boolean; options: ValidationOptions }, time: Time, previous?: Checkpoint,
-    /** `previous` was taken in an earlier, committed transaction: usable only if neither counts rows */
+    m: Migration, ledger: LedgerLocation, req: MigrateRequest, v: { enabled: boolean; options: ValidationOptions }, time: Time,
+    /** writes the file's tracking row: before the after-snapshot, so what it fires (a trigger on the tracking table) is validated too */
+    record: () => Promise<unknown>,
+    previous?: Checkpoint,
+    /** `previous` was taken in an earlier, committed transaction (usable only if neither counts rows); this file's transaction ends with it */
     acrossTransactions = false,
   ): Promise<Checkpoint | undefined> {
     const before = !v.enabled
       ? undefined
       : await time('validation', async (): Promise<Checkpoint> => {
-          // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts)
-          const count = v.options.allowRowChanges ? [] : await rowCountScope(this.db, m.effects, this.scopeCache);
-          if (previous && (acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count))) return previous;
-          const scope = { ...this.snapshotScope(ledger), count };
+          // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts);
+          // under --schema, also look at the tables it names elsewhere (ALTER TABLE public.x ...)
+          const named = !v.options.allowRowChanges || this.settings.schema ? await validationScope(this.db, m.effects, this.scopeCache, [ledger]) : undefined;
+          const count = v.options.allowRowChanges ? [] : named?.count;
+          const look = this.settings.schema ? named?.look ?? [] : [];
+          const reusable = previous && look.every((t) => previous.scope.look?.includes(t) || previous.snapshot.tables[t]);
+          if (reusable && (acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count))) return previous;
+          // counting every table means every schema: code we could not see through may write outside --schema;
+          // a DROP ... CASCADE may take columns and constraints of tables in any schema
+          const everywhere = count === undefined || m.effects.cascades !== false;
+          const scope = { ...this.snapshotScope(ledger), count, look, ...(everywhere ? { schemas: [] } : {}) };
           return { scope, snapshot: await takeSnapshot(this.db, scope) };
         });
     await time('apply', () => this.execAll(m, req));
-    if (!before) return undefined;
+    await time('ledger', record);
+    await time('apply', async () => {
+      // deferred triggers fire now, not at COMMIT after the snapshot (adapters/pg/deferred.ts)
+      await this.db.query('SET CONSTRAINTS ALL IMMEDIATE').catch((e) => {
+        throw this.asMigrationError(m, e, undefined);
+      });
+    });
+    // other files follow in this transaction: give them the INITIALLY DEFERRED defaults back
+    const restore = () => (acrossTransactions ? Promise.resolve() : time('apply', () => restoreInitiallyDeferred(this.db)));
+    if (!before) return restore().then(() => undefined);
     const after = await time('validation', () => takeSnapshot(this.db, before.scope));
     const result = diffSnapshots(before.snapshot, after, v.options);
     if (!result.valid) throw new ValidationFailedError(m.name, result.issues);
+    await restore();
     return { scope: before.scope, snapshot: after };
   }
 
@@ -632,8 +651,8 @@ export class Migrator {
         const started = performance.now();
         try {
           await this.db.query('SAVEPOINT flotilla_dry_run');
-          await this.runInOpenTransaction(m, ledger, req, this.validationFor(m), timer(report.timings));
-          await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: 0, appliedBy: this.settings.appliedBy });
+          const record = () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: 0, appliedBy: this.settings.appliedBy });
+          await this.runInOpenTransaction(m, ledger, req, this.validationFor(m), timer(report.timings), record);
           await this.db.query('RELEASE SAVEPOINT flotilla_dry_run');
         } catch (e) {
           await this.db.query('ROLLBACK TO SAVEPOINT flotilla_dry_run').catch(() => {});

@@ -1,25 +1,17 @@
 /**
  * BullMQ wiring shared by producer and workers: queue names, the Redis
- * connection, job payloads (ids only, never credentials) and job options.
+ * connection and job options. Job payloads and ids are core/jobs.ts; the one
+ * place that adds tenant jobs is producer/dispatcher.ts.
  *
- *   queue "migrate": jobs "migrate" and "validate", one per tenant and generation
+ *   queue "migrate": job "migrate", one per tenant and generation (core/jobs.ts)
  *   queue "control": "reconcile" (every few seconds, any worker) and
  *                    "scheduled-rollout" (from `flotilla schedule`)
  */
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
-import { jobId, type JobKind } from './core/rollout-plan.js';
-import type { DispatchedJob } from './control/store.js';
 
 export const MIGRATE_QUEUE = 'migrate';
 export const CONTROL_QUEUE = 'control';
 export const DEFAULT_PREFIX = '{flotilla}';
-
-export interface TenantJobData {
-  rolloutId: string;
-  tenantId: string;
-  generation: number;
-  kind: JobKind;
-}
 
 export interface QueueSettings {
   redisUrl: string;
@@ -52,17 +44,4 @@ export function openQueue(name: string, s: QueueSettings): Queue {
   const q = new Queue(name, { connection: redisConnection(s.redisUrl), prefix: s.prefix });
   q.on('error', () => {});
   return q;
-}
-
-/** Enqueue dispatched tenants (chunked addBulk; duplicate job ids are ignored by BullMQ). */
-export async function enqueueTenantJobs(queue: Queue, jobs: DispatchedJob[], kind: JobKind = 'migrate'): Promise<void> {
-  for (let i = 0; i < jobs.length; i += 1000) {
-    await queue.addBulk(
-      jobs.slice(i, i + 1000).map((j) => ({
-        name: kind,
-        data: { rolloutId: j.rolloutId, tenantId: j.tenantId, generation: j.generation, kind } satisfies TenantJobData,
-        opts: { ...TENANT_JOB_OPTIONS, jobId: jobId(kind, j.rolloutId, j.tenantId, j.generation), ...(j.delayMs > 0 ? { delay: j.delayMs } : {}) },
-      })),
-    );
-  }
 }

@@ -8,6 +8,7 @@
  * Bytes are decoded strictly here (core/file-bytes.ts), and every problem of
  * every file is reported at once.
  */
+import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidEncodingError, MigrationTooLargeError, MigrationsDirError, NotAMigrationFileError } from '../core/errors.js';
@@ -16,7 +17,7 @@ import { isMigrationCandidate } from '../core/filename.js';
 import { buildMigrationSet, type MigrationFile, type MigrationSet } from '../core/migration-set.js';
 
 export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> {
-  let entries;
+  let entries: Dirent[];
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (e: any) {

@@ -2,11 +2,15 @@
  * The control database's own schema, applied with Flotilla's engine (the same
  * one that migrates tenants) into schema `flotilla`, tracking table
  * `flotilla.control_migrations`. Append new files; never edit applied ones.
+ * control/migrate.ts applies them.
  */
 import type { MigrationFile } from '../core/migration-set.js';
 
 export const CONTROL_SCHEMA = 'flotilla';
 export const CONTROL_TRACKING_TABLE = 'control_migrations';
+
+/** A control table's qualified name (the schema is fixed: see CONTROL_SCHEMA). */
+export const T = (name: string): string => `${CONTROL_SCHEMA}.${name}`;
 
 export const CONTROL_MIGRATIONS: MigrationFile[] = [
   {

@@ -1,28 +1,33 @@
 /**
  * The control database: tenant registry, frozen migration sets, rollouts and
- * per-tenant results. It is also the rollout's scheduler: `dispatch` decides,
- * under a row lock on the rollout, which tenants to hand to BullMQ next
- * (waves, --concurrency, --per-server, windows) and when to halt. Any process
- * may call it (producer, any worker, `rollout resume`), so progress never
- * depends on one process staying alive.
+ * per-tenant results and attempts. It is also where a rollout's progress is
+ * decided: `dispatch` locks the rollout row and applies the rules of
+ * core/dispatch.ts (control/dispatch.ts), so any process may call it
+ * (producer, any worker, `rollout resume`) and progress never depends on one
+ * process staying alive. Callers do not enqueue what it returns themselves:
+ * producer/dispatcher.ts does.
+ *
+ * Its other rooms: the pool that rides out outages (pool.ts), the schema and
+ * its migration (schema.ts, migrate.ts), schedules (schedules.ts).
  */
 import pg from 'pg';
-import { Migrator } from '../migrator.js';
-import { checksumOf } from '../core/checksum.js';
-import { buildMigrationSet, migrationSetFromJSON, trustedMigrationSet, migrationToJSON, type MigrationFile, type MigrationSet, type ParsedMigrationJSON } from '../core/migration-set.js';
+import { migrationSetFromJSON, migrationToJSON, type MigrationSet, type ParsedMigrationJSON } from '../core/migration-set.js';
 import { redactSecrets } from '../core/redact.js';
-import type { Tenant, MaintenanceWindow, TenantSelection } from '../core/tenants.js';
+import type { Tenant } from '../core/tenants.js';
 import { serverKey } from '../core/tenants.js';
-import { isInsideWindow, nextWindowStart } from '../core/windows.js';
 import type { Target } from '../core/frozen.js';
-import { DISPATCH_WINDOW, type RolloutOptions, type WaveAssignment } from '../core/rollout-plan.js';
-import { connectionError, describeUrl, pgConfig, serverRefusedTls, targetLabel, type SslMode } from '../adapters/pg/connection.js';
+import type { RolloutOptions, WaveAssignment } from '../core/rollout-plan.js';
+import { windowStillFull, type RolloutState, type TenantState } from '../core/dispatch.js';
+import type { DispatchedJob } from '../core/jobs.js';
+import { pgConfig, type SslMode } from '../adapters/pg/connection.js';
 import { ConnectionError } from '../core/errors.js';
-import { CONTROL_MIGRATIONS, CONTROL_SCHEMA, CONTROL_TRACKING_TABLE } from './schema.js';
+import { T } from './schema.js';
+import { migrateControlSchema } from './migrate.js';
+import { dispatchIn } from './dispatch.js';
+import { deleteSchedule, getSchedule, listSchedules, saveSchedule, type Schedule, type ScheduleSummary } from './schedules.js';
 import { ControlRetrier, retryingPool, type ControlRetry } from './pool.js';
 
-export type TenantState = 'pending' | 'scheduled' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export type RolloutState = 'running' | 'succeeded' | 'failed' | 'halted' | 'cancelled';
+export type { RolloutState, TenantState } from '../core/dispatch.js';
 
 export interface RolloutRow {
   id: string;
@@ -54,15 +59,6 @@ export interface RolloutTenantRow {
   durationMs: number | null;
 }
 
-/** A tenant handed to BullMQ by dispatch. */
-export interface DispatchedJob {
-  rolloutId: string;
-  tenantId: string;
-  generation: number;
-  /** ms until its maintenance window opens (0 = now) */
-  delayMs: number;
-}
-
 export interface ClaimedJob {
   attempt: number;
   setChecksum: string;
@@ -76,8 +72,6 @@ export interface RefreshRequest {
   /** throws to refuse (the transaction rolls back) */
   check(current: { state: RolloutState; setChecksum: string; tenants: { tenantId: string; state: TenantState; applied: string[] }[] }): void;
 }
-
-const T = (name: string) => `${CONTROL_SCHEMA}.${name}`;
 
 export class ControlStore {
   readonly pool: pg.Pool;
@@ -99,49 +93,9 @@ export class ControlStore {
     await this.pool.end().catch(() => {});
   }
 
-  /** Create or upgrade the control schema (with Flotilla's own engine). Safe to call from every process. */
-  async migrate(): Promise<void> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect().catch((e) => {
-        if (this.sslmode !== 'prefer' || !serverRefusedTls(e)) throw e;
-        // libpq's prefer: this server has no TLS, so the pool's connections go without
-        this.pool.options.ssl = false;
-        return this.pool.connect();
-      });
-    } catch (e) {
-      throw e instanceof ConnectionError ? e : connectionError(describeUrl(this.url), e, 10_000);
-    }
-    try {
-      if (await this.schemaIsCurrent(client)) return;
-      // our own SQL: run as written, no parser (a worker's memory stays small)
-      const set = trustedMigrationSet(CONTROL_MIGRATIONS);
-      const report = await new Migrator(
-        client,
-        { schema: CONTROL_SCHEMA, trackingTable: CONTROL_TRACKING_TABLE, validate: false, appliedBy: 'flotilla-control', lockWaitTimeoutMs: 60_000 },
-        undefined,
-        // the migration lock on a second pooled connection (adapters/pg/lock.ts)
-        {
-          lockSessions: {
-            target: targetLabel(describeUrl(this.url)),
-            open: () => this.pool.connect().catch((e) => Promise.reject(connectionError(describeUrl(this.url), e, 10_000))),
-            release: async (c, clean) => (c as pg.PoolClient).release(clean ? undefined : true),
-          },
-        },
-      ).migrate(set);
-      if (report.failed) throw report.failed.error;
-    } finally {
-      client.release();
-    }
-  }
-
-  /** Every control migration applied, unedited: nothing to do (and no SQL parser to load). */
-  private async schemaIsCurrent(c: pg.PoolClient): Promise<boolean> {
-    const r = await c
-      .query<{ name: string; checksum: string | null }>(`SELECT name, checksum FROM ${T(CONTROL_TRACKING_TABLE)}`)
-      .catch(() => ({ rows: [] as { name: string; checksum: string | null }[] }));
-    const applied = new Map(r.rows.map((x) => [x.name, x.checksum]));
-    return CONTROL_MIGRATIONS.every((m) => applied.get(m.name) === checksumOf(m.sql));
+  /** Create or upgrade the control schema (control/migrate.ts). Safe to call from every process. */
+  migrate(): Promise<void> {
+    return migrateControlSchema(this.pool, this.url, this.sslmode);
   }
 
   /** One transaction, run again from the start if the connection is lost before COMMIT (never after: unknown outcome). */
@@ -189,15 +143,14 @@ export class ControlStore {
     await c.query(`INSERT INTO ${T('migration_sets')} (checksum, files) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [set.checksum, JSON.stringify(files)]);
   }
 
-  /** The frozen set, parsed once per process. */
+  /** The frozen set, rebuilt from its parsed form once per process (never with the SQL parser). */
   loadMigrationSet(checksum: string): Promise<MigrationSet> {
     let p = this.sets.get(checksum);
     if (!p) {
       p = (async () => {
         const r = await this.pool.query(`SELECT files FROM ${T('migration_sets')} WHERE checksum = $1`, [checksum]);
         if (!r.rows[0]) throw new Error(`migration set ${checksum} not found in the control database`);
-        const files = r.rows[0].files as (MigrationFile & Partial<ParsedMigrationJSON>)[];
-        return migrationSetFromJSON(files, checksum) ?? buildMigrationSet(files.map((f) => ({ name: f.name, sql: f.sql })));
+        return migrationSetFromJSON(r.rows[0].files as Partial<ParsedMigrationJSON>[], checksum);
       })();
       p.catch(() => this.sets.delete(checksum));
       this.sets.set(checksum, p);
@@ -266,8 +219,9 @@ export class ControlStore {
   /**
    * Decide what runs next, under a lock on the rollout row: halt on failures,
    * move to the next wave when the current one is done, finish the rollout, and
-   * hand out tenants up to --concurrency / --per-server. Idempotent: calling it
-   * again hands out nothing new.
+   * hand out tenants up to --concurrency / --per-server (the rules: core/dispatch.ts).
+   * Idempotent: calling it again hands out nothing new. Enqueue what it returns
+   * through producer/dispatcher.ts.
    */
   async dispatch(rolloutId: string, now: Date): Promise<DispatchedJob[]> {
     return this.tx((c) => dispatchIn(c, rolloutId, now));
@@ -285,14 +239,13 @@ export class ControlStore {
   }
 
   /** A worker starts a job: returns what it needs, or undefined when the job is stale (cancelled, done, old generation). */
-  async claim(rolloutId: string, tenantId: string, generation: number, worker: string, kind: 'migrate' | 'validate'): Promise<ClaimedJob | undefined> {
-    const states = kind === 'migrate' ? `('pending', 'scheduled', 'running')` : `('running')`;
+  async claim(rolloutId: string, tenantId: string, generation: number, worker: string): Promise<ClaimedJob | undefined> {
     const r = await this.pool.query(
       `UPDATE ${T('rollout_tenants')} rt
-          SET state = 'running', attempts = rt.attempts + ${kind === 'migrate' ? 1 : 0}, worker = $4,
+          SET state = 'running', attempts = rt.attempts + 1, worker = $4,
               started_at = CASE WHEN rt.state = 'running' THEN coalesce(rt.started_at, now()) ELSE now() END, not_before = NULL
          FROM ${T('rollouts')} r
-        WHERE rt.rollout_id = $1 AND rt.tenant_id = $2 AND rt.generation = $3 AND rt.state IN ${states}
+        WHERE rt.rollout_id = $1 AND rt.tenant_id = $2 AND rt.generation = $3 AND rt.state IN ('pending', 'scheduled', 'running')
           AND r.id = rt.rollout_id AND (r.state = 'running' OR rt.state = 'running')
       RETURNING rt.attempts, r.set_checksum, r.options, rt.tenant_id AS id, rt.database_url, rt.schema, rt.maintenance_window`,
       [rolloutId, tenantId, generation, worker],
@@ -319,9 +272,10 @@ export class ControlStore {
   /**
    * Record an attempt, and (for a final outcome) the tenant's state; then
    * dispatch what comes next. One transaction; replaying it changes nothing.
+   * Enqueue what it returns through producer/dispatcher.ts.
    */
   async recordAttempt(a: {
-    rolloutId: string; tenantId: string; generation: number; attempt: number; kind: 'migrate' | 'validate';
+    rolloutId: string; tenantId: string; generation: number; attempt: number;
     state: 'succeeded' | 'failed' | 'retrying'; applied: string[]; error?: Record<string, unknown> | null;
     checks?: Record<string, unknown> | null; worker: string; startedAt: Date; durationMs: number;
     /** what the whole rollout applied to the tenant, read from its tracking table (see reconcileApplied) */
@@ -331,10 +285,10 @@ export class ControlStore {
     // one round trip, one short transaction (control migration 003_record_attempt.sql) ...
     const record = (c: pg.Pool | pg.PoolClient) => c.query<{ rollout_state: string | null; options: RolloutOptions | null; in_flight: number | null; waiting: number | null }>(
       `SELECT * FROM ${T('record_attempt')}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-      [a.rolloutId, a.tenantId, a.generation, a.attempt, a.kind, a.state, a.applied, error, a.checks ?? null, a.worker, a.startedAt, a.durationMs],
+      [a.rolloutId, a.tenantId, a.generation, a.attempt, 'migrate', a.state, a.applied, error, a.checks ?? null, a.worker, a.startedAt, a.durationMs],
     );
     // ... plus, when earlier attempts exist, the applied list reconciled in the same transaction
-    const history = a.state !== 'retrying' && a.kind === 'migrate' && (a.appliedTotal !== undefined || a.generation > 0 || a.attempt !== 1);
+    const history = a.state !== 'retrying' && (a.appliedTotal !== undefined || a.generation > 0 || a.attempt !== 1);
     const r = history
       ? await this.tx(async (c) => {
           const r = await record(c);
@@ -441,28 +395,21 @@ export class ControlStore {
     }));
   }
 
-  async saveSchedule(s: { name: string; cron: string; tz: string; setChecksum: string; selection: unknown; options: RolloutOptions }): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO ${T('schedules')} (name, cron, tz, set_checksum, selection, options) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (name) DO UPDATE SET cron = EXCLUDED.cron, tz = EXCLUDED.tz, set_checksum = EXCLUDED.set_checksum, selection = EXCLUDED.selection, options = EXCLUDED.options`,
-      [s.name, s.cron, s.tz, s.setChecksum, JSON.stringify(s.selection), JSON.stringify(s.options)],
-    );
+  // schedules live in schedules.ts; these keep the store the one handle callers hold
+  saveSchedule(s: Omit<Schedule, 'selection'> & { selection: unknown }): Promise<void> {
+    return saveSchedule(this.pool, s);
   }
 
-  async getSchedule(name: string): Promise<{ name: string; cron: string; tz: string; setChecksum: string; selection: TenantSelection; options: RolloutOptions } | undefined> {
-    const r = await this.pool.query(`SELECT * FROM ${T('schedules')} WHERE name = $1`, [name]);
-    const x = r.rows[0];
-    return x ? { name: x.name, cron: x.cron, tz: x.tz, setChecksum: x.set_checksum, selection: x.selection, options: x.options } : undefined;
+  getSchedule(name: string): Promise<Schedule | undefined> {
+    return getSchedule(this.pool, name);
   }
 
-  async listSchedules(): Promise<{ name: string; cron: string; tz: string; setChecksum: string }[]> {
-    const r = await this.pool.query(`SELECT name, cron, tz, set_checksum FROM ${T('schedules')} ORDER BY name`);
-    return r.rows.map((x) => ({ name: x.name, cron: x.cron, tz: x.tz, setChecksum: x.set_checksum }));
+  listSchedules(): Promise<ScheduleSummary[]> {
+    return listSchedules(this.pool);
   }
 
-  async deleteSchedule(name: string): Promise<boolean> {
-    const r = await this.pool.query(`DELETE FROM ${T('schedules')} WHERE name = $1`, [name]);
-    return (r.rowCount ?? 0) > 0;
+  deleteSchedule(name: string): Promise<boolean> {
+    return deleteSchedule(this.pool, name);
   }
 
   async registryTenants(): Promise<Tenant[]> {
@@ -491,119 +438,18 @@ async function reconcileApplied(c: pg.PoolClient, rolloutId: string, tenantId: s
   );
 }
 
-/**
- * A full dispatch counts every tenant of the rollout. A tenant that finished
- * well need not pay for one while the window is still three-quarters full, or
- * while everything is handed out and others are still running: nothing could
- * change. (Failures, halts, waves finishing, --per-server caps: always a full
- * dispatch. The reconcile job dispatches every few seconds regardless.)
- */
-function windowStillFull(state: string, options: RolloutOptions, inFlight: number, waiting: number): boolean {
-  if (state !== 'running' || options.perServer || inFlight <= 0) return false;
-  const limit = options.concurrency ?? DISPATCH_WINDOW;
-  return waiting <= 0 || inFlight > limit - Math.max(1, Math.floor(limit / 4));
-}
-
-async function dispatchIn(c: pg.PoolClient, rolloutId: string, now: Date): Promise<DispatchedJob[]> {
-  const r = await c.query(`SELECT * FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
-  if (!r.rows[0]) return [];
-  const rollout = toRollout(r.rows[0]);
-  const stats = await c.query(
-    `SELECT wave, state, (dispatched_at IS NOT NULL) AS dispatched, server, count(*)::int AS n
-       FROM ${T('rollout_tenants')} WHERE rollout_id = $1 GROUP BY 1, 2, 3, 4`,
-    [rolloutId],
-  );
-  const rows = stats.rows as { wave: number; state: TenantState; dispatched: boolean; server: string; n: number }[];
-  const sum = (f: (x: (typeof rows)[number]) => boolean) => rows.filter(f).reduce((s, x) => s + x.n, 0);
-  const running = sum((x) => x.state === 'running');
-  const open = (x: (typeof rows)[number]) => x.state === 'pending' || x.state === 'scheduled' || x.state === 'running';
-
-  if (rollout.state !== 'running') {
-    // halted or cancelled: mark it finished once its last running tenant is done
-    if (running === 0 && !rollout.finishedAt) await c.query(`UPDATE ${T('rollouts')} SET finished_at = now() WHERE id = $1`, [rolloutId]);
-    return [];
-  }
-
-  const failed = sum((x) => x.state === 'failed');
-  if (sum(open) === 0) {
-    await c.query(`UPDATE ${T('rollouts')} SET state = $2, finished_at = now() WHERE id = $1`, [rolloutId, failed > 0 ? 'failed' : 'succeeded']);
-    return [];
-  }
-
-  const canaryFailed = rollout.options.canary && sum((x) => x.wave === 0 && x.state === 'failed') > 0;
-  if (canaryFailed || failed > rollout.options.maxFailures) {
-    const reason = canaryFailed ? 'a canary tenant failed' : `${failed} tenants failed (--max-failures ${rollout.options.maxFailures})`;
-    await c.query(`UPDATE ${T('rollout_tenants')} SET state = 'cancelled', finished_at = now() WHERE rollout_id = $1 AND state IN ('pending', 'scheduled')`, [rolloutId]);
-    await c.query(`UPDATE ${T('rollouts')} SET state = 'halted', halt_reason = $2, finished_at = CASE WHEN $3 THEN now() END WHERE id = $1`, [rolloutId, reason, running === 0]);
-    return [];
-  }
-
-  let wave = rollout.currentWave;
-  while (wave < rollout.waveCount - 1 && sum((x) => x.wave === wave && open(x)) === 0) wave++;
-  if (wave !== rollout.currentWave) await c.query(`UPDATE ${T('rollouts')} SET current_wave = $2 WHERE id = $1`, [rolloutId, wave]);
-  const inFlight = (x: (typeof rows)[number]) => x.state === 'running' || (x.state === 'pending' && x.dispatched);
-  const limit = rollout.options.concurrency ?? DISPATCH_WINDOW;
-  let slots = limit - sum(inFlight);
-  if (slots <= 0) {
-    await c.query(`UPDATE ${T('rollouts')} SET in_flight = $2, waiting = $3 WHERE id = $1`, [rolloutId, sum(inFlight), sum((x) => x.state === 'pending' && !x.dispatched)]);
-    return [];
-  }
-  const perServer = new Map<string, number>();
-  for (const x of rows) if (inFlight(x)) perServer.set(x.server, (perServer.get(x.server) ?? 0) + x.n);
-
-  const candidates = await c.query(
-    `SELECT rt.tenant_id, rt.server, rt.generation, rt.maintenance_window AS win
-       FROM ${T('rollout_tenants')} rt
-      WHERE rt.rollout_id = $1 AND rt.wave = $2 AND rt.state = 'pending' AND rt.dispatched_at IS NULL
-      ORDER BY rt.position LIMIT $3`,
-    [rolloutId, wave, rollout.options.perServer ? slots + 1000 : slots + 200],
-  );
-  const jobs: DispatchedJob[] = [];
-  const ready: string[] = [];
-  const scheduled: { id: string; at: Date }[] = [];
-  for (const x of candidates.rows as { tenant_id: string; server: string; generation: number; win: MaintenanceWindow | null }[]) {
-    if (x.win && !isInsideWindow(x.win, now)) {
-      // waits for its window as a delayed job; does not take a slot until it runs
-      const at = nextWindowStart(x.win, now);
-      scheduled.push({ id: x.tenant_id, at });
-      jobs.push({ rolloutId, tenantId: x.tenant_id, generation: x.generation, delayMs: Math.max(0, at.getTime() - now.getTime()) });
-      continue;
-    }
-    if (slots <= 0) continue;
-    const onServer = perServer.get(x.server) ?? 0;
-    if (rollout.options.perServer && onServer >= rollout.options.perServer) continue;
-    perServer.set(x.server, onServer + 1);
-    slots--;
-    ready.push(x.tenant_id);
-    jobs.push({ rolloutId, tenantId: x.tenant_id, generation: x.generation, delayMs: 0 });
-  }
-  if (ready.length) {
-    await c.query(`UPDATE ${T('rollout_tenants')} SET dispatched_at = now() WHERE rollout_id = $1 AND tenant_id = ANY($2)`, [rolloutId, ready]);
-  }
-  if (scheduled.length) {
-    await c.query(
-      `UPDATE ${T('rollout_tenants')} rt SET state = 'scheduled', dispatched_at = now(), not_before = x.at
-         FROM jsonb_to_recordset($2::jsonb) AS x(id text, at timestamptz) WHERE rt.rollout_id = $1 AND rt.tenant_id = x.id`,
-      [rolloutId, JSON.stringify(scheduled)],
-    );
-  }
-  const waiting = sum((x) => x.state === 'pending' && !x.dispatched) - ready.length - scheduled.length;
-  await c.query(`UPDATE ${T('rollouts')} SET in_flight = $2, waiting = $3 WHERE id = $1`, [rolloutId, sum(inFlight) + ready.length, waiting]);
-  return jobs;
-}
-
 function emptyCounts(): Record<TenantState, number> {
   return { pending: 0, scheduled: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
 }
 
-function toRollout(x: any): RolloutRow {
+function toRollout(x: pg.QueryResultRow): RolloutRow {
   return {
     id: x.id, setChecksum: x.set_checksum, state: x.state, haltReason: x.halt_reason, options: x.options,
     currentWave: x.current_wave, waveCount: x.wave_count, createdBy: x.created_by, createdAt: x.created_at, finishedAt: x.finished_at,
   };
 }
 
-function toTenantRow(x: any): RolloutTenantRow {
+function toTenantRow(x: pg.QueryResultRow): RolloutTenantRow {
   return {
     tenantId: x.tenant_id, wave: x.wave, server: x.server, state: x.state, generation: x.generation, attempts: x.attempts,
     applied: x.applied ?? [], error: x.error, checks: x.checks, worker: x.worker, notBefore: x.not_before,

@@ -6,8 +6,11 @@
  * respect --per-server caps, and send tenants outside their maintenance window
  * to wait for it as delayed jobs (they take no slot until they run).
  *
- * The control store reads the inputs and writes the decision
- * (control/store.ts); nothing here knows SQL, Redis or the clock.
+ * Two steps, because which candidates to read depends on the first: assess()
+ * decides from the counts alone (halt, finish, the wave, the free slots), then
+ * choose() picks among the pending tenants of that wave. control/dispatch.ts
+ * reads the inputs and writes the decision; producer/dispatcher.ts enqueues it.
+ * Nothing here knows SQL, Redis or the clock.
  */
 import type { MaintenanceWindow } from './tenants.js';
 import { isInsideWindow, nextWindowStart } from './windows.js';
@@ -94,6 +97,8 @@ export function assess(rollout: DispatchRollout, groups: TenantGroup[]): Assessm
 }
 
 export interface Choice {
+  /** every job to enqueue (ready and scheduled), in rollout order */
+  jobs: { candidate: Candidate; delayMs: number }[];
   /** handed to the queue now, in order */
   ready: Candidate[];
   /** outside their window: delayed jobs, state `scheduled` until `at` */
@@ -107,13 +112,17 @@ export interface Choice {
 export function choose(rollout: Pick<DispatchRollout, 'options'>, fill: Extract<Assessment, { kind: 'fill' }>, candidates: Candidate[], now: Date): Choice {
   let slots = fill.slots;
   const perServer = new Map(fill.perServer);
+  const jobs: Choice['jobs'] = [];
   const ready: Candidate[] = [];
   const scheduled: Choice['scheduled'] = [];
   const cap = rollout.options.perServer;
   for (const c of candidates) {
     if (c.window && !isInsideWindow(c.window, now)) {
+      // waits for its window as a delayed job; takes no slot until it runs
       const at = nextWindowStart(c.window, now);
-      scheduled.push({ candidate: c, at, delayMs: Math.max(0, at.getTime() - now.getTime()) });
+      const delayMs = Math.max(0, at.getTime() - now.getTime());
+      scheduled.push({ candidate: c, at, delayMs });
+      jobs.push({ candidate: c, delayMs });
       continue;
     }
     if (slots <= 0) continue;
@@ -122,15 +131,18 @@ export function choose(rollout: Pick<DispatchRollout, 'options'>, fill: Extract<
     perServer.set(c.server, onServer + 1);
     slots--;
     ready.push(c);
+    jobs.push({ candidate: c, delayMs: 0 });
   }
-  return { ready, scheduled, inFlight: fill.inFlight + ready.length, waiting: fill.waiting - ready.length - scheduled.length };
+  return { jobs, ready, scheduled, inFlight: fill.inFlight + ready.length, waiting: fill.waiting - ready.length - scheduled.length };
 }
 
 /**
  * A tenant that finished well need not pay for a full dispatch while the
  * window is still three-quarters full, or while everything is handed out and
  * others are still running: nothing could change. (Failures, halts, waves
- * finishing, --per-server caps: always a full dispatch.)
+ * finishing, --per-server caps: always a full dispatch. The reconcile job
+ * dispatches every few seconds regardless.) Decided from the rollout row's
+ * in_flight/waiting counters, which every dispatch recomputes.
  */
 export function windowStillFull(state: string, options: DispatchRollout['options'], inFlightNow: number, waitingNow: number): boolean {
   if (state !== 'running' || options.perServer || inFlightNow <= 0) return false;

@@ -18,6 +18,16 @@
  * resolves it against the catalog (FK and inheritance closure, user triggers,
  * rules, user-defined functions, event triggers) inside the migration's
  * transaction. Anything it cannot see through means "count every table".
+ *
+ * Soundness is a whitelist, not a blacklist: a statement kind not known to run
+ * nothing is "any"; user code can hide behind every name a statement uses, so
+ * all of them are collected for the catalog check, not only function calls:
+ * operators (explicit, and those implied by IN, BETWEEN, LIKE, ANY...),
+ * operator classes, types (a domain's CHECK, a cast's function), and every
+ * relation named, read or written (a view's body, an index expression, a
+ * policy). Name resolution follows the file: schemas put on the search_path by
+ * a literal SET / set_config are searched too, and a change the analysis
+ * cannot read (RESET, a computed value, SET ROLE) searches every schema.
  */
 
 export interface RelationRef {
@@ -36,6 +46,19 @@ export interface RowEffects {
   definesTriggers: boolean;
   /** functions the file defines (calling one of them in the same file means "any") */
   defines: string[];
+  // The fields below are absent from sets frozen by an older version: absent means "unknown", count every table.
+  /** operator names used, explicitly or implied (IN, BETWEEN, LIKE, = ANY...); user-defined ones mean "any" */
+  operators?: string[];
+  /** operator classes named (CREATE INDEX ... (c gin_trgm_ops)) */
+  opclasses?: string[];
+  /** type names used (casts, column types): a domain or type with user code means "any" */
+  types?: string[];
+  /** every relation the file names, read or written: code attached to it (view body, index expression...) means "any" */
+  relations?: RelationRef[];
+  /** schemas the file adds to its search_path by a literal SET / set_config; unknown: a change the analysis cannot read */
+  searchPath?: { schemas: string[]; unknown: boolean };
+  /** a DROP ... CASCADE: columns, constraints and indexes of tables in any schema may go (compare every schema's structure) */
+  cascades?: boolean;
 }
 
 type Node = Record<string, any>;
@@ -59,15 +82,48 @@ const NO_ROWS = new Set([
 ]);
 
 const DML = ['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt'];
+/** Definitions whose code later statements run without naming it (operators, casts, opclasses, aggregates, types). */
+const IMPLICIT_CODE = new Set([
+  'DefineStmt', 'CreateCastStmt', 'CreateOpClassStmt', 'CreateOpFamilyStmt', 'AlterOpFamilyStmt', 'CreateTransformStmt', 'CreateConversionStmt',
+  'CreateRangeStmt', 'AlterTypeStmt', // a range's subtype_diff runs in GiST index builds
+]);
+/** Statements that evaluate no expression on data: safe after an IMPLICIT_CODE definition. */
+const INERT = new Set([
+  ...IMPLICIT_CODE, 'CreateFunctionStmt', 'CreateTrigStmt', 'RuleStmt', 'CommentStmt', 'GrantStmt', 'GrantRoleStmt', 'AlterOwnerStmt',
+  'AlterFunctionStmt', 'AlterDefaultPrivilegesStmt', 'CreateEnumStmt', 'AlterEnumStmt', 'CompositeTypeStmt', 'CreateSeqStmt', 'AlterSeqStmt',
+  'VariableSetStmt', 'VariableShowStmt', 'DropStmt', 'RenameStmt', 'ViewStmt', 'CreateRoleStmt', 'AlterRoleStmt', 'NotifyStmt',
+]);
+/**
+ * Built-ins that run SQL given as text, or read a relation named at run time
+ * (a view's body, an index expression): the names of what they run are not in
+ * the parse tree. Found in PostgreSQL 15's pg_proc by argument names and types
+ * (query, sqlquery, select, tbl, schema, cursor, regclass).
+ */
+const RUNS_SQL_TEXT = new Set([
+  'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'cursor_to_xml', 'cursor_to_xmlschema',
+  'table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
+  'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema',
+  'ts_stat', 'ts_rewrite', 'brin_summarize_range', 'brin_summarize_new_values', 'brin_desummarize_range', 'gin_clean_pending_list',
+]);
+/** Settings that change how names resolve: their new value must be read, or every schema is searched. */
+const NAME_SETTINGS = new Set(['search_path', 'role', 'session_authorization']);
 /** ALTER TABLE subcommands that move rows in or out of a parent's count(*) */
 const REPARENT = new Set(['AT_AttachPartition', 'AT_DetachPartition', 'AT_DetachPartitionFinalize', 'AT_AddInherit', 'AT_DropInherit']);
 
 export function rowEffects(statements: { kind: string; node: Node }[]): RowEffects {
-  const fx: RowEffects = { any: false, writes: [], functions: [], definesTriggers: false, defines: [] };
-  const functions = new Set<string>();
+  const fx: RowEffects = {
+    any: false, writes: [], functions: [], definesTriggers: false, defines: [],
+    operators: [], opclasses: [], types: [], relations: [], searchPath: { schemas: [], unknown: false }, cascades: false,
+  };
+  const names: Names = { functions: new Set(), operators: new Set(), opclasses: new Set(), types: new Set() };
+  let implicitCode = false;
+  const views = new Set<string>();
   for (const s of statements) {
     const n = s.node;
     if (!NO_ROWS.has(s.kind)) fx.any = true; // DoStmt, CallStmt, ExecuteStmt, CreateExtensionStmt, CreateEventTrigStmt, unknown...
+    // an operator, cast or opclass defined above runs in any later statement that evaluates expressions
+    if (implicitCode && !INERT.has(s.kind)) fx.any = true;
+    if (IMPLICIT_CODE.has(s.kind)) implicitCode = true;
     if (DML.includes(s.kind)) addRangeVar(fx, n.relation); // nested DML is found by the walk
     switch (s.kind) {
       case 'CreateFunctionStmt':
@@ -77,6 +133,14 @@ export function rowEffects(statements: { kind: string; node: Node }[]): RowEffec
       case 'CreateTrigStmt':
       case 'RuleStmt':
         fx.definesTriggers = true;
+        break;
+      case 'VariableSetStmt':
+        setting(fx, n);
+        break;
+      case 'VacuumStmt':
+      case 'ClusterStmt':
+        // ANALYZE / CLUSTER of every table: every index expression and statistics object runs
+        if (!(n.rels ?? []).length && !n.relation) fx.any = true;
         break;
       case 'TruncateStmt':
         for (const r of n.relations ?? []) addRangeVar(fx, r?.RangeVar);
@@ -95,7 +159,26 @@ export function rowEffects(statements: { kind: string; node: Node }[]): RowEffec
         // a new child of an existing parent: its rows count in the parent
         for (const r of n.inhRelations ?? []) addRangeVar(fx, r?.RangeVar);
         break;
+      case 'ViewStmt':
+        // an auto-updatable view writes its base tables: DML on it later in the file counts every table
+        views.add(String(n.view?.relname ?? ''));
+        break;
+      case 'RenameStmt':
+      case 'AlterObjectSchemaStmt': {
+        // a table renamed or moved, written under its new name, and moved back: count it under its old one
+        const type = n.renameType ?? n.objectType;
+        if (type === 'OBJECT_TABLE' || type === 'OBJECT_FOREIGN_TABLE') addRangeVar(fx, n.relation);
+        if (type === 'OBJECT_SCHEMA') fx.any = true;
+        break;
+      }
+      case 'AlterDomainStmt':
+        // its name is a plain list: VALIDATE CONSTRAINT re-runs the domain's CHECK on every column of it
+        addName(names.types, n.typeName);
+        break;
       case 'AlterTableStmt':
+        // a foreign key added now makes this table a cascade target of DML later in the file (the catalog
+        // closure is read before the file runs)
+        if (has(n.cmds, (x) => x.contype === 'CONSTR_FOREIGN')) addRangeVar(fx, n.relation);
         for (const c of n.cmds ?? []) {
           const cmd = c?.AlterTableCmd;
           if (!REPARENT.has(cmd?.subtype)) continue;
@@ -108,31 +191,137 @@ export function rowEffects(statements: { kind: string; node: Node }[]): RowEffec
         // EXPLAIN without ANALYZE runs nothing; with it, the walk below finds the DML
         break;
     }
-    walk(n, fx, functions);
+    walk(n, fx, names);
   }
-  fx.functions = [...functions].sort();
+  if (fx.writes.some((w) => views.has(w.name))) fx.any = true;
+  fx.functions = [...names.functions].sort();
+  fx.operators = [...names.operators].sort();
+  fx.opclasses = [...names.opclasses].sort();
+  fx.types = [...names.types].sort();
   return fx;
 }
 
-/** Every DML node (data-modifying CTEs, EXPLAIN ANALYZE, INSERT ... ON CONFLICT) and every function call. */
-function walk(node: unknown, fx: RowEffects, functions: Set<string>): void {
+interface Names {
+  functions: Set<string>;
+  operators: Set<string>;
+  opclasses: Set<string>;
+  types: Set<string>;
+}
+
+/** SET / SET LOCAL / RESET of a setting that changes name resolution. */
+function setting(fx: RowEffects, n: Node): void {
+  const path = fx.searchPath!;
+  if (n.kind === 'VAR_RESET_ALL') path.unknown = true;
+  if (!NAME_SETTINGS.has(n.name)) return;
+  const values = (n.args ?? []).map((a: Node) => a?.A_Const?.sval?.sval);
+  if (n.name !== 'search_path' || n.kind !== 'VAR_SET_VALUE' || values.some((v: unknown) => typeof v !== 'string')) path.unknown = true;
+  else path.schemas.push(...(values as string[]));
+}
+
+/** set_config('search_path', 'a, b', ...): a literal path is followed; anything else searches every schema. */
+function setConfig(fx: RowEffects, args: Node[] | undefined): void {
+  const name = args?.[0]?.A_Const?.sval?.sval;
+  if (typeof name === 'string' && !NAME_SETTINGS.has(name.toLowerCase())) return;
+  const value = args?.[1]?.A_Const?.sval?.sval;
+  if (typeof name !== 'string' || name.toLowerCase() !== 'search_path' || typeof value !== 'string') {
+    fx.searchPath!.unknown = true;
+    return;
+  }
+  for (const part of value.split(',')) {
+    const p = part.trim();
+    if (p) fx.searchPath!.schemas.push(p.startsWith('"') && p.endsWith('"') ? p.slice(1, -1).replace(/""/g, '"') : p.toLowerCase());
+  }
+}
+
+/** Operators implied by A_Expr kinds whose name is not an operator. */
+const IMPLIED: Record<string, string[]> = {
+  AEXPR_BETWEEN: ['<=', '>='], AEXPR_NOT_BETWEEN: ['<=', '>='], AEXPR_BETWEEN_SYM: ['<=', '>='], AEXPR_NOT_BETWEEN_SYM: ['<=', '>='],
+};
+
+/** Every DML node, function call, operator, type and relation named anywhere in the tree. */
+function walk(node: unknown, fx: RowEffects, names: Names): void {
   if (Array.isArray(node)) {
-    for (const x of node) walk(x, fx, functions);
+    for (const x of node) walk(x, fx, names);
     return;
   }
   if (!node || typeof node !== 'object') return;
-  for (const [key, value] of Object.entries(node as Node)) {
-    if (DML.includes(key)) addRangeVar(fx, (value as Node)?.relation);
-    if (key === 'FuncCall') {
-      const name = (value as Node)?.funcname;
-      if (Array.isArray(name) && name.length) {
-        const parts = name.map((p: Node) => String(p?.String?.sval ?? ''));
-        // pg_catalog.x is a built-in by definition; anything else is looked up at run time
-        if (!(parts.length === 2 && parts[0] === 'pg_catalog')) functions.add(parts[parts.length - 1]!);
+  const obj = node as Node;
+  // a RangeVar, wrapped ({RangeVar: ...}) or not (InsertStmt.relation): a relation the statement names
+  if (typeof obj.relname === 'string') addRelation(fx, obj);
+  if (obj.behavior === 'DROP_CASCADE') fx.cascades = true;
+  // a trigger or rule defined inside another statement (CREATE SCHEMA s CREATE TRIGGER ...)
+  if (obj.CreateTrigStmt || obj.RuleStmt) fx.definesTriggers = true;
+  for (const [key, value] of Object.entries(obj)) {
+    const v = value as Node;
+    if (DML.includes(key)) addRangeVar(fx, v?.relation);
+    switch (key) {
+      case 'ExecuteStmt': // CREATE TABLE ... AS EXECUTE: a prepared statement we may not have seen
+        fx.any = true;
+        break;
+      case 'FuncCall': {
+        const parts = Array.isArray(v?.funcname) ? v.funcname.map((p: Node) => String(p?.String?.sval ?? '')) : [];
+        const last = parts[parts.length - 1] ?? '';
+        if (RUNS_SQL_TEXT.has(last)) fx.any = true;
+        if (last === 'set_config') setConfig(fx, v?.args); // pg_catalog.set_config included
+        const name = qualified(v?.funcname);
+        if (name) names.functions.add(name);
+        break;
       }
+      case 'A_Expr':
+        if (IMPLIED[v?.kind]) for (const o of IMPLIED[v.kind]!) names.operators.add(o);
+        else addName(names.operators, v?.name);
+        break;
+      case 'SubLink':
+        // x IN (SELECT ...) has no operator name: it means =
+        if (['ANY_SUBLINK', 'ALL_SUBLINK', 'ROWCOMPARE_SUBLINK'].includes(v?.subLinkType)) {
+          if (Array.isArray(v?.operName) && v.operName.length) addName(names.operators, v.operName);
+          else names.operators.add('=');
+        }
+        break;
+      case 'useOp': // ORDER BY x USING <op>
+        addName(names.operators, v);
+        break;
+      case 'exclusions': // EXCLUDE USING gist (c WITH &&)
+        for (const pair of (value as Node[]) ?? []) addName(names.operators, pair?.List?.items?.[1]?.List?.items);
+        break;
+      case 'opclass':
+        addName(names.opclasses, v);
+        break;
+      case 'typeName':
+      case 'TypeName':
+        addName(names.types, v?.names);
+        break;
+      case 'ofTypename':
+        addName(names.types, v?.names);
+        break;
     }
-    walk(value, fx, functions);
+    walk(value, fx, names);
   }
+}
+
+/** Does any node under `node` satisfy `test`? */
+function has(node: unknown, test: (n: Node) => boolean): boolean {
+  if (Array.isArray(node)) return node.some((x) => has(x, test));
+  if (!node || typeof node !== 'object') return false;
+  return test(node as Node) || Object.values(node as Node).some((v) => has(v, test));
+}
+
+/** The last part of a qualified name, or undefined for a pg_catalog-qualified one (a built-in by definition). */
+function qualified(list: unknown): string | undefined {
+  if (!Array.isArray(list) || !list.length) return undefined;
+  const parts = list.map((p: Node) => String(p?.String?.sval ?? ''));
+  if (parts.length >= 2 && parts[parts.length - 2] === 'pg_catalog') return undefined;
+  return parts[parts.length - 1] || undefined;
+}
+
+function addName(into: Set<string>, list: unknown): void {
+  const name = qualified(list);
+  if (name) into.add(name);
+}
+
+function addRelation(fx: RowEffects, rv: Node): void {
+  const ref: RelationRef = rv.schemaname ? { schema: String(rv.schemaname), name: String(rv.relname) } : { name: String(rv.relname) };
+  if (!fx.relations!.some((r) => r.name === ref.name && r.schema === ref.schema)) fx.relations!.push(ref);
 }
 
 function addRangeVar(fx: RowEffects, rv: Node | undefined): void {
@@ -147,8 +336,9 @@ function addNameList(fx: RowEffects, items: Node[] | undefined): void {
   else if (parts.length >= 2) addRangeVar(fx, { schemaname: parts[parts.length - 2], relname: parts[parts.length - 1] });
 }
 
-/** The file itself says rows anywhere may change: count every table. */
+/** The file itself says rows anywhere may change (or was analysed by an older version): count every table. */
 export function changesAnyRows(fx: RowEffects): boolean {
+  if (!fx.operators || !fx.opclasses || !fx.types || !fx.relations || !fx.searchPath) return true;
   return fx.any || (fx.definesTriggers && fx.writes.length > 0) || fx.functions.some((f) => fx.defines.includes(f));
 }
 

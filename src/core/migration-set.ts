@@ -126,11 +126,11 @@ export function migrationToJSON(m: Migration): ParsedMigrationJSON {
  * A frozen set back from its parsed JSON, without the parser: workers never
  * load it (its WASM heap would be most of their memory). Every file's text is
  * checked against its checksum and the set against its own checksum, so what
- * runs is exactly what was frozen. Returns undefined when the JSON lacks the
- * parsed form (sets saved by an older version): parse those with buildMigrationSet.
+ * runs is exactly what was frozen.
  */
-export function migrationSetFromJSON(files: Partial<ParsedMigrationJSON>[], checksum: string): MigrationSet | undefined {
-  if (!files.every((f) => Array.isArray(f.statements) && f.effects && f.validation && typeof f.version === 'string')) return undefined;
+export function migrationSetFromJSON(files: Partial<ParsedMigrationJSON>[], checksum: string): MigrationSet {
+  const bare = files.find((f) => !(Array.isArray(f.statements) && f.effects && f.validation && typeof f.version === 'string'));
+  if (bare) throw new Error(`frozen migration set ${checksum}: ${bare.name ?? 'a file'} has no parsed form`);
   const migrations = files.map((f) => {
     const m = { ...(f as ParsedMigrationJSON), version: BigInt(f.version!) };
     if (checksumOf(m.sql) !== m.checksum) throw new Error(`frozen migration ${m.name}: its text does not match its checksum`);

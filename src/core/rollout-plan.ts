@@ -1,6 +1,7 @@
 /**
  * Pure rollout planning: parsing `n|%` and `n|tag` options, assigning tenants
- * to waves, job ids, and the per-rollout options frozen with the rollout.
+ * to waves, rollout ids, and the per-rollout options frozen with the rollout.
+ * (What runs next is core/dispatch.ts; job payloads and ids, core/jobs.ts.)
  */
 import { ConfigError } from './errors.js';
 import type { Tenant } from './tenants.js';
@@ -71,7 +72,7 @@ export function assignWaves(tenants: Tenant[], canary: CanarySpec | undefined, w
 export interface RolloutOptions {
   canary: boolean;
   maxFailures: number;
-  /** tenants in flight (queued or running) at once across all workers; null = the dispatch window */
+  /** tenants in flight (queued or running) at once across all workers; null = the dispatch window (core/dispatch.ts) */
   concurrency: number | null;
   perServer: number | null;
   dryRun: boolean;
@@ -81,19 +82,8 @@ export interface RolloutOptions {
     statementTimeoutMs: number;
     validate: boolean;
     validation: Partial<ValidationOptions>;
-    /** absent in rollouts created before the option existed */
-    singleTransaction?: boolean;
+    singleTransaction: boolean;
   };
-}
-
-/** How many tenants a rollout keeps queued in Redis at most when --concurrency is not given. */
-export const DISPATCH_WINDOW = 500;
-
-export type JobKind = 'migrate' | 'validate';
-
-/** Deterministic: enqueuing the same tenant twice is harmless. No ':' (BullMQ), never an integer. */
-export function jobId(kind: JobKind, rolloutId: string, tenantId: string, generation: number): string {
-  return `${kind === 'migrate' ? 'm' : 'v'}.${rolloutId}.${tenantId}.${generation}`;
 }
 
 export function newRolloutId(now: Date, random: string): string {

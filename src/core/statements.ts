@@ -132,9 +132,13 @@ function firstTokenOffset(text: string): number {
       let depth = 1;
       i += 2;
       while (i < text.length && depth > 0) {
-        if (text.startsWith('/*', i)) (depth++, (i += 2));
-        else if (text.startsWith('*/', i)) (depth--, (i += 2));
-        else i++;
+        if (text.startsWith('/*', i)) {
+          depth++;
+          i += 2;
+        } else if (text.startsWith('*/', i)) {
+          depth--;
+          i += 2;
+        } else i++;
       }
     } else break;
   }

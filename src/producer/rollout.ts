@@ -11,7 +11,7 @@ import type { Tenant } from '../core/tenants.js';
 import { ConfigError } from '../core/errors.js';
 import { assignWaves, newRolloutId, resolveCount, type CanarySpec, type CountSpec, type RolloutOptions } from '../core/rollout-plan.js';
 import type { ControlStore } from '../control/store.js';
-import { enqueueTenantJobs } from '../queue.js';
+import { dispatchAndEnqueue } from './dispatcher.js';
 
 export interface RolloutRequest {
   tenants: Tenant[];
@@ -55,7 +55,6 @@ export async function createRollout(store: ControlStore, queue: Queue, req: Roll
   if (!req.dryRun) await store.upsertTenants(req.tenants);
   await store.saveMigrationSet(req.set);
   await store.createRollout({ id, setChecksum: req.set.checksum, options, waveCount, createdBy: req.createdBy, assignments });
-  const jobs = await store.dispatch(id, now());
-  await enqueueTenantJobs(queue, jobs);
+  const jobs = await dispatchAndEnqueue(store, queue, id, now());
   return { id, tenants: req.tenants.length, waves: waveCount, enqueued: jobs.length, enqueueMs: Math.round(performance.now() - started) };
 }

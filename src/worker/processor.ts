@@ -8,8 +8,7 @@
  *           -> something applied (or a retry)? post-commit checks on the same
  *              connection: indexes valid, constraints validated, drift
  *           -> record the attempt; hand the next tenants to BullMQ
- * validate: the same post-commit checks alone (jobs of that kind enqueued by
- *           earlier versions, which ran them as a second job)
+ *              (producer/dispatcher.ts)
  *
  * Failures: transient (connection, 55P03, 40P01, 40001, 53300, 57P01) retry
  * with BullMQ's jittered backoff; another runner holding the migration lock is
@@ -32,7 +31,8 @@ import { postChecks } from '../adapters/pg/post-checks.js';
 import { isRetryable } from '../adapters/pg/sqlstate.js';
 import type { ClaimedJob, ControlStore } from '../control/store.js';
 import { Migrator } from '../migrator.js';
-import { enqueueTenantJobs, type TenantJobData } from '../queue.js';
+import type { TenantJobData } from '../core/jobs.js';
+import { recordAndDispatch } from '../producer/dispatcher.js';
 import type { Logger } from '../logger.js';
 
 export interface ProcessorDeps {
@@ -48,7 +48,7 @@ export interface ProcessorDeps {
 
 export interface TenantJobResult {
   tenantId: string;
-  kind: 'migrate' | 'validate';
+  kind: 'migrate';
   outcome: 'succeeded' | 'migrated' | 'skipped';
   applied: string[];
   ms: Record<string, number>;
@@ -56,7 +56,7 @@ export interface TenantJobResult {
 
 export function tenantProcessor(deps: ProcessorDeps) {
   return async (job: Job<TenantJobData>, token?: string, signal?: AbortSignal): Promise<TenantJobResult> => {
-    return job.data.kind === 'validate' ? validateJob(deps, job) : migrateJob(deps, job, token, signal);
+    return migrateJob(deps, job, token, signal);
   };
 }
 
@@ -64,7 +64,7 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
   const { rolloutId, tenantId, generation } = job.data;
   const log = deps.logger.child({ rolloutId, tenantId, jobId: job.id });
   const t0 = performance.now();
-  const claim = await deps.store.claim(rolloutId, tenantId, generation, deps.workerId, 'migrate');
+  const claim = await deps.store.claim(rolloutId, tenantId, generation, deps.workerId);
   // queue: from (re)entering the queue to this worker taking it
   const ms: Record<string, number> = { queue: job.processedOn ? Math.max(0, job.processedOn - job.timestamp - (job.delay ?? 0)) : 0, claim: performance.now() - t0 };
   if (!claim) {
@@ -121,14 +121,15 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
         : undefined;
     if (checked) ms.checks = checked.ms;
     t = performance.now();
-    const next = await deps.store.recordAttempt(
+    await recordAndDispatch(
+      deps.store,
+      deps.queue,
       {
-        rolloutId, tenantId, generation, attempt: claim.attempt, kind: 'migrate', state: checked?.error ? 'failed' : 'succeeded', applied, appliedTotal,
+        rolloutId, tenantId, generation, attempt: claim.attempt, state: checked?.error ? 'failed' : 'succeeded', applied, appliedTotal,
         error: checked?.error ?? null, checks: checked?.checks ?? null, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0),
       },
       deps.now(),
     );
-    await enqueueTenantJobs(deps.queue, next);
     ms.record = performance.now() - t;
     reusable = true;
     if (checked?.error) throw new UnrecoverableError(String(checked.error.message));
@@ -163,45 +164,16 @@ async function failed(
   const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   const error = errorData(e);
   const state = transient && !final ? 'retrying' : 'failed';
-  const next = await deps.store.recordAttempt(
-    { rolloutId, tenantId, generation, attempt: claim.attempt, kind: job.data.kind, state, applied, appliedTotal, error, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0) },
+  await recordAndDispatch(
+    deps.store,
+    deps.queue,
+    { rolloutId, tenantId, generation, attempt: claim.attempt, state, applied, appliedTotal, error, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0) },
     deps.now(),
   );
-  await enqueueTenantJobs(deps.queue, next);
   log.warn({ err: error, attempt: job.attemptsMade + 1, retry: state === 'retrying' }, 'tenant job failed');
   const message = redactSecrets(String(error.message));
   if (state === 'retrying') throw new Error(message);
   throw new UnrecoverableError(message);
-}
-
-async function validateJob(deps: ProcessorDeps, job: Job<TenantJobData>): Promise<TenantJobResult> {
-  const { rolloutId, tenantId, generation } = job.data;
-  const log = deps.logger.child({ rolloutId, tenantId, jobId: job.id });
-  const t0 = performance.now();
-  const claim = await deps.store.claim(rolloutId, tenantId, generation, deps.workerId, 'validate');
-  if (!claim) return { tenantId, kind: 'validate', outcome: 'skipped', applied: [], ms: {} };
-  const startedAt = deps.now();
-  let client: pg.Client | undefined;
-  try {
-    client = await connect(resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId), { applicationName: `flotilla-worker ${deps.workerId}` });
-    const schema = claim.tenant.schema ?? ((await client.query('SELECT current_schema() AS s')).rows[0]?.s as string) ?? 'public';
-    const { checks, error } = await runChecks(deps, client, claim, schema, rolloutId, log);
-    const next = await deps.store.recordAttempt(
-      {
-        rolloutId, tenantId, generation, attempt: 1, kind: 'validate', state: error ? 'failed' : 'succeeded', applied: [], error,
-        checks, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0),
-      },
-      deps.now(),
-    );
-    await enqueueTenantJobs(deps.queue, next);
-    if (error) throw new UnrecoverableError(String(error.message));
-    return { tenantId, kind: 'validate', outcome: 'succeeded', applied: [], ms: { total: Math.round(performance.now() - t0) } };
-  } catch (e) {
-    if (e instanceof UnrecoverableError) throw e;
-    return await failed(deps, job, undefined, claim, e, startedAt, t0, log);
-  } finally {
-    await client?.end().catch(() => {});
-  }
 }
 
 /**

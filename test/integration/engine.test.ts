@@ -229,7 +229,7 @@ describe('validation', () => {
     const r3 = await migrator(client).migrate(
       await set({ '001_users.sql': USERS, '002_del.sql': DELETE, '003_drop.sql': '-- flotilla:validate off\nALTER TABLE users DROP COLUMN email;', '004_drop_table.sql': 'DROP TABLE users;' }),
     );
-    expect((r3.failed?.error as ValidationFailedError).issues).toEqual(['Table users: dropped']);
+    expect((r3.failed!.error as ValidationFailedError).issues).toEqual(['Table users: dropped']);
     expect(await tables(db)).toContain('users');
   });
 
@@ -542,7 +542,7 @@ describe('dry run', () => {
 
     await migrator(client).migrate(await set({ '001_ok.sql': 'CREATE TABLE ok (id int); INSERT INTO ok VALUES (1), (2);' }));
     const v = await migrator(client).migrate(await set({ '001_ok.sql': 'CREATE TABLE ok (id int); INSERT INTO ok VALUES (1), (2);', '002_del.sql': 'DELETE FROM ok;' }), { dryRun: true });
-    expect((v.failed?.error as ValidationFailedError).issues).toEqual(['Table ok: row count changed from 2 to 0']);
+    expect((v.failed!.error as ValidationFailedError).issues).toEqual(['Table ok: row count changed from 2 to 0']);
     expect((await db.query('SELECT count(*)::int AS n FROM ok')).rows[0].n).toBe(2);
     expect((await ledger(db)).map((x) => x.name)).toEqual(['001_ok.sql']);
   });

@@ -77,7 +77,7 @@ describe('row-count scope', () => {
 
   it('a DDL-only migration never reads unrelated tables: a table locked by the application does not block validation', async () => {
     const db = await createTestDatabase('scope');
-    await db.query(SCHEMA + `; INSERT INTO unrelated SELECT generate_series(1, 1000);`);
+    await db.query(`${SCHEMA}; INSERT INTO unrelated SELECT generate_series(1, 1000);`);
     const holder = await db.client();
     const c = await db.client();
     try {

@@ -218,7 +218,7 @@ describe.skipIf(!BIN)('PgBouncer in front of a tenant of a rollout', () => {
     const dir = migrationDir(FILES);
     try {
       const r = await fleet.cliJson<{ state: string; tenants: { id: string; state: string; attempts: number; error: string | null }[] }>(
-        ['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([pooled!, direct!]), '--max-failures', '10', '--wait'],
+        ['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([pooled!, direct!]), '--all', '--max-failures', '10', '--wait'],
         { timeoutMs: 120_000 },
       );
       expect(r.code, why(r)).not.toBe(0);

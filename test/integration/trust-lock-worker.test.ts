@@ -5,10 +5,9 @@
  * second waits (the worker: its job is delayed and comes back) and then finds
  * nothing pending; every file is applied once.
  */
-import { spawn } from 'node:child_process';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, REPO, cleanEnv, type CliResult } from '../helpers/cli.js';
+import { startCli } from '../helpers/cli.js';
 import { migrationDir } from '../helpers/migrations.js';
 import { Fleet, trackingRows, waitFor, why, type FleetTenant } from '../helpers/fleet.js';
 
@@ -41,18 +40,10 @@ function files(gate: string): Record<string, string> {
   };
 }
 
-function spawnCli(args: string[]): { output(): string; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  return {
-    output: () => stdout,
-    done: new Promise((resolve) => child.on('close', (code) => (clearTimeout(timer), resolve({ code: code ?? -1, stdout, stderr })))),
-  };
-}
+const spawnCli = (args: string[]) => {
+  const c = startCli(args, { timeoutMs: 90_000 });
+  return { output: c.stdout, done: c.done };
+};
 
 async function gateWaiters(t: FleetTenant): Promise<number> {
   const r = await t.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%LOCK TABLE public.gate%'`);
@@ -79,7 +70,7 @@ describe('the worker path', () => {
     const gate = await closedGate(t!);
     const cli = spawnCli(cliArgs(t!, dir.dir));
     await waitFor('the CLI at the gate', async () => (await gateWaiters(t!)) === 1);
-    const rollout = fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([t!]), '--lock-timeout', '60s', '--wait'], { timeoutMs: 120_000 });
+    const rollout = fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([t!]), '--all', '--lock-timeout', '60s', '--wait'], { timeoutMs: 120_000 });
     // the worker came and was sent away (or, with a lost lock, is at the gate too)
     await waitFor('the worker to meet the lock', async () => /locked by another runner/.test(fleet.workerLogs()) || (await gateWaiters(t!)) === 2);
     await gate.query('COMMIT');
@@ -98,7 +89,7 @@ describe('the worker path', () => {
     const dir = migrationDir(files('public.gate'));
     cleanups.push(dir.cleanup);
     const gate = await closedGate(t!);
-    const rollout = fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([t!, other!]), '--lock-timeout', '60s', '--wait'], { timeoutMs: 120_000 });
+    const rollout = fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([t!, other!]), '--all', '--lock-timeout', '60s', '--wait'], { timeoutMs: 120_000 });
     // both tenants share the database and the gate: both jobs wait there
     await waitFor('the worker at the gate', async () => (await gateWaiters(t!)) === 2, 90_000);
     const cli = spawnCli(cliArgs(t!, dir.dir));

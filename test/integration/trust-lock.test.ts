@@ -6,7 +6,6 @@
  * once. Engine in-process here; the CLI at the end of the file.
  */
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import type pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { isLockLostError, tryAcquire, tryLock, unlock, type LockConnection, type LockSessions } from '../../src/adapters/pg/lock.js';
@@ -14,7 +13,7 @@ import { LockLostError, LockTimeoutError } from '../../src/core/errors.js';
 import { buildMigrationSet } from '../../src/core/migration-set.js';
 import { Migrator, type EngineEvent, type MigrateReport } from '../../src/migrator.js';
 import { adminQuery, createTestDatabase, dropAllTestDatabases, type TestDatabase } from '../helpers/db.js';
-import { CLI, REPO, cleanEnv, runCli, type CliResult } from '../helpers/cli.js';
+import { runCli, startCli } from '../helpers/cli.js';
 import { migrationDir } from '../helpers/migrations.js';
 
 const clients: pg.Client[] = [];
@@ -39,18 +38,10 @@ async function until(cond: () => Promise<boolean>, timeoutMs = 45_000): Promise<
 }
 
 /** The built CLI with its output readable while it runs. */
-function spawnCli(args: string[]): { output(): string; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return {
-    output: () => stdout,
-    done: new Promise((resolve) => child.on('close', (code) => (clearTimeout(timer), resolve({ code: code ?? -1, stdout, stderr })))),
-  };
-}
+const spawnCli = (args: string[]) => {
+  const c = startCli(args);
+  return { output: c.stdout, done: c.done };
+};
 
 async function client(db: TestDatabase): Promise<pg.Client> {
   const c = await db.client();

@@ -50,7 +50,7 @@ describe('control migration 004_frozen_targets', () => {
       ]);
       // a later rollout (or tenants file) re-registers the tenant elsewhere
       await store.upsertTenants([{ id: 'old-b', databaseUrl: 'postgres://staging/b', schema: 'x', tags: [] }]);
-      const claim = await store.claim('r-old', 'old-b', 0, 'w', 'migrate');
+      const claim = await store.claim('r-old', 'old-b', 0, 'w');
       expect(claim?.tenant).toMatchObject({ id: 'old-b', databaseUrl: 'postgres://prod/b', schema: undefined });
       const targets = await store.frozenTargets('r-old');
       expect(targets.find((t) => t.tenantId === 'old-b')).toEqual({

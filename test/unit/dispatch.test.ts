@@ -49,6 +49,18 @@ describe('assess: halting and finishing', () => {
   });
 });
 
+describe('assess: the failure budget', () => {
+  it('without a canary, a failure in the first wave counts against --max-failures only', () => {
+    const r = rollout({ waveCount: 2 }, { canary: false, maxFailures: 1 });
+    expect(assess(r, [g(0, 'failed', 1), g(1, 'pending', 3)])).toMatchObject({ kind: 'fill', wave: 1 });
+  });
+
+  it('halting wins over finishing the wave: nothing more is handed out', () => {
+    const a = assess(rollout({ waveCount: 2 }, { maxFailures: 0 }), [g(0, 'failed', 1), g(0, 'succeeded', 3), g(1, 'pending', 3)]);
+    expect(a.kind).toBe('halt');
+  });
+});
+
 describe('assess: waves', () => {
   it('stays on a wave while it has open tenants', () => {
     const a = assess(rollout({ waveCount: 3 }), [g(0, 'running', 1, { dispatched: true }), g(1, 'pending', 4), g(2, 'pending', 4)]);
@@ -71,6 +83,16 @@ describe('assess: the window', () => {
 
   it('without --concurrency the dispatch window is the bound', () => {
     expect(assess(rollout(), [g(0, 'pending', 10)])).toMatchObject({ kind: 'fill', slots: DISPATCH_WINDOW });
+  });
+
+  it('a full window still advances the wave', () => {
+    const r = rollout({ waveCount: 2 }, { concurrency: 1 });
+    expect(assess(r, [g(0, 'succeeded', 1), g(1, 'running', 1), g(1, 'pending', 2)])).toEqual({ kind: 'full', wave: 1, inFlight: 1, waiting: 2 });
+  });
+
+  it('reads more candidates than free slots: windows and --per-server skip some', () => {
+    expect(assess(rollout({}, { concurrency: 5 }), [g(0, 'pending', 10)])).toMatchObject({ slots: 5, candidateLimit: 205 });
+    expect(assess(rollout({}, { concurrency: 5, perServer: 1 }), [g(0, 'pending', 10)])).toMatchObject({ slots: 5, candidateLimit: 1005 });
   });
 
   it('counts what runs per server for --per-server', () => {
@@ -109,6 +131,33 @@ describe('choose', () => {
     expect(c.scheduled[0]!.at).toEqual(new Date('2024-06-09T02:00:00Z'));
     expect(c.scheduled[0]!.delayMs).toBe(new Date('2024-06-09T02:00:00Z').getTime() - NOW.getTime());
     expect(c.waiting).toBe(0);
+  });
+
+  it('--per-server counts the tenants handed out by this same dispatch', () => {
+    const r = rollout({}, { perServer: 2 });
+    const c = choose(r, fill(r, [g(0, 'pending', 4)]), [cand('a1'), cand('a2'), cand('a3'), cand('b1', { server: 'b:1' })], NOW);
+    expect(c.ready.map((x) => x.tenantId)).toEqual(['a1', 'a2', 'b1']);
+    expect(c).toMatchObject({ inFlight: 3, waiting: 1 });
+  });
+
+  it('a tenant outside its window is scheduled even when no slot is left', () => {
+    const r = rollout({}, { concurrency: 1 });
+    const sunday = { cron: '0 2 * * SUN', durationMinutes: 120, tz: 'UTC' };
+    const c = choose(r, fill(r, [g(0, 'pending', 3)]), [cand('now'), cand('next'), cand('late', { window: sunday })], NOW);
+    expect(c.ready.map((x) => x.tenantId)).toEqual(['now']);
+    expect(c.scheduled.map((x) => x.candidate.tenantId)).toEqual(['late']);
+    expect(c.waiting).toBe(1);
+  });
+
+  it('lists every job to enqueue in rollout order, delayed ones with their delay', () => {
+    const r = rollout();
+    const sunday = { cron: '0 2 * * SUN', durationMinutes: 120, tz: 'UTC' };
+    const c = choose(r, fill(r, [g(0, 'pending', 3)]), [cand('a'), cand('late', { window: sunday }), cand('b')], NOW);
+    expect(c.jobs.map((j) => [j.candidate.tenantId, j.delayMs])).toEqual([
+      ['a', 0],
+      ['late', new Date('2024-06-09T02:00:00Z').getTime() - NOW.getTime()],
+      ['b', 0],
+    ]);
   });
 
   it('a tenant inside its window goes now', () => {

@@ -443,7 +443,7 @@ describe('a frozen set as parsed JSON (what workers load, without the parser)', 
   it('round-trips through JSON and refuses a file whose text no longer matches its checksum', async () => {
     const set = await loadMigrationDir(REPO_MIGRATIONS);
     const json = JSON.parse(JSON.stringify(set.migrations.map(migrationToJSON)));
-    const back = migrationSetFromJSON(json, set.checksum)!;
+    const back = migrationSetFromJSON(json, set.checksum);
     expect(back.checksum).toBe(set.checksum);
     expect(back.migrations.map((m) => [m.name, m.version, m.statements.length, m.transactional])).toEqual(
       set.migrations.map((m) => [m.name, m.version, m.statements.length, m.transactional]),
@@ -451,8 +451,8 @@ describe('a frozen set as parsed JSON (what workers load, without the parser)', 
     expect(back.migrations[0]!.effects).toEqual(set.migrations[0]!.effects);
     json[1].sql += '\nDROP TABLE users;';
     expect(() => migrationSetFromJSON(json, set.checksum)).toThrow(/002_create_contracts_table\.sql: its text does not match its checksum/);
-    // a set saved before the parsed form existed: the caller parses it
-    expect(migrationSetFromJSON([{ name: '001_a.sql', sql: 'SELECT 1' } as never], set.checksum)).toBeUndefined();
+    // files without their parsed form are refused: a worker never falls back to the parser
+    expect(() => migrationSetFromJSON([{ name: '001_a.sql', sql: 'SELECT 1' } as never], set.checksum)).toThrow(/001_a\.sql has no parsed form/);
   });
 
   it('our own control files run as one batch each, with the same checksums as parsed', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { assignWaves, jobId, newRolloutId, parseCanary, parseCountSpec, resolveCount } from '../../src/core/rollout-plan.js';
+import { jobId } from '../../src/core/jobs.js';
+import { assignWaves, newRolloutId, parseCanary, parseCountSpec, resolveCount } from '../../src/core/rollout-plan.js';
 import { ConfigError } from '../../src/core/errors.js';
 import type { Tenant } from '../../src/core/tenants.js';
 
@@ -43,8 +44,8 @@ describe('rollout planning', () => {
   });
 
   it('builds deterministic job ids without colons', () => {
-    expect(jobId('migrate', 'r1', 'acme', 0)).toBe('m.r1.acme.0');
-    expect(jobId('validate', 'r1', 'acme', 2)).toBe('v.r1.acme.2');
+    expect(jobId('r1', 'acme', 0)).toBe('m.r1.acme.0');
+    expect(jobId('r1', 'acme', 2)).toBe('m.r1.acme.2');
     expect(newRolloutId(new Date('2026-11-25T14:03:09Z'), 'ab12cd')).toBe('r20261125-140309-ab12cd');
     expect(newRolloutId(new Date(), 'x')).not.toContain(':');
   });

@@ -6,7 +6,7 @@
  * exit codes of the built binary are checked in
  * test/integration/trust-control-cli.test.ts.
  */
-import { Command, CommanderError } from 'commander';
+import { type Command, CommanderError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram, mergedOptions } from '../../src/cli/main.js';
 

@@ -79,7 +79,12 @@ export class ConnectionCache {
     const all = [...this.idle.values()].flat();
     this.idle.clear();
     this.idleCount = 0;
-    await Promise.all(all.map(({ client, timer }) => (clearTimeout(timer), client.end().catch(() => {}))));
+    await Promise.all(
+      all.map(({ client, timer }) => {
+        clearTimeout(timer);
+        return client.end().catch(() => {});
+      }),
+    );
   }
 
   private evict(url: string, entry: Idle): void {
@@ -96,7 +101,10 @@ export class ConnectionCache {
   private evictOldest(): void {
     // Map iteration order is insertion order: the first list was filled longest ago
     for (const [url, list] of this.idle) {
-      if (list.length) return this.evict(url, list[0]!);
+      if (list.length) {
+        this.evict(url, list[0]!);
+        return;
+      }
     }
   }
 }

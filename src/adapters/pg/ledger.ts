@@ -9,6 +9,7 @@
  */
 import { ForeignTrackingTableError, SchemaCaseError } from '../../core/errors.js';
 import { FLOTILLA_COLUMNS, ledgerShape } from '../../core/ledger-shape.js';
+import type pg from 'pg';
 import type { AppliedRow } from '../../core/plan.js';
 import { quoteIdent, type Queryable } from './connection.js';
 import { SQLSTATE } from './sqlstate.js';
@@ -40,7 +41,7 @@ async function refuseTwin(db: Queryable, schema: string): Promise<void> {
  * creates it). One query: `SELECT *` tells the columns even when there are no rows.
  */
 export async function readLedger(db: Queryable, l: LedgerLocation): Promise<AppliedRow[]> {
-  let r;
+  let r: pg.QueryResult;
   try {
     r = await db.query(`SELECT * FROM ${qualified(l)} ORDER BY name`);
   } catch (e: any) {

@@ -96,7 +96,9 @@ export function siblingLockSessions(db: Queryable): LockSessions | undefined {
 /** A lock the lock session holds: what to check before a COMMIT, and how to let go. */
 export class HeldLock {
   private ended = false;
-  private readonly onEnd = () => void (this.ended = true);
+  private readonly onEnd = () => {
+    this.ended = true;
+  };
   constructor(
     readonly conn: LockConnection,
     /** the lock session's backend */

@@ -2,28 +2,56 @@
  * Which tables the validator must count for one migration, resolved inside the
  * migration's transaction (so against the catalog it will run on):
  *
- *   the file's write targets (core/effects.ts), resolved through search_path
+ *   the file's write targets (core/effects.ts), resolved in every schema of
+ *     the search_path and of the paths the file sets (not only the first
+ *     match: DDL or a path change may make another one the target); in every
+ *     schema when the file changes name resolution in a way we cannot read
  *   + every table referencing them by foreign key, transitively (ON DELETE
  *     CASCADE deletes rows there; SET NULL updates fire their triggers)
  *   + partitions and inheritance parents and children (a parent's count(*)
  *     includes its children)
- *   -> count every table instead when any of those tables has a user trigger,
- *      a rule, or a default or constraint calling a user-defined function, a
- *      target is a view, the file calls a user-defined function,
- *      defines code that its own DML could run, or the database has an enabled
- *      event trigger (it fires on DDL and may write anywhere).
+ *   -> count every table instead when user code could run: a written table has
+ *      a user trigger or a rule; any relation the file names (read, written or
+ *      altered; views expanded to what they read) has a view body, default,
+ *      constraint, index expression or operator class, policy or statistics
+ *      object using a user-defined function or operator, is a foreign table,
+ *      or has a column of a type with user code; a target is a view; the file
+ *      uses a user-defined function, operator or operator class by name, a type
+ *      with user code (a domain whose CHECK calls one, a base or range type, an
+ *      enum with user operators or casts), a type a user-defined cast
+ *      converts; defines code that its own statements could run; or the
+ *      database has an enabled event trigger (it fires on DDL and may write
+ *      anywhere). "User-defined" is anything outside pg_catalog and
+ *      information_schema: extensions included.
  *
  * Returns the "schema.table" names to count ([] = none), or undefined for
  * "every table". Exact where it matters, cheap where nothing can change.
  */
 import { changesAnyRows, type RowEffects } from '../../core/effects.js';
-import { quoteIdent, type Queryable } from './connection.js';
+import type { Queryable } from './connection.js';
 
+const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${oid})`;
 const EVENT_TRIGGERS = `EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled <> 'D')`;
-
+const SYSTEM = `('pg_catalog', 'information_schema')`;
+const USER_PROC = (oid: string) => `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND n.nspname NOT IN ${SYSTEM})`;
+const USER_OPERATOR = (oid: string) =>
+  `EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR ${USER_PROC('o.oprcode')}))`;
+/*
+ * $1/$2 write targets and $3/$4 relations named, as parallel arrays of schema ('' = unqualified) and name;
+ * $5 functions, $6 operators, $7 operator classes, $8 types; $9 schemas the file adds to its path; $10 every schema
+ */
 const SCOPE_SQL = `
-WITH RECURSIVE targets AS (
-  SELECT c.oid, c.relkind FROM unnest($1::text[]) AS x(name) JOIN pg_class c ON c.oid = to_regclass(x.name)
+WITH RECURSIVE path AS (
+  SELECT n.oid FROM pg_namespace n
+   WHERE n.nspname = ANY (current_schemas(true) || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($9::text[]) s))
+), named(kind, schema, name) AS (
+  SELECT 'w', x.s, x.n FROM unnest($1::text[], $2::text[]) AS x(s, n)
+  UNION ALL SELECT 'r', x.s, x.n FROM unnest($3::text[], $4::text[]) AS x(s, n)
+), resolved AS (
+  SELECT nm.kind, c.oid, c.relkind FROM named nm JOIN pg_class c ON c.relname = nm.name JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE CASE WHEN nm.schema <> '' THEN n.nspname = nm.schema ELSE $10 OR c.relnamespace IN (SELECT oid FROM path) END
+), targets AS (
+  SELECT oid, relkind FROM resolved WHERE kind = 'w'
 ), closure(oid) AS (
   SELECT oid FROM targets
   UNION
@@ -32,61 +60,120 @@ WITH RECURSIVE targets AS (
     UNION ALL SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = cl.oid
     UNION ALL SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = cl.oid
   ) s
+), rels(oid) AS (
+  -- everything named or written, an index's table, and what views read, transitively
+  SELECT oid FROM resolved UNION SELECT oid FROM closure
+  UNION SELECT i.indrelid FROM resolved r JOIN pg_index i ON i.indexrelid = r.oid
+  UNION
+  SELECT x.oid FROM rels r CROSS JOIN LATERAL (
+    SELECT d.refobjid AS oid FROM pg_rewrite w
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
+     WHERE w.ev_class = r.oid AND w.rulename = '_RETURN' AND d.refobjid <> r.oid OFFSET 0) x -- OFFSET 0: an index lookup per view, not a scan of pg_depend
+), types(oid) AS (
+  SELECT t.oid FROM pg_type t WHERE t.typname = ANY($8::text[])
+  UNION SELECT a.atttypid FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+  UNION
+  -- array elements, domain bases, range subtypes, composite attributes (0 and NULL lead nowhere)
+  SELECT x.oid FROM types ty CROSS JOIN LATERAL (
+    SELECT unnest(ARRAY[t.typelem, t.typbasetype, (SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid)]
+                  || ARRAY(SELECT a.atttypid FROM pg_attribute a WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid AND a.attnum > 0)) AS oid
+      FROM pg_type t WHERE t.oid = ty.oid OFFSET 0) x
+), user_types AS (
+  SELECT t.* FROM types ty CROSS JOIN LATERAL (
+    SELECT t.oid, t.typtype, t.typsubscript FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+     WHERE t.oid = ty.oid AND n.nspname NOT IN ${SYSTEM} OFFSET 0) t
+), attached(classid, objid) AS (
+  -- catalog objects whose expressions run when the file touches what it names: view bodies, defaults and
+  -- generated columns, constraints, index expressions, policies, statistics, domain checks and defaults
+  SELECT 'pg_rewrite'::regclass, w.oid FROM rels r JOIN pg_rewrite w ON w.ev_class = r.oid
+  UNION ALL SELECT 'pg_attrdef'::regclass, a.oid FROM rels r JOIN pg_attrdef a ON a.adrelid = r.oid
+  UNION ALL SELECT 'pg_constraint'::regclass, k.oid FROM rels r JOIN pg_constraint k ON k.conrelid = r.oid
+  UNION ALL SELECT 'pg_class'::regclass, i.indexrelid FROM rels r JOIN pg_index i ON i.indrelid = r.oid
+  UNION ALL SELECT 'pg_policy'::regclass, pl.oid FROM rels r JOIN pg_policy pl ON pl.polrelid = r.oid
+  UNION ALL SELECT 'pg_statistic_ext'::regclass, st.oid FROM rels r JOIN pg_statistic_ext st ON st.stxrelid = r.oid
+  UNION ALL SELECT 'pg_constraint'::regclass, k.oid FROM user_types t JOIN pg_constraint k ON k.contypid = t.oid
+  UNION ALL SELECT 'pg_type'::regclass, t.oid FROM user_types t
+), code AS (
+  SELECT d.refclassid, d.refobjid FROM attached a
+    JOIN pg_depend d ON d.classid = a.classid AND d.objid = a.objid AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
 )
 SELECT
-  (SELECT coalesce(array_agg(n.nspname || '.' || c.relname), '{}'::text[])
-     FROM closure cl JOIN pg_class c ON c.oid = cl.oid JOIN pg_namespace n ON n.oid = c.relnamespace) AS tables,
+  -- (scalar subqueries: one index lookup per table, never a scan of pg_class)
+  (SELECT coalesce(array_agg(${QUALIFIED('cl.oid')}), '{}'::text[]) FROM closure cl) AS tables,
+  (SELECT coalesce(array_agg(DISTINCT ${QUALIFIED('r.oid')}), '{}'::text[]) FROM resolved r WHERE r.relkind IN ('r', 'p')) AS named,
   EXISTS (SELECT 1 FROM targets WHERE relkind NOT IN ('r', 'p', 'f'))
   OR EXISTS (SELECT 1 FROM closure cl JOIN pg_trigger t ON t.tgrelid = cl.oid WHERE NOT t.tgisinternal)
   OR EXISTS (SELECT 1 FROM closure cl JOIN pg_rewrite r ON r.ev_class = cl.oid WHERE r.rulename <> '_RETURN')
+  -- foreign tables run their wrapper's code
+  OR EXISTS (SELECT 1 FROM rels r WHERE (SELECT c.relkind FROM pg_class c WHERE c.oid = r.oid) = 'f')
+  OR EXISTS (SELECT 1 FROM code c WHERE (c.refclassid = 'pg_proc'::regclass AND ${USER_PROC('c.refobjid')})
+                                     OR (c.refclassid = 'pg_operator'::regclass AND ${USER_OPERATOR('c.refobjid')}))
+  -- operator classes of the indexes of what is named (index builds and inserts call their support functions)
+  OR EXISTS (SELECT 1 FROM rels r JOIN pg_index i ON i.indrelid = r.oid CROSS JOIN LATERAL unnest(i.indclass::oid[]) AS ic(oid)
+               JOIN pg_opclass oc ON oc.oid = ic.oid JOIN pg_namespace n ON n.oid = oc.opcnamespace WHERE n.nspname NOT IN ${SYSTEM})
+  -- types with code: base, range and multirange types outside pg_catalog (arrays are judged by their element),
+  -- any type with user operators, casts or operator classes
+  OR EXISTS (SELECT 1 FROM user_types t WHERE (t.typtype IN ('b', 'r', 'm') AND t.typsubscript <> 'array_subscript_handler'::regproc)
+               OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_type'::regclass AND d.refobjid = t.oid
+                            AND d.classid IN ('pg_operator'::regclass, 'pg_cast'::regclass, 'pg_opclass'::regclass)))
+  -- a user-defined cast runs when something must become its target type: a type named, or a column's
+  OR EXISTS (SELECT 1 FROM pg_cast ca WHERE ca.castfunc <> 0 AND ca.casttarget IN (SELECT oid FROM types) AND ${USER_PROC('ca.castfunc')})
+  OR EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_namespace n ON n.oid = oc.opcnamespace
+              WHERE n.nspname NOT IN ${SYSTEM} AND (oc.opcname = ANY($7::text[]) OR (oc.opcdefault AND oc.opcintype IN (SELECT oid FROM types))))
+  -- names the file uses: functions (and aggregates), operators
   OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-              WHERE p.proname = ANY($2::text[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema'))
-  -- column defaults and constraints of those tables that call user-defined functions
-  OR EXISTS (SELECT 1 FROM closure cl
-               JOIN pg_depend d ON d.refclassid = 'pg_proc'::regclass
-                AND ((d.classid = 'pg_attrdef'::regclass AND d.objid IN (SELECT oid FROM pg_attrdef WHERE adrelid = cl.oid))
-                  OR (d.classid = 'pg_constraint'::regclass AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = cl.oid)))
-               JOIN pg_proc p ON p.oid = d.refobjid JOIN pg_namespace n ON n.oid = p.pronamespace
-              WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
-  OR ${EVENT_TRIGGERS} AS everything`;
-
-const CODE_ONLY_SQL = `SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-  WHERE p.proname = ANY($1::text[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema')) OR ${EVENT_TRIGGERS} AS everything,
+              WHERE p.proname = ANY($5::text[]) AND n.nspname NOT IN ${SYSTEM})
+  OR EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+              WHERE o.oprname = ANY($6::text[]) AND n.nspname NOT IN ${SYSTEM})
+  OR ${EVENT_TRIGGERS} AS everything,
   ${EVENT_TRIGGERS} AS events`;
-
-/**
- * Built-in functions that migrations call all the time (defaults, index
- * expressions). Unqualified, they resolve to pg_catalog first unless a
- * search_path names pg_catalog explicitly after a schema defining the same
- * name; calls to them need no catalog lookup.
- */
-const COMMON_BUILTINS = new Set([
-  'now', 'lower', 'upper', 'coalesce', 'length', 'gen_random_uuid', 'nextval', 'currval', 'setval', 'count', 'sum', 'min', 'max', 'avg',
-  'md5', 'random', 'concat', 'trim', 'btrim', 'replace', 'substring', 'left', 'right', 'date_trunc', 'to_char', 'to_timestamp',
-  'jsonb_build_object', 'json_build_object', 'jsonb_build_array', 'array_agg', 'string_agg', 'clock_timestamp', 'statement_timestamp',
-  'transaction_timestamp', 'timezone', 'nullif', 'greatest', 'least', 'abs', 'round', 'floor', 'ceil', 'pg_sleep', 'current_setting',
-]);
 
 /** Cache for one migrate() call: whether the database has enabled event triggers. */
 export interface RowScopeCache {
   eventTriggers?: boolean;
 }
 
+/**
+ * What the validator looks at for one file: `count`, the "schema.table" names
+ * to count ([] = none, undefined = every table), and `look`, the existing
+ * tables the file names, whose structure is compared wherever they are (a
+ * file under --schema may alter a table in public).
+ */
+export interface ValidationScope {
+  count: string[] | undefined;
+  look: string[];
+}
+
 export async function rowCountScope(db: Queryable, fx: RowEffects, cache: RowScopeCache = {}): Promise<string[] | undefined> {
+  return (await validationScope(db, fx, cache)).count;
+}
+
+/** `alsoWritten`: tables the engine itself writes in the file's transaction (the tracking table): their triggers count too */
+export async function validationScope(db: Queryable, fx: RowEffects, cache: RowScopeCache = {}, alsoWritten: { schema: string; table: string }[] = []): Promise<ValidationScope> {
   if (changesAnyRows(fx)) {
     delete cache.eventTriggers; // the file may create one
-    return undefined;
+    return { count: undefined, look: [] };
   }
-  if (fx.writes.length === 0) {
-    // no DML: only a user-defined function or an event trigger could change rows
-    const unknown = fx.functions.filter((f) => !COMMON_BUILTINS.has(f));
-    if (unknown.length === 0 && cache.eventTriggers !== undefined) return cache.eventTriggers ? undefined : [];
-    const r = await db.query<{ everything: boolean; events: boolean }>(CODE_ONLY_SQL, [unknown]);
-    cache.eventTriggers = r.rows[0]!.events;
-    return r.rows[0]!.everything ? undefined : [];
+  const writes = [...fx.writes, ...alsoWritten.map((t) => ({ schema: t.schema, name: t.table }))];
+  const names = [writes, fx.relations!, fx.functions, fx.operators!, fx.opclasses!, fx.types!];
+  // names nothing (SET, NOTIFY, COMMENT...): only an event trigger could change rows
+  if (names.every((n) => n.length === 0) && cache.eventTriggers !== undefined) return { count: cache.eventTriggers ? undefined : [], look: [] };
+  // many small catalog subplans look expensive to the planner: JIT would compile them for seconds
+  const jit = (await db.query<{ jit: string }>(`SELECT s.jit, set_config('jit', 'off', false) FROM (SELECT current_setting('jit') AS jit) s`)).rows[0]!.jit;
+  let row: { tables: string[]; named: string[]; everything: boolean; events: boolean };
+  try {
+    const r = await db.query<typeof row>(SCOPE_SQL, [
+      writes.map((w) => w.schema ?? ''), writes.map((w) => w.name), fx.relations!.map((w) => w.schema ?? ''), fx.relations!.map((w) => w.name),
+      fx.functions, fx.operators, fx.opclasses, fx.types, fx.searchPath!.schemas, fx.searchPath!.unknown,
+    ]);
+    row = r.rows[0]!;
+  } finally {
+    // after a failure the transaction is aborted and rolls the setting back itself: keep the original error
+    if (jit !== 'off') await db.query(`SELECT set_config('jit', $1, false)`, [jit]).catch(() => {});
   }
-  const names = fx.writes.map((w) => (w.schema ? `${quoteIdent(w.schema)}.${quoteIdent(w.name)}` : quoteIdent(w.name)));
-  const r = await db.query<{ tables: string[]; everything: boolean }>(SCOPE_SQL, [names, fx.functions]);
-  const row = r.rows[0]!;
-  return row.everything ? undefined : row.tables.sort();
+  cache.eventTriggers = row.events;
+  // the engine's own tables are left out of every snapshot
+  const own = new Set(alsoWritten.map((t) => `${t.schema}.${t.table}`));
+  const mine = (list: string[]) => list.filter((t) => !own.has(t)).sort();
+  return { count: row.everything ? undefined : mine(row.tables), look: mine(row.named) };
 }

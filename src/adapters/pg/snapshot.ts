@@ -3,17 +3,24 @@
  * (count(*) through query_to_xml, so the whole snapshot is one round trip),
  * columns, constraints and indexes. Run inside the migration's transaction so
  * before and after see the same data apart from the migration's own changes.
+ *
+ * The schemas in scope (the tenant's, under --schema) are always looked at; the
+ * tables to count are looked at wherever they are (a file under --schema may
+ * write into public). The engine asks for every schema when it counts every
+ * table (code it could not see through may write anywhere).
  */
 import type { Snapshot, TableSnapshot } from '../../core/validation.js';
 import type { Queryable } from './connection.js';
 
 export interface SnapshotScope {
-  /** schemas to look at; empty = every user schema */
+  /** schemas to look at; empty = every user schema (tables to count are looked at wherever they are) */
   schemas: string[];
   /** restrict to these table names (the guide's snapshotBefore(['users'])); empty = all */
   tables?: string[];
   /** "schema.table" names to count; undefined = count every table, [] = none */
   count?: string[];
+  /** "schema.table" names looked at (structure) wherever they are, besides `schemas` */
+  look?: string[];
   /** the tracking table, left out of the snapshot */
   exclude?: { schema: string; table: string };
 }
@@ -23,9 +30,9 @@ WITH t AS (
   SELECT c.oid, n.nspname AS schema, c.relname AS name
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind IN ('r', 'p')
-     AND CASE WHEN cardinality($1::text[]) = 0
-              THEN n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-              ELSE n.nspname = ANY($1::text[]) END
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+     AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1::text[]) OR (n.nspname || '.' || c.relname) = ANY($3::text[])
+          OR (n.nspname || '.' || c.relname) = ANY($6::text[]))
      AND (cardinality($2::text[]) = 0 OR c.relname = ANY($2::text[]))
      AND NOT (n.nspname = $4 AND c.relname = $5)
 )
@@ -48,6 +55,7 @@ export async function takeSnapshot(db: Queryable, scope: SnapshotScope): Promise
     scope.count ?? null,
     scope.exclude?.schema ?? '',
     scope.exclude?.table ?? '',
+    scope.look ?? [],
   ]);
   const tables: Record<string, TableSnapshot> = {};
   for (const row of r.rows) {

@@ -18,7 +18,8 @@ import { ControlStore, type RolloutRow, type RolloutTenantRow, type TenantState 
 import { createRollout } from '../../producer/rollout.js';
 import { reconcile } from '../../producer/reconcile.js';
 import { registerSchedule, scheduleJobId } from '../../producer/schedule.js';
-import { CONTROL_QUEUE, DEFAULT_PREFIX, MIGRATE_QUEUE, enqueueTenantJobs, openQueue, redisTls, type QueueSettings } from '../../queue.js';
+import { CONTROL_QUEUE, DEFAULT_PREFIX, MIGRATE_QUEUE, openQueue, redisTls, type QueueSettings } from '../../queue.js';
+import { retryAndEnqueue } from '../../producer/dispatcher.js';
 import { startWorker } from '../../worker/worker.js';
 import { parseDuration, type Config } from '../../config.js';
 import { cliIdentity, type CommandContext } from './single.js';
@@ -336,10 +337,12 @@ export async function rolloutCreate(ctx: CommandContext, o: Record<string, any>,
   const fromFile = o.tenants ? await loadTenants(o, undefined) : undefined;
   await checkRedis(fleet.redisUrl);
   const store = await openStore(fleet, ctx.out);
-  const queue = openQueue(MIGRATE_QUEUE, fleet);
+  let queue: ReturnType<typeof openQueue> | undefined;
   try {
     const tenants = fromFile ?? (await loadTenants(o, store));
     warnLiteralPasswords(ctx.out, tenants);
+    // only now: opening a queue writes to Redis, and a refused selection must leave nothing there
+    queue = openQueue(MIGRATE_QUEUE, fleet);
     const created = await createRollout(store, queue, {
       tenants,
       set,
@@ -368,7 +371,7 @@ export async function rolloutCreate(ctx: CommandContext, o: Record<string, any>,
     else printRollout(ctx.out, view);
     return view.counts.succeeded === view.tenants.length ? 0 : 1;
   } finally {
-    await queue.close().catch(() => {});
+    await queue?.close().catch(() => {});
     await store.close();
   }
 }
@@ -405,10 +408,9 @@ export async function rolloutRetry(ctx: CommandContext, id: string, o: { wait?: 
     const prepared = await prepareRetry(store, rollout, ctx.config.dir, !!o.refresh);
     const queue = openQueue(MIGRATE_QUEUE, fleet);
     try {
-      const r = await store.retry(id, new Date(), prepared.refresh);
+      const r = await retryAndEnqueue(store, queue, id, new Date(), prepared.refresh);
       for (const n of prepared.notices) ctx.out.error(`! ${n}`);
       if (!r) throw new RolloutNotFoundError(id);
-      await enqueueTenantJobs(queue, r.jobs);
       if (!o.wait) {
         const view = rolloutView((await store.getRollout(id))!, await store.rolloutTenants(id));
         if (ctx.out.json) ctx.out.data({ ...view, notices: prepared.notices });
