@@ -1,9 +1,8 @@
 /** Runs the built CLI (dist/cli/main.js) as a user would, capturing its output. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { CLI, REPO } from './fleet-base.js';
 
-export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-export const REPO = fileURLToPath(new URL('../../', import.meta.url));
+export { CLI, REPO };
 
 export interface CliResult {
   code: number;

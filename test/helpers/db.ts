@@ -5,15 +5,14 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { dbUrl } from './fleet-base.js';
 
 export function adminUrl(): string {
   return process.env.TEST_DATABASE_URL ?? inject('databaseUrl');
 }
 
 export function urlFor(database: string, base = adminUrl()): string {
-  const u = new URL(base);
-  u.pathname = `/${database}`;
-  return u.toString();
+  return dbUrl(base, database);
 }
 
 export async function adminQuery(sql: string, values?: unknown[]): Promise<pg.QueryResult> {

@@ -7,17 +7,17 @@
  *
  * One fleet serves one control database + one prefix, so the workers it
  * starts serve every rollout made through `fleet.cli`; tests sharing a fleet
- * use distinct tenant ids.
+ * use distinct tenant ids. Tenants files and worker processes come from
+ * fleet-base.ts, which the benchmarks use too.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { stringify } from 'yaml';
 import { adminUrl, createTestDatabase, type TestDatabase } from './db.js';
-import { CLI, REPO, cleanEnv, runCli, type CliResult } from './cli.js';
+import { cleanEnv, runCli, type CliResult } from './cli.js';
+import { spawnWorker, writeTenantsFile, type SpawnedWorker } from './fleet-base.js';
 import { deleteKeys, redisUrl, testPrefix } from './redis.js';
 
 /** The secret the leak checks look for: it goes into tenant URLs, never into Redis or logs. */
@@ -51,14 +51,9 @@ export interface FleetTenant {
   readonly tableSchema: string;
 }
 
-export interface WorkerProcess {
-  child: ChildProcess;
-  pid: number;
+export interface WorkerProcess extends SpawnedWorker {
   /** worker id as written in the control database and application_name */
   id: string;
-  /** everything the worker wrote on stdout and stderr so far */
-  output(): string;
-  exited: Promise<number | null>;
 }
 
 export interface FleetOptions {
@@ -170,18 +165,16 @@ export class Fleet {
 
   /** Write a YAML tenants file for these tenants (in this order); returns its path. */
   writeTenantsFile(tenants: FleetTenant[], name = `tenants-${Math.random().toString(36).slice(2, 8)}.yaml`): string {
-    const doc = {
-      tenants: tenants.map((t) => ({
+    return writeTenantsFile(
+      join(this.dir, name),
+      tenants.map((t) => ({
         id: t.id,
         databaseUrl: t.urlTemplate,
         ...(t.schema ? { schema: t.schema } : {}),
         ...(t.spec.tags?.length ? { tags: t.spec.tags } : {}),
         ...(t.spec.window ? { window: { tz: 'UTC', ...t.spec.window } } : {}),
       })),
-    };
-    const path = join(this.dir, name);
-    writeFileSync(path, stringify(doc));
-    return path;
+    );
   }
 
   /** Run the CLI against this fleet's control database and prefix. */
@@ -205,35 +198,18 @@ export class Fleet {
 
   /** Start `flotilla worker`; resolves once it reports that it started. */
   async startWorker(options: { concurrency?: number; env?: Record<string, string> } = {}): Promise<WorkerProcess> {
-    const child = spawn(process.execPath, [CLI, 'worker', '--concurrency', String(options.concurrency ?? 2), '--drain-timeout', '5s'], {
-      cwd: REPO,
-      env: this.workerEnv(options.env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout!.on('data', (d) => (output += d));
-    child.stderr!.on('data', (d) => (output += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const id = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`worker did not start within 120 s:\n${output}`));
-      }, 120_000);
-      const check = () => {
-        const m = /worker (\S+) started/.exec(output);
-        if (m) {
-          clearTimeout(timer);
-          child.stderr!.off('data', check);
-          resolve(m[1]!);
-        }
-      };
-      child.stderr!.on('data', check);
-      void exited.then((code) => {
-        clearTimeout(timer);
-        reject(new Error(`worker exited with ${code} before starting:\n${output}`));
-      });
-    });
-    const w: WorkerProcess = { child, pid: child.pid!, id, output: () => output, exited };
+    const proc = spawnWorker({ env: this.workerEnv(options.env), concurrency: options.concurrency ?? 2, args: ['--drain-timeout', '5s'] });
+    let timer: NodeJS.Timeout | undefined;
+    const id = await Promise.race([
+      proc.started,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          proc.child.kill('SIGKILL');
+          reject(new Error(`worker did not start within 120 s:\n${proc.output()}`));
+        }, 120_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    const w: WorkerProcess = { ...proc, id };
     this.workers.push(w);
     return w;
   }

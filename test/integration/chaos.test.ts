@@ -4,13 +4,13 @@
  * one Redis restart, one FLUSHALL + `rollout resume`, one tenant refusing
  * connections, the control database refusing connections for 8 s, one tenant holding a lock the migrations need, two
  * `flotilla pending` runs beside the workers. The verdict comes from the
- * databases themselves (src/bench/chaos-verify.ts): zero violations.
+ * databases themselves (bench/chaos/verify.ts): zero violations.
  * Own database prefix and own redis-server on a free port: safe beside the other files.
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { runChaos } from '../../src/bench/chaos-run.js';
-import { formatChaosReport } from '../../src/bench/chaos-run.js';
+import { runChaos } from '../../bench/chaos/run.js';
+import { formatChaosReport } from '../../bench/chaos/run.js';
 import { CLI } from '../helpers/cli.js';
 import { adminUrl } from '../helpers/db.js';
 

@@ -3,7 +3,7 @@
  *   [--kill-every 3s] [--max-kills n] [--refusals 6s,12s,45s] [--control-outages 1] [--control-outage 20s] [--lock-hold 8s] [--cli-runners 4]
  *   [--redis-restarts 1] [--flushes 1] [--timeout 15min] [--seed 1] [--keep] [--json file]`
  *
- * A rollout under chaos (see chaos-run.ts), verified from the databases
+ * A rollout under chaos (see chaos/run.ts), verified from the databases
  * themselves. Prints the figures; exit 0 only without any violation.
  * Admin connection: CHAOS_ADMIN_URL, else TEST_DATABASE_URL, else
  * postgres://postgres@127.0.0.1:5432/postgres. Needs redis-server on PATH
@@ -11,8 +11,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parseDuration } from '../config.js';
-import { DEFAULT_CHAOS_OPTIONS, formatChaosReport, runChaos, type ChaosOptions } from './chaos-run.js';
+import { parseDuration } from '../src/config.js';
+import { DEFAULT_CHAOS_OPTIONS, formatChaosReport, runChaos, type ChaosOptions } from './chaos/run.js';
 
 function usage(message: string): never {
   console.error(`chaos: ${message}`);

@@ -9,14 +9,12 @@
  * REDIS_URL (default redis://127.0.0.1:6379).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { CLI, REPO, writeTenantsFile } from '../test/helpers/fleet-base.js';
 
-const CLI = fileURLToPath(new URL('./cli/main.js', import.meta.url));
-const REPO = fileURLToPath(new URL('../', import.meta.url));
 const admin = process.env.DEMO_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -41,19 +39,14 @@ async function main(): Promise<number> {
   const tenantsFile = join(dir, 'tenants.yaml');
   const base = new URL(admin);
   const withPlaceholder = (db: string) => `postgres://${base.username || 'postgres'}:\${DEMO_TENANT_PW}@${base.host}/${db}`;
-  writeFileSync(
-    tenantsFile,
-    [
-      'tenants:',
-      `  - { id: acme, databaseUrl: "${withPlaceholder('flotilla_demo_acme')}", tags: [canary, eu] }`,
-      `  - { id: globex, databaseUrl: "${dbUrl('flotilla_demo_globex')}", tags: [us] }`,
-      `  - { id: initech, databaseUrl: "${dbUrl('flotilla_demo_initech')}", tags: [us] }`,
-      `  - { id: umbrella, databaseUrl: "${dbUrl('flotilla_demo_umbrella')}", tags: [eu] }`,
-      `  - { id: hooli, databaseUrl: "${dbUrl('flotilla_demo_shared')}", schema: tenant_hooli, tags: [eu] }`,
-      `  - { id: piedpiper, databaseUrl: "${dbUrl('flotilla_demo_shared')}", schema: tenant_piedpiper, tags: [us] }`,
-      '',
-    ].join('\n'),
-  );
+  writeTenantsFile(tenantsFile, [
+    { id: 'acme', databaseUrl: withPlaceholder('flotilla_demo_acme'), tags: ['canary', 'eu'] },
+    { id: 'globex', databaseUrl: dbUrl('flotilla_demo_globex'), tags: ['us'] },
+    { id: 'initech', databaseUrl: dbUrl('flotilla_demo_initech'), tags: ['us'] },
+    { id: 'umbrella', databaseUrl: dbUrl('flotilla_demo_umbrella'), tags: ['eu'] },
+    { id: 'hooli', databaseUrl: dbUrl('flotilla_demo_shared'), schema: 'tenant_hooli', tags: ['eu'] },
+    { id: 'piedpiper', databaseUrl: dbUrl('flotilla_demo_shared'), schema: 'tenant_piedpiper', tags: ['us'] },
+  ]);
   const env = {
     ...process.env,
     CONTROL_DATABASE_URL: dbUrl('flotilla_demo_control'),

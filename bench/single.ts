@@ -5,13 +5,14 @@
  * (process start to exit), plus the in-process time of each.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { loadMigrationDir, readMigrationFiles } from '../adapters/fs-source.js';
-import { Migrator } from '../migrator.js';
-import { CLI, REPO, adminQuery, dbUrl } from './fleet.js';
+import { loadMigrationDir, readMigrationFiles } from '../src/adapters/fs-source.js';
+import { Migrator } from '../src/migrator.js';
+import { CLI, REPO, adminQuery, dbUrl } from '../test/helpers/fleet-base.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
 const admin = process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -47,7 +48,8 @@ async function main(): Promise<void> {
   const runs = Number(values.runs);
   const files = await readMigrationFiles(dir);
   const sql = files.filter((f) => f.name.endsWith('.sql')).map((f) => f.sql).join('\n');
-  const tmp = join(REPO, 'dist', 'bench', 'all-migrations.sql');
+  const tmpDir = mkdtempSync(join(tmpdir(), 'flotilla-bench-single-'));
+  const tmp = join(tmpDir, 'all-migrations.sql');
   writeFileSync(tmp, sql);
   const set = await loadMigrationDir(dir);
   const r: Record<string, number[]> = { cli: [], psql: [], engine: [], engineNoValidate: [], pgRaw: [] };
@@ -64,6 +66,7 @@ async function main(): Promise<void> {
     r.pgRaw!.push(await inProcess(url, (c) => c.query(sql)));
   }
   await adminQuery(admin, `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  rmSync(tmpDir, { recursive: true, force: true });
   console.log(`8 guide migrations onto an empty database, median of ${runs} runs`);
   console.log('');
   console.log('method                                       median ms');

@@ -20,8 +20,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { readMigrationFiles } from '../adapters/fs-source.js';
-import { REPO } from './fleet.js';
+import { readMigrationFiles } from '../src/adapters/fs-source.js';
+import { REPO } from '../test/helpers/fleet-base.js';
 
 export type PeerMethod = 'dbmate' | 'dbmate-native' | 'node-pg-migrate';
 export const PEER_METHODS: readonly PeerMethod[] = ['dbmate', 'node-pg-migrate'];

@@ -1,17 +1,32 @@
 /**
- * Fleet fixture for benchmarks and the chaos run: N tenant databases cloned
- * from an empty template (fast), a control database, a tenants file, and
- * worker processes whose peak memory is read from /proc.
+ * Where fleets are made, for the tests and the benchmarks alike (bench/ imports
+ * this file, so it must not import vitest): the repo's paths, tenants files,
+ * `flotilla worker` child processes, and a bulk fleet of N tenant databases
+ * cloned from an empty template (fast enough for thousands) with a control
+ * database. `fleet.ts` builds the per-test fixture on top of it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { stringify } from 'yaml';
 
-export const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-export const REPO = fileURLToPath(new URL('../../', import.meta.url));
+/** The repository root: the nearest folder with a package.json (from test/helpers or a compiled .bench-dist/ alike). */
+function findRepo(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+  return dir;
+}
+
+export const REPO = findRepo();
+/** The built CLI, run as a user would. */
+export const CLI = join(REPO, 'dist', 'cli', 'main.js');
 
 export function dbUrl(admin: string, name: string): string {
   const u = new URL(admin);
@@ -19,14 +34,29 @@ export function dbUrl(admin: string, name: string): string {
   return u.toString();
 }
 
-export async function adminQuery(admin: string, sql: string): Promise<void> {
+export async function adminQuery(admin: string, sql: string, values?: unknown[]): Promise<pg.QueryResult> {
   const c = new pg.Client({ connectionString: admin });
   await c.connect();
   try {
-    await c.query(sql);
+    return await c.query(sql, values);
   } finally {
     await c.end();
   }
+}
+
+/** One entry of a tenants file, as the CLI reads it. */
+export interface TenantsFileEntry {
+  id: string;
+  databaseUrl: string;
+  schema?: string;
+  tags?: string[];
+  window?: { cron: string; durationMinutes: number; tz?: string };
+}
+
+/** Write a YAML tenants file (entries in this order) to `path`; returns `path`. */
+export function writeTenantsFile(path: string, entries: TenantsFileEntry[]): string {
+  writeFileSync(path, stringify({ tenants: entries }));
+  return path;
 }
 
 export interface FleetTenantInfo {
@@ -49,7 +79,8 @@ export interface FleetFixture {
 
 /**
  * `dbTenants` databases plus `schemaTenants` schemas spread over one shared
- * database. Names start with `prefix`.
+ * database. Names start with `prefix`; a previous run's databases of that
+ * prefix are dropped first.
  */
 export async function createFleet(admin: string, prefix: string, dbTenants: number, schemaTenants = 0): Promise<FleetFixture> {
   const c = new pg.Client({ connectionString: admin });
@@ -70,7 +101,6 @@ export async function createFleet(admin: string, prefix: string, dbTenants: numb
       await c.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`);
       databases.push(name);
     }
-    const lines = ['tenants:'];
     const tenantIds: string[] = [];
     const tenants: FleetTenantInfo[] = [];
     for (let i = 1; i <= dbTenants; i++) {
@@ -80,17 +110,17 @@ export async function createFleet(admin: string, prefix: string, dbTenants: numb
       const id = `t${String(i).padStart(5, '0')}`;
       tenantIds.push(id);
       tenants.push({ id, database: name, url: dbUrl(admin, name) });
-      lines.push(`  - { id: ${id}, databaseUrl: "${dbUrl(admin, name)}" }`);
     }
     for (let i = 1; i <= schemaTenants; i++) {
       const id = `s${String(i).padStart(5, '0')}`;
       tenantIds.push(id);
       tenants.push({ id, database: shared, url: dbUrl(admin, shared), schema: `tenant_${id}` });
-      lines.push(`  - { id: ${id}, databaseUrl: "${dbUrl(admin, shared)}", schema: tenant_${id} }`);
     }
     const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
-    const tenantsFile = join(dir, 'tenants.yaml');
-    writeFileSync(tenantsFile, `${lines.join('\n')}\n`);
+    const tenantsFile = writeTenantsFile(
+      join(dir, 'tenants.yaml'),
+      tenants.map((t) => ({ id: t.id, databaseUrl: t.url, ...(t.schema ? { schema: t.schema } : {}) })),
+    );
     return {
       tenantsFile,
       tenantIds,
@@ -115,36 +145,55 @@ export async function createFleet(admin: string, prefix: string, dbTenants: numb
   }
 }
 
-export interface WorkerProcess {
+export interface SpawnedWorker {
   child: ChildProcess;
-  /** resolves when the worker logged that it started */
-  ready: Promise<void>;
-  peakRssMb(): number;
-  /** what the worker wrote on stderr so far (logs, "worker <id> started") */
+  pid: number;
+  /** resolves with the worker's id once it printed "worker <id> started"; rejects if it exits first */
+  started: Promise<string>;
+  /** resolves with the exit code once the process exited */
+  exited: Promise<number | null>;
+  /** everything the worker wrote on stdout and stderr so far (logs, "worker <id> started") */
   output(): string;
+  /** peak resident memory (VmHWM) seen so far, sampled from /proc every 500 ms */
+  peakRssMb(): number;
+  /** send `signal` (default SIGTERM) and resolve once it exited */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export interface CliPathOptions {
-  /** the built CLI to run (default: dist/cli/main.js next to this file) */
-  cli?: string;
+export interface SpawnWorkerOptions {
+  env: NodeJS.ProcessEnv;
+  concurrency: number;
   /** more arguments after `worker --concurrency n` */
   args?: string[];
+  /** the built CLI to run (default: dist/cli/main.js) */
+  cli?: string;
 }
 
-export function startWorkerProcess(env: NodeJS.ProcessEnv, concurrency: number, logFile?: string, options: CliPathOptions = {}): WorkerProcess {
-  const args = [options.cli ?? CLI, 'worker', '--concurrency', String(concurrency), ...(options.args ?? [])];
-  const child = spawn(process.execPath, args, { cwd: REPO, env: { ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+/** Start `flotilla worker` as a child process (LOG_LEVEL info unless `env` sets it). */
+export function spawnWorker(options: SpawnWorkerOptions): SpawnedWorker {
+  const args = [options.cli ?? CLI, 'worker', '--concurrency', String(options.concurrency), ...(options.args ?? [])];
+  const child = spawn(process.execPath, args, {
+    cwd: REPO,
+    env: { ...options.env, LOG_LEVEL: options.env.LOG_LEVEL ?? 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let log = '';
   let peak = 0;
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      log += d.toString();
-      if (log.includes('worker started')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`worker exited with ${code} before starting: ${log.slice(-500)}`)));
+  child.stdout!.on('data', (d) => (log += d));
+  child.stderr!.on('data', (d) => (log += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const started = new Promise<string>((resolve, reject) => {
+    const check = () => {
+      const m = /worker (\S+) started/.exec(log);
+      if (m) {
+        child.stderr!.off('data', check);
+        resolve(m[1]!);
+      }
+    };
+    child.stderr!.on('data', check);
+    void exited.then((code) => reject(new Error(`worker exited with ${code} before starting:\n${log}`)));
   });
-  ready.catch(() => {});
+  started.catch(() => {});
   const sample = () => {
     try {
       const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
@@ -152,36 +201,25 @@ export function startWorkerProcess(env: NodeJS.ProcessEnv, concurrency: number, 
     } catch {}
   };
   const timer = setInterval(sample, 500);
+  timer.unref();
+  child.once('exit', () => clearInterval(timer));
   return {
     child,
-    ready,
-    peakRssMb: () => (sample(), peak),
+    pid: child.pid!,
+    started,
+    exited,
     output: () => log,
+    peakRssMb: () => {
+      sample();
+      return peak;
+    },
     stop: (signal = 'SIGTERM') =>
       new Promise<void>((resolve) => {
         sample();
         clearInterval(timer);
-        if (logFile) writeFileSync(logFile, log);
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill(signal);
       }),
   };
-}
-
-export function runCli(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  options: Pick<CliPathOptions, 'cli'> = {},
-): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [options.cli ?? CLI, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, ms: performance.now() - started }));
-  });
 }

@@ -5,8 +5,8 @@
  * database's per-tenant results compared with what the tenants hold.
  */
 import pg from 'pg';
-import type { MigrationSet } from '../core/migration-set.js';
-import { appliedByRollout, rolloutAppliedBy } from '../core/rollout-applied.js';
+import type { MigrationSet } from '../../src/core/migration-set.js';
+import { appliedByRollout, rolloutAppliedBy } from '../../src/core/rollout-applied.js';
 
 export interface VerifyTenant {
   id: string;

@@ -17,17 +17,17 @@
  * 1, 2 and 4 worker processes, plotted to docs/performance-curve.svg.
  * Figures go to stdout and, as JSON, to --json (default bench-results.json).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { readMigrationFiles, loadMigrationDir } from '../adapters/fs-source.js';
-import { takeSnapshot } from '../adapters/pg/snapshot.js';
-import { buildMigrationSet } from '../core/migration-set.js';
-import { Migrator } from '../migrator.js';
-import { REPO, adminQuery, createFleet, dbUrl, runCli, startWorkerProcess, type FleetFixture, type WorkerProcess } from './fleet.js';
+import { readMigrationFiles, loadMigrationDir } from '../src/adapters/fs-source.js';
+import { takeSnapshot } from '../src/adapters/pg/snapshot.js';
+import { buildMigrationSet } from '../src/core/migration-set.js';
+import { Migrator } from '../src/migrator.js';
+import { CLI, REPO, adminQuery, createFleet, dbUrl, spawnWorker, type FleetFixture, type SpawnedWorker } from '../test/helpers/fleet-base.js';
 import { PEER_METHODS, preparePeerMigrations, runPeer } from './peers.js';
 import { curveSvg, type CurvePoint } from './curve.js';
 
@@ -72,7 +72,7 @@ async function main(): Promise<number> {
   results.config = { tenants: n, workers: w, concurrency: c };
   let bad = 0;
 
-  let t = performance.now();
+  const t = performance.now();
   const fleet = await createFleet(admin, 'flotilla_bench', n, 0);
   const urls = fleet.tenants.map((x) => x.url);
   say(`created ${n} tenant databases in ${sec(performance.now() - t)} s; workers ${w} x concurrency ${c} (total ${w * c})`);
@@ -85,8 +85,8 @@ async function main(): Promise<number> {
     await resetTenants(urls);
     const env = fleetEnv(fleet);
     await clearRedis();
-    const workers = Array.from({ length: w }, () => startWorkerProcess({ ...env, LOG_LEVEL: 'info' }, c));
-    await Promise.all(workers.map((x) => x.ready));
+    const workers = Array.from({ length: w }, () => spawnWorker({ env: { ...env, LOG_LEVEL: 'info' }, concurrency: c }));
+    await Promise.all(workers.map((x) => x.started));
     try {
       const perFile = await rollout(fleet, env, workers, []);
       rows.push({ method: 'flotilla rollout (validated)', tenants: n, ok: perFile.ok, totalMs: perFile.ms, msPerTenant: perFile.ms / n });
@@ -110,7 +110,10 @@ async function main(): Promise<number> {
         for (const method of PEER_METHODS) {
           await resetTenants(urls);
           const r = await runPeer(method, urls, w * c, dirs);
-          if (r.failures) (bad++, say(`${method}: ${r.failures} failures: ${r.errors.join(' | ')}`));
+          if (r.failures) {
+            bad++;
+            say(`${method}: ${r.failures} failures: ${r.errors.join(' | ')}`);
+          }
           rows.push({ method: `${method} (CLI per tenant, xargs -P ${w * c})`, tenants: n, ok: n - r.failures, totalMs: r.totalMs, msPerTenant: r.msPerTenant });
         }
       } finally {
@@ -151,7 +154,7 @@ interface RolloutRun {
 }
 
 /** `flotilla rollout --wait` over the fleet; phases averaged from the workers' log lines of this run. */
-async function rollout(fleet: FleetFixture, env: NodeJS.ProcessEnv, workers: WorkerProcess[], args: string[]): Promise<RolloutRun> {
+async function rollout(fleet: FleetFixture, env: NodeJS.ProcessEnv, workers: SpawnedWorker[], args: string[]): Promise<RolloutRun> {
   const marks = workers.map((x) => x.output().length);
   const r = await runCli(['rollout', '--tenants', fleet.tenantsFile, '--all', '--wait', '--json', ...args], { ...env, LOG_LEVEL: 'info' });
   if (r.code !== 0) say(`rollout exited with ${r.code}: ${r.stderr.slice(-800)}`);
@@ -262,8 +265,8 @@ async function curve(fleet: FleetFixture, urls: string[], c: number): Promise<vo
     const floorMs = await floor(urls, w * c);
     await resetTenants(urls);
     await clearRedis();
-    const workers = Array.from({ length: w }, () => startWorkerProcess({ ...env, LOG_LEVEL: 'info' }, c));
-    await Promise.all(workers.map((x) => x.ready));
+    const workers = Array.from({ length: w }, () => spawnWorker({ env: { ...env, LOG_LEVEL: 'info' }, concurrency: c }));
+    await Promise.all(workers.map((x) => x.started));
     try {
       const r = await rollout(fleet, env, workers, []);
       points.push({ workers: w, flotilla: urls.length / (r.ms / 1000), floor: urls.length / (floorMs / 1000), rssMb: workers.map((x) => Math.round(x.peakRssMb())) });
@@ -340,8 +343,8 @@ async function scale(s: number, w: number, c: number): Promise<number> {
   say(`scale: ${s} schema-per-tenant tenants in one database (fixture in ${sec(performance.now() - t)} s), ${w} workers x ${c}`);
   const env = { ...fleetEnv(fleet), FLOTILLA_QUEUE_PREFIX: prefix };
   await clearRedis();
-  const workers = Array.from({ length: w }, () => startWorkerProcess({ ...env, LOG_LEVEL: 'info' }, c));
-  await Promise.all(workers.map((x) => x.ready));
+  const workers = Array.from({ length: w }, () => spawnWorker({ env: { ...env, LOG_LEVEL: 'info' }, concurrency: c }));
+  await Promise.all(workers.map((x) => x.started));
   let bad = 0;
   try {
     t = performance.now();
@@ -372,6 +375,20 @@ async function scale(s: number, w: number, c: number): Promise<number> {
     if (!values.keep) await fleet.drop();
   }
   return bad;
+}
+
+/** Run the built CLI with exactly `env`, timed. */
+function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, ms: performance.now() - started }));
+  });
 }
 
 function gitCommit(): string | undefined {
