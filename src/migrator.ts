@@ -15,7 +15,6 @@
  * VACUUM, ...) run statement by statement outside a transaction; the tracking
  * row is written after the last one succeeds.
  */
-import { performance } from 'node:perf_hooks';
 import {
   ChangedMigrationError,
   FlotillaError,
@@ -26,6 +25,7 @@ import {
   ValidationFailedError,
 } from './core/errors.js';
 import type { Migration, MigrationSet } from './core/migration-set.js';
+import type { Clock, Random } from './core/ports.js';
 import { plan, type AppliedRow, type Plan } from './core/plan.js';
 import type { Statement } from './core/statements.js';
 import { DEFAULT_VALIDATION_OPTIONS, diffSnapshots, type Snapshot, type ValidationOptions } from './core/validation.js';
@@ -38,6 +38,7 @@ import { restoreInitiallyDeferred } from './adapters/pg/deferred.js';
 import { invalidIndexes, takeSnapshot, type SnapshotScope } from './adapters/pg/snapshot.js';
 import { explainMigrationFailure, explainRefusal } from './adapters/pg/refusals.js';
 import { isRetryable } from './adapters/pg/sqlstate.js';
+import { systemClock, systemRandom } from './adapters/clock.js';
 
 export interface EngineSettings {
   /** run with this search_path and keep the tracking table there; default: current_schema() */
@@ -143,6 +144,10 @@ export interface MigratorPorts {
    * pending.
    */
   lockSessions?: LockSessions;
+  /** durations, timings and the lock wait (default: performance.now and setTimeout) */
+  clock?: Clock;
+  /** the lock wait's backoff jitter (default: Math.random) */
+  random?: Random;
 }
 
 export class Migrator {
@@ -152,6 +157,8 @@ export class Migrator {
   private readonly lockSessions: LockSessions;
   /** the migration lock while migrate() holds it */
   private held: HeldLock | undefined;
+  private readonly clock: Clock;
+  private readonly random: Random;
   constructor(
     private readonly db: Queryable,
     settings: Partial<EngineSettings> = {},
@@ -163,6 +170,8 @@ export class Migrator {
     const lockSessions = ports.lockSessions ?? siblingLockSessions(db);
     if (!lockSessions) throw new Error('Migrator: pass ports.lockSessions (a second connection for the migration lock) when db is not a pg.Client');
     this.lockSessions = lockSessions;
+    this.clock = ports.clock ?? systemClock;
+    this.random = ports.random ?? systemRandom;
   }
 
   /** What is applied, pending, changed or missing. Reads only; creates nothing. */
@@ -211,7 +220,8 @@ export class Migrator {
       schema: ledger.schema, createdSchema: false, pending: [], applied: [], alreadyApplied: [], skipped: [], warnings: [],
       dryRun: !!req.dryRun, lockWaitMs: 0, interrupted: false, timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 },
     };
-    const time = timer(report.timings);
+    const time = timer(report.timings, this.clock);
+    const run: RunContext = { ledger, req, report, time };
     // Fast path, no lock: a committed ledger that already has everything is the answer.
     const first = this.checkedPlan(set, await time('plan', () => readLedger(this.db, ledger)));
     if (this.todo(first, req, report).length === 0 && !req.dryRun) return this.finish(report, first);
@@ -219,7 +229,11 @@ export class Migrator {
     this.phase = 'taking the migration lock';
     report.lockWaitMs = await time('lock', () => this.acquire(ledger));
     try {
-      if (req.dryRun) return await this.dryRun(set, ledger, req, report);
+      if (req.dryRun) {
+        // one transaction that plans, applies and validates every pending file, then rolls back
+        await this.applyGroup(() => this.planInTransaction(set, run), { finish: 'rollback' }, run);
+        return report;
+      }
       const p = await time('plan', async () => {
         this.phase = `creating the tracking table ${ledger.schema}.${ledger.table}`;
         this.created(report, await ensureLedger(this.db, ledger));
@@ -231,50 +245,67 @@ export class Migrator {
       this.warn(p, report);
       report.pending = p.pending.map((m) => m.name);
       if (!req.only) this.emit({ type: 'found-pending', names: todo.map((m) => m.name) });
-      // the snapshot after the last committed file, when it counted no rows (see applyInTransaction)
-      let structureOnly: Checkpoint | undefined;
+      // the snapshot after the last committed file, when it counted no rows (see runInOpenTransaction)
+      let carried: Checkpoint | undefined;
       for (let i = 0; i < todo.length; ) {
         if (req.signal?.aborted) {
           report.interrupted = true;
           break;
         }
         const m = todo[i]!;
-        let n = 1;
-        while (this.settings.singleTransaction && m.transactional && todo[i + n]?.transactional) n++;
-        const group = todo.slice(i, (i += n));
-        try {
-          if (group.length > 1) {
-            for (const done of await this.applyGroup(group, ledger, req, time)) {
-              report.applied.push(done);
-              this.emit({ type: 'migration-done', ...done });
-            }
-            structureOnly = undefined;
-            continue;
-          }
-          this.emit({ type: 'migration-start', name: m.name, transactional: m.transactional });
-          let durationMs: number;
-          if (m.transactional) {
-            const done = await this.applyInTransaction(m, ledger, req, time, structureOnly);
-            [durationMs, structureOnly] = [done.durationMs, done.structureOnly];
-          } else {
-            durationMs = await time('apply', () => this.applyOutsideTransaction(m, ledger));
-            structureOnly = undefined;
-          }
-          report.applied.push({ name: m.name, durationMs });
-          this.emit({ type: 'migration-done', name: m.name, durationMs });
-        } catch (e) {
-          const failure = e instanceof GroupFailure ? e : e instanceof FlotillaError ? new GroupFailure(m.name, e) : undefined;
-          if (!failure) throw e;
-          const error = await explainMigrationFailure(this.db, group, failure.error);
-          report.failed = { name: failure.migration, error };
-          this.emit({ type: 'migration-failed', name: failure.migration, error });
-          break;
+        if (!m.transactional) {
+          i++;
+          carried = undefined;
+          if (!(await this.applyAlone(m, run))) break;
+          continue;
         }
+        // a group of one, or with --single-transaction every consecutive transactional file
+        let n = 1;
+        while (this.settings.singleTransaction && todo[i + n]?.transactional) n++;
+        const group = await this.applyGroup(todo.slice(i, i + n), { finish: 'commit', carried }, run);
+        i += n;
+        if (!group.ok) break;
+        carried = group.carried;
       }
       return report;
     } finally {
       await this.releaseLock();
     }
+  }
+
+  /** A dry run's plan, read inside its transaction: creating the schema or the tracking table rolls back with it. */
+  private async planInTransaction(set: MigrationSet, { ledger, req, report }: RunContext): Promise<Migration[]> {
+    this.phase = `creating the tracking table ${ledger.schema}.${ledger.table}`;
+    this.created(report, await ensureLedger(this.db, ledger, { inTransaction: true }));
+    this.phase = 'reading the tracking table';
+    const p = this.checkedPlan(set, await readLedger(this.db, ledger));
+    this.phase = 'applying migrations';
+    const todo = this.todo(p, req, report);
+    report.pending = p.pending.map((m) => m.name);
+    this.emit({ type: 'found-pending', names: todo.map((m) => m.name) });
+    return todo;
+  }
+
+  /** A file made of non-transactional statements, alone and outside a transaction. False when it failed. */
+  private async applyAlone(m: Migration, { ledger, report, time }: RunContext): Promise<boolean> {
+    this.emit({ type: 'migration-start', name: m.name, transactional: false });
+    try {
+      const durationMs = await time('apply', () => this.applyOutsideTransaction(m, ledger));
+      report.applied.push({ name: m.name, durationMs });
+      this.emit({ type: 'migration-done', name: m.name, durationMs });
+      return true;
+    } catch (e) {
+      if (!(e instanceof FlotillaError)) throw e;
+      await this.failed(report, m, [m], e);
+      return false;
+    }
+  }
+
+  /** A file failed: explain it (adapters/pg/refusals.ts), report it, emit it. `rolledBack`: the files whose changes went with it. */
+  private async failed(report: MigrateReport, m: Migration, rolledBack: Migration[], e: FlotillaError): Promise<void> {
+    const error = await explainMigrationFailure(this.db, rolledBack, e);
+    report.failed = { name: m.name, error };
+    this.emit({ type: 'migration-failed', name: m.name, error });
   }
 
   private created(report: MigrateReport, r: { createdSchema: boolean }): void {
@@ -328,7 +359,7 @@ export class Migrator {
    * sessions is refused first (adapters/pg/pooler.ts).
    */
   private async acquire(ledger: LedgerLocation): Promise<number> {
-    const started = performance.now();
+    const started = this.clock.now();
     const where = `${ledger.schema}.${ledger.table}`;
     const conn = await this.lockSessions.open();
     try {
@@ -341,13 +372,13 @@ export class Migrator {
         this.emit({ type: 'lock-wait', holder });
         let delay = 50;
         while (!held) {
-          const waited = performance.now() - started;
+          const waited = this.clock.now() - started;
           if (waited >= this.settings.lockWaitTimeoutMs) throw new LockTimeoutError(where, Math.round(waited), holder);
-          await sleep(Math.min(delay, this.settings.lockWaitTimeoutMs - waited) * (0.75 + Math.random() * 0.5));
+          await this.clock.sleep(Math.min(delay, this.settings.lockWaitTimeoutMs - waited) * (0.75 + this.random() * 0.5));
           delay = Math.min(delay * 2, 1000);
           held = await tryAcquire(conn, ledger);
         }
-        waitedMs = Math.round(performance.now() - started);
+        waitedMs = Math.round(this.clock.now() - started);
         this.emit({ type: 'lock-acquired', waitedMs });
       }
       this.held = held;
@@ -420,76 +451,112 @@ export class Migrator {
     return { schemas: this.settings.schema ? [this.settings.schema] : [], exclude: ledger };
   }
 
-  /**
-   * Statements, validation and the tracking row in one transaction. Returns the
-   * duration, and the snapshot after the file when it counted no rows: the
-   * next file may use it as its "before" (structure only: the application
-   * changes rows between our transactions, not the schema we hold the
-   * migration lock on), which saves a catalog snapshot per file.
-   */
-  private async applyInTransaction(
-    m: Migration, ledger: LedgerLocation, req: MigrateRequest, time: Time, structureOnly?: Checkpoint,
-  ): Promise<{ durationMs: number; structureOnly: Checkpoint | undefined }> {
-    const started = performance.now();
-    const v = this.validationFor(m);
-    let after: Checkpoint | undefined;
-    // REPEATABLE READ when validating: both snapshots see the same committed data,
-    // so concurrent application writes cannot fake (or hide) a row-count change.
-    await time('apply', () => this.db.query(`BEGIN${v.enabled ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`));
-    try {
-      const record = () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: Math.round(performance.now() - started), appliedBy: this.settings.appliedBy });
-      after = await this.runInOpenTransaction(m, ledger, req, v, time, record, structureOnly, true);
-      await time('ledger', () => this.commit(m.name));
-    } catch (e) {
-      await this.db.query('ROLLBACK').catch(() => {});
-      throw this.asMigrationError(m, e, undefined);
-    }
-    const countsNothing = after !== undefined && Array.isArray(after.scope.count) && after.scope.count.length === 0;
-    return { durationMs: Math.round(performance.now() - started), structureOnly: countsNothing ? after : undefined };
+  private applied(report: MigrateReport, done: { name: string; durationMs: number }): void {
+    report.applied.push(done);
+    this.emit({ type: 'migration-done', ...done });
   }
 
   /**
-   * Several files, one transaction (settings.singleTransaction). Each file is
-   * validated on its own; the snapshot after one file is the snapshot before
-   * the next when it counted the tables the next one can change. Tracking rows
-   * go in with them; `migration-done` is emitted by the caller after COMMIT.
+   * The one way transactional files are applied. BEGIN (REPEATABLE READ when
+   * validating: both snapshots see the same committed data, so concurrent
+   * application writes cannot fake or hide a row-count change) with the
+   * session settings; then each file: statements, tracking row, deferred
+   * triggers, validation (runInOpenTransaction); then
+   *   finish 'commit':   "lock still held?" + COMMIT in one round trip; any
+   *                      failure rolls the whole group back. A single file is a
+   *                      group of one; --single-transaction groups consecutive
+   *                      files. `migration-done` follows the COMMIT.
+   *   finish 'rollback': a dry run. Each file behind a savepoint, so a failure
+   *                      is explained inside the transaction and ends the run;
+   *                      non-transactional files are skipped; ROLLBACK at the end.
+   * `files` may be found once the transaction is open (the dry run plans in it).
+   * Fills the report and emits the events; `ok` is false when a file failed.
    */
-  private async applyGroup(group: Migration[], ledger: LedgerLocation, req: MigrateRequest, time: Time): Promise<{ name: string; durationMs: number }[]> {
-    const validated = group.some((m) => this.validationFor(m).enabled);
-    await time('apply', () => this.db.query(`BEGIN${validated ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`));
+  private async applyGroup(
+    files: Migration[] | (() => Promise<Migration[]>), opts: GroupOptions, run: RunContext,
+  ): Promise<{ ok: boolean; carried?: Checkpoint }> {
+    const rollback = opts.finish === 'rollback';
+    const known = typeof files === 'function' ? undefined : files;
+    if (!rollback && known?.some((m) => !m.transactional)) throw new Error('Migrator: a non-transactional file in a committed group');
+    const validated = rollback || !!known?.some((m) => this.validationFor(m).enabled);
+    await run.time('apply', () => this.db.query(`BEGIN${validated ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`));
+    const group = known ?? [];
     const done: { name: string; durationMs: number }[] = [];
-    let current = group[0]!;
+    let current: Migration | undefined;
+    let previous = opts.carried;
+    let started = 0;
     try {
-      let previous: Checkpoint | undefined;
-      for (const m of group) {
+      if (!known) group.push(...(await (files as () => Promise<Migration[]>)()));
+      const last = group.length - 1;
+      for (const [k, m] of group.entries()) {
+        if (!m.transactional) {
+          run.report.skipped.push(m.name);
+          run.report.warnings.push(`${m.name} runs outside a transaction and cannot be tried in a dry run`);
+          continue;
+        }
         current = m;
         this.emit({ type: 'migration-start', name: m.name, transactional: true });
-        const started = performance.now();
+        const t0 = this.clock.now();
+        started = t0;
+        const elapsed = () => Math.round(this.clock.now() - t0);
         let durationMs = 0;
-        const record = () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: (durationMs = Math.round(performance.now() - started)), appliedBy: this.settings.appliedBy });
-        previous = await this.runInOpenTransaction(m, ledger, req, this.validationFor(m), time, record, previous);
-        done.push({ name: m.name, durationMs });
+        const record = () => {
+          if (!rollback) durationMs = elapsed();
+          return recordApplied(this.db, run.ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy });
+        };
+        const step = { acrossTransactions: previous !== undefined && previous === opts.carried, more: k < last };
+        if (!rollback) {
+          previous = await this.runInOpenTransaction(m, run, this.validationFor(m), record, previous, step);
+          done.push({ name: m.name, durationMs });
+          continue;
+        }
+        try {
+          await this.db.query('SAVEPOINT flotilla_dry_run');
+          previous = await this.runInOpenTransaction(m, run, this.validationFor(m), record, previous, step);
+          await this.db.query('RELEASE SAVEPOINT flotilla_dry_run');
+        } catch (e) {
+          await this.db.query('ROLLBACK TO SAVEPOINT flotilla_dry_run').catch(() => {});
+          await this.failed(run.report, m, [m], this.asMigrationError(m, e, undefined));
+          return { ok: false };
+        }
+        // alone behind its savepoint: the file's time runs to its end
+        this.applied(run.report, { name: m.name, durationMs: elapsed() });
       }
-      await time('ledger', () => this.commit(current.name));
-      return done;
+      if (rollback) return { ok: true };
+      await run.time('ledger', () => this.commit(current!.name));
+      // alone in its transaction, the file's time includes the COMMIT; files sharing one count until their tracking row
+      if (group.length === 1) done[0]!.durationMs = Math.round(this.clock.now() - started);
     } catch (e) {
+      if (rollback) throw e; // the dry run's plan failed (its files are caught one by one)
       await this.db.query('ROLLBACK').catch(() => {});
-      throw new GroupFailure(current.name, this.asMigrationError(current, e, undefined));
+      if (!current) throw e;
+      await this.failed(run.report, current, group, this.asMigrationError(current, e, undefined));
+      return { ok: false };
+    } finally {
+      if (rollback) await this.db.query('ROLLBACK').catch(() => {});
     }
+    for (const d of done) this.applied(run.report, d);
+    // structure only (no rows counted): the next group may start from it (see runInOpenTransaction)
+    const countsNothing = previous !== undefined && Array.isArray(previous.scope.count) && previous.scope.count.length === 0;
+    return { ok: true, carried: countsNothing ? previous : undefined };
   }
 
   /**
    * Apply one file's statements in the caller's open transaction and validate
-   * them. Returns the snapshot after the file, which the next file of a group
-   * may reuse as its "before".
+   * them. Returns the snapshot after the file, which the next file may reuse
+   * as its "before": in the same transaction when it counted the tables the
+   * next one can change; across committed transactions only when neither
+   * counts rows (structure only: the application changes rows between our
+   * transactions, not the schema we hold the migration lock on), which saves a
+   * catalog snapshot per file.
    */
   private async runInOpenTransaction(
-    m: Migration, ledger: LedgerLocation, req: MigrateRequest, v: { enabled: boolean; options: ValidationOptions }, time: Time,
+    m: Migration, { ledger, req, time }: RunContext, v: { enabled: boolean; options: ValidationOptions },
     /** writes the file's tracking row: before the after-snapshot, so what it fires (a trigger on the tracking table) is validated too */
     record: () => Promise<unknown>,
-    previous?: Checkpoint,
-    /** `previous` was taken in an earlier, committed transaction (usable only if neither counts rows); this file's transaction ends with it */
-    acrossTransactions = false,
+    previous: Checkpoint | undefined,
+    /** acrossTransactions: `previous` was taken in an earlier, committed transaction; more: other files follow in this transaction */
+    step: { acrossTransactions: boolean; more: boolean },
   ): Promise<Checkpoint | undefined> {
     const before = !v.enabled
       ? undefined
@@ -500,7 +567,7 @@ export class Migrator {
           const count = v.options.allowRowChanges ? [] : named?.count;
           const look = this.settings.schema ? named?.look ?? [] : [];
           const reusable = previous && look.every((t) => previous.scope.look?.includes(t) || previous.snapshot.tables[t]);
-          if (reusable && (acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count))) return previous;
+          if (reusable && (step.acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count))) return previous;
           // counting every table means every schema: code we could not see through may write outside --schema;
           // a DROP ... CASCADE may take columns and constraints of tables in any schema
           const everywhere = count === undefined || m.effects.cascades !== false;
@@ -516,7 +583,7 @@ export class Migrator {
       });
     });
     // other files follow in this transaction: give them the INITIALLY DEFERRED defaults back
-    const restore = () => (acrossTransactions ? Promise.resolve() : time('apply', () => restoreInitiallyDeferred(this.db)));
+    const restore = () => (step.more ? time('apply', () => restoreInitiallyDeferred(this.db)) : Promise.resolve());
     if (!before) return restore().then(() => undefined);
     const after = await time('validation', () => takeSnapshot(this.db, before.scope));
     const result = diffSnapshots(before.snapshot, after, v.options);
@@ -590,7 +657,7 @@ export class Migrator {
   }
 
   private async runOutsideTransaction(m: Migration, ledger: LedgerLocation): Promise<number> {
-    const started = performance.now();
+    const started = this.clock.now();
     await this.db.query(this.sessionSettings(false));
     // IF NOT EXISTS would silently skip an INVALID index left by an earlier failed build.
     const invalidBefore = await invalidIndexes(this.db, ledger.schema);
@@ -616,7 +683,7 @@ export class Migrator {
         throw failure;
       }
     }
-    const durationMs = Math.round(performance.now() - started);
+    const durationMs = Math.round(this.clock.now() - started);
     // the tracking row commits only while the lock is held
     await this.db.query('BEGIN');
     try {
@@ -627,48 +694,6 @@ export class Migrator {
       throw e instanceof LockLostError ? this.lockLost(m.name, false) : e;
     }
     return durationMs;
-  }
-
-  /** Every pending migration in one transaction, validated, then rolled back. */
-  private async dryRun(set: MigrationSet, ledger: LedgerLocation, req: MigrateRequest, report: MigrateReport): Promise<MigrateReport> {
-    await this.db.query(`BEGIN ISOLATION LEVEL REPEATABLE READ; ${this.sessionSettings(true)}`);
-    try {
-      this.phase = `creating the tracking table ${ledger.schema}.${ledger.table}`;
-      this.created(report, await ensureLedger(this.db, ledger, { inTransaction: true }));
-      this.phase = 'reading the tracking table';
-      const p = this.checkedPlan(set, await readLedger(this.db, ledger));
-      this.phase = 'applying migrations';
-      const todo = this.todo(p, req, report);
-      report.pending = p.pending.map((m) => m.name);
-      this.emit({ type: 'found-pending', names: todo.map((m) => m.name) });
-      for (const m of todo) {
-        if (!m.transactional) {
-          report.skipped.push(m.name);
-          report.warnings.push(`${m.name} runs outside a transaction and cannot be tried in a dry run`);
-          continue;
-        }
-        this.emit({ type: 'migration-start', name: m.name, transactional: true });
-        const started = performance.now();
-        try {
-          await this.db.query('SAVEPOINT flotilla_dry_run');
-          const record = () => recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs: 0, appliedBy: this.settings.appliedBy });
-          await this.runInOpenTransaction(m, ledger, req, this.validationFor(m), timer(report.timings), record);
-          await this.db.query('RELEASE SAVEPOINT flotilla_dry_run');
-        } catch (e) {
-          await this.db.query('ROLLBACK TO SAVEPOINT flotilla_dry_run').catch(() => {});
-          const error = await explainMigrationFailure(this.db, [m], this.asMigrationError(m, e, undefined));
-          report.failed = { name: m.name, error };
-          this.emit({ type: 'migration-failed', name: m.name, error });
-          break;
-        }
-        const durationMs = Math.round(performance.now() - started);
-        report.applied.push({ name: m.name, durationMs });
-        this.emit({ type: 'migration-done', name: m.name, durationMs });
-      }
-    } finally {
-      await this.db.query('ROLLBACK').catch(() => {});
-    }
-    return report;
   }
 }
 
@@ -690,30 +715,31 @@ function covers(had: string[] | undefined, need: string[] | undefined): boolean 
   return need.every((t) => had.includes(t));
 }
 
-/** A file of a single-transaction group failed: the whole group was rolled back. */
-class GroupFailure extends Error {
-  constructor(
-    readonly migration: string,
-    readonly error: FlotillaError,
-  ) {
-    super(error.message);
-  }
+interface GroupOptions {
+  /** 'commit' with the lock check, or 'rollback' (a dry run) */
+  finish: 'commit' | 'rollback';
+  /** the structure-only snapshot after the last committed file, if any */
+  carried?: Checkpoint;
+}
+
+/** One migrate() run: where the ledger is, what was asked, the report being filled and its timer. */
+interface RunContext {
+  ledger: LedgerLocation;
+  req: MigrateRequest;
+  report: MigrateReport;
+  time: Time;
 }
 
 type Time = <T>(phase: keyof Timings, fn: () => Promise<T>) => Promise<T>;
 
 /** Adds each phase's wall time (ms, 0.1 precision) to `into`. */
-function timer(into: Timings): Time {
+function timer(into: Timings, clock: Clock): Time {
   return async (phase, fn) => {
-    const t = performance.now();
+    const t = clock.now();
     try {
       return await fn();
     } finally {
-      into[phase] = Math.round((into[phase] + performance.now() - t) * 10) / 10;
+      into[phase] = Math.round((into[phase] + clock.now() - t) * 10) / 10;
     }
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
 }
