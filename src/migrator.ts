@@ -3,162 +3,57 @@
  * fleet workers and dry runs alike.
  *
  *   read ledger -> plan -> (nothing pending? done: one query, no lock)
- *   -> advisory lock, on a lock session of its own (adapters/pg/lock.ts)
+ *   -> advisory lock, on a lock session of its own (engine/lock-session.ts)
  *   -> ensure ledger -> re-read and re-plan under the lock
- *   -> for each pending file, in its own transaction owned by the engine:
+ *   -> each pending file, in a transaction owned by the engine (engine/apply.ts):
  *        snapshot -> statements -> tracking row -> deferred triggers fired
  *        -> snapshot -> diff -> "lock still held?" + COMMIT (one round trip)
- *      (a validation failure, a lost lock or any error rolls the whole file back)
+ *      (a validation failure, a lost lock or any error rolls the whole file back;
+ *      --single-transaction: consecutive files share one transaction; a dry run
+ *      plans, applies and validates in one transaction, then rolls it back)
  *   -> unlock (the lock session ends its transaction)
  *
  * Files made only of non-transactional statements (CREATE INDEX CONCURRENTLY,
  * VACUUM, ...) run statement by statement outside a transaction; the tracking
  * row is written after the last one succeeds.
  */
-import {
-  ChangedMigrationError,
-  FlotillaError,
-  LockLostError,
-  LockTimeoutError,
-  MigrationFailedError,
-  UnknownMigrationError,
-  ValidationFailedError,
-} from './core/errors.js';
+import { ChangedMigrationError, UnknownMigrationError } from './core/errors.js';
 import type { Migration, MigrationSet } from './core/migration-set.js';
-import type { Clock, Random } from './core/ports.js';
+import type { Clock } from './core/ports.js';
 import { plan, type AppliedRow, type Plan } from './core/plan.js';
-import type { Statement } from './core/statements.js';
-import { DEFAULT_VALIDATION_OPTIONS, diffSnapshots, type Snapshot, type ValidationOptions } from './core/validation.js';
-import { quoteIdent, type Queryable } from './adapters/pg/connection.js';
-import { ensureLedger, readLedger, recordApplied, type LedgerLocation } from './adapters/pg/ledger.js';
-import { isLockLostError, lockHolder, siblingLockSessions, tryAcquire, type HeldLock, type LockSessions } from './adapters/pg/lock.js';
-import { assertSessionsKept } from './adapters/pg/pooler.js';
-import { validationScope, type RowScopeCache } from './adapters/pg/row-scope.js';
-import { restoreInitiallyDeferred } from './adapters/pg/deferred.js';
-import { invalidIndexes, takeSnapshot, type SnapshotScope } from './adapters/pg/snapshot.js';
-import { explainMigrationFailure, explainRefusal } from './adapters/pg/refusals.js';
-import { isRetryable } from './adapters/pg/sqlstate.js';
+import type { Queryable } from './adapters/pg/connection.js';
+import { ensureLedger, readLedger, type LedgerLocation } from './adapters/pg/ledger.js';
+import { siblingLockSessions } from './adapters/pg/lock.js';
+import { explainRefusal } from './adapters/pg/refusals.js';
 import { systemClock, systemRandom } from './adapters/clock.js';
+import { Applier, timer, type Checkpoint, type RunContext } from './engine/apply.js';
+import { LockSession } from './engine/lock-session.js';
+import {
+  DEFAULT_ENGINE_SETTINGS,
+  type Emit,
+  type EngineSettings,
+  type MigrateReport,
+  type MigrateRequest,
+  type MigratorPorts,
+  type StatusReport,
+} from './engine/types.js';
 
-export interface EngineSettings {
-  /** run with this search_path and keep the tracking table there; default: current_schema() */
-  schema?: string;
-  trackingTable: string;
-  /** SET lock_timeout for the migration's statements (ms, 0 = none) */
-  lockTimeoutMs: number;
-  /** SET statement_timeout for the migration's statements (ms, 0 = none) */
-  statementTimeoutMs: number;
-  /** how long to wait for another runner's migration lock (ms, 0 = do not wait) */
-  lockWaitTimeoutMs: number;
-  /** validate every transactional migration (a file header can turn it off) */
-  validate: boolean;
-  validation: Partial<ValidationOptions>;
-  /** recorded in the tracking table: who or what applied the migration */
-  appliedBy: string;
-  /**
-   * Apply consecutive transactional files in one transaction (each still
-   * validated on its own): all of them or none, one commit instead of one per
-   * file. A non-transactional file runs alone between groups.
-   */
-  singleTransaction: boolean;
-}
-
-export const DEFAULT_ENGINE_SETTINGS: Readonly<EngineSettings> = Object.freeze({
-  trackingTable: 'migrations',
-  lockTimeoutMs: 10_000,
-  statementTimeoutMs: 3_600_000,
-  lockWaitTimeoutMs: 300_000,
-  validate: true,
-  validation: {},
-  appliedBy: 'flotilla',
-  singleTransaction: false,
-});
-
-export type EngineEvent =
-  | { type: 'lock-wait'; holder: string | undefined }
-  | { type: 'lock-acquired'; waitedMs: number }
-  | { type: 'found-pending'; names: string[] }
-  /** the schema did not exist: it was created for the tracking table (a new tenant schema) */
-  | { type: 'schema-created'; schema: string }
-  | { type: 'already-applied'; name: string }
-  | { type: 'migration-start'; name: string; transactional: boolean }
-  | { type: 'migration-done'; name: string; durationMs: number }
-  | { type: 'migration-failed'; name: string; error: FlotillaError }
-  | { type: 'warning'; message: string };
-
-export interface MigrateRequest {
-  /** apply only this migration (the guide's `run <name>`) */
-  only?: string;
-  /** apply and validate inside one transaction, then roll it all back */
-  dryRun?: boolean;
-  /** checked between migrations and statements: stop cleanly when aborted */
-  signal?: AbortSignal;
-}
-
-export interface MigrateReport {
-  schema: string;
-  /** the schema did not exist and was created (rolled back again in a dry run) */
-  createdSchema: boolean;
-  /** pending when planned under the lock (or [] when nothing was pending) */
-  pending: string[];
-  applied: { name: string; durationMs: number }[];
-  alreadyApplied: string[];
-  /** non-transactional files a dry run could not try */
-  skipped: string[];
-  failed?: { name: string; error: FlotillaError };
-  warnings: string[];
-  dryRun: boolean;
-  lockWaitMs: number;
-  /** stopped early because the signal was aborted */
-  interrupted: boolean;
-  /** where the time went, ms: plan (ledger reads), lock, apply (statements), validation (scope + snapshots + diff), ledger (tracking rows, commit) */
-  timings: Timings;
-}
-
-export interface Timings {
-  plan: number;
-  lock: number;
-  apply: number;
-  validation: number;
-  ledger: number;
-}
-
-export interface StatusReport {
-  schema: string;
-  applied: AppliedRow[];
-  pending: string[];
-  changed: { name: string; applied: string; current: string; recordedAs?: string }[];
-  /** applied under another name with the same version (e.g. 1_x.sql now 001_x.sql): not applied again */
-  renamed: { version: string; from: string; to: string }[];
-  missing: AppliedRow[];
-  outOfOrder: string[];
-}
-
-type Emit = (e: EngineEvent) => void;
-
-export interface MigratorPorts {
-  /**
-   * Where the lock session comes from: a second connection to the same
-   * database that runs no migration SQL. Default for a pg.Client: a second
-   * client with the same connection parameters, opened only when something is
-   * pending.
-   */
-  lockSessions?: LockSessions;
-  /** durations, timings and the lock wait (default: performance.now and setTimeout) */
-  clock?: Clock;
-  /** the lock wait's backoff jitter (default: Math.random) */
-  random?: Random;
-}
+export {
+  DEFAULT_ENGINE_SETTINGS,
+  type EngineEvent,
+  type EngineSettings,
+  type MigrateReport,
+  type MigrateRequest,
+  type MigratorPorts,
+  type StatusReport,
+  type Timings,
+} from './engine/types.js';
 
 export class Migrator {
   private readonly settings: EngineSettings;
-  /** event triggers seen by this run (adapters/pg/row-scope.ts) */
-  private scopeCache: RowScopeCache = {};
-  private readonly lockSessions: LockSessions;
-  /** the migration lock while migrate() holds it */
-  private held: HeldLock | undefined;
   private readonly clock: Clock;
-  private readonly random: Random;
+  private readonly lock: LockSession;
+  private readonly applier: Applier;
   constructor(
     private readonly db: Queryable,
     settings: Partial<EngineSettings> = {},
@@ -169,9 +64,9 @@ export class Migrator {
     if (!this.settings.trackingTable) throw new Error('Migrator: trackingTable must not be empty');
     const lockSessions = ports.lockSessions ?? siblingLockSessions(db);
     if (!lockSessions) throw new Error('Migrator: pass ports.lockSessions (a second connection for the migration lock) when db is not a pg.Client');
-    this.lockSessions = lockSessions;
     this.clock = ports.clock ?? systemClock;
-    this.random = ports.random ?? systemRandom;
+    this.lock = new LockSession(db, lockSessions, this.settings, emit, this.clock, ports.random ?? systemRandom);
+    this.applier = new Applier(db, this.settings, emit, this.clock, this.lock);
   }
 
   /** What is applied, pending, changed or missing. Reads only; creates nothing. */
@@ -214,24 +109,23 @@ export class Migrator {
   }
 
   private async run(set: MigrationSet, req: MigrateRequest): Promise<MigrateReport> {
-    this.scopeCache = {};
     const ledger = await this.location();
     const report: MigrateReport = {
       schema: ledger.schema, createdSchema: false, pending: [], applied: [], alreadyApplied: [], skipped: [], warnings: [],
       dryRun: !!req.dryRun, lockWaitMs: 0, interrupted: false, timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 },
     };
     const time = timer(report.timings, this.clock);
-    const run: RunContext = { ledger, req, report, time };
+    const run: RunContext = { ledger, req, report, time, scopeCache: {} };
     // Fast path, no lock: a committed ledger that already has everything is the answer.
     const first = this.checkedPlan(set, await time('plan', () => readLedger(this.db, ledger)));
     if (this.todo(first, req, report).length === 0 && !req.dryRun) return this.finish(report, first);
 
     this.phase = 'taking the migration lock';
-    report.lockWaitMs = await time('lock', () => this.acquire(ledger));
+    report.lockWaitMs = await time('lock', () => this.lock.acquire(ledger));
     try {
       if (req.dryRun) {
         // one transaction that plans, applies and validates every pending file, then rolls back
-        await this.applyGroup(() => this.planInTransaction(set, run), { finish: 'rollback' }, run);
+        await this.applier.applyGroup(() => this.planInTransaction(set, run), { finish: 'rollback' }, run);
         return report;
       }
       const p = await time('plan', async () => {
@@ -256,20 +150,20 @@ export class Migrator {
         if (!m.transactional) {
           i++;
           carried = undefined;
-          if (!(await this.applyAlone(m, run))) break;
+          if (!(await this.applier.applyAlone(m, run))) break;
           continue;
         }
         // a group of one, or with --single-transaction every consecutive transactional file
         let n = 1;
         while (this.settings.singleTransaction && todo[i + n]?.transactional) n++;
-        const group = await this.applyGroup(todo.slice(i, i + n), { finish: 'commit', carried }, run);
+        const group = await this.applier.applyGroup(todo.slice(i, i + n), { finish: 'commit', carried }, run);
         i += n;
         if (!group.ok) break;
         carried = group.carried;
       }
       return report;
     } finally {
-      await this.releaseLock();
+      await this.lock.release();
     }
   }
 
@@ -284,28 +178,6 @@ export class Migrator {
     report.pending = p.pending.map((m) => m.name);
     this.emit({ type: 'found-pending', names: todo.map((m) => m.name) });
     return todo;
-  }
-
-  /** A file made of non-transactional statements, alone and outside a transaction. False when it failed. */
-  private async applyAlone(m: Migration, { ledger, report, time }: RunContext): Promise<boolean> {
-    this.emit({ type: 'migration-start', name: m.name, transactional: false });
-    try {
-      const durationMs = await time('apply', () => this.applyOutsideTransaction(m, ledger));
-      report.applied.push({ name: m.name, durationMs });
-      this.emit({ type: 'migration-done', name: m.name, durationMs });
-      return true;
-    } catch (e) {
-      if (!(e instanceof FlotillaError)) throw e;
-      await this.failed(report, m, [m], e);
-      return false;
-    }
-  }
-
-  /** A file failed: explain it (adapters/pg/refusals.ts), report it, emit it. `rolledBack`: the files whose changes went with it. */
-  private async failed(report: MigrateReport, m: Migration, rolledBack: Migration[], e: FlotillaError): Promise<void> {
-    const error = await explainMigrationFailure(this.db, rolledBack, e);
-    report.failed = { name: m.name, error };
-    this.emit({ type: 'migration-failed', name: m.name, error });
   }
 
   private created(report: MigrateReport, r: { createdSchema: boolean }): void {
@@ -353,393 +225,4 @@ export class Migrator {
     return { schema, table: this.settings.trackingTable };
   }
 
-  /**
-   * Open the lock session and take the advisory lock on it, polling (see
-   * adapters/pg/lock.ts for why not blocking). A pooler that does not keep
-   * sessions is refused first (adapters/pg/pooler.ts).
-   */
-  private async acquire(ledger: LedgerLocation): Promise<number> {
-    const started = this.clock.now();
-    const where = `${ledger.schema}.${ledger.table}`;
-    const conn = await this.lockSessions.open();
-    try {
-      await assertSessionsKept(this.db, conn, this.lockSessions.target);
-      let held = await tryAcquire(conn, ledger);
-      let waitedMs = 0;
-      if (!held) {
-        const holder = await lockHolder(conn, ledger).catch(() => undefined);
-        if (this.settings.lockWaitTimeoutMs <= 0) throw new LockTimeoutError(where, 0, holder);
-        this.emit({ type: 'lock-wait', holder });
-        let delay = 50;
-        while (!held) {
-          const waited = this.clock.now() - started;
-          if (waited >= this.settings.lockWaitTimeoutMs) throw new LockTimeoutError(where, Math.round(waited), holder);
-          await this.clock.sleep(Math.min(delay, this.settings.lockWaitTimeoutMs - waited) * (0.75 + this.random() * 0.5));
-          delay = Math.min(delay * 2, 1000);
-          held = await tryAcquire(conn, ledger);
-        }
-        waitedMs = Math.round(this.clock.now() - started);
-        this.emit({ type: 'lock-acquired', waitedMs });
-      }
-      this.held = held;
-      return waitedMs;
-    } catch (e) {
-      // a lock that was busy left the session clean (rolled back): a cache may keep it
-      await this.lockSessions.release(conn, e instanceof LockTimeoutError).catch(() => {});
-      throw e;
-    }
-  }
-
-  private async releaseLock(): Promise<void> {
-    const held = this.held;
-    this.held = undefined;
-    if (!held) return;
-    const clean = await held.release();
-    await this.lockSessions.release(held.conn, clean).catch(() => {});
-  }
-
-  /**
-   * COMMIT the open transaction in one round trip with the check that the lock
-   * session still holds the lock: when it does not, the check fails, the
-   * COMMIT is skipped and the caller rolls back.
-   */
-  private async commit(migration: string): Promise<void> {
-    const held = this.heldLock(migration, true);
-    try {
-      await this.db.query(`${held.checkSql}; COMMIT`);
-    } catch (e) {
-      throw isLockLostError(e) ? this.lockLost(migration, true) : e;
-    }
-  }
-
-  /** Outside a transaction (non-transactional files): is the lock still ours? A round trip of its own. */
-  private async assertHeld(migration: string): Promise<void> {
-    const held = this.heldLock(migration, false);
-    try {
-      await this.db.query(held.checkSql);
-    } catch (e) {
-      throw isLockLostError(e) ? this.lockLost(migration, false) : e;
-    }
-  }
-
-  private heldLock(migration: string, transactional: boolean): HeldLock {
-    const held = this.held;
-    if (!held) throw new Error('Migrator: commit without the migration lock');
-    if (held.lost) throw this.lockLost(migration, transactional);
-    return held;
-  }
-
-  private lockLost(migration: string, transactional: boolean): LockLostError {
-    return new LockLostError(this.lockSessions.target, migration, this.held?.pid, transactional);
-  }
-
-  private validationFor(m: Migration): { enabled: boolean; options: ValidationOptions } {
-    return {
-      enabled: m.validation.enabled ?? this.settings.validate,
-      options: { ...DEFAULT_VALIDATION_OPTIONS, ...this.settings.validation, ...m.validation.options },
-    };
-  }
-
-  private sessionSettings(local: boolean): string {
-    const set = local ? 'SET LOCAL' : 'SET';
-    const parts = [`${set} lock_timeout = ${Math.max(0, Math.floor(this.settings.lockTimeoutMs))}`, `${set} statement_timeout = ${Math.max(0, Math.floor(this.settings.statementTimeoutMs))}`];
-    if (this.settings.schema) parts.push(`${set} search_path TO ${quoteIdent(this.settings.schema)}`);
-    return parts.join('; ');
-  }
-
-  private snapshotScope(ledger: LedgerLocation) {
-    return { schemas: this.settings.schema ? [this.settings.schema] : [], exclude: ledger };
-  }
-
-  private applied(report: MigrateReport, done: { name: string; durationMs: number }): void {
-    report.applied.push(done);
-    this.emit({ type: 'migration-done', ...done });
-  }
-
-  /**
-   * The one way transactional files are applied. BEGIN (REPEATABLE READ when
-   * validating: both snapshots see the same committed data, so concurrent
-   * application writes cannot fake or hide a row-count change) with the
-   * session settings; then each file: statements, tracking row, deferred
-   * triggers, validation (runInOpenTransaction); then
-   *   finish 'commit':   "lock still held?" + COMMIT in one round trip; any
-   *                      failure rolls the whole group back. A single file is a
-   *                      group of one; --single-transaction groups consecutive
-   *                      files. `migration-done` follows the COMMIT.
-   *   finish 'rollback': a dry run. Each file behind a savepoint, so a failure
-   *                      is explained inside the transaction and ends the run;
-   *                      non-transactional files are skipped; ROLLBACK at the end.
-   * `files` may be found once the transaction is open (the dry run plans in it).
-   * Fills the report and emits the events; `ok` is false when a file failed.
-   */
-  private async applyGroup(
-    files: Migration[] | (() => Promise<Migration[]>), opts: GroupOptions, run: RunContext,
-  ): Promise<{ ok: boolean; carried?: Checkpoint }> {
-    const rollback = opts.finish === 'rollback';
-    const known = typeof files === 'function' ? undefined : files;
-    if (!rollback && known?.some((m) => !m.transactional)) throw new Error('Migrator: a non-transactional file in a committed group');
-    const validated = rollback || !!known?.some((m) => this.validationFor(m).enabled);
-    await run.time('apply', () => this.db.query(`BEGIN${validated ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`));
-    const group = known ?? [];
-    const done: { name: string; durationMs: number }[] = [];
-    let current: Migration | undefined;
-    let previous = opts.carried;
-    let started = 0;
-    try {
-      if (!known) group.push(...(await (files as () => Promise<Migration[]>)()));
-      const last = group.length - 1;
-      for (const [k, m] of group.entries()) {
-        if (!m.transactional) {
-          run.report.skipped.push(m.name);
-          run.report.warnings.push(`${m.name} runs outside a transaction and cannot be tried in a dry run`);
-          continue;
-        }
-        current = m;
-        this.emit({ type: 'migration-start', name: m.name, transactional: true });
-        const t0 = this.clock.now();
-        started = t0;
-        const elapsed = () => Math.round(this.clock.now() - t0);
-        let durationMs = 0;
-        const record = () => {
-          if (!rollback) durationMs = elapsed();
-          return recordApplied(this.db, run.ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy });
-        };
-        const step = { acrossTransactions: previous !== undefined && previous === opts.carried, more: k < last };
-        if (!rollback) {
-          previous = await this.runInOpenTransaction(m, run, this.validationFor(m), record, previous, step);
-          done.push({ name: m.name, durationMs });
-          continue;
-        }
-        try {
-          await this.db.query('SAVEPOINT flotilla_dry_run');
-          previous = await this.runInOpenTransaction(m, run, this.validationFor(m), record, previous, step);
-          await this.db.query('RELEASE SAVEPOINT flotilla_dry_run');
-        } catch (e) {
-          await this.db.query('ROLLBACK TO SAVEPOINT flotilla_dry_run').catch(() => {});
-          await this.failed(run.report, m, [m], this.asMigrationError(m, e, undefined));
-          return { ok: false };
-        }
-        // alone behind its savepoint: the file's time runs to its end
-        this.applied(run.report, { name: m.name, durationMs: elapsed() });
-      }
-      if (rollback) return { ok: true };
-      await run.time('ledger', () => this.commit(current!.name));
-      // alone in its transaction, the file's time includes the COMMIT; files sharing one count until their tracking row
-      if (group.length === 1) done[0]!.durationMs = Math.round(this.clock.now() - started);
-    } catch (e) {
-      if (rollback) throw e; // the dry run's plan failed (its files are caught one by one)
-      await this.db.query('ROLLBACK').catch(() => {});
-      if (!current) throw e;
-      await this.failed(run.report, current, group, this.asMigrationError(current, e, undefined));
-      return { ok: false };
-    } finally {
-      if (rollback) await this.db.query('ROLLBACK').catch(() => {});
-    }
-    for (const d of done) this.applied(run.report, d);
-    // structure only (no rows counted): the next group may start from it (see runInOpenTransaction)
-    const countsNothing = previous !== undefined && Array.isArray(previous.scope.count) && previous.scope.count.length === 0;
-    return { ok: true, carried: countsNothing ? previous : undefined };
-  }
-
-  /**
-   * Apply one file's statements in the caller's open transaction and validate
-   * them. Returns the snapshot after the file, which the next file may reuse
-   * as its "before": in the same transaction when it counted the tables the
-   * next one can change; across committed transactions only when neither
-   * counts rows (structure only: the application changes rows between our
-   * transactions, not the schema we hold the migration lock on), which saves a
-   * catalog snapshot per file.
-   */
-  private async runInOpenTransaction(
-    m: Migration, { ledger, req, time }: RunContext, v: { enabled: boolean; options: ValidationOptions },
-    /** writes the file's tracking row: before the after-snapshot, so what it fires (a trigger on the tracking table) is validated too */
-    record: () => Promise<unknown>,
-    previous: Checkpoint | undefined,
-    /** acrossTransactions: `previous` was taken in an earlier, committed transaction; more: other files follow in this transaction */
-    step: { acrossTransactions: boolean; more: boolean },
-  ): Promise<Checkpoint | undefined> {
-    const before = !v.enabled
-      ? undefined
-      : await time('validation', async (): Promise<Checkpoint> => {
-          // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts);
-          // under --schema, also look at the tables it names elsewhere (ALTER TABLE public.x ...)
-          const named = !v.options.allowRowChanges || this.settings.schema ? await validationScope(this.db, m.effects, this.scopeCache, [ledger]) : undefined;
-          const count = v.options.allowRowChanges ? [] : named?.count;
-          const look = this.settings.schema ? named?.look ?? [] : [];
-          const reusable = previous && look.every((t) => previous.scope.look?.includes(t) || previous.snapshot.tables[t]);
-          if (reusable && (step.acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count))) return previous;
-          // counting every table means every schema: code we could not see through may write outside --schema;
-          // a DROP ... CASCADE may take columns and constraints of tables in any schema
-          const everywhere = count === undefined || m.effects.cascades !== false;
-          const scope = { ...this.snapshotScope(ledger), count, look, ...(everywhere ? { schemas: [] } : {}) };
-          return { scope, snapshot: await takeSnapshot(this.db, scope) };
-        });
-    await time('apply', () => this.execAll(m, req));
-    await time('ledger', record);
-    await time('apply', async () => {
-      // deferred triggers fire now, not at COMMIT after the snapshot (adapters/pg/deferred.ts)
-      await this.db.query('SET CONSTRAINTS ALL IMMEDIATE').catch((e) => {
-        throw this.asMigrationError(m, e, undefined);
-      });
-    });
-    // other files follow in this transaction: give them the INITIALLY DEFERRED defaults back
-    const restore = () => (step.more ? time('apply', () => restoreInitiallyDeferred(this.db)) : Promise.resolve());
-    if (!before) return restore().then(() => undefined);
-    const after = await time('validation', () => takeSnapshot(this.db, before.scope));
-    const result = diffSnapshots(before.snapshot, after, v.options);
-    if (!result.valid) throw new ValidationFailedError(m.name, result.issues);
-    await restore();
-    return { scope: before.scope, snapshot: after };
-  }
-
-  /**
-   * A transactional file's statements in the open transaction: one round trip
-   * for all of them (behind a savepoint). When that fails, back to the
-   * savepoint and run them one by one, so the error names the statement that
-   * failed and its line; an error that does not happen again (a lock timeout,
-   * a deadlock) is reported as it was, for the file.
-   */
-  private async execAll(m: Migration, req: MigrateRequest): Promise<void> {
-    const interrupted = (s: Statement) =>
-      new MigrationFailedError(m.name, statementRef(s), { code: '57014', message: 'interrupted: the worker is shutting down' }, true, 'transient');
-    if (req.signal?.aborted) throw interrupted(m.statements[0]!);
-    if (m.statements.length === 1) return this.exec(m, m.statements[0]!, true);
-    // newline before each separator: a statement may end in a -- comment
-    const batch = m.statements.map((s) => s.sql).join('\n;\n');
-    try {
-      await this.db.query(`SAVEPOINT flotilla_batch;\n${batch}`);
-      return;
-    } catch (first) {
-      await this.db.query('ROLLBACK TO SAVEPOINT flotilla_batch').catch(() => {
-        throw this.asMigrationError(m, first, undefined);
-      });
-      for (const s of m.statements) {
-        if (req.signal?.aborted) throw interrupted(s);
-        await this.exec(m, s, true);
-      }
-      throw this.asMigrationError(m, first, undefined);
-    }
-  }
-
-  private async exec(m: Migration, s: Statement, transactional: boolean): Promise<void> {
-    try {
-      await this.db.query(s.sql);
-    } catch (e) {
-      throw this.asMigrationError(m, e, s, transactional);
-    }
-  }
-
-  private asMigrationError(m: Migration, e: unknown, s: Statement | undefined, transactional = true): FlotillaError {
-    if (e instanceof FlotillaError) return e;
-    const err = e as { code?: string; message?: string; detail?: string; hint?: string; where?: string };
-    return new MigrationFailedError(
-      m.name,
-      s ? statementRef(s) : undefined,
-      { code: err.code, message: err.message ?? String(e), detail: err.detail, hint: err.hint, where: err.where },
-      transactional,
-      isRetryable(e) ? 'transient' : 'migration',
-    );
-  }
-
-  /** CREATE INDEX CONCURRENTLY & co.: one statement at a time, autocommit. */
-  private async applyOutsideTransaction(m: Migration, ledger: LedgerLocation): Promise<number> {
-    // SET (unlike SET LOCAL) outlives the migration: give the caller its session back as it was
-    const saved = (await this.db.query<{ lt: string; st: string; sp: string }>(
-      `SELECT current_setting('lock_timeout') AS lt, current_setting('statement_timeout') AS st, current_setting('search_path') AS sp`,
-    )).rows[0]!;
-    try {
-      return await this.runOutsideTransaction(m, ledger);
-    } finally {
-      await this.db
-        .query(`SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), set_config('search_path', $3, false)`, [saved.lt, saved.st, saved.sp])
-        .catch(() => {});
-    }
-  }
-
-  private async runOutsideTransaction(m: Migration, ledger: LedgerLocation): Promise<number> {
-    const started = this.clock.now();
-    await this.db.query(this.sessionSettings(false));
-    // IF NOT EXISTS would silently skip an INVALID index left by an earlier failed build.
-    const invalidBefore = await invalidIndexes(this.db, ledger.schema);
-    const named = m.statements.map((s) => String((s.node as { idxname?: string }).idxname ?? '')).filter(Boolean);
-    const stale = named.filter((n) => invalidBefore.includes(n));
-    if (stale.length) {
-      throw new MigrationFailedError(m.name, undefined, {
-        message: `index ${stale.join(', ')} exists but is INVALID (left by an earlier failed concurrent build)`,
-        hint: `DROP INDEX CONCURRENTLY ${stale.map((n) => `${quoteIdent(ledger.schema)}.${quoteIdent(n)}`).join(', ')}; then run the migration again`,
-      }, false, 'migration');
-    }
-    for (const s of m.statements) {
-      // each statement commits on its own: none starts once the lock is gone
-      await this.assertHeld(m.name);
-      try {
-        await this.db.query(s.sql);
-      } catch (e) {
-        const failure = this.asMigrationError(m, e, s, false) as MigrationFailedError;
-        const left = (await invalidIndexes(this.db, ledger.schema).catch(() => [] as string[])).filter((n) => !invalidBefore.includes(n));
-        if (left.length) {
-          failure.pg.hint = `${failure.pg.hint ? `${failure.pg.hint}. ` : ''}The failed build left INVALID index ${left.join(', ')}: DROP INDEX CONCURRENTLY it before running again`;
-        }
-        throw failure;
-      }
-    }
-    const durationMs = Math.round(this.clock.now() - started);
-    // the tracking row commits only while the lock is held
-    await this.db.query('BEGIN');
-    try {
-      await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy });
-      await this.commit(m.name);
-    } catch (e) {
-      await this.db.query('ROLLBACK').catch(() => {});
-      throw e instanceof LockLostError ? this.lockLost(m.name, false) : e;
-    }
-    return durationMs;
-  }
-}
-
-function statementRef(s: Statement): { index: number; line: number; text: string } {
-  const text = s.sql.replace(/^(\s|--[^\n]*\n)+/, '').trim();
-  return { index: s.index, line: s.line, text: text.length > 200 ? `${text.slice(0, 197)}...` : text };
-}
-
-/** A validation snapshot and what it covered. */
-interface Checkpoint {
-  scope: SnapshotScope;
-  snapshot: Snapshot;
-}
-
-/** Did a snapshot that counted `had` count every table in `need`? (undefined = every table) */
-function covers(had: string[] | undefined, need: string[] | undefined): boolean {
-  if (had === undefined) return true;
-  if (need === undefined) return false;
-  return need.every((t) => had.includes(t));
-}
-
-interface GroupOptions {
-  /** 'commit' with the lock check, or 'rollback' (a dry run) */
-  finish: 'commit' | 'rollback';
-  /** the structure-only snapshot after the last committed file, if any */
-  carried?: Checkpoint;
-}
-
-/** One migrate() run: where the ledger is, what was asked, the report being filled and its timer. */
-interface RunContext {
-  ledger: LedgerLocation;
-  req: MigrateRequest;
-  report: MigrateReport;
-  time: Time;
-}
-
-type Time = <T>(phase: keyof Timings, fn: () => Promise<T>) => Promise<T>;
-
-/** Adds each phase's wall time (ms, 0.1 precision) to `into`. */
-function timer(into: Timings, clock: Clock): Time {
-  return async (phase, fn) => {
-    const t = clock.now();
-    try {
-      return await fn();
-    } finally {
-      into[phase] = Math.round((into[phase] + clock.now() - t) * 10) / 10;
-    }
-  };
 }

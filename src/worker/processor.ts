@@ -71,10 +71,10 @@ type Deps = ProcessorDeps & Required<Pick<ProcessorDeps, 'clock' | 'random' | 't
 
 export function tenantProcessor(given: ProcessorDeps) {
   const deps: Deps = {
-    clock: systemClock,
-    random: systemRandom,
-    tenants: pgTenants(given.workerId, given.connections),
     ...given,
+    clock: given.clock ?? systemClock,
+    random: given.random ?? systemRandom,
+    tenants: given.tenants ?? pgTenants(given.workerId, given.connections),
   };
   return async (job: Job<TenantJobData>, token?: string, signal?: AbortSignal): Promise<TenantJobResult> => {
     return job.data.kind === 'validate' ? validateJob(deps, job) : migrateJob(deps, job, token, signal);
