@@ -139,7 +139,7 @@ export class Migrator {
       this.warn(p, report);
       report.pending = p.pending.map((m) => m.name);
       if (!req.only) this.emit({ type: 'found-pending', names: todo.map((m) => m.name) });
-      // the snapshot after the last committed file, when it counted no rows (see runInOpenTransaction)
+      // the snapshot after the last committed file, when it counted no rows (engine/apply.ts runInOpenTransaction)
       let carried: Checkpoint | undefined;
       for (let i = 0; i < todo.length; ) {
         if (req.signal?.aborted) {
