@@ -217,6 +217,22 @@ export class LockTimeoutError extends FlotillaError {
 }
 
 /**
+ * A job stopped before it finished because its worker is shutting down (the
+ * drain's signal): whatever committed stays committed and recorded, the rest
+ * is for another attempt. Transient: the job is retried, never failed for it.
+ */
+export class InterruptedError extends FlotillaError {
+  readonly code = 'interrupted';
+  readonly kind = 'transient';
+  constructor() {
+    super(
+      'interrupted: the worker is shutting down',
+      'Nothing to do: another attempt (on this worker once it is back, or another one) continues where this one stopped.',
+    );
+  }
+}
+
+/**
  * The lock session stopped holding the migration lock before a COMMIT (it was
  * terminated, its connection dropped, or a server timeout ended it): the file
  * is rolled back (a non-transactional file stops before its next statement).

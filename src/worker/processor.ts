@@ -10,41 +10,53 @@
  *           -> record the attempt; hand the next tenants to BullMQ
  *              (producer/dispatcher.ts)
  *
- * Failures: transient (connection, 55P03, 40P01, 40001, 53300, 57P01) retry
- * with BullMQ's jittered backoff; another runner holding the migration lock is
- * not a failure (the job is delayed); everything else fails at once.
+ * Failures: transient (connection, 55P03, 40P01, 40001, 53300, 57P01, a
+ * drain's interruption) retry with BullMQ's jittered backoff; another runner
+ * holding the migration lock is not a failure (the job is delayed); everything
+ * else fails at once (UnrecoverableError).
+ *
+ * Everything outside goes through deps (worker/ports.ts): the control store,
+ * the tenant database, the clock and the random source.
  */
 import { DelayedError, UnrecoverableError, type Job, type Queue } from 'bullmq';
 import type pg from 'pg';
-import { FlotillaError, LockTimeoutError, isFlotillaError } from '../core/errors.js';
+import { FlotillaError, InterruptedError, LockTimeoutError, isFlotillaError } from '../core/errors.js';
 import { redactSecrets } from '../core/redact.js';
 import { engineSettingsOf } from '../config.js';
 import { resolveDatabaseUrl } from '../core/tenants.js';
 import { isInsideWindow, nextWindowStart } from '../core/windows.js';
 import { connect } from '../adapters/pg/connection.js';
-import { readLedger } from '../adapters/pg/ledger.js';
 import { appliedByRollout, rolloutAppliedBy } from '../core/rollout-applied.js';
 import { ControlUnavailableError } from '../control/pool.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import type { ConnectionCache } from '../adapters/pg/connection-cache.js';
-import { connectLockSessions } from '../adapters/pg/lock.js';
-import { postChecks } from '../adapters/pg/post-checks.js';
 import { isRetryable } from '../adapters/pg/sqlstate.js';
-import type { ClaimedJob, ControlStore } from '../control/store.js';
-import { Migrator } from '../migrator.js';
+import { systemClock, systemRandom } from '../adapters/clock.js';
+import type { ClaimedJob } from '../control/store.js';
+import type { Clock, Random } from '../core/ports.js';
+import { pgTenants, type FleetFingerprints, type ProcessorStore, type TenantTarget } from './ports.js';
 import type { TenantJobData } from '../core/jobs.js';
 import { recordAndDispatch } from '../producer/dispatcher.js';
 import type { Logger } from '../logger.js';
 
 export interface ProcessorDeps {
-  store: ControlStore;
+  store: ProcessorStore;
   queue: Queue;
   workerId: string;
   logger: Logger;
   env: Record<string, string | undefined>;
+  /** timestamps (window checks, recorded attempts, delays) */
   now: () => Date;
   /** tenant connections kept between jobs (schema tenants share a database); without it, one connection per job */
   connections?: ConnectionCache;
+  /** the rollout's majority fingerprint, cached per worker */
+  fingerprints: FleetFingerprints;
+  /** the tenant database (default: pgTenants(workerId, connections)) */
+  tenants?: TenantTarget;
+  /** durations (default: performance.now) */
+  clock?: Clock;
+  /** jitter of the delay when another runner holds the tenant's lock (default: Math.random) */
+  random?: Random;
 }
 
 export interface TenantJobResult {
@@ -55,19 +67,29 @@ export interface TenantJobResult {
   ms: Record<string, number>;
 }
 
-export function tenantProcessor(deps: ProcessorDeps) {
+/** ProcessorDeps with its defaults filled in. */
+type Deps = ProcessorDeps & Required<Pick<ProcessorDeps, 'clock' | 'random' | 'tenants'>>;
+
+export function tenantProcessor(given: ProcessorDeps) {
+  const deps: Deps = {
+    ...given,
+    clock: given.clock ?? systemClock,
+    random: given.random ?? systemRandom,
+    tenants: given.tenants ?? pgTenants(given.workerId, given.connections),
+  };
   return async (job: Job<TenantJobData>, token?: string, signal?: AbortSignal): Promise<TenantJobResult> => {
     return migrateJob(deps, job, token, signal);
   };
 }
 
-async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: string | undefined, signal: AbortSignal | undefined): Promise<TenantJobResult> {
+async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | undefined, signal: AbortSignal | undefined): Promise<TenantJobResult> {
   const { rolloutId, tenantId, generation } = job.data;
   const log = deps.logger.child({ rolloutId, tenantId, jobId: job.id });
-  const t0 = performance.now();
+  const { clock, tenants } = deps;
+  const t0 = clock.now();
   const claim = await deps.store.claim(rolloutId, tenantId, generation, deps.workerId);
   // queue: from (re)entering the queue to this worker taking it
-  const ms: Record<string, number> = { queue: job.processedOn ? Math.max(0, job.processedOn - job.timestamp - (job.delay ?? 0)) : 0, claim: performance.now() - t0 };
+  const ms: Record<string, number> = { queue: job.processedOn ? Math.max(0, job.processedOn - job.timestamp - (job.delay ?? 0)) : 0, claim: clock.now() - t0 };
   if (!claim) {
     log.debug('job is stale (tenant finished, cancelled or retried): skipped');
     return { tenantId, kind: 'migrate', outcome: 'skipped', applied: [], ms };
@@ -92,28 +114,26 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
   try {
     set = await deps.store.loadMigrationSet(claim.setChecksum);
     url = resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId);
-    let t = performance.now();
-    client = deps.connections ? await deps.connections.acquire(url) : await connect(url, { applicationName: `flotilla-worker ${deps.workerId}` });
-    ms.connect = performance.now() - t;
-    t = performance.now();
-    // the lock session: a second connection, taken only when something is pending (adapters/pg/lock.ts)
-    const lockSessions = deps.connections ? deps.connections.lockSessions(url) : connectLockSessions(url, { applicationName: `flotilla-worker ${deps.workerId} lock` });
-    const migrator = new Migrator(
+    let t = clock.now();
+    client = await tenants.connect(url);
+    ms.connect = clock.now() - t;
+    t = clock.now();
+    const report = await tenants.migrate(
       client,
+      url,
       engineSettingsOf(claim.options.engine, { schema: claim.tenant.schema, lockWaitTimeoutMs: 0, appliedBy: rolloutAppliedBy(deps.workerId, rolloutId) }),
-      undefined,
-      { lockSessions },
+      set,
+      { dryRun: claim.options.dryRun, signal },
     );
-    const report = await migrator.migrate(set, { dryRun: claim.options.dryRun, signal });
     schema = report.schema;
-    ms.engine = performance.now() - t;
+    ms.engine = clock.now() - t;
     Object.assign(ms, report.timings);
     if (!claim.options.dryRun) appliedBeforeFailure = report.applied.map((a) => a.name);
     if (report.failed) throw report.failed.error;
-    if (report.interrupted) throw new Error('interrupted: the worker is shutting down');
+    if (report.interrupted) throw new InterruptedError();
     const applied = report.applied.map((a) => a.name);
     // everything this rollout applied here, earlier attempts included (read from the tracking table when there were any)
-    const appliedTotal = await rolloutApplied(client, claim, generation, rolloutId, set, schema);
+    const appliedTotal = await rolloutApplied(tenants, client, claim, generation, rolloutId, set, schema);
     // post-commit checks when something changed (in this attempt, or in an earlier one that died before recording
     // its checks), and on a `rollout retry` (generation 1 and up: the last attempt may have failed them)
     const checked =
@@ -121,17 +141,17 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
         ? await runChecks(deps, client, claim, report.schema, rolloutId, log)
         : undefined;
     if (checked) ms.checks = checked.ms;
-    t = performance.now();
+    t = clock.now();
     await recordAndDispatch(
       deps.store,
       deps.queue,
       {
         rolloutId, tenantId, generation, attempt: claim.attempt, state: checked?.error ? 'failed' : 'succeeded', applied, appliedTotal,
-        error: checked?.error ?? null, checks: checked?.checks ?? null, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0),
+        error: checked?.error ?? null, checks: checked?.checks ?? null, worker: deps.workerId, startedAt, durationMs: Math.round(clock.now() - t0),
       },
       deps.now(),
     );
-    ms.record = performance.now() - t;
+    ms.record = clock.now() - t;
     reusable = true;
     if (checked?.error) throw new UnrecoverableError(String(checked.error.message));
     log.info({ applied, ...(report.createdSchema ? { createdSchema: report.schema } : {}), ms: roundAll(ms) }, applied.length ? 'migrated' : 'up to date');
@@ -141,24 +161,23 @@ async function migrateJob(deps: ProcessorDeps, job: Job<TenantJobData>, token: s
     // the control database stayed away (pool.ts gave up): nothing to record now; BullMQ retries the job and
     // that attempt finds what this one committed in the tenant's tracking table
     if (e instanceof ControlUnavailableError) throw new Error(e.message);
-    const total = client && set ? await rolloutApplied(client, claim, generation, rolloutId, set, schema).catch(() => undefined) : undefined;
+    const total = client && set ? await rolloutApplied(tenants, client, claim, generation, rolloutId, set, schema).catch(() => undefined) : undefined;
     return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure, total);
   } finally {
-    if (client && deps.connections) await deps.connections.release(url, client, reusable);
-    else await client?.end().catch(() => {});
+    if (client) await tenants.release(url, client, reusable);
   }
 }
 
 async function failed(
-  deps: ProcessorDeps, job: Job<TenantJobData>, token: string | undefined, claim: ClaimedJob, e: unknown, startedAt: Date, t0: number, log: Logger,
+  deps: Deps, job: Job<TenantJobData>, token: string | undefined, claim: ClaimedJob, e: unknown, startedAt: Date, t0: number, log: Logger,
   applied: string[] = [], appliedTotal?: string[],
 ): Promise<never> {
   const { rolloutId, tenantId, generation } = job.data;
   if (e instanceof LockTimeoutError) {
     // another runner (a CLI, a worker of another rollout) is migrating this tenant: come back shortly
-    const delay = 500 + Math.floor(Math.random() * 1500);
+    const delay = 500 + Math.floor(deps.random() * 1500);
     log.info({ holder: e.holder, delay }, 'tenant is locked by another runner: retrying later');
-    await job.moveToDelayed(Date.now() + delay, token);
+    await job.moveToDelayed(deps.now().getTime() + delay, token);
     throw new DelayedError();
   }
   const transient = isFlotillaError(e) ? e.kind === 'transient' : isRetryable(e);
@@ -168,7 +187,7 @@ async function failed(
   await recordAndDispatch(
     deps.store,
     deps.queue,
-    { rolloutId, tenantId, generation, attempt: claim.attempt, state, applied, appliedTotal, error, worker: deps.workerId, startedAt, durationMs: Math.round(performance.now() - t0) },
+    { rolloutId, tenantId, generation, attempt: claim.attempt, state, applied, appliedTotal, error, worker: deps.workerId, startedAt, durationMs: Math.round(deps.clock.now() - t0) },
     deps.now(),
   );
   log.warn({ err: error, attempt: job.attemptsMade + 1, retry: state === 'retrying' }, 'tenant job failed');
@@ -184,10 +203,10 @@ async function failed(
  * first generation); undefined otherwise (the attempt's own list is the whole
  * truth) and for a dry run.
  */
-async function rolloutApplied(client: pg.Client, claim: ClaimedJob, generation: number, rolloutId: string, set: MigrationSet, schema: string | undefined): Promise<string[] | undefined> {
+async function rolloutApplied(tenants: TenantTarget, client: pg.Client, claim: ClaimedJob, generation: number, rolloutId: string, set: MigrationSet, schema: string | undefined): Promise<string[] | undefined> {
   if (claim.options.dryRun || (claim.attempt <= 1 && generation === 0)) return undefined;
   const location = { schema: schema ?? claim.tenant.schema ?? ((await client.query('SELECT current_schema() AS s')).rows[0]?.s as string) ?? 'public', table: claim.options.engine.trackingTable ?? 'migrations' };
-  const rows = await readLedger(client, location);
+  const rows = await tenants.readLedger(client, location);
   return appliedByRollout(
     set.migrations.map((m) => m.name),
     rows,
@@ -199,10 +218,10 @@ async function rolloutApplied(client: pg.Client, claim: ClaimedJob, generation: 
  * Post-commit checks: every index valid, every constraint validated, and the
  * schema's fingerprint against the rollout's majority (drift is a warning).
  */
-async function runChecks(deps: ProcessorDeps, client: pg.Client, claim: ClaimedJob, schema: string, rolloutId: string, log: Logger) {
-  const t = performance.now();
-  const checks = await postChecks(client, schema, claim.options.engine.trackingTable);
-  const majority = await fleetFingerprint(deps.store, rolloutId);
+async function runChecks(deps: Deps, client: pg.Client, claim: ClaimedJob, schema: string, rolloutId: string, log: Logger) {
+  const t = deps.clock.now();
+  const checks = await deps.tenants.postChecks(client, schema, claim.options.engine.trackingTable);
+  const majority = await deps.fingerprints.majority(deps.store, rolloutId);
   const drift = majority !== undefined && majority !== checks.fingerprint;
   const problems = [
     ...checks.invalidIndexes.map((i) => `index ${i} is INVALID`),
@@ -210,23 +229,7 @@ async function runChecks(deps: ProcessorDeps, client: pg.Client, claim: ClaimedJ
   ];
   const error = problems.length ? { code: 'post_check_failed', kind: 'migration', message: problems.join('; '), hint: 'Fix the index or constraint on this tenant, then `flotilla rollout retry`.' } : null;
   if (drift) log.warn({ fingerprint: checks.fingerprint, fleet: majority }, 'schema differs from the rest of the fleet at this version (drift)');
-  return { checks: { ...checks, drift }, error, ms: performance.now() - t };
-}
-
-/**
- * The most common fingerprint among the rollout's checked tenants. Counting
- * them is a scan of the rollout, so a worker reuses the answer for a second:
- * drift is a warning, and a fleet does not change its majority that fast.
- */
-const majorities = new Map<string, { at: number; value: Promise<string | undefined> }>();
-function fleetFingerprint(store: ControlStore, rolloutId: string): Promise<string | undefined> {
-  const hit = majorities.get(rolloutId);
-  if (hit && performance.now() - hit.at < 1000) return hit.value;
-  const value = store.fingerprints(rolloutId).then((known) => [...known.entries()].sort((a, b) => b[1] - a[1])[0]?.[0]);
-  value.catch(() => majorities.delete(rolloutId));
-  if (majorities.size > 100) majorities.clear();
-  majorities.set(rolloutId, { at: performance.now(), value });
-  return value;
+  return { checks: { ...checks, drift }, error, ms: deps.clock.now() - t };
 }
 
 function errorData(e: unknown): Record<string, unknown> {

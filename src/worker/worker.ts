@@ -15,6 +15,8 @@ import { reconcile } from '../producer/reconcile.js';
 import { restoreSchedules, startScheduledRollout } from '../producer/schedule.js';
 import { CONTROL_QUEUE, MIGRATE_QUEUE, openQueue, redisConnection, type QueueSettings } from '../queue.js';
 import type { Logger } from '../logger.js';
+import { systemClock } from '../adapters/clock.js';
+import { FleetFingerprints } from './ports.js';
 import { tenantProcessor } from './processor.js';
 
 export interface WorkerSettings extends QueueSettings {
@@ -79,7 +81,7 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   const now = () => new Date();
   const connections = new ConnectionCache({ applicationName: `flotilla-worker ${id}`, idleMs: 2000, maxIdle: s.concurrency });
 
-  const tenants = new Worker(MIGRATE_QUEUE, tenantProcessor({ store, queue, workerId: id, logger: log, env, now, connections }), {
+  const tenants = new Worker(MIGRATE_QUEUE, tenantProcessor({ store, queue, workerId: id, logger: log, env, now, connections, fingerprints: new FleetFingerprints(systemClock) }), {
     connection: redisConnection(s.redisUrl),
     prefix: s.prefix,
     concurrency: s.concurrency,

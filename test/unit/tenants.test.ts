@@ -316,8 +316,8 @@ describe('resolveDatabaseUrl', () => {
     expect(() => resolveDatabaseUrl('postgres://app:${PW}@db/a', {})).toThrow(/^environment variable PW is not set$/);
   });
 
-  it('treats an empty value as set, and leaves a URL without placeholders alone', () => {
-    expect(resolveDatabaseUrl('postgres://app:${PW}@db/a', { PW: '' })).toBe('postgres://app:@db/a');
+  it('refuses an empty value (libpq would fill in a default), and leaves a URL without placeholders alone', () => {
+    expect(() => resolveDatabaseUrl('postgres://app:${PW}@db/a', { PW: '' })).toThrow(/^environment variable PW is set but empty$/);
     expect(resolveDatabaseUrl('postgres://db/a', {})).toBe('postgres://db/a');
   });
 });
