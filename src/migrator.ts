@@ -33,7 +33,8 @@ import { quoteIdent, type Queryable } from './adapters/pg/connection.js';
 import { ensureLedger, readLedger, recordApplied, type LedgerLocation } from './adapters/pg/ledger.js';
 import { isLockLostError, lockHolder, siblingLockSessions, tryAcquire, type HeldLock, type LockSessions } from './adapters/pg/lock.js';
 import { assertSessionsKept } from './adapters/pg/pooler.js';
-import { validationScope, type RowScopeCache } from './adapters/pg/row-scope.js';
+import { validationScope } from './adapters/pg/row-scope.js';
+import { refuseOtherSessions, type OtherSessionsCache } from './adapters/pg/other-sessions.js';
 import { restoreInitiallyDeferred } from './adapters/pg/deferred.js';
 import { invalidIndexes, takeSnapshot, type SnapshotScope } from './adapters/pg/snapshot.js';
 import { explainMigrationFailure, explainRefusal } from './adapters/pg/refusals.js';
@@ -148,7 +149,7 @@ export interface MigratorPorts {
 export class Migrator {
   private readonly settings: EngineSettings;
   /** event triggers seen by this run (adapters/pg/row-scope.ts) */
-  private scopeCache: RowScopeCache = {};
+  private scopeCache: OtherSessionsCache = {};
   private readonly lockSessions: LockSessions;
   /** the migration lock while migrate() holds it */
   private held: HeldLock | undefined;
@@ -496,6 +497,7 @@ export class Migrator {
       : await time('validation', async (): Promise<Checkpoint> => {
           // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts);
           // under --schema, also look at the tables it names elsewhere (ALTER TABLE public.x ...)
+          if (!v.options.allowOtherSessions) await refuseOtherSessions(this.db, m.name, m.effects, this.scopeCache);
           const named = !v.options.allowRowChanges || this.settings.schema ? await validationScope(this.db, m.effects, this.scopeCache, [ledger]) : undefined;
           const count = v.options.allowRowChanges ? [] : named?.count;
           const look = this.settings.schema ? named?.look ?? [] : [];

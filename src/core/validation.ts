@@ -23,6 +23,8 @@ export interface ValidationOptions {
   allowIndexDrop: boolean;
   /** a constraint may be left NOT VALID (to VALIDATE in a later migration) */
   allowNotValidConstraints: boolean;
+  /** the file may run code that writes through another session (dblink, a foreign table...): neither validated nor rolled back */
+  allowOtherSessions: boolean;
 }
 
 export const DEFAULT_VALIDATION_OPTIONS: Readonly<ValidationOptions> = Object.freeze({
@@ -35,6 +37,7 @@ export const DEFAULT_VALIDATION_OPTIONS: Readonly<ValidationOptions> = Object.fr
   allowColumnModification: false,
   allowIndexDrop: false,
   allowNotValidConstraints: false,
+  allowOtherSessions: false,
 });
 
 export const VALIDATION_OPTION_NAMES = Object.keys(DEFAULT_VALIDATION_OPTIONS) as (keyof ValidationOptions)[];
