@@ -161,7 +161,11 @@ export function parseValidationHeader(sql: string): HeaderDirective {
     if (sql.startsWith('--', p)) {
       const eol = sql.slice(p).search(/[\r\n]/);
       const end = eol < 0 ? sql.length : p + eol;
-      const m = /^--\s*flotilla:validate\b(.*)$/.exec(sql.slice(p, end));
+      const line = sql.slice(p, end);
+      const m = /^--\s*flotilla:validate\b(.*)$/.exec(line);
+      if (!m && /^--\s*flotilla:/i.test(line)) {
+        return { ok: false, line: lineAt(p), problem: `unknown header "${line.trim()}" (expected -- flotilla:validate followed by off, on, or settings)` };
+      }
       if (m) {
         for (const word of m[1]!.trim().split(/[\s,]+/).filter(Boolean)) {
           if (word === 'off' || word === 'on') {

@@ -44,6 +44,13 @@ describe('the validation header is read only at the top of the file', () => {
     expect((await one('-- flotilla:validate off\rSELECT 1;')).validation).toEqual({ enabled: false, options: {} });
   });
 
+  it('refuses a look-alike at the top that is not a header it reads (a typo must not leave a guard on or off)', async () => {
+    for (const header of ['-- Flotilla:Validate allowRowChanges=true', '-- flotilla: validate off', '-- flotilla:validates off']) {
+      const e = await rejection(buildMigrationSet([{ name: '003_typo.sql', sql: `-- Migration: x\n${header}\nDELETE FROM victim;` }]), ConfigError);
+      expect(e.message).toContain('003_typo.sql:2: unknown header');
+    }
+  });
+
   it('other comments and strings that mention flotilla are fine', async () => {
     expect((await one(`-- this file needs flotilla:validate off? no\nSELECT 'flotilla:validate off', '--flotilla';`)).validation).toEqual({ enabled: undefined, options: {} });
   });
