@@ -199,9 +199,7 @@ export function parseValidationHeader(sql: string): HeaderDirective {
     break;
   }
   // anything else that looks like a header: after the first statement, in a string, a body or a block comment
-  const rest = /--\s*flotilla:/gi;
-  let m: RegExpExecArray | null;
-  while ((m = rest.exec(sql))) {
+  for (const m of sql.matchAll(/--\s*flotilla:/gi)) {
     if (headerLines.has(m.index)) continue;
     return {
       ok: false,
