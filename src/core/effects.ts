@@ -57,8 +57,10 @@ export interface RowEffects {
   relations?: RelationRef[];
   /** schemas the file adds to its search_path by a literal SET / set_config; unknown: a change the analysis cannot read */
   searchPath?: { schemas: string[]; unknown: boolean };
-  /** a DROP ... CASCADE: columns, constraints and indexes of tables in any schema may go (compare every schema's structure) */
+  /** a DROP ... CASCADE: tables, columns, constraints and indexes in any schema may go (count and compare every schema) */
   cascades?: boolean;
+  /** extensions and languages the file creates (one that opens sessions: adapters/pg/other-sessions.ts) */
+  extensions?: string[];
 }
 
 type Node = Record<string, any>;
@@ -113,7 +115,7 @@ const REPARENT = new Set(['AT_AttachPartition', 'AT_DetachPartition', 'AT_Detach
 export function rowEffects(statements: { kind: string; node: Node }[]): RowEffects {
   const fx: RowEffects = {
     any: false, writes: [], functions: [], definesTriggers: false, defines: [],
-    operators: [], opclasses: [], types: [], relations: [], searchPath: { schemas: [], unknown: false }, cascades: false,
+    operators: [], opclasses: [], types: [], relations: [], searchPath: { schemas: [], unknown: false }, cascades: false, extensions: [],
   };
   const names: Names = { functions: new Set(), operators: new Set(), opclasses: new Set(), types: new Set() };
   let implicitCode = false;
@@ -186,6 +188,12 @@ export function rowEffects(statements: { kind: string; node: Node }[]): RowEffec
           addRangeVar(fx, cmd?.def?.PartitionCmd?.name);
           addRangeVar(fx, cmd?.def?.RangeVar);
         }
+        break;
+      case 'CreateExtensionStmt':
+        fx.extensions!.push(String(n.extname ?? ''));
+        break;
+      case 'CreatePLangStmt':
+        fx.extensions!.push(String(n.plname ?? ''));
         break;
       case 'ExplainStmt':
         // EXPLAIN without ANALYZE runs nothing; with it, the walk below finds the DML
@@ -339,6 +347,10 @@ function addNameList(fx: RowEffects, items: Node[] | undefined): void {
 /** The file itself says rows anywhere may change (or was analysed by an older version): count every table. */
 export function changesAnyRows(fx: RowEffects): boolean {
   if (!fx.operators || !fx.opclasses || !fx.types || !fx.relations || !fx.searchPath) return true;
+  // a DROP ... CASCADE (of a type, domain, function, sequence, server, collation, column...) can take whole
+  // tables with it (a typed table, a table in a dropped schema), recreated later under the same name: the
+  // objects it reaches are not in the file, so every table is counted, in every schema (absent: older set)
+  if (fx.cascades !== false) return true;
   return fx.any || (fx.definesTriggers && fx.writes.length > 0) || fx.functions.some((f) => fx.defines.includes(f));
 }
 

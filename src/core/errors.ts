@@ -295,11 +295,12 @@ export class MigrationFailedError extends FlotillaError {
 export class ValidationFailedError extends FlotillaError {
   readonly code = 'validation_failed';
   readonly kind = 'migration';
-  constructor(readonly migration: string, readonly issues: string[]) {
-    super(
-      `${migration} failed validation: ${issues.join('; ')}`,
-      'The migration was rolled back. If the change is intended, allow it in the file header, e.g. -- flotilla:validate allowRowChanges=true',
-    );
+  constructor(
+    readonly migration: string,
+    readonly issues: string[],
+    hint = 'The migration was rolled back. If the change is intended, allow it in the file header, e.g. -- flotilla:validate allowRowChanges=true',
+  ) {
+    super(`${migration} failed validation: ${issues.join('; ')}`, hint);
   }
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), migration: this.migration, issues: this.issues };

@@ -23,6 +23,8 @@ export interface ValidationOptions {
   allowIndexDrop: boolean;
   /** a constraint may be left NOT VALID (to VALIDATE in a later migration) */
   allowNotValidConstraints: boolean;
+  /** the file may run code that writes through another session (dblink, a foreign table...): neither validated nor rolled back */
+  allowOtherSessions: boolean;
 }
 
 export const DEFAULT_VALIDATION_OPTIONS: Readonly<ValidationOptions> = Object.freeze({
@@ -35,6 +37,7 @@ export const DEFAULT_VALIDATION_OPTIONS: Readonly<ValidationOptions> = Object.fr
   allowColumnModification: false,
   allowIndexDrop: false,
   allowNotValidConstraints: false,
+  allowOtherSessions: false,
 });
 
 export const VALIDATION_OPTION_NAMES = Object.keys(DEFAULT_VALIDATION_OPTIONS) as (keyof ValidationOptions)[];
@@ -137,26 +140,75 @@ export type HeaderDirective =
  * Per-file options: `-- flotilla:validate allowRowChanges=true allowTableCreation=false`
  * or `-- flotilla:validate off`. Unknown names are refused (a typo must not
  * silently leave a guard on or off).
+ *
+ * Like a shebang or a pragma, a header is read only in the file's leading
+ * comments: `--` lines before the first SQL token (blank lines and block
+ * comments may sit among them, but a line inside a block comment is never a
+ * header). Anything that looks like a header elsewhere (`-- flotilla:` after
+ * the first statement, inside a string, a dollar-quoted body or a block
+ * comment) is refused at load time: read, it would let data switch the guard
+ * off; ignored, it would leave an author believing it applies. Lines end at
+ * LF, CRLF or a lone CR (Postgres ends a `--` comment at either).
  */
 export function parseValidationHeader(sql: string): HeaderDirective {
   const options: Partial<ValidationOptions> = {};
   let enabled: boolean | undefined;
-  // split on CRLF too: `.` does not match \r, so a CRLF line would not match the regex below
-  const lines = sql.split(/\r?\n/);
-  for (const [i, raw] of lines.entries()) {
-    const m = /^\s*--\s*flotilla:validate\b(.*)$/.exec(raw);
-    if (!m) continue;
-    for (const word of m[1]!.trim().split(/[\s,]+/).filter(Boolean)) {
-      if (word === 'off' || word === 'on') {
-        enabled = word === 'on';
-        continue;
+  const lineAt = (pos: number) => (sql.slice(0, pos).match(/\r\n|\r|\n/g)?.length ?? 0) + 1;
+  let p = 0;
+  const headerLines = new Set<number>(); // where the leading `--` comments start: only these are read
+  for (;;) {
+    while (p < sql.length && /\s/.test(sql[p]!)) p++;
+    if (sql.startsWith('--', p)) {
+      const eol = sql.slice(p).search(/[\r\n]/);
+      const end = eol < 0 ? sql.length : p + eol;
+      const line = sql.slice(p, end);
+      const m = /^--\s*flotilla:validate\b(.*)$/.exec(line);
+      if (!m && /^--\s*flotilla:/i.test(line)) {
+        return { ok: false, line: lineAt(p), problem: `unknown header "${line.trim()}" (expected -- flotilla:validate followed by off, on, or settings)` };
       }
-      const kv = /^([A-Za-z]+)=(true|false)$/.exec(word);
-      if (!kv || !VALIDATION_OPTION_NAMES.includes(kv[1] as keyof ValidationOptions)) {
-        return { ok: false, line: i + 1, problem: `unknown validation setting "${word}" (expected off, on, or one of ${VALIDATION_OPTION_NAMES.join(', ')} =true|false)` };
+      if (m) {
+        for (const word of m[1]!.trim().split(/[\s,]+/).filter(Boolean)) {
+          if (word === 'off' || word === 'on') {
+            enabled = word === 'on';
+            continue;
+          }
+          const kv = /^([A-Za-z]+)=(true|false)$/.exec(word);
+          if (!kv || !VALIDATION_OPTION_NAMES.includes(kv[1] as keyof ValidationOptions)) {
+            return { ok: false, line: lineAt(p), problem: `unknown validation setting "${word}" (expected off, on, or one of ${VALIDATION_OPTION_NAMES.join(', ')} =true|false)` };
+          }
+          options[kv[1] as keyof ValidationOptions] = kv[2] === 'true';
+        }
       }
-      options[kv[1] as keyof ValidationOptions] = kv[2] === 'true';
+      headerLines.add(p);
+      p = end;
+      continue;
     }
+    if (sql.startsWith('/*', p)) {
+      // block comments nest in Postgres; an unterminated one is the parser's error
+      let depth = 0;
+      let q = p;
+      while (q < sql.length) {
+        if (sql.startsWith('/*', q)) { depth++; q += 2; }
+        else if (sql.startsWith('*/', q)) { depth--; q += 2; if (depth === 0) break; }
+        else q++;
+      }
+      // a header line inside a block comment is not read: refused below
+      p = q;
+      continue;
+    }
+    break;
+  }
+  // anything else that looks like a header: after the first statement, in a string, a body or a block comment
+  for (const m of sql.matchAll(/--\s*flotilla:/gi)) {
+    if (headerLines.has(m.index)) continue;
+    return {
+      ok: false,
+      line: lineAt(m.index),
+      problem:
+        'a "-- flotilla:" header is read only in the comment lines at the top of the file, before the first statement; ' +
+        'this one is after a statement, or inside a string, a dollar-quoted body or a block comment. ' +
+        'Move it to the top of the file (or remove it if it is data)',
+    };
   }
   return { ok: true, enabled, options };
 }

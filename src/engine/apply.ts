@@ -15,7 +15,8 @@ import type { Statement } from '../core/statements.js';
 import { DEFAULT_VALIDATION_OPTIONS, diffSnapshots, type Snapshot, type ValidationOptions } from '../core/validation.js';
 import { quoteIdent, type Queryable } from '../adapters/pg/connection.js';
 import { recordApplied, type LedgerLocation } from '../adapters/pg/ledger.js';
-import { validationScope, type RowScopeCache } from '../adapters/pg/row-scope.js';
+import { validationScope } from '../adapters/pg/row-scope.js';
+import { refuseOtherSessions, type OtherSessionsCache } from '../adapters/pg/other-sessions.js';
 import { restoreInitiallyDeferred } from '../adapters/pg/deferred.js';
 import { invalidIndexes, takeSnapshot, type SnapshotScope } from '../adapters/pg/snapshot.js';
 import { explainMigrationFailure } from '../adapters/pg/refusals.js';
@@ -183,6 +184,7 @@ export class Applier {
       : await time('validation', async (): Promise<Checkpoint> => {
           // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts);
           // under --schema, also look at the tables it names elsewhere (ALTER TABLE public.x ...)
+          if (!v.options.allowOtherSessions) await refuseOtherSessions(this.db, m.name, m.effects, scopeCache);
           const named = !v.options.allowRowChanges || this.settings.schema ? await validationScope(this.db, m.effects, scopeCache, [ledger]) : undefined;
           const count = v.options.allowRowChanges ? [] : named?.count;
           const look = this.settings.schema ? named?.look ?? [] : [];
@@ -350,7 +352,8 @@ export interface RunContext {
   report: MigrateReport;
   time: Time;
   /** event triggers seen by this run (adapters/pg/row-scope.ts) */
-  scopeCache: RowScopeCache;
+  /** event triggers and session-opening extensions seen by this run (row-scope.ts, other-sessions.ts) */
+  scopeCache: OtherSessionsCache;
 }
 
 export type Time = <T>(phase: keyof Timings, fn: () => Promise<T>) => Promise<T>;

@@ -25,7 +25,6 @@ import { redactSecrets } from '../core/redact.js';
 import { engineSettingsOf } from '../config.js';
 import { resolveDatabaseUrl } from '../core/tenants.js';
 import { isInsideWindow, nextWindowStart } from '../core/windows.js';
-import { connect } from '../adapters/pg/connection.js';
 import { appliedByRollout, rolloutAppliedBy } from '../core/rollout-applied.js';
 import { ControlUnavailableError } from '../control/pool.js';
 import type { MigrationSet } from '../core/migration-set.js';
