@@ -30,7 +30,7 @@ import { plan, type AppliedRow, type Plan } from './core/plan.js';
 import type { Statement } from './core/statements.js';
 import { DEFAULT_VALIDATION_OPTIONS, diffSnapshots, type Snapshot, type ValidationOptions } from './core/validation.js';
 import { quoteIdent, type Queryable } from './adapters/pg/connection.js';
-import { ensureLedger, readLedger, recordApplied, type LedgerLocation } from './adapters/pg/ledger.js';
+import { ensureLedger, readLedger, recordApplied, resolveLedger, type LedgerLocation } from './adapters/pg/ledger.js';
 import { isLockLostError, lockHolder, siblingLockSessions, tryAcquire, type HeldLock, type LockSessions } from './adapters/pg/lock.js';
 import { assertSessionsKept } from './adapters/pg/pooler.js';
 import { validationScope, type RowScopeCache } from './adapters/pg/row-scope.js';
@@ -313,13 +313,9 @@ export class Migrator {
     return p;
   }
 
-  private async location(): Promise<LedgerLocation> {
-    let schema = this.settings.schema;
-    if (!schema) {
-      const r = await this.db.query<{ s: string | null }>('SELECT current_schema() AS s');
-      schema = r.rows[0]?.s ?? 'public';
-    }
-    return { schema, table: this.settings.trackingTable };
+  /** Resolved before the lock is taken: the lock is keyed on it (adapters/pg/ledger.ts). */
+  private location(): Promise<LedgerLocation> {
+    return resolveLedger(this.db, this.settings.schema, this.settings.trackingTable);
   }
 
   /**

@@ -21,7 +21,7 @@ import { redactSecrets } from '../core/redact.js';
 import { resolveDatabaseUrl } from '../core/tenants.js';
 import { isInsideWindow, nextWindowStart } from '../core/windows.js';
 import { connect } from '../adapters/pg/connection.js';
-import { readLedger } from '../adapters/pg/ledger.js';
+import { readLedger, resolveLedger } from '../adapters/pg/ledger.js';
 import { appliedByRollout, rolloutAppliedBy } from '../core/rollout-applied.js';
 import { ControlUnavailableError } from '../control/pool.js';
 import type { MigrationSet } from '../core/migration-set.js';
@@ -185,7 +185,7 @@ async function failed(
  */
 async function rolloutApplied(client: pg.Client, claim: ClaimedJob, generation: number, rolloutId: string, set: MigrationSet, schema: string | undefined): Promise<string[] | undefined> {
   if (claim.options.dryRun || (claim.attempt <= 1 && generation === 0)) return undefined;
-  const location = { schema: schema ?? claim.tenant.schema ?? ((await client.query('SELECT current_schema() AS s')).rows[0]?.s as string) ?? 'public', table: claim.options.engine.trackingTable ?? 'migrations' };
+  const location = await resolveLedger(client, schema ?? claim.tenant.schema ?? undefined, claim.options.engine.trackingTable ?? 'migrations');
   const rows = await readLedger(client, location);
   return appliedByRollout(
     set.migrations.map((m) => m.name),
