@@ -131,6 +131,8 @@ export interface StatusReport {
   renamed: { version: string; from: string; to: string }[];
   missing: AppliedRow[];
   outOfOrder: string[];
+  /** a version recorded by several rows (e.g. 1_x.sql and 001_x.sql): one applied migration, `kept` stands for it */
+  duplicates: { version: string; kept: string; extra: string[] }[];
 }
 
 type Emit = (e: EngineEvent) => void;
@@ -177,12 +179,13 @@ export class Migrator {
     const missing = new Set(p.missing);
     return {
       schema: ledger.schema,
-      applied: rows.filter((r) => !missing.has(r)),
+      applied: rows.filter((r) => !missing.has(r) && !p.duplicates.some((d) => d.extra.includes(r.name))),
       pending: p.pending.map((m) => m.name),
       changed: p.changed,
       renamed: p.renamed.map((r) => ({ ...r, version: String(r.version) })),
       missing: p.missing,
       outOfOrder: p.outOfOrder.map((m) => m.name),
+      duplicates: p.duplicates.map((d) => ({ ...d, version: String(d.version) })),
     };
   }
 
@@ -303,6 +306,7 @@ export class Migrator {
   private warn(p: Plan, report: MigrateReport): void {
     for (const r of p.renamed) report.warnings.push(`applied migration ${r.from} is now named ${r.to} (same version ${r.version}): not applied again`);
     for (const r of p.missing) report.warnings.push(`applied migration ${r.name} has no file any more`);
+    for (const d of p.duplicates) report.warnings.push(`version ${d.version} is recorded ${d.extra.length + 1} times (${[d.kept, ...d.extra].join(', ')}): one migration, not applied again`);
     for (const m of p.outOfOrder) report.warnings.push(`${m.name} is pending but numbered below an applied migration (applied out of order)`);
     for (const message of report.warnings) this.emit({ type: 'warning', message });
   }

@@ -193,3 +193,21 @@ describe('O: tracking-table case twins', () => {
     expect(await ledgers(other)).toEqual(['public.Migrations']);
   });
 });
+
+describe('O: a version recorded twice in the ledger', () => {
+  it('status counts one applied migration per file, no false rename; pending applies nothing', async () => {
+    const db = await createTestDatabase('fl');
+    expect((await cli(db.url, ['pending'])).code).toBe(0);
+    await db.query(`INSERT INTO migrations (name, checksum) SELECT '1_create_t1.sql', checksum FROM migrations WHERE name = '001_create_t1.sql'`);
+    const s = await cli(db.url, ['status', '--json']);
+    expect(s.code, s.stderr).toBe(0);
+    const report = JSON.parse(s.stdout);
+    expect(report.applied.map((r: { name: string }) => r.name)).toEqual(['001_create_t1.sql', '002_add_t2.sql']);
+    expect(report.renamed).toEqual([]);
+    expect(report.duplicates).toEqual([{ version: '1', kept: '001_create_t1.sql', extra: ['1_create_t1.sql'] }]);
+    expect((await cli(db.url, ['status'])).stdout).toContain('Total: 2 applied, 0 pending');
+    const again = await cli(db.url, ['pending']);
+    expect(again.code, again.stderr).toBe(0);
+    expect((await db.query('SELECT count(*)::int AS n FROM migrations')).rows[0].n).toBe(3);
+  });
+});
