@@ -54,7 +54,9 @@ const TYPES: Record<string, string[]> = {
 /** Columns Flotilla writes; any other NOT NULL column needs a default. */
 const WRITTEN = new Set<string>(FLOTILLA_COLUMNS);
 
-const KINDS: Record<string, string> = { p: 'a partitioned table', v: 'a view', m: 'a materialized view', f: 'a foreign table' };
+const KINDS: Record<string, string> = {
+  p: 'a partitioned table', v: 'a view', m: 'a materialized view', f: 'a foreign table', i: 'an index', I: 'a partitioned index', S: 'a sequence', c: 'a composite type',
+};
 
 /**
  * Decide whether a relation is ours, and what it lacks. Exactly two column

@@ -64,6 +64,8 @@ const DESCRIBE_SQL = `json_build_object('kind', c.relkind::text, 'columns', coal
 const NAMED_SQL = `coalesce((SELECT json_agg(json_build_object('schema', n.nspname::text, 'info', ${DESCRIBE_SQL}) ORDER BY n.nspname)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = $1 AND c.relpersistence <> 't'), '[]'::json)`;
 
+const WRONG_OBJECT_TYPE = '42809';
+
 type Named = { schema: string; info: TableInfo }[];
 
 /** Schemas holding a tracking table of Flotilla's or the guide's shape named `table`. */
@@ -77,11 +79,16 @@ function ledgersIn(named: Named): string[] {
  */
 export async function resolveLedger(db: Queryable, schema: string | undefined, table: string): Promise<LedgerLocation> {
   if (schema) return { schema, table, how: 'given' };
-  const r = await db.query<{ current: string | null; named: Named }>(`SELECT current_schema()::text AS current, ${NAMED_SQL} AS named`, [table]);
-  const { current, named } = r.rows[0]!;
+  // the other schemas are looked at only when the current one has nothing of that name
+  const r = await db.query<{ current: string | null; here: boolean; named: Named | null }>(
+    `SELECT current_schema()::text AS current, x.here, CASE WHEN NOT x.here THEN ${NAMED_SQL} END AS named
+       FROM (SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = $1 AND n.nspname = current_schema()) AS here) x`,
+    [table],
+  );
+  const { current, here, named } = r.rows[0]!;
   // whatever is there under that name, ours or not: never silently looked past (another tool's is refused by name)
-  if (current !== null && named.some((n) => n.schema === current)) return { schema: current, table, how: 'current' };
-  const ledgers = ledgersIn(named);
+  if (current !== null && here) return { schema: current, table, how: 'current' };
+  const ledgers = ledgersIn(named ?? []);
   if (ledgers.length === 1) return { schema: ledgers[0]!, table, how: 'found' };
   if (ledgers.length > 1) throw new AmbiguousLedgerError(table, ledgers, current);
   return { schema: current ?? 'public', table, how: 'new' };
@@ -120,8 +127,8 @@ export async function readLedger(db: Queryable, l: LedgerLocation): Promise<Appl
       await refuseTwins(db, l);
       return [];
     }
-    // no `name` column: not ours (Laravel's `migration`, ...)
-    if (e?.code === SQLSTATE.undefinedColumn) throw await foreign(db, l);
+    // no `name` column: not ours (Laravel's `migration`, ...); not something rows can be read from (an index)
+    if (e?.code === SQLSTATE.undefinedColumn || e?.code === WRONG_OBJECT_TYPE) throw await foreign(db, l);
     throw e;
   }
   const info = results[0]?.rows[0]?.info as TableInfo | undefined;
