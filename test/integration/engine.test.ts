@@ -361,8 +361,9 @@ describe('the session is left as it was found', () => {
     expect(r.failed).toBeUndefined();
     expect(await show()).toEqual(initial);
     expect((await client.query('SELECT current_schema() AS s')).rows[0].s).toBe('public');
-    // so a Migrator without a schema on the same client still finds the default schema
-    expect((await migrator(client).status(s)).schema).toBe('public');
+    // a Migrator without a schema on the same client: its session is untouched (above), and it finds the
+    // only tracking table of the database, tenant_a's (adapters/pg/ledger.ts resolveLedger), not a new one in public
+    expect((await migrator(client).status(s)).schema).toBe('tenant_a');
     const idx = await db.query(`SELECT schemaname FROM pg_indexes WHERE indexname = 'idx_t_a'`);
     expect(idx.rows).toEqual([{ schemaname: 'tenant_a' }]);
   });
