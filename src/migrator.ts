@@ -22,7 +22,7 @@ import type { Migration, MigrationSet } from './core/migration-set.js';
 import type { Clock } from './core/ports.js';
 import { plan, type AppliedRow, type Plan } from './core/plan.js';
 import type { Queryable } from './adapters/pg/connection.js';
-import { ensureLedger, readLedger, type LedgerLocation } from './adapters/pg/ledger.js';
+import { ensureLedger, readLedger, resolveLedger, type LedgerLocation } from './adapters/pg/ledger.js';
 import { siblingLockSessions } from './adapters/pg/lock.js';
 import { explainRefusal } from './adapters/pg/refusals.js';
 import { systemClock, systemRandom } from './adapters/clock.js';
@@ -81,12 +81,13 @@ export class Migrator {
     const missing = new Set(p.missing);
     return {
       schema: ledger.schema,
-      applied: rows.filter((r) => !missing.has(r)),
+      applied: rows.filter((r) => !missing.has(r) && !p.duplicates.some((d) => d.extra.includes(r.name))),
       pending: p.pending.map((m) => m.name),
       changed: p.changed,
       renamed: p.renamed.map((r) => ({ ...r, version: String(r.version) })),
       missing: p.missing,
       outOfOrder: p.outOfOrder.map((m) => m.name),
+      duplicates: p.duplicates.map((d) => ({ ...d, version: String(d.version) })),
     };
   }
 
@@ -206,6 +207,7 @@ export class Migrator {
   private warn(p: Plan, report: MigrateReport): void {
     for (const r of p.renamed) report.warnings.push(`applied migration ${r.from} is now named ${r.to} (same version ${r.version}): not applied again`);
     for (const r of p.missing) report.warnings.push(`applied migration ${r.name} has no file any more`);
+    for (const d of p.duplicates) report.warnings.push(`version ${d.version} is recorded ${d.extra.length + 1} times (${[d.kept, ...d.extra].join(', ')}): one migration, not applied again`);
     for (const m of p.outOfOrder) report.warnings.push(`${m.name} is pending but numbered below an applied migration (applied out of order)`);
     for (const message of report.warnings) this.emit({ type: 'warning', message });
   }
@@ -216,13 +218,9 @@ export class Migrator {
     return p;
   }
 
-  private async location(): Promise<LedgerLocation> {
-    let schema = this.settings.schema;
-    if (!schema) {
-      const r = await this.db.query<{ s: string | null }>('SELECT current_schema() AS s');
-      schema = r.rows[0]?.s ?? 'public';
-    }
-    return { schema, table: this.settings.trackingTable };
+  /** Resolved before the lock is taken: the lock is keyed on it (adapters/pg/ledger.ts). */
+  private location(): Promise<LedgerLocation> {
+    return resolveLedger(this.db, this.settings.schema, this.settings.trackingTable);
   }
 
 }

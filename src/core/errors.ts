@@ -324,9 +324,9 @@ export interface PgErrorFields {
 export class ForeignTrackingTableError extends FlotillaError {
   readonly code = 'foreign_tracking_table';
   readonly kind = 'input';
-  constructor(readonly table: string, readonly columns: string[], readonly tool: string | undefined) {
+  constructor(readonly table: string, readonly columns: string[], readonly tool: string | undefined, readonly reason?: string) {
     super(
-      `table ${table} exists but is not a Flotilla tracking table${tool ? ` (it looks like ${tool}'s)` : ''}: columns ${columns.length ? columns.join(', ') : '(none)'}`,
+      `table ${table} exists but is not a Flotilla tracking table${tool ? ` (it looks like ${tool}'s)` : ''}: ${reason ? `${reason}; ` : ''}columns ${columns.length ? columns.join(', ') : '(none)'}`,
       'Flotilla left it untouched. Keep Flotilla\'s applied migrations in a table of their own: pass --tracking-table flotilla_migrations (or set FLOTILLA_TRACKING_TABLE, or "trackingTable" in flotilla.config.json).' +
         (['name', 'checksum', 'applied_at', 'duration_ms', 'applied_by'].every((c) => columns.includes(c))
           ? ' If it is Flotilla\'s own table and a column was added to it by hand, drop that column.'
@@ -334,7 +334,7 @@ export class ForeignTrackingTableError extends FlotillaError {
     );
   }
   override toJSON(): Record<string, unknown> {
-    return { ...super.toJSON(), table: this.table, columns: this.columns, tool: this.tool ?? null };
+    return { ...super.toJSON(), table: this.table, columns: this.columns, tool: this.tool ?? null, reason: this.reason ?? null };
   }
 }
 
@@ -350,6 +350,48 @@ export class SchemaCaseError extends FlotillaError {
   }
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), schema: this.schema, existing: this.existing };
+  }
+}
+
+/** --tracking-table Migrations when only migrations exists in the schema: Postgres would make a twin table beside it. */
+export class TrackingTableCaseError extends FlotillaError {
+  readonly code = 'tracking_table_case';
+  readonly kind = 'input';
+  constructor(readonly schema: string, readonly table: string, readonly existing: string[]) {
+    super(
+      `tracking table ${schema}.${table} does not exist, but ${existing.map((e) => `${schema}.${e}`).join(' and ')} does: the names differ only by case`,
+      `Nothing was created. Pass --tracking-table ${existing[0]} (the table's exact name; Postgres folds unquoted names to lower case). Flotilla does not create a second tracking table whose name differs only by case.`,
+    );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), schema: this.schema, table: this.table, existing: this.existing };
+  }
+}
+
+/** No --schema, the current schema has no tracking table, and several other schemas have one. */
+export class AmbiguousLedgerError extends FlotillaError {
+  readonly code = 'ambiguous_tracking_table';
+  readonly kind = 'input';
+  constructor(readonly table: string, readonly schemas: string[], readonly current: string | null) {
+    super(
+      `${schemas.length === 1 ? `schema ${schemas[0]} holds` : `${schemas.length} schemas hold`} a tracking table ${table} (${schemas.join(', ')}), off the search path, and the current schema (${current ?? 'none: search_path names no existing schema'}) holds none`,
+      `Nothing was changed. Say which one is this target's: pass --schema ${schemas[0]} (or set FLOTILLA_SCHEMA, or "schema" in flotilla.config.json).`,
+    );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), table: this.table, schemas: this.schemas, current: this.current };
+  }
+}
+
+/** Without --schema, another runner created the tracking table in another schema while this one was starting. */
+export class LedgerMovedError extends FlotillaError {
+  readonly code = 'tracking_table_created_elsewhere';
+  readonly kind = 'transient';
+  constructor(readonly table: string, readonly intended: string, readonly existing: string) {
+    super(
+      `another runner created the tracking table ${existing}.${table} while this one was about to create ${intended}.${table}`,
+      `Nothing was changed. Run again: this runner will then use ${existing}.${table} (or pass --schema to choose).`,
+    );
   }
 }
 

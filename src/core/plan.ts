@@ -7,6 +7,11 @@
  * migration. A file renamed (or zero-padded) after it was applied is applied,
  * reported as renamed, and never applied again; its checksum is still checked
  * against the row's (the name is not part of a file's checksum).
+ *
+ * A version recorded by several rows (`1_a.sql` and `001_a.sql`, left by an
+ * older runner) is one applied migration: the row under the file's name (else
+ * the earliest) stands for it, the others are reported as duplicates, never
+ * as extra applied migrations, renames or missing files.
  */
 import { parseFileName } from './filename.js';
 import type { Migration, MigrationSet } from './migration-set.js';
@@ -32,6 +37,8 @@ export interface Plan {
   missing: AppliedRow[];
   /** pending migrations numbered below the newest applied one */
   outOfOrder: Migration[];
+  /** versions recorded by more than one row: `kept` stands for the migration, `extra` are the other rows */
+  duplicates: { version: bigint; kept: string; extra: string[] }[];
 }
 
 export function plan(set: MigrationSet, rows: AppliedRow[]): Plan {
@@ -44,18 +51,18 @@ export function plan(set: MigrationSet, rows: AppliedRow[]): Plan {
     if (list) list.push(r);
     else byVersion.set(v, [r]);
   }
-  const result: Plan = { applied: [], pending: [], changed: [], renamed: [], missing: [], outOfOrder: [] };
+  const result: Plan = { applied: [], pending: [], changed: [], renamed: [], missing: [], outOfOrder: [], duplicates: [] };
   const matched = new Set<AppliedRow>();
   let newestApplied: bigint | undefined;
   for (const m of set.migrations) {
     const candidates = byVersion.get(m.version);
     if (!candidates) continue;
-    // the row under the file's own name first; every other row of that version is an older name of it
-    const row = candidates.find((r) => r.name === m.name) ?? candidates[0]!;
-    for (const r of candidates) {
-      matched.add(r);
-      if (r.name !== m.name) result.renamed.push({ version: m.version, from: r.name, to: m.name });
-    }
+    // the row under the file's own name, else the earliest: it stands for the migration; a renamed file
+    // is one whose name no row has; other rows of that version are duplicates
+    const row = candidates.find((r) => r.name === m.name) ?? earliest(candidates);
+    for (const r of candidates) matched.add(r);
+    if (row.name !== m.name) result.renamed.push({ version: m.version, from: row.name, to: m.name });
+    if (candidates.length > 1) result.duplicates.push({ version: m.version, kept: row.name, extra: candidates.filter((r) => r !== row).map((r) => r.name) });
     result.applied.push({ migration: m, row });
     if (row.checksum !== null && row.checksum !== m.checksum) {
       result.changed.push({ name: m.name, applied: row.checksum, current: m.checksum, ...(row.name !== m.name ? { recordedAs: row.name } : {}) });
@@ -69,4 +76,8 @@ export function plan(set: MigrationSet, rows: AppliedRow[]): Plan {
   }
   result.missing = rows.filter((r) => !matched.has(r));
   return result;
+}
+
+function earliest(rows: AppliedRow[]): AppliedRow {
+  return rows.reduce((a, b) => ((b.appliedAt?.getTime() ?? Infinity) < (a.appliedAt?.getTime() ?? Infinity) ? b : a));
 }

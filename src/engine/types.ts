@@ -101,6 +101,8 @@ export interface StatusReport {
   renamed: { version: string; from: string; to: string }[];
   missing: AppliedRow[];
   outOfOrder: string[];
+  /** a version recorded by several rows (e.g. 1_x.sql and 001_x.sql): one applied migration, `kept` stands for it */
+  duplicates: { version: string; kept: string; extra: string[] }[];
 }
 
 export type Emit = (e: EngineEvent) => void;

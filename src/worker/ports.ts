@@ -13,7 +13,7 @@ import type { AppliedRow } from '../core/plan.js';
 import type { Clock } from '../core/ports.js';
 import { connect } from '../adapters/pg/connection.js';
 import type { ConnectionCache } from '../adapters/pg/connection-cache.js';
-import { readLedger, type LedgerLocation } from '../adapters/pg/ledger.js';
+import { readLedger, resolveLedger } from '../adapters/pg/ledger.js';
 import { connectLockSessions } from '../adapters/pg/lock.js';
 import { postChecks, type PostChecks } from '../adapters/pg/post-checks.js';
 import { Migrator, type EngineSettings, type MigrateReport, type MigrateRequest } from '../migrator.js';
@@ -46,7 +46,7 @@ export interface TenantTarget {
   /** post-commit checks: invalid indexes, NOT VALID constraints, the schema's fingerprint */
   postChecks(client: pg.Client, schema: string, trackingTable: string): Promise<PostChecks>;
   /** the tenant's tracking table */
-  readLedger(client: pg.Client, location: LedgerLocation): Promise<AppliedRow[]>;
+  readLedger(client: pg.Client, schema: string | undefined, table: string): Promise<AppliedRow[]>;
 }
 
 /** The real tenant side: connections (cached between jobs when `connections` is given), the Migrator, the pg checks. */
@@ -64,7 +64,8 @@ export function pgTenants(workerId: string, connections?: ConnectionCache): Tena
       return new Migrator(client, settings, undefined, { lockSessions }).migrate(set, req);
     },
     postChecks: (client, schema, trackingTable) => postChecks(client, schema, trackingTable),
-    readLedger: (client, location) => readLedger(client, location),
+    // where the engine keeps it (resolved as the engine does: adapters/pg/ledger.ts)
+    readLedger: async (client, schema, table) => readLedger(client, await resolveLedger(client, schema, table)),
   };
 }
 

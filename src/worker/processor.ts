@@ -204,8 +204,7 @@ async function failed(
  */
 async function rolloutApplied(tenants: TenantTarget, client: pg.Client, claim: ClaimedJob, generation: number, rolloutId: string, set: MigrationSet, schema: string | undefined): Promise<string[] | undefined> {
   if (claim.options.dryRun || (claim.attempt <= 1 && generation === 0)) return undefined;
-  const location = { schema: schema ?? claim.tenant.schema ?? ((await client.query('SELECT current_schema() AS s')).rows[0]?.s as string) ?? 'public', table: claim.options.engine.trackingTable ?? 'migrations' };
-  const rows = await tenants.readLedger(client, location);
+  const rows = await tenants.readLedger(client, schema ?? claim.tenant.schema ?? undefined, claim.options.engine.trackingTable ?? 'migrations');
   return appliedByRollout(
     set.migrations.map((m) => m.name),
     rows,

@@ -361,8 +361,9 @@ describe('the session is left as it was found', () => {
     expect(r.failed).toBeUndefined();
     expect(await show()).toEqual(initial);
     expect((await client.query('SELECT current_schema() AS s')).rows[0].s).toBe('public');
-    // so a Migrator without a schema on the same client still finds the default schema
-    expect((await migrator(client).status(s)).schema).toBe('public');
+    // a Migrator without a schema on the same client: its session is untouched (above), so tenant_a's tracking
+    // table is off its search path: neither used nor left behind for a new one in public (adapters/pg/ledger.ts)
+    await expect(migrator(client).status(s)).rejects.toThrow(/schema tenant_a holds a tracking table migrations .*off the search path/);
     const idx = await db.query(`SELECT schemaname FROM pg_indexes WHERE indexname = 'idx_t_a'`);
     expect(idx.rows).toEqual([{ schemaname: 'tenant_a' }]);
   });

@@ -78,10 +78,11 @@ describe('plan', () => {
     expect(q.outOfOrder).toEqual([]);
   });
 
-  it('matches rows by number (promise 1): 1_users.sql is an older name of 001_users.sql, not a missing file', () => {
+  it('matches rows by number (promise 1): 1_users.sql beside 001_users.sql is a duplicate row of it, not a missing file nor a rename', () => {
     const p = plan(set, [row('001_users.sql'), { ...row('001_users.sql'), name: '1_users.sql' }]);
     expect(p.applied.map((a) => a.migration.name)).toEqual(['001_users.sql']);
     expect(p.missing).toEqual([]);
-    expect(p.renamed).toEqual([{ version: 1n, from: '1_users.sql', to: '001_users.sql' }]);
+    expect(p.renamed).toEqual([]);
+    expect(p.duplicates).toEqual([{ version: 1n, kept: '001_users.sql', extra: ['1_users.sql'] }]);
   });
 });

@@ -38,12 +38,13 @@ describe('a migration is its version number', () => {
     expect(p.pending).toEqual([]);
   });
 
-  it('a version recorded under two names (applied twice before): the row of the file\'s own name is the match, the other is an older name', async () => {
+  it('a version recorded under two names (applied twice before): the row of the file\'s own name is the match, the other a duplicate (not a rename)', async () => {
     const set = await buildMigrationSet([{ name: '001_seed.sql', sql: 'SELECT 1;' }]);
     const c = set.migrations[0]!.checksum;
     const p = plan(set, [row('1_seed.sql', c), row('001_seed.sql', c)]);
     expect(p.applied.map((a) => a.row.name)).toEqual(['001_seed.sql']);
-    expect(p.renamed).toEqual([{ version: 1n, from: '1_seed.sql', to: '001_seed.sql' }]);
+    expect(p.renamed).toEqual([]);
+    expect(p.duplicates).toEqual([{ version: 1n, kept: '001_seed.sql', extra: ['1_seed.sql'] }]);
     expect(p.missing).toEqual([]);
   });
 

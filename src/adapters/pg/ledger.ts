@@ -4,11 +4,23 @@
  * keeps working. A table left by the guide's older runner is upgraded in place
  * by adding the columns it lacks; a table of any other shape (another tool's:
  * TypeORM, Laravel, Knex...) is refused, never altered (core/ledger-shape.ts).
- * A schema whose name differs from an existing one only by case is refused, never
- * created as a twin. The DDL (schema, table, added columns) runs in one transaction.
+ * A schema or tracking table whose name differs from an existing one only by case
+ * is refused, never created as a twin. The DDL (schema, table, added columns)
+ * runs in one transaction.
+ *
+ * Where it is (resolveLedger): with --schema, there. Without, it must not
+ * follow the session's search_path around (a schema named after the role
+ * created later, ALTER DATABASE/ROLE ... SET search_path): the table in
+ * current_schema() if there is one; else the first schema of the search path
+ * holding a tracking table of that name (where an unqualified `migrations`
+ * resolves); a tracking table only in schemas off the search path (a tenant
+ * schema's, or the path changed so that it fell off) is refused, --schema
+ * asked for, never silently used nor left behind for a new one; none at all: a
+ * new one in current_schema(). The migration lock is keyed on the resolved location, so
+ * runners with different search_paths take the same lock.
  */
-import { ForeignTrackingTableError, SchemaCaseError } from '../../core/errors.js';
-import { FLOTILLA_COLUMNS, ledgerShape } from '../../core/ledger-shape.js';
+import { AmbiguousLedgerError, ForeignTrackingTableError, LedgerMovedError, SchemaCaseError, TrackingTableCaseError } from '../../core/errors.js';
+import { FLOTILLA_COLUMNS, ledgerShape, type TableInfo } from '../../core/ledger-shape.js';
 import type pg from 'pg';
 import type { AppliedRow } from '../../core/plan.js';
 import { quoteIdent, type Queryable } from './connection.js';
@@ -17,6 +29,12 @@ import { SQLSTATE } from './sqlstate.js';
 export interface LedgerLocation {
   schema: string;
   table: string;
+  /**
+   * How it was chosen: given (--schema), the current schema's, found in the one
+   * other schema holding it, or new (none anywhere: to be created in the current
+   * schema, checked again under a database-wide lock when it is created).
+   */
+  how?: 'given' | 'current' | 'found' | 'new';
 }
 
 export function qualified(l: LedgerLocation): string {
@@ -31,32 +49,96 @@ function label(l: LedgerLocation): string {
 const TWINS_SQL = `SELECT array_agg(nspname::text ORDER BY nspname) FROM pg_namespace
   WHERE lower(nspname) = lower($1) AND nspname <> $1 AND NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`;
 
-async function refuseTwin(db: Queryable, schema: string): Promise<void> {
-  const twins = (await db.query<{ t: string[] | null }>(`SELECT (${TWINS_SQL}) AS t`, [schema])).rows[0]?.t;
-  if (twins?.length) throw new SchemaCaseError(schema, twins);
+/**
+ * Relations of schema $1 named like table $2 but for case, when $3 (the
+ * qualified table) does not exist. Only then: lower(relname) cannot use
+ * pg_class's index, and the CASE keeps the scan off the common path.
+ */
+const TABLE_TWINS_SQL = `CASE WHEN to_regclass($3) IS NULL THEN (SELECT array_agg(c.relname::text ORDER BY c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = $1 AND lower(c.relname) = lower($2) AND c.relname <> $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) END`;
+
+/** A relation's kind and columns (core/ledger-shape.ts TableInfo), as json; `c` is its pg_class row. */
+const DESCRIBE_SQL = `json_build_object('kind', c.relkind::text, 'columns', coalesce((SELECT json_agg(json_build_object(
+    'name', a.attname::text, 'type', format_type(a.atttypid, NULL), 'notNull', a.attnotnull, 'hasDefault', a.atthasdef OR a.attidentity <> '') ORDER BY a.attnum)
+  FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::json))`;
+
+/** Every schema's relation named exactly $1 (pg_class's (relname, relnamespace) index), temporary ones aside. */
+const NAMED_SQL = `coalesce((SELECT json_agg(json_build_object('schema', n.nspname::text, 'info', ${DESCRIBE_SQL}) ORDER BY n.nspname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = $1 AND c.relpersistence <> 't'), '[]'::json)`;
+
+const WRONG_OBJECT_TYPE = '42809';
+
+type Named = { schema: string; info: TableInfo }[];
+
+/** Schemas holding a tracking table of Flotilla's or the guide's shape named `table`. */
+function ledgersIn(named: Named): string[] {
+  return named.filter((n) => ledgerShape(n.info.columns, n.info.kind).ours).map((n) => n.schema);
+}
+
+/**
+ * Where the tracking table is (see the top of this file). One query, no
+ * lock: the caller takes the migration lock on the location returned.
+ */
+export async function resolveLedger(db: Queryable, schema: string | undefined, table: string): Promise<LedgerLocation> {
+  if (schema) return { schema, table, how: 'given' };
+  // the other schemas are looked at only when the current one has nothing of that name
+  const r = await db.query<{ current: string | null; path: string[]; here: boolean; named: Named | null }>(
+    `SELECT current_schema()::text AS current, current_schemas(false)::text[] AS path, x.here, CASE WHEN NOT x.here THEN ${NAMED_SQL} END AS named
+       FROM (SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = $1 AND n.nspname = current_schema()) AS here) x`,
+    [table],
+  );
+  const { current, path, here, named } = r.rows[0]!;
+  // whatever is there under that name, ours or not: never silently looked past (another tool's is refused by name)
+  if (current !== null && here) return { schema: current, table, how: 'current' };
+  const ledgers = ledgersIn(named ?? []);
+  const onPath = path.find((s) => ledgers.includes(s));
+  if (onPath) return { schema: onPath, table, how: 'found' };
+  // only off the search path: a tenant schema's ledger, or one the path no longer reaches
+  if (ledgers.length) throw new AmbiguousLedgerError(table, ledgers, current);
+  return { schema: current ?? 'public', table, how: 'new' };
+}
+
+function literal(s: string): string {
+  return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+async function refuseTwins(db: Queryable, l: LedgerLocation): Promise<void> {
+  const r = await db.query<{ t: string[] | null; tt: string[] | null }>(`SELECT (${TWINS_SQL}) AS t, ${TABLE_TWINS_SQL} AS tt`, [l.schema, l.table, qualified(l)]);
+  const { t, tt } = r.rows[0]!;
+  if (t?.length) throw new SchemaCaseError(l.schema, t);
+  if (tt?.length) throw new TrackingTableCaseError(l.schema, l.table, tt);
+}
+
+function refuseForeign(l: LedgerLocation, info: TableInfo): void {
+  const shape = ledgerShape(info.columns, info.kind);
+  if (!shape.ours) throw new ForeignTrackingTableError(label(l), info.columns.map((c) => c.name), shape.tool, shape.reason);
 }
 
 /**
  * Rows of the tracking table, or [] when it does not exist yet (reading never
- * creates it). One query: `SELECT *` tells the columns even when there are no rows.
+ * creates it). One round trip: the relation's description (kind, column
+ * types), then its rows; another tool's table is refused before its rows are used.
  */
 export async function readLedger(db: Queryable, l: LedgerLocation): Promise<AppliedRow[]> {
-  let r: pg.QueryResult;
+  let results: pg.QueryResult[];
   try {
-    r = await db.query(`SELECT * FROM ${qualified(l)} ORDER BY name`);
+    const res = await db.query(
+      `SELECT ${DESCRIBE_SQL} AS info FROM pg_class c WHERE c.oid = to_regclass(${literal(qualified(l))}); SELECT * FROM ${qualified(l)} ORDER BY name`,
+    );
+    results = res as unknown as pg.QueryResult[];
   } catch (e: any) {
     if (e?.code === SQLSTATE.undefinedTable || e?.code === SQLSTATE.invalidSchemaName) {
-      await refuseTwin(db, l.schema);
+      await refuseTwins(db, l);
       return [];
     }
-    // no `name` column: not ours (Laravel's `migration`, ...)
-    if (e?.code === SQLSTATE.undefinedColumn) throw await foreign(db, l);
+    // no `name` column: not ours (Laravel's `migration`, ...); not something rows can be read from (an index)
+    if (e?.code === SQLSTATE.undefinedColumn || e?.code === WRONG_OBJECT_TYPE) throw await foreign(db, l);
     throw e;
   }
-  const columns = r.fields.map((f) => f.name);
-  const shape = ledgerShape(columns);
-  if (!shape.ours) throw new ForeignTrackingTableError(label(l), columns, shape.tool);
-  return r.rows.map((row) => ({
+  const info = results[0]?.rows[0]?.info as TableInfo | undefined;
+  if (info) refuseForeign(l, info);
+  return results[1]!.rows.map((row) => ({
     name: row.name,
     checksum: row.checksum ?? null,
     appliedAt: row.applied_at ?? row.executed_at ?? null,
@@ -66,13 +148,10 @@ export async function readLedger(db: Queryable, l: LedgerLocation): Promise<Appl
 }
 
 async function foreign(db: Queryable, l: LedgerLocation): Promise<ForeignTrackingTableError> {
-  const r = await db.query<{ cols: string[] | null }>(
-    `SELECT array_agg(attname::text ORDER BY attnum) AS cols FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`,
-    [qualified(l)],
-  );
-  const columns = r.rows[0]?.cols ?? [];
-  const shape = ledgerShape(columns);
-  return new ForeignTrackingTableError(label(l), columns, shape.ours ? undefined : shape.tool);
+  const r = await db.query<{ info: TableInfo | null }>(`SELECT ${DESCRIBE_SQL} AS info FROM pg_class c WHERE c.oid = to_regclass($1)`, [qualified(l)]);
+  const info = r.rows[0]?.info ?? { kind: 'r', columns: [] };
+  const shape = ledgerShape(info.columns, info.kind);
+  return new ForeignTrackingTableError(label(l), info.columns.map((c) => c.name), shape.ours ? undefined : shape.tool, shape.ours ? undefined : shape.reason);
 }
 
 export interface EnsureResult {
@@ -87,19 +166,21 @@ export interface EnsureResult {
  * runs in a transaction of its own unless the caller's is open (`inTransaction`).
  */
 export async function ensureLedger(db: Queryable, l: LedgerLocation, opts: { inTransaction?: boolean } = {}): Promise<EnsureResult> {
-  const r = await db.query<{ schema: boolean; twins: string[] | null; cols: string[] | null }>(
+  const r = await db.query<{ schema: boolean; twins: string[] | null; tableTwins: string[] | null; info: TableInfo | null }>(
     `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema,
             (${TWINS_SQL}) AS twins,
-            (SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = to_regclass($2) AND attnum > 0 AND NOT attisdropped) AS cols`,
-    [l.schema, qualified(l)],
+            ${TABLE_TWINS_SQL} AS "tableTwins",
+            (SELECT ${DESCRIBE_SQL} FROM pg_class c WHERE c.oid = to_regclass($3)) AS info`,
+    [l.schema, l.table, qualified(l)],
   );
-  const { schema, twins, cols } = r.rows[0]!;
+  const { schema, twins, tableTwins, info } = r.rows[0]!;
   if (!schema && twins?.length) throw new SchemaCaseError(l.schema, twins);
   const ddl: string[] = [];
   // CREATE SCHEMA IF NOT EXISTS checks CREATE on the database before it checks existence:
   // a role allowed to create in an existing schema (but not to create schemas) would be refused.
   if (!schema) ddl.push(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(l.schema)}`);
-  if (!cols) {
+  if (!info) {
+    if (tableTwins?.length) throw new TrackingTableCaseError(l.schema, l.table, tableTwins);
     ddl.push(
       `CREATE TABLE IF NOT EXISTS ${qualified(l)} (
          name text PRIMARY KEY,
@@ -110,15 +191,16 @@ export async function ensureLedger(db: Queryable, l: LedgerLocation, opts: { inT
        )`,
     );
   } else {
-    const shape = ledgerShape(cols);
-    if (!shape.ours) throw new ForeignTrackingTableError(label(l), cols, shape.tool);
+    const shape = ledgerShape(info.columns, info.kind);
+    if (!shape.ours) throw new ForeignTrackingTableError(label(l), info.columns.map((c) => c.name), shape.tool, shape.reason);
     if (shape.missing.length) ddl.push(`ALTER TABLE ${qualified(l)} ${shape.missing.map((m) => `ADD COLUMN IF NOT EXISTS ${m.column} ${m.type}`).join(', ')}`);
   }
   if (!ddl.length) return { createdSchema: false };
-  if (opts.inTransaction) return { createdSchema: await runDdl(db, l, ddl, !schema) };
+  const createsTable = !info && l.how === 'new';
+  if (opts.inTransaction) return { createdSchema: await runDdl(db, l, ddl, !schema, createsTable) };
   try {
     await db.query('BEGIN');
-    const created = await runDdl(db, l, ddl, !schema);
+    const created = await runDdl(db, l, ddl, !schema, createsTable);
     await db.query('COMMIT');
     return { createdSchema: created };
   } catch (e) {
@@ -131,9 +213,19 @@ export async function ensureLedger(db: Queryable, l: LedgerLocation, opts: { inT
  * The DDL, in the caller's open transaction. Before creating a schema, two
  * runners spelling it differently ("Acme", "acme": different migration locks)
  * are serialised on its lower-case name and the twin check is made again, so
- * they cannot both create one.
+ * they cannot both create one. Likewise, a tracking table created where no
+ * --schema was given (`createsTable`): two runners with different search_paths
+ * (different migration locks) are serialised on the table's name, and the
+ * second, finding the first's table in another schema, stops (transient: run
+ * again, it resolves to that table and waits for its lock).
  */
-async function runDdl(db: Queryable, l: LedgerLocation, ddl: string[], createsSchema: boolean): Promise<boolean> {
+async function runDdl(db: Queryable, l: LedgerLocation, ddl: string[], createsSchema: boolean, createsTable: boolean): Promise<boolean> {
+  if (createsTable) {
+    await db.query(`SELECT pg_advisory_xact_lock(hashtext('flotilla tracking table'), hashtext($1))`, [l.table]);
+    const r = await db.query<{ named: Named }>(`SELECT ${NAMED_SQL} AS named`, [l.table]);
+    const elsewhere = ledgersIn(r.rows[0]!.named).filter((s) => s !== l.schema);
+    if (elsewhere.length) throw new LedgerMovedError(l.table, l.schema, elsewhere[0]!);
+  }
   if (createsSchema) {
     await db.query(`SELECT pg_advisory_xact_lock(hashtext('flotilla schema case'), hashtext(lower($1)))`, [l.schema]);
     const r = await db.query<{ exact: boolean; twins: string[] | null }>(
