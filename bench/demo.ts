@@ -28,7 +28,14 @@ function dbUrl(name: string, password?: string): string {
 async function main(): Promise<number> {
   const c = new pg.Client({ connectionString: admin });
   await c.connect();
-  const dbs = ['flotilla_demo_control', 'flotilla_demo_acme', 'flotilla_demo_globex', 'flotilla_demo_initech', 'flotilla_demo_umbrella', 'flotilla_demo_shared'];
+  const dbs = [
+    'flotilla_demo_control',
+    'flotilla_demo_acme',
+    'flotilla_demo_globex',
+    'flotilla_demo_initech',
+    'flotilla_demo_umbrella',
+    'flotilla_demo_shared',
+  ];
   for (const db of dbs) {
     await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     await c.query(`CREATE DATABASE ${db}`);
@@ -56,7 +63,8 @@ async function main(): Promise<number> {
     DEMO_TENANT_PW: process.env.DEMO_TENANT_PW ?? 'not-a-real-secret',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   };
-  const run = (args: string[], stdio: 'inherit' | 'ignore' = 'inherit'): ChildProcess => spawn(process.execPath, [CLI, ...args], { cwd: REPO, env, stdio: ['ignore', stdio, 'inherit'] });
+  const run = (args: string[], stdio: 'inherit' | 'ignore' = 'inherit'): ChildProcess =>
+    spawn(process.execPath, [CLI, ...args], { cwd: REPO, env, stdio: ['ignore', stdio, 'inherit'] });
   const exited = (p: ChildProcess) => new Promise<number>((res) => p.on('close', (code) => res(code ?? 1)));
 
   console.log(`Tenants file: ${tenantsFile}`);

@@ -114,7 +114,13 @@ async function main(): Promise<number> {
             bad++;
             say(`${method}: ${r.failures} failures: ${r.errors.join(' | ')}`);
           }
-          rows.push({ method: `${method} (CLI per tenant, xargs -P ${w * c})`, tenants: n, ok: n - r.failures, totalMs: r.totalMs, msPerTenant: r.msPerTenant });
+          rows.push({
+            method: `${method} (CLI per tenant, xargs -P ${w * c})`,
+            tenants: n,
+            ok: n - r.failures,
+            totalMs: r.totalMs,
+            msPerTenant: r.msPerTenant,
+          });
         }
       } finally {
         dirs.cleanup();
@@ -242,7 +248,9 @@ function printMethods(total: number): void {
   say(`bring every tenant from empty to the 8 guide migrations, concurrency ${total} (ratio = ms per tenant / floor's)`);
   say('method                                            tenants       ok   total (s)   ms/tenant   ratio');
   for (const r of rows) {
-    say(`${r.method.padEnd(48)} ${String(r.tenants).padStart(8)} ${String(r.ok).padStart(8)} ${sec(r.totalMs).padStart(11)} ${r.msPerTenant.toFixed(1).padStart(11)} ${(r.ratio ?? 0).toFixed(2).padStart(7)}`);
+    say(
+      `${r.method.padEnd(48)} ${String(r.tenants).padStart(8)} ${String(r.ok).padStart(8)} ${sec(r.totalMs).padStart(11)} ${r.msPerTenant.toFixed(1).padStart(11)} ${(r.ratio ?? 0).toFixed(2).padStart(7)}`,
+    );
   }
 }
 
@@ -253,7 +261,9 @@ function printPhases(phases: Record<string, Record<string, number>>): void {
   say('where a worker spends its time per tenant, ms (mean over the migrated tenants; wall time inside one job, jobs overlap)');
   say(`${'run'.padEnd(22)}${PHASES.map((p) => p.padStart(11)).join('')}`);
   for (const [run, p] of Object.entries(phases)) say(`${run.padEnd(22)}${PHASES.map((k) => (p[k] ?? 0).toFixed(1).padStart(11)).join('')}`);
-  say('queue: enqueued -> taken; claim/record: control database (+ next dispatch, BullMQ); plan: ledger reads; ledger: tracking rows + COMMIT; checks: post-commit checks');
+  say(
+    'queue: enqueued -> taken; claim/record: control database (+ next dispatch, BullMQ); plan: ledger reads; ledger: tracking rows + COMMIT; checks: post-commit checks',
+  );
 }
 
 /** Throughput with 1, 2 and 4 worker processes (and the floor at the same total concurrency); plotted. */
@@ -269,7 +279,12 @@ async function curve(fleet: FleetFixture, urls: string[], c: number): Promise<vo
     await Promise.all(workers.map((x) => x.started));
     try {
       const r = await rollout(fleet, env, workers, []);
-      points.push({ workers: w, flotilla: urls.length / (r.ms / 1000), floor: urls.length / (floorMs / 1000), rssMb: workers.map((x) => Math.round(x.peakRssMb())) });
+      points.push({
+        workers: w,
+        flotilla: urls.length / (r.ms / 1000),
+        floor: urls.length / (floorMs / 1000),
+        rssMb: workers.map((x) => Math.round(x.peakRssMb())),
+      });
     } finally {
       await Promise.all(workers.map((x) => x.stop()));
     }
@@ -278,7 +293,10 @@ async function curve(fleet: FleetFixture, urls: string[], c: number): Promise<vo
   say('');
   say(`throughput by worker processes (concurrency ${c} each), tenants/s`);
   say('workers   flotilla      floor   peak RSS per worker');
-  for (const p of points) say(`${String(p.workers).padStart(7)} ${p.flotilla.toFixed(1).padStart(10)} ${p.floor.toFixed(1).padStart(10)}   ${p.rssMb.map((x) => `${x} MB`).join(', ')}`);
+  for (const p of points)
+    say(
+      `${String(p.workers).padStart(7)} ${p.flotilla.toFixed(1).padStart(10)} ${p.floor.toFixed(1).padStart(10)}   ${p.rssMb.map((x) => `${x} MB`).join(', ')}`,
+    );
   const svg = curveSvg(points, urls.length, c);
   writeFileSync(values.plot!, svg);
   say(`plot written to ${values.plot}`);
@@ -301,14 +319,19 @@ async function bigTenant(rowsN: number): Promise<void> {
     const t = performance.now();
     await new Migrator(client).migrate(await loadMigrationDir(MIGRATIONS));
     await client.query(`INSERT INTO users (email, name) SELECT 'u' || i || '@example.com', 'user ' || i FROM generate_series(1, $1) i`, [rowsN]);
-    await client.query(`INSERT INTO audit_log (user_id, action, entity, entity_id) SELECT 1 + i % 1000, 'update', 'invoice', i FROM generate_series(1, $1) i`, [rowsN]);
+    await client.query(`INSERT INTO audit_log (user_id, action, entity, entity_id) SELECT 1 + i % 1000, 'update', 'invoice', i FROM generate_series(1, $1) i`, [
+      rowsN,
+    ]);
     await client.query('ANALYZE');
     say('');
     say(`big tenant: users and audit_log with ${rowsN.toLocaleString('en-US')} rows each (loaded in ${sec(performance.now() - t)} s)`);
     const guide = await readMigrationFiles(MIGRATIONS);
     const cases = [
       { label: 'CREATE INDEX on products (validated)', file: { name: '009_products_price.sql', sql: 'CREATE INDEX idx_products_price ON products (price);' } },
-      { label: 'UPDATE products (validated, counts products)', file: { name: '010_products_touch.sql', sql: "UPDATE products SET description = '' WHERE description IS NULL;" } },
+      {
+        label: 'UPDATE products (validated, counts products)',
+        file: { name: '010_products_touch.sql', sql: "UPDATE products SET description = '' WHERE description IS NULL;" },
+      },
       { label: 'DELETE FROM users WHERE false (counts users + FK referrers)', file: { name: '011_users_noop.sql', sql: 'DELETE FROM users WHERE id < 0;' } },
     ];
     const out: { label: string; validationMs: number; totalMs: number }[] = [];
@@ -362,12 +385,17 @@ async function scale(s: number, w: number, c: number): Promise<number> {
     await control.end();
     const rss = workers.map((x) => Math.round(x.peakRssMb()));
     results.scale = {
-      tenants: s, migrate: { ms: first.ms, ok: first.ok, enqueueMs: first.enqueueMs, phases: first.phases },
+      tenants: s,
+      migrate: { ms: first.ms, ok: first.ok, enqueueMs: first.enqueueMs, phases: first.phases },
       noop: { ms: second.ms, msPerTenant: second.ms / s, upToDate: second.upToDate, enqueueMs: second.enqueueMs },
-      redisKeysAfter: keys, control: counts, workerPeakRssMb: rss,
+      redisKeysAfter: keys,
+      control: counts,
+      workerPeakRssMb: rss,
     };
     say(`migrate: ${first.ok}/${s} succeeded in ${sec(first.ms)} s (${(first.ms / s).toFixed(1)} ms/tenant); enqueue ${first.enqueueMs} ms`);
-    say(`no-op rerun: ${second.upToDate}/${s} up to date in ${sec(second.ms)} s = ${(second.ms / s).toFixed(2)} ms/tenant end to end; enqueue ${second.enqueueMs} ms`);
+    say(
+      `no-op rerun: ${second.upToDate}/${s} up to date in ${sec(second.ms)} s = ${(second.ms / s).toFixed(2)} ms/tenant end to end; enqueue ${second.enqueueMs} ms`,
+    );
     say(`peak RSS per worker: ${rss.map((x) => `${x} MB`).join(', ')}; Redis keys left under ${prefix}: ${keys}; control database: ${JSON.stringify(counts)}`);
     if (first.ok !== s || second.upToDate !== s) bad++;
   } finally {

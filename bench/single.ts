@@ -47,7 +47,10 @@ async function inProcess<T>(url: string, fn: (c: pg.Client) => Promise<T>): Prom
 async function main(): Promise<void> {
   const runs = Number(values.runs);
   const files = await readMigrationFiles(dir);
-  const sql = files.filter((f) => f.name.endsWith('.sql')).map((f) => f.sql).join('\n');
+  const sql = files
+    .filter((f) => f.name.endsWith('.sql'))
+    .map((f) => f.sql)
+    .join('\n');
   const tmpDir = mkdtempSync(join(tmpdir(), 'flotilla-bench-single-'));
   const tmp = join(tmpDir, 'all-migrations.sql');
   writeFileSync(tmp, sql);

@@ -41,7 +41,10 @@ const postgresUrl = z.string().refine((u) => /^postgres(ql)?:\/\//.test(u) && UR
   message: 'must be a postgres:// or postgresql:// URL',
 });
 
-const validationShape = Object.fromEntries(VALIDATION_OPTION_NAMES.map((n) => [n, z.boolean().optional()])) as Record<keyof ValidationOptions, z.ZodOptional<z.ZodBoolean>>;
+const validationShape = Object.fromEntries(VALIDATION_OPTION_NAMES.map((n) => [n, z.boolean().optional()])) as Record<
+  keyof ValidationOptions,
+  z.ZodOptional<z.ZodBoolean>
+>;
 
 const ConfigSchema = z
   .object({
@@ -79,9 +82,17 @@ const ENV: Record<string, string> = {
 };
 
 const FLAG: Record<string, string> = {
-  databaseUrl: '--database-url', dir: '--dir', schema: '--schema', trackingTable: '--tracking-table',
-  lockTimeout: '--lock-timeout', statementTimeout: '--statement-timeout', lockWaitTimeout: '--lock-wait-timeout',
-  validate: '--no-validate', singleTransaction: '--single-transaction', validation: '--allow-*', logLevel: '--log-level',
+  databaseUrl: '--database-url',
+  dir: '--dir',
+  schema: '--schema',
+  trackingTable: '--tracking-table',
+  lockTimeout: '--lock-timeout',
+  statementTimeout: '--statement-timeout',
+  lockWaitTimeout: '--lock-wait-timeout',
+  validate: '--no-validate',
+  singleTransaction: '--single-transaction',
+  validation: '--allow-*',
+  logLevel: '--log-level',
 };
 
 export interface LoadConfigInput {
@@ -173,8 +184,17 @@ export function rolloutEngineSettings(config: Config): FrozenEngineSettings {
  * Frozen settings + where and who -> the engine's settings: the one mapping every caller
  * uses (the CLI for one database, the worker for a rollout's tenant).
  */
-export function engineSettingsOf(frozen: FrozenEngineSettings, at: { schema: string | undefined; lockWaitTimeoutMs: number; appliedBy: string }): EngineSettings {
-  return { ...frozen, singleTransaction: frozen.singleTransaction ?? false, schema: at.schema, lockWaitTimeoutMs: at.lockWaitTimeoutMs, appliedBy: at.appliedBy };
+export function engineSettingsOf(
+  frozen: FrozenEngineSettings,
+  at: { schema: string | undefined; lockWaitTimeoutMs: number; appliedBy: string },
+): EngineSettings {
+  return {
+    ...frozen,
+    singleTransaction: frozen.singleTransaction ?? false,
+    schema: at.schema,
+    lockWaitTimeoutMs: at.lockWaitTimeoutMs,
+    appliedBy: at.appliedBy,
+  };
 }
 
 /** Config -> the engine's settings for one database (the CLI's single-database commands). */
@@ -208,8 +228,14 @@ const FleetEnv = z.object({
     .string()
     .regex(/^[A-Za-z0-9{}_.-]{1,64}$/, 'letters, digits, {}_.- only')
     .default(DEFAULT_PREFIX),
-  FLOTILLA_CONTROL_RETRY_FOR: z.string().refine((v) => parseDuration(v) !== undefined, 'is not a duration (90s, 2min)').optional(),
-  FLOTILLA_WAIT_HINT_AFTER: z.string().refine((v) => parseDuration(v) !== undefined, 'is not a duration (30s, 1min)').optional(),
+  FLOTILLA_CONTROL_RETRY_FOR: z
+    .string()
+    .refine((v) => parseDuration(v) !== undefined, 'is not a duration (90s, 2min)')
+    .optional(),
+  FLOTILLA_WAIT_HINT_AFTER: z
+    .string()
+    .refine((v) => parseDuration(v) !== undefined, 'is not a duration (30s, 1min)')
+    .optional(),
 });
 
 function emptyVariable(name: string): string {

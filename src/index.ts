@@ -1,5 +1,13 @@
 /** Flotilla's library API: the engine, the validator, and the pure core. */
-export { Migrator, DEFAULT_ENGINE_SETTINGS, type EngineSettings, type EngineEvent, type MigrateReport, type MigratorPorts, type StatusReport } from './migrator.js';
+export {
+  Migrator,
+  DEFAULT_ENGINE_SETTINGS,
+  type EngineSettings,
+  type EngineEvent,
+  type MigrateReport,
+  type MigratorPorts,
+  type StatusReport,
+} from './migrator.js';
 export { connectLockSessions, type LockConnection, type LockSessions } from './adapters/pg/lock.js';
 export { MigrationValidator } from './validator.js';
 export { buildMigrationSet, type Migration, type MigrationSet, type MigrationFile } from './core/migration-set.js';

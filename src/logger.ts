@@ -9,15 +9,30 @@ import { redactSecrets } from './core/redact.js';
 export type { Logger };
 
 const REDACT_PATHS = [
-  'databaseUrl', '*.databaseUrl', 'url', '*.url', 'password', '*.password', 'connectionString', '*.connectionString',
-  'redisUrl', '*.redisUrl', 'controlDatabaseUrl', '*.controlDatabaseUrl',
+  'databaseUrl',
+  '*.databaseUrl',
+  'url',
+  '*.url',
+  'password',
+  '*.password',
+  'connectionString',
+  '*.connectionString',
+  'redisUrl',
+  '*.redisUrl',
+  'controlDatabaseUrl',
+  '*.controlDatabaseUrl',
 ];
 
 function scrub(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return redactSecrets(value);
   if (depth > 6 || value === null || typeof value !== 'object') return value;
   if (value instanceof Error) {
-    return { type: value.name, message: redactSecrets(value.message), stack: value.stack ? redactSecrets(value.stack) : undefined, ...(scrub({ ...value }, depth + 1) as object) };
+    return {
+      type: value.name,
+      message: redactSecrets(value.message),
+      stack: value.stack ? redactSecrets(value.stack) : undefined,
+      ...(scrub({ ...value }, depth + 1) as object),
+    };
   }
   if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
   const out: Record<string, unknown> = {};

@@ -94,7 +94,10 @@ export class Migrator {
   async migrate(set: MigrationSet, req: MigrateRequest = {}): Promise<MigrateReport> {
     if (req.only && !set.migrations.some((m) => m.name === req.only)) throw new UnknownMigrationError(req.only);
     this.phase = 'reading the tracking table';
-    return this.explained(() => this.phase, () => this.run(set, req));
+    return this.explained(
+      () => this.phase,
+      () => this.run(set, req),
+    );
   }
 
   /** What the engine is doing on the target, for explanations of its refusals. */
@@ -112,8 +115,17 @@ export class Migrator {
   private async run(set: MigrationSet, req: MigrateRequest): Promise<MigrateReport> {
     const ledger = await this.location();
     const report: MigrateReport = {
-      schema: ledger.schema, createdSchema: false, pending: [], applied: [], alreadyApplied: [], skipped: [], warnings: [],
-      dryRun: !!req.dryRun, lockWaitMs: 0, interrupted: false, timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 },
+      schema: ledger.schema,
+      createdSchema: false,
+      pending: [],
+      applied: [],
+      alreadyApplied: [],
+      skipped: [],
+      warnings: [],
+      dryRun: !!req.dryRun,
+      lockWaitMs: 0,
+      interrupted: false,
+      timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 },
     };
     const time = timer(report.timings, this.clock);
     const run: RunContext = { ledger, req, report, time, scopeCache: {} };
@@ -207,7 +219,10 @@ export class Migrator {
   private warn(p: Plan, report: MigrateReport): void {
     for (const r of p.renamed) report.warnings.push(`applied migration ${r.from} is now named ${r.to} (same version ${r.version}): not applied again`);
     for (const r of p.missing) report.warnings.push(`applied migration ${r.name} has no file any more`);
-    for (const d of p.duplicates) report.warnings.push(`version ${d.version} is recorded ${d.extra.length + 1} times (${[d.kept, ...d.extra].join(', ')}): one migration, not applied again`);
+    for (const d of p.duplicates)
+      report.warnings.push(
+        `version ${d.version} is recorded ${d.extra.length + 1} times (${[d.kept, ...d.extra].join(', ')}): one migration, not applied again`,
+      );
     for (const m of p.outOfOrder) report.warnings.push(`${m.name} is pending but numbered below an applied migration (applied out of order)`);
     for (const message of report.warnings) this.emit({ type: 'warning', message });
   }
@@ -222,5 +237,4 @@ export class Migrator {
   private location(): Promise<LedgerLocation> {
     return resolveLedger(this.db, this.settings.schema, this.settings.trackingTable);
   }
-
 }

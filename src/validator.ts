@@ -16,7 +16,10 @@ import type { Queryable } from './adapters/pg/connection.js';
 import { diffSnapshots, type Snapshot, type ValidationOptions, type ValidationResult } from './core/validation.js';
 
 export class MigrationValidator {
-  constructor(private readonly db: Queryable, private readonly options: { schemas?: string[] } = {}) {
+  constructor(
+    private readonly db: Queryable,
+    private readonly options: { schemas?: string[] } = {},
+  ) {
     if (!db || typeof db.query !== 'function') throw new TypeError('MigrationValidator needs a pg client (or anything with query(text, values))');
   }
 

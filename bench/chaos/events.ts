@@ -67,7 +67,9 @@ export class RolloutWatch {
   /** Tenants in one of `states` that no event is aimed at yet. */
   candidates(filter: (t: FleetTenantInfo) => boolean, states: string[]): FleetTenantInfo[] {
     const { busy, byId } = this.setup;
-    return this.state.rows.filter((x) => states.includes(x.state) && !busy.has(x.tenant_id) && filter(byId.get(x.tenant_id)!)).map((x) => byId.get(x.tenant_id)!);
+    return this.state.rows
+      .filter((x) => states.includes(x.state) && !busy.has(x.tenant_id) && filter(byId.get(x.tenant_id)!))
+      .map((x) => byId.get(x.tenant_id)!);
   }
 }
 
@@ -210,7 +212,9 @@ async function controlOutage(w: RolloutWatch, p: number): Promise<void> {
       ]);
       return r.rows[0].n as number;
     });
-    run.log(`control: the control database refuses connections for ${o.controlOutageMs / 1000} s (${entry.backendsTerminated} backends terminated) at ${entry.atProgress}`);
+    run.log(
+      `control: the control database refuses connections for ${o.controlOutageMs / 1000} s (${entry.backendsTerminated} backends terminated) at ${entry.atProgress}`,
+    );
     run.task('control outage', async () => {
       await sleep(o.controlOutageMs, run.stop.signal);
       await run.admin((c) => c.query(`ALTER DATABASE ${qi(controlDb)} ALLOW_CONNECTIONS true`));

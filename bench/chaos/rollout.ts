@@ -31,9 +31,8 @@ export async function driveRollout(run: ChaosRun, setup: ChaosSetup): Promise<Fi
   void producer.then(() => (producerState.done = true));
   let rolloutId: string | undefined;
   while (!rolloutId && !producerState.done && !run.aborted) {
-    rolloutId = (
-      await setup.control.query(`SELECT id FROM flotilla.rollouts ORDER BY created_at DESC LIMIT 1`).catch(() => ({ rows: [] as { id: string }[] }))
-    ).rows[0]?.id;
+    rolloutId = (await setup.control.query(`SELECT id FROM flotilla.rollouts ORDER BY created_at DESC LIMIT 1`).catch(() => ({ rows: [] as { id: string }[] })))
+      .rows[0]?.id;
     if (!rolloutId) await sleep(100, run.stop.signal);
   }
   if (!rolloutId) {

@@ -283,7 +283,11 @@ export async function verifyFleet(input: VerifyInput): Promise<VerifyResult> {
           violations.push(`control: ${rt.tenant_id} says ${name} was applied by this rollout, it was applied before it (${row.applied_at.toISOString()})`);
       }
       // the report equals the databases: the applied list is exactly what the tracking table says this rollout applied
-      const truth = appliedByRollout(expected, f.rows.map((r) => ({ name: r.name, appliedBy: r.applied_by })), input.rolloutId);
+      const truth = appliedByRollout(
+        expected,
+        f.rows.map((r) => ({ name: r.name, appliedBy: r.applied_by })),
+        input.rolloutId,
+      );
       if (applied.join(',') !== truth.join(','))
         violations.push(
           `control: ${rt.tenant_id}'s applied list [${applied.join(', ')}] is not what its tracking table says this rollout applied [${truth.join(', ')}]`,

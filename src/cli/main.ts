@@ -43,8 +43,14 @@ export function buildProgram(run: (action: (ctx: CommandContext) => Promise<numb
     program.addOption(new Option(`--no-${kebab(name)}`, `validation: ${name}=false`).hideHelp());
   }
 
-  program.command('status').description('show applied and pending migrations').action((_o, cmd) => run(statusCommand, cmd));
-  program.command('list').description('list the migrations in the directory (no database needed)').action((_o, cmd) => run(listCommand, cmd));
+  program
+    .command('status')
+    .description('show applied and pending migrations')
+    .action((_o, cmd) => run(statusCommand, cmd));
+  program
+    .command('list')
+    .description('list the migrations in the directory (no database needed)')
+    .action((_o, cmd) => run(listCommand, cmd));
   program
     .command('pending')
     .description('apply every pending migration, in order')

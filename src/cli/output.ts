@@ -43,7 +43,8 @@ export function reportError(out: Output, e: unknown): number {
   const x = explainPgError(e, { doing: 'this command' });
   if (x) {
     const code = (e as { code?: string }).code;
-    if (out.json) out.data({ error: { code: 'target_refused', kind: x.kind, reason: x.reason, message: `${x.summary}: ${message}`, hint: x.hint, pg: { code, message } } });
+    if (out.json)
+      out.data({ error: { code: 'target_refused', kind: x.kind, reason: x.reason, message: `${x.summary}: ${message}`, hint: x.hint, pg: { code, message } } });
     else out.error(`✗ ${x.summary}: ${message}${code ? ` (${code})` : ''}\n  ${x.hint}`);
     return EXIT_CODES[x.kind];
   }

@@ -28,7 +28,8 @@ export function parseRolloutSettings(o: Flags): RolloutSettings {
   // an empty value (an unset shell variable) is refused, not read as "no canary, every tenant at once"
   const canary = o.canary !== undefined ? parseCanary(o.canary) : undefined;
   const waveSize = o.waveSize !== undefined ? parseCountSpec('--wave-size', o.waveSize) : undefined;
-  if (waveSize && ('count' in waveSize ? waveSize.count : waveSize.percent) < 1) throw new ConfigError([`--wave-size: "${o.waveSize}" must be at least 1 (or 1%)`]);
+  if (waveSize && ('count' in waveSize ? waveSize.count : waveSize.percent) < 1)
+    throw new ConfigError([`--wave-size: "${o.waveSize}" must be at least 1 (or 1%)`]);
   const maxFailures = o.maxFailures !== undefined ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
   const concurrency = intOption('--concurrency', o.concurrency);
   const perServer = intOption('--per-server', o.perServer);

@@ -16,13 +16,19 @@ import { T } from './schema.js';
 
 /** Only a rollout of `queuePrefix` (the caller's fleet) is dispatched: another fleet's is left alone. */
 export async function dispatchIn(c: pg.PoolClient, rolloutId: string, now: Date, queuePrefix: string): Promise<DispatchedJob[]> {
-  const r = await c.query(
-    `SELECT state, current_wave, wave_count, finished_at, options FROM ${T('rollouts')} WHERE id = $1 AND queue_prefix = $2 FOR UPDATE`,
-    [rolloutId, queuePrefix],
-  );
+  const r = await c.query(`SELECT state, current_wave, wave_count, finished_at, options FROM ${T('rollouts')} WHERE id = $1 AND queue_prefix = $2 FOR UPDATE`, [
+    rolloutId,
+    queuePrefix,
+  ]);
   const row = r.rows[0];
   if (!row) return [];
-  const rollout: DispatchRollout = { state: row.state, currentWave: row.current_wave, waveCount: row.wave_count, finished: !!row.finished_at, options: row.options };
+  const rollout: DispatchRollout = {
+    state: row.state,
+    currentWave: row.current_wave,
+    waveCount: row.wave_count,
+    finished: !!row.finished_at,
+    options: row.options,
+  };
   const stats = await c.query<TenantGroup>(
     `SELECT wave, state, (dispatched_at IS NOT NULL) AS dispatched, server, count(*)::int AS n
        FROM ${T('rollout_tenants')} WHERE rollout_id = $1 GROUP BY 1, 2, 3, 4`,
@@ -37,8 +43,14 @@ export async function dispatchIn(c: pg.PoolClient, rolloutId: string, now: Date,
       await c.query(`UPDATE ${T('rollouts')} SET state = $2, finished_at = now() WHERE id = $1`, [rolloutId, a.state]);
       return [];
     case 'halt':
-      await c.query(`UPDATE ${T('rollout_tenants')} SET state = 'cancelled', finished_at = now() WHERE rollout_id = $1 AND state IN ('pending', 'scheduled')`, [rolloutId]);
-      await c.query(`UPDATE ${T('rollouts')} SET state = 'halted', halt_reason = $2, finished_at = CASE WHEN $3 THEN now() END WHERE id = $1`, [rolloutId, a.reason, a.finishedNow]);
+      await c.query(`UPDATE ${T('rollout_tenants')} SET state = 'cancelled', finished_at = now() WHERE rollout_id = $1 AND state IN ('pending', 'scheduled')`, [
+        rolloutId,
+      ]);
+      await c.query(`UPDATE ${T('rollouts')} SET state = 'halted', halt_reason = $2, finished_at = CASE WHEN $3 THEN now() END WHERE id = $1`, [
+        rolloutId,
+        a.reason,
+        a.finishedNow,
+      ]);
       return [];
   }
   if (a.wave !== rollout.currentWave) await c.query(`UPDATE ${T('rollouts')} SET current_wave = $2 WHERE id = $1`, [rolloutId, a.wave]);

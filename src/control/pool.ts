@@ -13,7 +13,7 @@
  * a wrong host or port fails at once instead of hanging.
  */
 import type pg from 'pg';
-import { ConnectionError } from '../core/errors.js';
+import { ConnectionError, ControlUnavailableError } from '../core/errors.js';
 import { isRetryable } from '../adapters/pg/sqlstate.js';
 import { connectionError, describeUrl } from '../adapters/pg/connection.js';
 
@@ -34,15 +34,13 @@ export interface ControlRetry extends OutageNotices {
 
 export const DEFAULT_CONTROL_RETRY_MS = 90_000;
 
-/** The control database stayed unreachable for the whole retry budget (already retried: never again). */
-export class ControlUnavailableError extends ConnectionError {}
+export { ControlUnavailableError };
 
 /** The server is there but says "not now": worth waiting for even before we ever reached it. */
 function saysNotNow(e: unknown): boolean {
   const err = e as { code?: string; message?: string };
   return (
-    ['53300', '57P01', '57P02', '57P03'].includes(err?.code ?? '') ||
-    (err?.code === '55000' && /not currently accepting connections/.test(err.message ?? ''))
+    ['53300', '57P01', '57P02', '57P03'].includes(err?.code ?? '') || (err?.code === '55000' && /not currently accepting connections/.test(err.message ?? ''))
   );
 }
 

@@ -91,7 +91,10 @@ export class ControlStore {
    */
   readonly queuePrefix: string;
 
-  constructor(readonly url: string, options: { max?: number; retry?: ControlRetry; queuePrefix?: string } = {}) {
+  constructor(
+    readonly url: string,
+    options: { max?: number; retry?: ControlRetry; queuePrefix?: string } = {},
+  ) {
     this.queuePrefix = options.queuePrefix ?? DEFAULT_PREFIX;
     const { config, sslmode } = pgConfig(url);
     this.sslmode = sslmode;
@@ -173,7 +176,14 @@ export class ControlStore {
     return p;
   }
 
-  async createRollout(r: { id: string; setChecksum: string; options: RolloutOptions; waveCount: number; createdBy: string; assignments: WaveAssignment[] }): Promise<void> {
+  async createRollout(r: {
+    id: string;
+    setChecksum: string;
+    options: RolloutOptions;
+    waveCount: number;
+    createdBy: string;
+    assignments: WaveAssignment[];
+  }): Promise<void> {
     await this.tx(async (c) => {
       await c.query(
         `INSERT INTO ${T('rollouts')} (id, set_checksum, state, options, wave_count, created_by, queue_prefix) VALUES ($1, $2, 'running', $3, $4, $5, $6)`,
@@ -188,8 +198,13 @@ export class ControlStore {
           r.id,
           JSON.stringify(
             r.assignments.map((a, pos) => ({
-              id: a.tenant.id, pos, wave: a.wave, server: serverKey(a.tenant.databaseUrl),
-              url: a.tenant.databaseUrl, schema: a.tenant.schema ?? null, win: a.tenant.window ?? null,
+              id: a.tenant.id,
+              pos,
+              wave: a.wave,
+              server: serverKey(a.tenant.databaseUrl),
+              url: a.tenant.databaseUrl,
+              schema: a.tenant.schema ?? null,
+              win: a.tenant.window ?? null,
             })),
           ),
         ],
@@ -252,7 +267,13 @@ export class ControlStore {
       [rolloutId],
     );
     const now = Date.now();
-    return r.rows.map((x) => ({ rolloutId, tenantId: x.tenant_id, generation: x.generation, state: x.state, delayMs: x.not_before ? Math.max(0, x.not_before.getTime() - now) : 0 }));
+    return r.rows.map((x) => ({
+      rolloutId,
+      tenantId: x.tenant_id,
+      generation: x.generation,
+      state: x.state,
+      delayMs: x.not_before ? Math.max(0, x.not_before.getTime() - now) : 0,
+    }));
   }
 
   /**
@@ -294,19 +315,31 @@ export class ControlStore {
    * dispatch what comes next. One transaction; replaying it changes nothing.
    * Enqueue what it returns through producer/dispatcher.ts.
    */
-  async recordAttempt(a: {
-    rolloutId: string; tenantId: string; generation: number; attempt: number;
-    state: 'succeeded' | 'failed' | 'retrying'; applied: string[]; error?: Record<string, unknown> | null;
-    checks?: Record<string, unknown> | null; worker: string; startedAt: Date; durationMs: number;
-    /** what the whole rollout applied to the tenant, read from its tracking table (see reconcileApplied) */
-    appliedTotal?: string[];
-  }, now: Date): Promise<DispatchedJob[]> {
+  async recordAttempt(
+    a: {
+      rolloutId: string;
+      tenantId: string;
+      generation: number;
+      attempt: number;
+      state: 'succeeded' | 'failed' | 'retrying';
+      applied: string[];
+      error?: Record<string, unknown> | null;
+      checks?: Record<string, unknown> | null;
+      worker: string;
+      startedAt: Date;
+      durationMs: number;
+      /** what the whole rollout applied to the tenant, read from its tracking table (see reconcileApplied) */
+      appliedTotal?: string[];
+    },
+    now: Date,
+  ): Promise<DispatchedJob[]> {
     const error = a.error ? JSON.parse(redactSecrets(JSON.stringify(a.error))) : null;
     // one round trip, one short transaction (control migration 003_record_attempt.sql) ...
-    const record = (c: pg.Pool | pg.PoolClient) => c.query<{ rollout_state: string | null; options: RolloutOptions | null; in_flight: number | null; waiting: number | null }>(
-      `SELECT * FROM ${T('record_attempt')}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-      [a.rolloutId, a.tenantId, a.generation, a.attempt, 'migrate', a.state, a.applied, error, a.checks ?? null, a.worker, a.startedAt, a.durationMs],
-    );
+    const record = (c: pg.Pool | pg.PoolClient) =>
+      c.query<{ rollout_state: string | null; options: RolloutOptions | null; in_flight: number | null; waiting: number | null }>(
+        `SELECT * FROM ${T('record_attempt')}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+        [a.rolloutId, a.tenantId, a.generation, a.attempt, 'migrate', a.state, a.applied, error, a.checks ?? null, a.worker, a.startedAt, a.durationMs],
+      );
     // ... plus, when earlier attempts exist, the applied list reconciled in the same transaction
     const history = a.state !== 'retrying' && (a.appliedTotal !== undefined || a.generation > 0 || a.attempt !== 1);
     const r = history
@@ -339,7 +372,10 @@ export class ControlStore {
       if (!r.rows[0]) return undefined;
       this.assertOwn(rolloutId, r.rows[0].queue_prefix);
       if (r.rows[0].state === 'running') {
-        await c.query(`UPDATE ${T('rollout_tenants')} SET state = 'cancelled', finished_at = now() WHERE rollout_id = $1 AND state IN ('pending', 'scheduled')`, [rolloutId]);
+        await c.query(
+          `UPDATE ${T('rollout_tenants')} SET state = 'cancelled', finished_at = now() WHERE rollout_id = $1 AND state IN ('pending', 'scheduled')`,
+          [rolloutId],
+        );
         // like a halt: finished only once its running tenants are done (dispatch sets finished_at then)
         await c.query(
           `UPDATE ${T('rollouts')} SET state = 'cancelled', halt_reason = $2,
@@ -442,7 +478,13 @@ export class ControlStore {
 
   async registryTenants(): Promise<Tenant[]> {
     const r = await this.pool.query(`SELECT * FROM ${T('tenants')} ORDER BY id`);
-    return r.rows.map((x) => ({ id: x.id, databaseUrl: x.database_url, schema: x.schema ?? undefined, tags: x.tags ?? [], window: x.maintenance_window ?? undefined }));
+    return r.rows.map((x) => ({
+      id: x.id,
+      databaseUrl: x.database_url,
+      schema: x.schema ?? undefined,
+      tags: x.tags ?? [],
+      window: x.maintenance_window ?? undefined,
+    }));
   }
 }
 
@@ -472,16 +514,35 @@ function emptyCounts(): Record<TenantState, number> {
 
 function toRollout(x: pg.QueryResultRow): RolloutRow {
   return {
-    id: x.id, setChecksum: x.set_checksum, state: x.state, haltReason: x.halt_reason, options: x.options,
-    currentWave: x.current_wave, waveCount: x.wave_count, createdBy: x.created_by, createdAt: x.created_at, finishedAt: x.finished_at,
+    id: x.id,
+    setChecksum: x.set_checksum,
+    state: x.state,
+    haltReason: x.halt_reason,
+    options: x.options,
+    currentWave: x.current_wave,
+    waveCount: x.wave_count,
+    createdBy: x.created_by,
+    createdAt: x.created_at,
+    finishedAt: x.finished_at,
     queuePrefix: x.queue_prefix,
   };
 }
 
 function toTenantRow(x: pg.QueryResultRow): RolloutTenantRow {
   return {
-    tenantId: x.tenant_id, wave: x.wave, server: x.server, state: x.state, generation: x.generation, attempts: x.attempts,
-    applied: x.applied ?? [], error: x.error, checks: x.checks, worker: x.worker, notBefore: x.not_before,
-    startedAt: x.started_at, finishedAt: x.finished_at, durationMs: x.duration_ms,
+    tenantId: x.tenant_id,
+    wave: x.wave,
+    server: x.server,
+    state: x.state,
+    generation: x.generation,
+    attempts: x.attempts,
+    applied: x.applied ?? [],
+    error: x.error,
+    checks: x.checks,
+    worker: x.worker,
+    notBefore: x.not_before,
+    startedAt: x.started_at,
+    finishedAt: x.finished_at,
+    durationMs: x.duration_ms,
   };
 }

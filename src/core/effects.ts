@@ -67,33 +67,122 @@ type Node = Record<string, any>;
 
 /** Statements that change no rows by themselves (function calls inside them are still collected). */
 const NO_ROWS = new Set([
-  'CreateStmt', 'IndexStmt', 'AlterTableStmt', 'CreateEnumStmt', 'AlterEnumStmt', 'CreateDomainStmt', 'AlterDomainStmt',
-  'CompositeTypeStmt', 'CreateRangeStmt', 'DefineStmt', 'DropStmt', 'RenameStmt', 'CommentStmt', 'GrantStmt', 'GrantRoleStmt',
-  'AlterDefaultPrivilegesStmt', 'CreateSchemaStmt', 'CreateSeqStmt', 'AlterSeqStmt', 'ViewStmt', 'CreateTableAsStmt',
-  'AlterObjectSchemaStmt', 'AlterOwnerStmt', 'VariableSetStmt', 'VariableShowStmt', 'ReindexStmt', 'VacuumStmt', 'ClusterStmt',
-  'LockStmt', 'CreatePolicyStmt', 'AlterPolicyStmt', 'CreateStatsStmt', 'AlterStatsStmt', 'RefreshMatViewStmt',
-  'AlterFunctionStmt', 'CreateCastStmt', 'CreateOpClassStmt', 'CreateOpFamilyStmt', 'AlterOpFamilyStmt', 'CreateConversionStmt',
-  'CreatePublicationStmt', 'AlterPublicationStmt', 'CreateRoleStmt', 'AlterRoleStmt', 'DropRoleStmt', 'AlterTableSpaceOptionsStmt',
-  'AlterCollationStmt', 'AlterTypeStmt', 'AlterTSConfigurationStmt', 'AlterTSDictionaryStmt', 'SecLabelStmt', 'NotifyStmt',
-  'ListenStmt', 'UnlistenStmt', 'DeallocateStmt', 'CheckPointStmt', 'DiscardStmt', 'ConstraintsSetStmt', 'TransactionStmt',
-  'SelectStmt', 'ExplainStmt', 'PrepareStmt', 'AlterDatabaseStmt', 'AlterDatabaseSetStmt', 'AlterRoleSetStmt',
+  'CreateStmt',
+  'IndexStmt',
+  'AlterTableStmt',
+  'CreateEnumStmt',
+  'AlterEnumStmt',
+  'CreateDomainStmt',
+  'AlterDomainStmt',
+  'CompositeTypeStmt',
+  'CreateRangeStmt',
+  'DefineStmt',
+  'DropStmt',
+  'RenameStmt',
+  'CommentStmt',
+  'GrantStmt',
+  'GrantRoleStmt',
+  'AlterDefaultPrivilegesStmt',
+  'CreateSchemaStmt',
+  'CreateSeqStmt',
+  'AlterSeqStmt',
+  'ViewStmt',
+  'CreateTableAsStmt',
+  'AlterObjectSchemaStmt',
+  'AlterOwnerStmt',
+  'VariableSetStmt',
+  'VariableShowStmt',
+  'ReindexStmt',
+  'VacuumStmt',
+  'ClusterStmt',
+  'LockStmt',
+  'CreatePolicyStmt',
+  'AlterPolicyStmt',
+  'CreateStatsStmt',
+  'AlterStatsStmt',
+  'RefreshMatViewStmt',
+  'AlterFunctionStmt',
+  'CreateCastStmt',
+  'CreateOpClassStmt',
+  'CreateOpFamilyStmt',
+  'AlterOpFamilyStmt',
+  'CreateConversionStmt',
+  'CreatePublicationStmt',
+  'AlterPublicationStmt',
+  'CreateRoleStmt',
+  'AlterRoleStmt',
+  'DropRoleStmt',
+  'AlterTableSpaceOptionsStmt',
+  'AlterCollationStmt',
+  'AlterTypeStmt',
+  'AlterTSConfigurationStmt',
+  'AlterTSDictionaryStmt',
+  'SecLabelStmt',
+  'NotifyStmt',
+  'ListenStmt',
+  'UnlistenStmt',
+  'DeallocateStmt',
+  'CheckPointStmt',
+  'DiscardStmt',
+  'ConstraintsSetStmt',
+  'TransactionStmt',
+  'SelectStmt',
+  'ExplainStmt',
+  'PrepareStmt',
+  'AlterDatabaseStmt',
+  'AlterDatabaseSetStmt',
+  'AlterRoleSetStmt',
   // statements whose rows are DML targets, handled below
-  'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt', 'TruncateStmt', 'CopyStmt',
+  'InsertStmt',
+  'UpdateStmt',
+  'DeleteStmt',
+  'MergeStmt',
+  'TruncateStmt',
+  'CopyStmt',
   // definitions of code: recorded (defines, definesTriggers), they run nothing now
-  'CreateFunctionStmt', 'CreateTrigStmt', 'RuleStmt',
+  'CreateFunctionStmt',
+  'CreateTrigStmt',
+  'RuleStmt',
 ]);
 
 const DML = ['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt'];
 /** Definitions whose code later statements run without naming it (operators, casts, opclasses, aggregates, types). */
 const IMPLICIT_CODE = new Set([
-  'DefineStmt', 'CreateCastStmt', 'CreateOpClassStmt', 'CreateOpFamilyStmt', 'AlterOpFamilyStmt', 'CreateTransformStmt', 'CreateConversionStmt',
-  'CreateRangeStmt', 'AlterTypeStmt', // a range's subtype_diff runs in GiST index builds
+  'DefineStmt',
+  'CreateCastStmt',
+  'CreateOpClassStmt',
+  'CreateOpFamilyStmt',
+  'AlterOpFamilyStmt',
+  'CreateTransformStmt',
+  'CreateConversionStmt',
+  'CreateRangeStmt',
+  'AlterTypeStmt', // a range's subtype_diff runs in GiST index builds
 ]);
 /** Statements that evaluate no expression on data: safe after an IMPLICIT_CODE definition. */
 const INERT = new Set([
-  ...IMPLICIT_CODE, 'CreateFunctionStmt', 'CreateTrigStmt', 'RuleStmt', 'CommentStmt', 'GrantStmt', 'GrantRoleStmt', 'AlterOwnerStmt',
-  'AlterFunctionStmt', 'AlterDefaultPrivilegesStmt', 'CreateEnumStmt', 'AlterEnumStmt', 'CompositeTypeStmt', 'CreateSeqStmt', 'AlterSeqStmt',
-  'VariableSetStmt', 'VariableShowStmt', 'DropStmt', 'RenameStmt', 'ViewStmt', 'CreateRoleStmt', 'AlterRoleStmt', 'NotifyStmt',
+  ...IMPLICIT_CODE,
+  'CreateFunctionStmt',
+  'CreateTrigStmt',
+  'RuleStmt',
+  'CommentStmt',
+  'GrantStmt',
+  'GrantRoleStmt',
+  'AlterOwnerStmt',
+  'AlterFunctionStmt',
+  'AlterDefaultPrivilegesStmt',
+  'CreateEnumStmt',
+  'AlterEnumStmt',
+  'CompositeTypeStmt',
+  'CreateSeqStmt',
+  'AlterSeqStmt',
+  'VariableSetStmt',
+  'VariableShowStmt',
+  'DropStmt',
+  'RenameStmt',
+  'ViewStmt',
+  'CreateRoleStmt',
+  'AlterRoleStmt',
+  'NotifyStmt',
 ]);
 /**
  * Built-ins that run SQL given as text, or read a relation named at run time
@@ -102,10 +191,26 @@ const INERT = new Set([
  * (query, sqlquery, select, tbl, schema, cursor, regclass).
  */
 const RUNS_SQL_TEXT = new Set([
-  'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'cursor_to_xml', 'cursor_to_xmlschema',
-  'table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
-  'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema',
-  'ts_stat', 'ts_rewrite', 'brin_summarize_range', 'brin_summarize_new_values', 'brin_desummarize_range', 'gin_clean_pending_list',
+  'query_to_xml',
+  'query_to_xmlschema',
+  'query_to_xml_and_xmlschema',
+  'cursor_to_xml',
+  'cursor_to_xmlschema',
+  'table_to_xml',
+  'table_to_xmlschema',
+  'table_to_xml_and_xmlschema',
+  'schema_to_xml',
+  'schema_to_xmlschema',
+  'schema_to_xml_and_xmlschema',
+  'database_to_xml',
+  'database_to_xmlschema',
+  'database_to_xml_and_xmlschema',
+  'ts_stat',
+  'ts_rewrite',
+  'brin_summarize_range',
+  'brin_summarize_new_values',
+  'brin_desummarize_range',
+  'gin_clean_pending_list',
 ]);
 /** Settings that change how names resolve: their new value must be read, or every schema is searched. */
 const NAME_SETTINGS = new Set(['search_path', 'role', 'session_authorization']);
@@ -114,8 +219,18 @@ const REPARENT = new Set(['AT_AttachPartition', 'AT_DetachPartition', 'AT_Detach
 
 export function rowEffects(statements: { kind: string; node: Node }[]): RowEffects {
   const fx: RowEffects = {
-    any: false, writes: [], functions: [], definesTriggers: false, defines: [],
-    operators: [], opclasses: [], types: [], relations: [], searchPath: { schemas: [], unknown: false }, cascades: false, extensions: [],
+    any: false,
+    writes: [],
+    functions: [],
+    definesTriggers: false,
+    defines: [],
+    operators: [],
+    opclasses: [],
+    types: [],
+    relations: [],
+    searchPath: { schemas: [], unknown: false },
+    cascades: false,
+    extensions: [],
   };
   const names: Names = { functions: new Set(), operators: new Set(), opclasses: new Set(), types: new Set() };
   let implicitCode = false;
@@ -243,7 +358,10 @@ function setConfig(fx: RowEffects, args: Node[] | undefined): void {
 
 /** Operators implied by A_Expr kinds whose name is not an operator. */
 const IMPLIED: Record<string, string[]> = {
-  AEXPR_BETWEEN: ['<=', '>='], AEXPR_NOT_BETWEEN: ['<=', '>='], AEXPR_BETWEEN_SYM: ['<=', '>='], AEXPR_NOT_BETWEEN_SYM: ['<=', '>='],
+  AEXPR_BETWEEN: ['<=', '>='],
+  AEXPR_NOT_BETWEEN: ['<=', '>='],
+  AEXPR_BETWEEN_SYM: ['<=', '>='],
+  AEXPR_NOT_BETWEEN_SYM: ['<=', '>='],
 };
 
 /** Every DML node, function call, operator, type and relation named anywhere in the tree. */
@@ -353,4 +471,3 @@ export function changesAnyRows(fx: RowEffects): boolean {
   if (fx.cascades !== false) return true;
   return fx.any || (fx.definesTriggers && fx.writes.length > 0) || fx.functions.some((f) => fx.defines.includes(f));
 }
-

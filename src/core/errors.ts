@@ -42,11 +42,11 @@ export class InvalidFileNameError extends FlotillaError {
 export class DuplicateVersionError extends FlotillaError {
   readonly code = 'duplicate_version';
   readonly kind = 'input';
-  constructor(readonly version: string, readonly files: string[]) {
-    super(
-      `migration number ${version} is used by more than one file: ${files.join(', ')}`,
-      'Give each migration its own number; renumber the newer file.',
-    );
+  constructor(
+    readonly version: string,
+    readonly files: string[],
+  ) {
+    super(`migration number ${version} is used by more than one file: ${files.join(', ')}`, 'Give each migration its own number; renumber the newer file.');
   }
 }
 
@@ -61,7 +61,11 @@ export class EmptyMigrationError extends FlotillaError {
 export class SqlParseError extends FlotillaError {
   readonly code = 'sql_syntax';
   readonly kind = 'input';
-  constructor(readonly file: string, readonly line: number, readonly detail: string) {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly detail: string,
+  ) {
     super(`${file}:${line}: SQL syntax error: ${detail}`, 'Fix the SQL at that line; nothing was run. (psql meta-commands such as \\set or \\i are not SQL.)');
   }
 }
@@ -70,7 +74,10 @@ export class SqlParseError extends FlotillaError {
 export class MixedTransactionModeError extends FlotillaError {
   readonly code = 'mixed_transaction_mode';
   readonly kind = 'input';
-  constructor(readonly file: string, readonly nonTransactional: { line: number; kind: string }[]) {
+  constructor(
+    readonly file: string,
+    readonly nonTransactional: { line: number; kind: string }[],
+  ) {
     const first = nonTransactional[0];
     super(
       `${file} mixes statements that cannot run in a transaction (${first?.kind} at line ${first?.line}) with transactional ones`,
@@ -83,7 +90,12 @@ export class MixedTransactionModeError extends FlotillaError {
 export class UnsupportedStatementError extends FlotillaError {
   readonly code = 'unsupported_statement';
   readonly kind = 'input';
-  constructor(readonly file: string, readonly line: number, readonly statement: string, reason?: string) {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly statement: string,
+    reason?: string,
+  ) {
     super(
       `${file}:${line}: ${statement} is not allowed in a migration${(reason ?? STATEMENT_REASONS[statement]) ? ` (${reason ?? STATEMENT_REASONS[statement]})` : ''}`,
       STATEMENT_HINTS[statement] ?? 'Flotilla owns the transaction: keep BEGIN/COMMIT or remove them, but do not ROLLBACK or PREPARE TRANSACTION.',
@@ -107,7 +119,11 @@ export class InvalidEncodingError extends FlotillaError {
 export class MigrationTooLargeError extends FlotillaError {
   readonly code = 'migration_too_large';
   readonly kind = 'input';
-  constructor(readonly file: string, readonly bytes: number, readonly limit: number) {
+  constructor(
+    readonly file: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
     super(
       `migration ${file} is ${mib(bytes)} MiB (${bytes} bytes); migration files may be at most ${mib(limit)} MiB, the most the SQL parser handles safely`,
       'Split it into several migration files, or load bulk data with COPY (psql \\copy) outside the migrations; nothing was run.',
@@ -119,7 +135,11 @@ export class MigrationTooLargeError extends FlotillaError {
 export class ParserLimitError extends FlotillaError {
   readonly code = 'parser_limit';
   readonly kind = 'input';
-  constructor(readonly file: string, readonly line: number, readonly detail: string) {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly detail: string,
+  ) {
     super(
       `${file}:${line}: a statement too large or too deeply nested for the SQL parser (${detail})`,
       'Split the statement (or the file) into smaller ones; nothing was run.',
@@ -144,18 +164,22 @@ function mib(bytes: number): string {
 }
 
 const STATEMENT_REASONS: Record<string, string> = {
-  'COPY FROM STDIN': 'it waits for rows sent by the client, as psql does with the lines after it; a migration runner sends none, and the data lines are not SQL',
+  'COPY FROM STDIN':
+    'it waits for rows sent by the client, as psql does with the lines after it; a migration runner sends none, and the data lines are not SQL',
 };
 
 const STATEMENT_HINTS: Record<string, string> = {
   'COPY FROM STDIN':
-    'Nothing was run. Put the rows in the file as INSERT ... VALUES (pg_dump --inserts writes them so), or COPY from a file the server can read (COPY t FROM \'/path\').',
+    "Nothing was run. Put the rows in the file as INSERT ... VALUES (pg_dump --inserts writes them so), or COPY from a file the server can read (COPY t FROM '/path').",
 };
 
 export class MigrationsDirError extends FlotillaError {
   readonly code = 'migrations_dir';
   readonly kind = 'input';
-  constructor(readonly dir: string, reason: string) {
+  constructor(
+    readonly dir: string,
+    reason: string,
+  ) {
     super(`cannot read migrations directory ${dir}: ${reason}`, 'Pass --dir <path> or set MIGRATIONS_DIR to the folder holding NNN_description.sql files.');
   }
 }
@@ -175,7 +199,7 @@ export class ChangedMigrationError extends FlotillaError {
   constructor(readonly migrations: { name: string; applied: string; current: string; recordedAs?: string }[]) {
     super(
       `applied migration${migrations.length > 1 ? 's' : ''} changed since applied: ${migrations.map((m) => (m.recordedAs ? `${m.name} (recorded as ${m.recordedAs})` : m.name)).join(', ')}`,
-      'Restore the applied file(s) and put the change in a new migration. If the edit is intended (e.g. a comment), update the recorded checksum: UPDATE migrations SET checksum = \'<new>\' WHERE name = \'<name>\'.',
+      "Restore the applied file(s) and put the change in a new migration. If the edit is intended (e.g. a comment), update the recorded checksum: UPDATE migrations SET checksum = '<new>' WHERE name = '<name>'.",
     );
   }
 }
@@ -208,10 +232,14 @@ export class ConnectionError extends FlotillaError {
 export class LockTimeoutError extends FlotillaError {
   readonly code = 'lock_busy';
   readonly kind = 'transient';
-  constructor(readonly target: string, readonly waitedMs: number, readonly holder?: string) {
+  constructor(
+    readonly target: string,
+    readonly waitedMs: number,
+    readonly holder?: string,
+  ) {
     super(
       `another runner holds the migration lock on ${target}${holder ? ` (${holder})` : ''}; gave up after ${waitedMs} ms`,
-      'Wait for the other runner to finish, or raise --lock-wait-timeout. Find it with: SELECT pid, application_name, state FROM pg_stat_activity JOIN pg_locks USING (pid) WHERE locktype = \'advisory\'.',
+      "Wait for the other runner to finish, or raise --lock-wait-timeout. Find it with: SELECT pid, application_name, state FROM pg_stat_activity JOIN pg_locks USING (pid) WHERE locktype = 'advisory'.",
     );
   }
 }
@@ -240,7 +268,12 @@ export class InterruptedError extends FlotillaError {
 export class LockLostError extends FlotillaError {
   readonly code = 'lock_lost';
   readonly kind = 'transient';
-  constructor(readonly target: string, readonly migration: string, readonly lockPid: number | undefined, readonly transactional: boolean) {
+  constructor(
+    readonly target: string,
+    readonly migration: string,
+    readonly lockPid: number | undefined,
+    readonly transactional: boolean,
+  ) {
     super(
       `lost the migration lock on ${target} while applying ${migration} (the lock session${lockPid ? `, backend pid ${lockPid},` : ''} ended or no longer holds it): ${
         transactional ? 'rolled back, nothing from this file was applied' : 'stopped; statements before this point stay applied, the file is not recorded'
@@ -257,7 +290,10 @@ export class LockLostError extends FlotillaError {
 export class SessionPoolerError extends FlotillaError {
   readonly code = 'session_pooler';
   readonly kind = 'input';
-  constructor(readonly target: string, readonly evidence: string) {
+  constructor(
+    readonly target: string,
+    readonly evidence: string,
+  ) {
     super(
       `${target} is behind a connection pooler that does not keep one server session per connection (${evidence}); Flotilla refuses it: its migration lock and session settings need a real session`,
       'Use a direct connection URL to PostgreSQL for migrations (or a PgBouncer pool with pool_mode = session); nothing was changed. See docs/operations.md, "Connection poolers".',
@@ -283,7 +319,8 @@ export class MigrationFailedError extends FlotillaError {
       `${migration} failed${at}: ${pg.code ? `ERROR ${pg.code}: ` : ''}${pg.message}`,
       (transactional
         ? `The migration was rolled back; nothing from this file was applied. ${cause ? '' : 'Fix the statement and run again.'}`
-        : `This file runs outside a transaction: statements before the failing one stay applied. ${cause ? '' : 'Make them idempotent (IF NOT EXISTS) and run again.'}`) + (cause?.hint ?? ''),
+        : `This file runs outside a transaction: statements before the failing one stay applied. ${cause ? '' : 'Make them idempotent (IF NOT EXISTS) and run again.'}`) +
+        (cause?.hint ?? ''),
     );
     this.kind = kind;
   }
@@ -324,12 +361,17 @@ export interface PgErrorFields {
 export class ForeignTrackingTableError extends FlotillaError {
   readonly code = 'foreign_tracking_table';
   readonly kind = 'input';
-  constructor(readonly table: string, readonly columns: string[], readonly tool: string | undefined, readonly reason?: string) {
+  constructor(
+    readonly table: string,
+    readonly columns: string[],
+    readonly tool: string | undefined,
+    readonly reason?: string,
+  ) {
     super(
       `table ${table} exists but is not a Flotilla tracking table${tool ? ` (it looks like ${tool}'s)` : ''}: ${reason ? `${reason}; ` : ''}columns ${columns.length ? columns.join(', ') : '(none)'}`,
       'Flotilla left it untouched. Keep Flotilla\'s applied migrations in a table of their own: pass --tracking-table flotilla_migrations (or set FLOTILLA_TRACKING_TABLE, or "trackingTable" in flotilla.config.json).' +
         (['name', 'checksum', 'applied_at', 'duration_ms', 'applied_by'].every((c) => columns.includes(c))
-          ? ' If it is Flotilla\'s own table and a column was added to it by hand, drop that column.'
+          ? " If it is Flotilla's own table and a column was added to it by hand, drop that column."
           : ''),
     );
   }
@@ -342,7 +384,10 @@ export class ForeignTrackingTableError extends FlotillaError {
 export class SchemaCaseError extends FlotillaError {
   readonly code = 'schema_case';
   readonly kind = 'input';
-  constructor(readonly schema: string, readonly existing: string[]) {
+  constructor(
+    readonly schema: string,
+    readonly existing: string[],
+  ) {
     super(
       `schema "${schema}" does not exist, but ${existing.map((e) => `"${e}"`).join(' and ')} does: the names differ only by case`,
       `Nothing was created. Pass --schema ${existing[0]} (the schema's exact name; Postgres folds unquoted names to lower case, so CREATE SCHEMA ${schema} made ${schema.toLowerCase()}). Flotilla does not create a second schema whose name differs only by case.`,
@@ -357,7 +402,11 @@ export class SchemaCaseError extends FlotillaError {
 export class TrackingTableCaseError extends FlotillaError {
   readonly code = 'tracking_table_case';
   readonly kind = 'input';
-  constructor(readonly schema: string, readonly table: string, readonly existing: string[]) {
+  constructor(
+    readonly schema: string,
+    readonly table: string,
+    readonly existing: string[],
+  ) {
     super(
       `tracking table ${schema}.${table} does not exist, but ${existing.map((e) => `${schema}.${e}`).join(' and ')} does: the names differ only by case`,
       `Nothing was created. Pass --tracking-table ${existing[0]} (the table's exact name; Postgres folds unquoted names to lower case). Flotilla does not create a second tracking table whose name differs only by case.`,
@@ -372,7 +421,11 @@ export class TrackingTableCaseError extends FlotillaError {
 export class AmbiguousLedgerError extends FlotillaError {
   readonly code = 'ambiguous_tracking_table';
   readonly kind = 'input';
-  constructor(readonly table: string, readonly schemas: string[], readonly current: string | null) {
+  constructor(
+    readonly table: string,
+    readonly schemas: string[],
+    readonly current: string | null,
+  ) {
     super(
       `${schemas.length === 1 ? `schema ${schemas[0]} holds` : `${schemas.length} schemas hold`} a tracking table ${table} (${schemas.join(', ')}), off the search path, and the current schema (${current ?? 'none: search_path names no existing schema'}) holds none`,
       `Nothing was changed. Say which one is this target's: pass --schema ${schemas[0]} (or set FLOTILLA_SCHEMA, or "schema" in flotilla.config.json).`,
@@ -387,7 +440,11 @@ export class AmbiguousLedgerError extends FlotillaError {
 export class LedgerMovedError extends FlotillaError {
   readonly code = 'tracking_table_created_elsewhere';
   readonly kind = 'transient';
-  constructor(readonly table: string, readonly intended: string, readonly existing: string) {
+  constructor(
+    readonly table: string,
+    readonly intended: string,
+    readonly existing: string,
+  ) {
     super(
       `another runner created the tracking table ${existing}.${table} while this one was about to create ${intended}.${table}`,
       `Nothing was changed. Run again: this runner will then use ${existing}.${table} (or pass --schema to choose).`,
@@ -434,10 +491,7 @@ export class TenantsFileError extends FlotillaError {
   constructor(source: string, problems: string[], origin: 'file' | 'query' = 'file') {
     const count = `${problems.length} problem${problems.length === 1 ? '' : 's'}`;
     const what = origin === 'file' ? `tenants file ${source}` : `tenants from ${source}`;
-    super(
-      [`Invalid ${what}: ${count}`, ...problems.map((p) => `  ${p}`)].join('\n'),
-      'Fix the entries above and run the command again; nothing was changed.',
-    );
+    super([`Invalid ${what}: ${count}`, ...problems.map((p) => `  ${p}`)].join('\n'), 'Fix the entries above and run the command again; nothing was changed.');
     this.source = source;
     this.problems = problems;
   }
@@ -520,7 +574,10 @@ export class RefreshRefusedError extends FlotillaError {
     const shown = blockers.slice(0, 10).map((b) => `  ${b.tenantId}: ${b.reason}`);
     if (blockers.length > 10) shown.push(`  ... and ${blockers.length - 10} more`);
     super(
-      [`cannot refresh the migration set of rollout ${rolloutId}: ${blockers.length} tenant${blockers.length === 1 ? '' : 's'} already ran the frozen files`, ...shown].join('\n'),
+      [
+        `cannot refresh the migration set of rollout ${rolloutId}: ${blockers.length} tenant${blockers.length === 1 ? '' : 's'} already ran the frozen files`,
+        ...shown,
+      ].join('\n'),
       'A file a tenant has applied must not change under it: restore the frozen files and retry without --refresh, or add a new migration file and start a new rollout. Nothing was changed.',
     );
   }
@@ -537,10 +594,17 @@ export class RefreshRefusedError extends FlotillaError {
 export class QueuePrefixMismatchError extends FlotillaError {
   readonly code = 'queue_prefix_mismatch';
   readonly kind = 'input';
-  constructor(readonly rolloutId: string, readonly rolloutPrefix: string, readonly prefix: string) {
+  constructor(
+    readonly rolloutId: string,
+    readonly rolloutPrefix: string,
+    readonly prefix: string,
+  ) {
     super(
       `rollout ${rolloutId} belongs to queue prefix ${rolloutPrefix}, not ${prefix} (FLOTILLA_QUEUE_PREFIX): nothing was changed`,
       `Run the command again with FLOTILLA_QUEUE_PREFIX=${rolloutPrefix}, the prefix of the fleet that runs this rollout.`,
     );
   }
 }
+
+/** The control database stayed unreachable for the whole retry budget of control/pool.ts (already retried: never again). */
+export class ControlUnavailableError extends ConnectionError {}

@@ -128,7 +128,8 @@ export function refreshBlockers(
     const hit = t.applied.filter((n) => gone.has(n));
     if (hit.length) blockers.push({ tenantId: t.tenantId, reason: `applied ${[...new Set(hit)].join(', ')}` });
     else if (t.state === 'succeeded' && replaced.length) blockers.push({ tenantId: t.tenantId, reason: `succeeded with the frozen ${replaced.join(', ')}` });
-    else if (t.state === 'succeeded' && added.length) blockers.push({ tenantId: t.tenantId, reason: `succeeded without the added file${added.length === 1 ? '' : 's'} ${added.join(', ')}` });
+    else if (t.state === 'succeeded' && added.length)
+      blockers.push({ tenantId: t.tenantId, reason: `succeeded without the added file${added.length === 1 ? '' : 's'} ${added.join(', ')}` });
   }
   return blockers;
 }

@@ -24,9 +24,7 @@ const ADDED: Record<string, string> = {
   applied_by: 'text',
 };
 
-export type LedgerShape =
-  | { ours: true; missing: { column: string; type: string }[] }
-  | { ours: false; tool: string | undefined; reason?: string };
+export type LedgerShape = { ours: true; missing: { column: string; type: string }[] } | { ours: false; tool: string | undefined; reason?: string };
 
 /** A column as the catalog describes it (format_type without typmod). */
 export interface ColumnInfo {
@@ -49,13 +47,26 @@ const TIME = ['timestamp with time zone', 'timestamp without time zone'];
 const INT = ['integer', 'bigint', 'smallint'];
 /** Types each known column may have: what the guide and Flotilla made, and their close relatives. */
 const TYPES: Record<string, string[]> = {
-  name: TEXT, checksum: TEXT, applied_by: TEXT, applied_at: TIME, executed_at: TIME, id: INT, duration_ms: [...INT, 'numeric'],
+  name: TEXT,
+  checksum: TEXT,
+  applied_by: TEXT,
+  applied_at: TIME,
+  executed_at: TIME,
+  id: INT,
+  duration_ms: [...INT, 'numeric'],
 };
 /** Columns Flotilla writes; any other NOT NULL column needs a default. */
 const WRITTEN = new Set<string>(FLOTILLA_COLUMNS);
 
 const KINDS: Record<string, string> = {
-  p: 'a partitioned table', v: 'a view', m: 'a materialized view', f: 'a foreign table', i: 'an index', I: 'a partitioned index', S: 'a sequence', c: 'a composite type',
+  p: 'a partitioned table',
+  v: 'a view',
+  m: 'a materialized view',
+  f: 'a foreign table',
+  i: 'an index',
+  I: 'a partitioned index',
+  S: 'a sequence',
+  c: 'a composite type',
 };
 
 /**
@@ -79,7 +90,12 @@ export function ledgerShape(columns: readonly (string | ColumnInfo)[], kind = 'r
     if (!TYPES[c.name]!.includes(c.type)) return foreign(`column ${c.name} is ${c.type}, expected ${TYPES[c.name]!.join(' or ')}`);
     if (c.notNull && !c.hasDefault && !WRITTEN.has(c.name)) return foreign(`column ${c.name} is NOT NULL without a default, and Flotilla does not write it`);
   }
-  return { ours: true, missing: Object.entries(ADDED).filter(([c]) => !cols.has(c)).map(([column, type]) => ({ column, type })) };
+  return {
+    ours: true,
+    missing: Object.entries(ADDED)
+      .filter(([c]) => !cols.has(c))
+      .map(([column, type]) => ({ column, type })),
+  };
 }
 
 /** Best guess at the tool that made a foreign table, for the message only. */

@@ -61,7 +61,10 @@ export async function buildMigrationSet(files: MigrationFile[]): Promise<Migrati
   for (let i = 1; i < parsed.length; i++) {
     if (parsed[i]!.meta.version === parsed[i - 1]!.meta.version) {
       const v = parsed[i]!.meta.version;
-      throw new DuplicateVersionError(String(v), parsed.filter((p) => p.meta.version === v).map((p) => p.file.name));
+      throw new DuplicateVersionError(
+        String(v),
+        parsed.filter((p) => p.meta.version === v).map((p) => p.file.name),
+      );
     }
   }
   const migrations = parsed.map(({ file, meta }) => buildMigration(file, meta.version));
@@ -99,7 +102,10 @@ function buildMigration(file: MigrationFile, version: bigint): Migration {
   if (statements.length === 0) throw new EmptyMigrationError(file.name);
   const nonTx = statements.filter((s) => s.mode === 'non-transactional');
   if (nonTx.length > 0 && nonTx.length < statements.length) {
-    throw new MixedTransactionModeError(file.name, nonTx.map((s) => ({ line: s.line, kind: s.label })));
+    throw new MixedTransactionModeError(
+      file.name,
+      nonTx.map((s) => ({ line: s.line, kind: s.label })),
+    );
   }
   const header = parseValidationHeader(file.sql);
   if (!header.ok) throw new ConfigError([`${file.name}:${header.line}: ${header.problem}`]);

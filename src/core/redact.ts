@@ -51,10 +51,7 @@ export function redactUrl(url: string): string {
 
 /** Redacts every `scheme://user:password@` and `password=...` found anywhere in `text`. */
 export function redactSecrets(text: string): string {
-  const urlsMasked = text.replace(
-    URL_USERINFO_IN_TEXT,
-    (_whole, scheme: string, userinfo: string) => `${scheme}${maskUserinfo(userinfo)}@`,
-  );
+  const urlsMasked = text.replace(URL_USERINFO_IN_TEXT, (_whole, scheme: string, userinfo: string) => `${scheme}${maskUserinfo(userinfo)}@`);
   return maskPasswordPairs(urlsMasked);
 }
 

@@ -47,11 +47,17 @@ export interface WaveAssignment {
  * Canary tenants form wave 0; the rest follow in file order, in waves of
  * `waveSize` (all in one wave when not given). Returns waves numbered 0..n-1.
  */
-export function assignWaves(tenants: Tenant[], canary: CanarySpec | undefined, waveSize: CountSpec | undefined): { assignments: WaveAssignment[]; waveCount: number } {
+export function assignWaves(
+  tenants: Tenant[],
+  canary: CanarySpec | undefined,
+  waveSize: CountSpec | undefined,
+): { assignments: WaveAssignment[]; waveCount: number } {
   const canaries = new Set<string>();
   if (canary) {
     if ('count' in canary && canary.count > tenants.length) {
-      throw new ConfigError([`--canary: ${canary.count} canary tenants asked for, but the selection has only ${tenants.length}; give a smaller number or a tag`]);
+      throw new ConfigError([
+        `--canary: ${canary.count} canary tenants asked for, but the selection has only ${tenants.length}; give a smaller number or a tag`,
+      ]);
     }
     const chosen = 'count' in canary ? tenants.slice(0, canary.count) : tenants.filter((t) => t.tags.includes(canary.tag));
     if (chosen.length === 0) throw new ConfigError([`--canary: no tenant has the tag "${'tag' in canary ? canary.tag : ''}"`]);

@@ -104,7 +104,10 @@ export function splitStatements(sql: string): { statements: Statement[] } | { er
 /** The statements before line `line` when the last of them is COPY ... FROM STDIN (its data lines follow). */
 function copyBefore(sql: string, line: number): { statements: Statement[] } | undefined {
   if (line <= 1 || !/\bstdin\b/i.test(sql)) return undefined;
-  const prefix = sql.split('\n').slice(0, line - 1).join('\n');
+  const prefix = sql
+    .split('\n')
+    .slice(0, line - 1)
+    .join('\n');
   const split = splitStatements(prefix);
   if (!('statements' in split)) return undefined;
   const last = split.statements.at(-1);
@@ -158,7 +161,8 @@ export function classify(kind: string, n: Node): { mode: StatementMode; label: s
       const k = String(n.kind ?? '');
       if (k === 'TRANS_STMT_BEGIN' || k === 'TRANS_STMT_START') return { mode: 'transaction-control', label: 'BEGIN' };
       if (k === 'TRANS_STMT_COMMIT') return { mode: 'transaction-control', label: 'COMMIT' };
-      if (k === 'TRANS_STMT_SAVEPOINT' || k === 'TRANS_STMT_RELEASE' || k === 'TRANS_STMT_ROLLBACK_TO') return tx(k.replace('TRANS_STMT_', '').replace('_', ' '));
+      if (k === 'TRANS_STMT_SAVEPOINT' || k === 'TRANS_STMT_RELEASE' || k === 'TRANS_STMT_ROLLBACK_TO')
+        return tx(k.replace('TRANS_STMT_', '').replace('_', ' '));
       // "PREPARE" alone would read as a prepared statement (which is allowed): name the command
       return { mode: 'forbidden', label: k === 'TRANS_STMT_PREPARE' ? 'PREPARE TRANSACTION' : k.replace('TRANS_STMT_', '').replace('_', ' ') };
     }

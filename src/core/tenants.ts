@@ -300,7 +300,10 @@ export function parseTenantsFile(text: string, format: TenantsFormat, source: st
   if (problems.length > 0) return finish([], problems, source, 'file');
   const list = entriesOfDocument(doc, problems);
   if (list?.length === 0) problems.push('the tenants list is empty; add at least one tenant');
-  const tenants = validateEntries((list ?? []).map((value) => ({ value, problems: [] })), problems);
+  const tenants = validateEntries(
+    (list ?? []).map((value) => ({ value, problems: [] })),
+    problems,
+  );
   return finish(tenants, problems, source, 'file');
 }
 
@@ -322,7 +325,10 @@ function normalizeRow(row: unknown): RawEntry {
     delete value.database_url;
   }
   if (typeof value.tags === 'string') {
-    value.tags = value.tags.split(',').map((t) => t.trim()).filter((t) => t !== '');
+    value.tags = value.tags
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t !== '');
   }
   if (typeof value.window === 'string') {
     try {
@@ -370,7 +376,8 @@ export function selectionProblems(sel: TenantSelection): string[] {
   const problems: string[] = [];
   const ids = sel.ids;
   const tags = sel.tags;
-  if (ids !== undefined && (ids.length === 0 || ids.some(blank))) problems.push('--only: an empty tenant id (an unset shell variable?); list the ids, comma-separated');
+  if (ids !== undefined && (ids.length === 0 || ids.some(blank)))
+    problems.push('--only: an empty tenant id (an unset shell variable?); list the ids, comma-separated');
   if (tags !== undefined && (tags.length === 0 || tags.some(blank))) problems.push('--tag: an empty tag (an unset shell variable?); give the tag');
   if (sel.all && (ids !== undefined || tags !== undefined)) problems.push('--all selects every tenant: give either --all or --only/--tag, not both');
   if (!sel.all && ids === undefined && tags === undefined) {
@@ -388,7 +395,8 @@ export function parseSelectorFlags(flags: SelectorFlags): { source: TenantSource
   const problems: string[] = [];
   const given = (v: unknown) => v !== undefined && v !== null && v !== false;
   if (given(flags.tenants) && blank(flags.tenants)) problems.push('--tenants: an empty file name (an unset shell variable?); give the tenants file');
-  if (given(flags.tenantsQuery) && blank(flags.tenantsQuery)) problems.push('--tenants-query: an empty query (an unset shell variable?); give the SQL that returns the tenants');
+  if (given(flags.tenantsQuery) && blank(flags.tenantsQuery))
+    problems.push('--tenants-query: an empty query (an unset shell variable?); give the SQL that returns the tenants');
   if (given(flags.tenants) && given(flags.tenantsQuery)) problems.push('give --tenants <file> or --tenants-query <sql>, not both');
   const selection: TenantSelection = {};
   if (given(flags.only)) selection.ids = typeof flags.only === 'string' ? flags.only.split(',').map((x) => x.trim()) : [''];
@@ -426,7 +434,11 @@ export function selectTenants(tenants: Tenant[], sel: TenantSelection): Tenant[]
   const chosen = tenants.filter((t) => (sel.all || wanted.size === 0 || wanted.has(t.id)) && tags.every((tag) => t.tags.includes(tag)));
   if (chosen.length === 0) {
     const missing = tags.filter((tag) => !tenants.some((t) => t.tags.includes(tag)));
-    throw new EmptySelectionError(missing.length ? `${describeSelection(sel)} (no tenant has the tag${missing.length === 1 ? '' : 's'} ${missing.map((x) => JSON.stringify(x)).join(', ')})` : describeSelection(sel));
+    throw new EmptySelectionError(
+      missing.length
+        ? `${describeSelection(sel)} (no tenant has the tag${missing.length === 1 ? '' : 's'} ${missing.map((x) => JSON.stringify(x)).join(', ')})`
+        : describeSelection(sel),
+    );
   }
   return chosen;
 }

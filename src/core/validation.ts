@@ -98,7 +98,8 @@ export function diffSnapshots(before: Snapshot, after: Snapshot, options: Partia
         if (!o.allowColumnDrop) issues.push(`${T}: column ${col} removed`);
       } else if (!o.allowColumnModification) {
         if (ac.type !== bc.type) issues.push(`${T}: column ${col} type changed from ${bc.type} to ${ac.type}`);
-        if (ac.nullable !== bc.nullable) issues.push(`${T}: column ${col} changed from ${bc.nullable ? 'NULL' : 'NOT NULL'} to ${ac.nullable ? 'NULL' : 'NOT NULL'}`);
+        if (ac.nullable !== bc.nullable)
+          issues.push(`${T}: column ${col} changed from ${bc.nullable ? 'NULL' : 'NOT NULL'} to ${ac.nullable ? 'NULL' : 'NOT NULL'}`);
       }
     }
     if (!o.allowColumnAddition) {
@@ -132,9 +133,7 @@ export function diffSnapshots(before: Snapshot, after: Snapshot, options: Partia
   return { valid: issues.length === 0, issues };
 }
 
-export type HeaderDirective =
-  | { ok: true; enabled: boolean | undefined; options: Partial<ValidationOptions> }
-  | { ok: false; line: number; problem: string };
+export type HeaderDirective = { ok: true; enabled: boolean | undefined; options: Partial<ValidationOptions> } | { ok: false; line: number; problem: string };
 
 /**
  * Per-file options: `-- flotilla:validate allowRowChanges=true allowTableCreation=false`
@@ -167,14 +166,21 @@ export function parseValidationHeader(sql: string): HeaderDirective {
         return { ok: false, line: lineAt(p), problem: `unknown header "${line.trim()}" (expected -- flotilla:validate followed by off, on, or settings)` };
       }
       if (m) {
-        for (const word of m[1]!.trim().split(/[\s,]+/).filter(Boolean)) {
+        for (const word of m[1]!
+          .trim()
+          .split(/[\s,]+/)
+          .filter(Boolean)) {
           if (word === 'off' || word === 'on') {
             enabled = word === 'on';
             continue;
           }
           const kv = /^([A-Za-z]+)=(true|false)$/.exec(word);
           if (!kv || !VALIDATION_OPTION_NAMES.includes(kv[1] as keyof ValidationOptions)) {
-            return { ok: false, line: lineAt(p), problem: `unknown validation setting "${word}" (expected off, on, or one of ${VALIDATION_OPTION_NAMES.join(', ')} =true|false)` };
+            return {
+              ok: false,
+              line: lineAt(p),
+              problem: `unknown validation setting "${word}" (expected off, on, or one of ${VALIDATION_OPTION_NAMES.join(', ')} =true|false)`,
+            };
           }
           options[kv[1] as keyof ValidationOptions] = kv[2] === 'true';
         }
@@ -188,9 +194,14 @@ export function parseValidationHeader(sql: string): HeaderDirective {
       let depth = 0;
       let q = p;
       while (q < sql.length) {
-        if (sql.startsWith('/*', q)) { depth++; q += 2; }
-        else if (sql.startsWith('*/', q)) { depth--; q += 2; if (depth === 0) break; }
-        else q++;
+        if (sql.startsWith('/*', q)) {
+          depth++;
+          q += 2;
+        } else if (sql.startsWith('*/', q)) {
+          depth--;
+          q += 2;
+          if (depth === 0) break;
+        } else q++;
       }
       // a header line inside a block comment is not read: refused below
       p = q;

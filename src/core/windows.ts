@@ -22,7 +22,9 @@ function latestStart(w: MaintenanceWindow, now: Date): Date {
   // cron-parser's prev() skips an occurrence in the current second, so a window starting
   // exactly at `now` would be missed: probe that second with next() from just before it.
   const second = Math.floor(now.getTime() / SECOND_MS) * SECOND_MS;
-  const atThisSecond = occurrencesAround(w, new Date(second - 1)).next().toDate();
+  const atThisSecond = occurrencesAround(w, new Date(second - 1))
+    .next()
+    .toDate();
   if (atThisSecond.getTime() === second) return atThisSecond;
   return occurrencesAround(w, now).prev().toDate();
 }

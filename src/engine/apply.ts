@@ -63,7 +63,10 @@ export class Applier {
 
   private sessionSettings(local: boolean): string {
     const set = local ? 'SET LOCAL' : 'SET';
-    const parts = [`${set} lock_timeout = ${Math.max(0, Math.floor(this.settings.lockTimeoutMs))}`, `${set} statement_timeout = ${Math.max(0, Math.floor(this.settings.statementTimeoutMs))}`];
+    const parts = [
+      `${set} lock_timeout = ${Math.max(0, Math.floor(this.settings.lockTimeoutMs))}`,
+      `${set} statement_timeout = ${Math.max(0, Math.floor(this.settings.statementTimeoutMs))}`,
+    ];
     if (this.settings.schema) parts.push(`${set} search_path TO ${quoteIdent(this.settings.schema)}`);
     return parts.join('; ');
   }
@@ -93,9 +96,7 @@ export class Applier {
    * `files` may be found once the transaction is open (the dry run plans in it).
    * Fills the report and emits the events; `ok` is false when a file failed.
    */
-  async applyGroup(
-    files: Migration[] | (() => Promise<Migration[]>), opts: GroupOptions, run: RunContext,
-  ): Promise<{ ok: boolean; carried?: Checkpoint }> {
+  async applyGroup(files: Migration[] | (() => Promise<Migration[]>), opts: GroupOptions, run: RunContext): Promise<{ ok: boolean; carried?: Checkpoint }> {
     const rollback = opts.finish === 'rollback';
     const known = typeof files === 'function' ? undefined : files;
     if (!rollback && known?.some((m) => !m.transactional)) throw new Error('Migrator: a non-transactional file in a committed group');
@@ -172,7 +173,9 @@ export class Applier {
    * catalog snapshot per file.
    */
   private async runInOpenTransaction(
-    m: Migration, { ledger, req, time, scopeCache }: RunContext, v: { enabled: boolean; options: ValidationOptions },
+    m: Migration,
+    { ledger, req, time, scopeCache }: RunContext,
+    v: { enabled: boolean; options: ValidationOptions },
     /** writes the file's tracking row: before the after-snapshot, so what it fires (a trigger on the tracking table) is validated too */
     record: () => Promise<unknown>,
     previous: Checkpoint | undefined,
@@ -187,9 +190,10 @@ export class Applier {
           if (!v.options.allowOtherSessions) await refuseOtherSessions(this.db, m.name, m.effects, scopeCache);
           const named = !v.options.allowRowChanges || this.settings.schema ? await validationScope(this.db, m.effects, scopeCache, [ledger]) : undefined;
           const count = v.options.allowRowChanges ? [] : named?.count;
-          const look = this.settings.schema ? named?.look ?? [] : [];
+          const look = this.settings.schema ? (named?.look ?? []) : [];
           const reusable = previous && look.every((t) => previous.scope.look?.includes(t) || previous.snapshot.tables[t]);
-          if (reusable && (step.acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count))) return previous;
+          if (reusable && (step.acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count)))
+            return previous;
           // counting every table means every schema: code we could not see through may write outside --schema;
           // a DROP ... CASCADE may take columns and constraints of tables in any schema
           const everywhere = count === undefined || m.effects.cascades !== false;
@@ -266,14 +270,20 @@ export class Applier {
   /** CREATE INDEX CONCURRENTLY & co.: one statement at a time, autocommit. */
   private async applyOutsideTransaction(m: Migration, ledger: LedgerLocation): Promise<number> {
     // SET (unlike SET LOCAL) outlives the migration: give the caller its session back as it was
-    const saved = (await this.db.query<{ lt: string; st: string; sp: string }>(
-      `SELECT current_setting('lock_timeout') AS lt, current_setting('statement_timeout') AS st, current_setting('search_path') AS sp`,
-    )).rows[0]!;
+    const saved = (
+      await this.db.query<{ lt: string; st: string; sp: string }>(
+        `SELECT current_setting('lock_timeout') AS lt, current_setting('statement_timeout') AS st, current_setting('search_path') AS sp`,
+      )
+    ).rows[0]!;
     try {
       return await this.runOutsideTransaction(m, ledger);
     } finally {
       await this.db
-        .query(`SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), set_config('search_path', $3, false)`, [saved.lt, saved.st, saved.sp])
+        .query(`SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), set_config('search_path', $3, false)`, [
+          saved.lt,
+          saved.st,
+          saved.sp,
+        ])
         .catch(() => {});
     }
   }
@@ -286,10 +296,16 @@ export class Applier {
     const named = m.statements.map((s) => String((s.node as { idxname?: string }).idxname ?? '')).filter(Boolean);
     const stale = named.filter((n) => invalidBefore.includes(n));
     if (stale.length) {
-      throw new MigrationFailedError(m.name, undefined, {
-        message: `index ${stale.join(', ')} exists but is INVALID (left by an earlier failed concurrent build)`,
-        hint: `DROP INDEX CONCURRENTLY ${stale.map((n) => `${quoteIdent(ledger.schema)}.${quoteIdent(n)}`).join(', ')}; then run the migration again`,
-      }, false, 'migration');
+      throw new MigrationFailedError(
+        m.name,
+        undefined,
+        {
+          message: `index ${stale.join(', ')} exists but is INVALID (left by an earlier failed concurrent build)`,
+          hint: `DROP INDEX CONCURRENTLY ${stale.map((n) => `${quoteIdent(ledger.schema)}.${quoteIdent(n)}`).join(', ')}; then run the migration again`,
+        },
+        false,
+        'migration',
+      );
     }
     for (const s of m.statements) {
       // each statement commits on its own: none starts once the lock is gone
@@ -318,7 +334,6 @@ export class Applier {
     return durationMs;
   }
 }
-
 
 function statementRef(s: Statement): { index: number; line: number; text: string } {
   const text = s.sql.replace(/^(\s|--[^\n]*\n)+/, '').trim();

@@ -104,5 +104,4 @@ export class LockSession {
   lost(migration: string, transactional: boolean): LockLostError {
     return new LockLostError(this.lockSessions.target, migration, this.held?.pid, transactional);
   }
-
 }

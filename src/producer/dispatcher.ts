@@ -31,7 +31,12 @@ export async function dispatchAndEnqueue(store: DispatchStore, queue: JobQueue, 
 }
 
 /** Record a tenant's attempt, dispatch what it frees up, and enqueue that. */
-export async function recordAndDispatch(store: Pick<DispatchStore, 'recordAttempt'>, queue: JobQueue, attempt: AttemptRecord, now: Date): Promise<DispatchedJob[]> {
+export async function recordAndDispatch(
+  store: Pick<DispatchStore, 'recordAttempt'>,
+  queue: JobQueue,
+  attempt: AttemptRecord,
+  now: Date,
+): Promise<DispatchedJob[]> {
   const jobs = await store.recordAttempt(attempt, now);
   await enqueue(queue, jobs);
   return jobs;

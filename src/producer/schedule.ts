@@ -13,7 +13,12 @@ import { selectTenants, type Tenant } from '../core/tenants.js';
 import type { ControlStore } from '../control/store.js';
 import { createRollout } from './rollout.js';
 
-export async function startScheduledRollout(store: ControlStore, queue: Queue, name: string, now: () => Date): Promise<{ rolloutId: string } | { skipped: string }> {
+export async function startScheduledRollout(
+  store: ControlStore,
+  queue: Queue,
+  name: string,
+  now: () => Date,
+): Promise<{ rolloutId: string } | { skipped: string }> {
   const s = await store.getSchedule(name);
   if (!s) return { skipped: `schedule ${name} no longer exists` };
   let tenants: Tenant[];
@@ -29,7 +34,11 @@ export async function startScheduledRollout(store: ControlStore, queue: Queue, n
     store,
     queue,
     {
-      tenants, set, dryRun: s.options.dryRun, engine: s.options.engine, createdBy: `schedule ${name}`,
+      tenants,
+      set,
+      dryRun: s.options.dryRun,
+      engine: s.options.engine,
+      createdBy: `schedule ${name}`,
       maxFailures: { count: s.options.maxFailures },
       ...(s.options.concurrency ? { concurrency: s.options.concurrency } : {}),
       ...(s.options.perServer ? { perServer: s.options.perServer } : {}),
@@ -54,7 +63,10 @@ export async function registerSchedule(control: Queue, s: { name: string; cron: 
  * just before acting, so a `schedule` or `schedule remove` running meanwhile
  * wins (the CLI saves the row before the scheduler, and deletes it before).
  */
-export async function restoreSchedules(store: ControlStore, control: Queue): Promise<{ restored: string[]; removed: string[]; failed: { name: string; error: string }[] }> {
+export async function restoreSchedules(
+  store: ControlStore,
+  control: Queue,
+): Promise<{ restored: string[]; removed: string[]; failed: { name: string; error: string }[] }> {
   const result = { restored: [] as string[], removed: [] as string[], failed: [] as { name: string; error: string }[] };
   for (const s of await store.listSchedules()) {
     if (await control.getJobScheduler(scheduleJobId(s.name))) continue;

@@ -145,8 +145,18 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
       deps.store,
       deps.queue,
       {
-        rolloutId, tenantId, generation, attempt: claim.attempt, state: checked?.error ? 'failed' : 'succeeded', applied, appliedTotal,
-        error: checked?.error ?? null, checks: checked?.checks ?? null, worker: deps.workerId, startedAt, durationMs: Math.round(clock.now() - t0),
+        rolloutId,
+        tenantId,
+        generation,
+        attempt: claim.attempt,
+        state: checked?.error ? 'failed' : 'succeeded',
+        applied,
+        appliedTotal,
+        error: checked?.error ?? null,
+        checks: checked?.checks ?? null,
+        worker: deps.workerId,
+        startedAt,
+        durationMs: Math.round(clock.now() - t0),
       },
       deps.now(),
     );
@@ -168,8 +178,16 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
 }
 
 async function failed(
-  deps: Deps, job: Job<TenantJobData>, token: string | undefined, claim: ClaimedJob, e: unknown, startedAt: Date, t0: number, log: Logger,
-  applied: string[] = [], appliedTotal?: string[],
+  deps: Deps,
+  job: Job<TenantJobData>,
+  token: string | undefined,
+  claim: ClaimedJob,
+  e: unknown,
+  startedAt: Date,
+  t0: number,
+  log: Logger,
+  applied: string[] = [],
+  appliedTotal?: string[],
 ): Promise<never> {
   const { rolloutId, tenantId, generation } = job.data;
   if (e instanceof LockTimeoutError) {
@@ -186,7 +204,19 @@ async function failed(
   await recordAndDispatch(
     deps.store,
     deps.queue,
-    { rolloutId, tenantId, generation, attempt: claim.attempt, state, applied, appliedTotal, error, worker: deps.workerId, startedAt, durationMs: Math.round(deps.clock.now() - t0) },
+    {
+      rolloutId,
+      tenantId,
+      generation,
+      attempt: claim.attempt,
+      state,
+      applied,
+      appliedTotal,
+      error,
+      worker: deps.workerId,
+      startedAt,
+      durationMs: Math.round(deps.clock.now() - t0),
+    },
     deps.now(),
   );
   log.warn({ err: error, attempt: job.attemptsMade + 1, retry: state === 'retrying' }, 'tenant job failed');
@@ -202,7 +232,15 @@ async function failed(
  * first generation); undefined otherwise (the attempt's own list is the whole
  * truth) and for a dry run.
  */
-async function rolloutApplied(tenants: TenantTarget, client: pg.Client, claim: ClaimedJob, generation: number, rolloutId: string, set: MigrationSet, schema: string | undefined): Promise<string[] | undefined> {
+async function rolloutApplied(
+  tenants: TenantTarget,
+  client: pg.Client,
+  claim: ClaimedJob,
+  generation: number,
+  rolloutId: string,
+  set: MigrationSet,
+  schema: string | undefined,
+): Promise<string[] | undefined> {
   if (claim.options.dryRun || (claim.attempt <= 1 && generation === 0)) return undefined;
   const rows = await tenants.readLedger(client, schema ?? claim.tenant.schema ?? undefined, claim.options.engine.trackingTable ?? 'migrations');
   return appliedByRollout(
@@ -225,7 +263,14 @@ async function runChecks(deps: Deps, client: pg.Client, claim: ClaimedJob, schem
     ...checks.invalidIndexes.map((i) => `index ${i} is INVALID`),
     ...(claim.options.engine.validation.allowNotValidConstraints ? [] : checks.notValidConstraints.map((c) => `constraint ${c} is NOT VALID`)),
   ];
-  const error = problems.length ? { code: 'post_check_failed', kind: 'migration', message: problems.join('; '), hint: 'Fix the index or constraint on this tenant, then `flotilla rollout retry`.' } : null;
+  const error = problems.length
+    ? {
+        code: 'post_check_failed',
+        kind: 'migration',
+        message: problems.join('; '),
+        hint: 'Fix the index or constraint on this tenant, then `flotilla rollout retry`.',
+      }
+    : null;
   if (drift) log.warn({ fingerprint: checks.fingerprint, fleet: majority }, 'schema differs from the rest of the fleet at this version (drift)');
   return { checks: { ...checks, drift }, error, ms: deps.clock.now() - t };
 }

@@ -70,7 +70,8 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
       })
       .then(() => restoreSchedules(store, control))
       .then((r) => {
-        if (r.restored.length) log.warn({ schedules: r.restored }, 'schedules were missing from Redis (its data was lost?): restored from the control database');
+        if (r.restored.length)
+          log.warn({ schedules: r.restored }, 'schedules were missing from Redis (its data was lost?): restored from the control database');
         if (r.removed.length) log.info({ schedules: r.removed }, 'job schedulers of removed schedules: removed');
         for (const f of r.failed) log.error({ schedule: f.name, err: f.error }, 'a schedule of the control database could not be restored in Redis');
       })
@@ -81,14 +82,18 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   const now = () => new Date();
   const connections = new ConnectionCache({ applicationName: `flotilla-worker ${id}`, idleMs: 2000, maxIdle: s.concurrency });
 
-  const tenants = new Worker(MIGRATE_QUEUE, tenantProcessor({ store, queue, workerId: id, logger: log, env, now, connections, fingerprints: new FleetFingerprints(systemClock) }), {
-    connection: redisConnection(s.redisUrl),
-    prefix: s.prefix,
-    concurrency: s.concurrency,
-    lockDuration: s.lockDurationMs,
-    stalledInterval: Math.max(1000, Math.floor(s.lockDurationMs / 2)),
-    maxStalledCount: 10,
-  });
+  const tenants = new Worker(
+    MIGRATE_QUEUE,
+    tenantProcessor({ store, queue, workerId: id, logger: log, env, now, connections, fingerprints: new FleetFingerprints(systemClock) }),
+    {
+      connection: redisConnection(s.redisUrl),
+      prefix: s.prefix,
+      concurrency: s.concurrency,
+      lockDuration: s.lockDurationMs,
+      stalledInterval: Math.max(1000, Math.floor(s.lockDurationMs / 2)),
+      maxStalledCount: 10,
+    },
+  );
   const controller = new Worker(
     CONTROL_QUEUE,
     async (job: Job) => {

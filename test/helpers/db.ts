@@ -68,5 +68,9 @@ export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
 }
 
 export async function dropAllTestDatabases(): Promise<void> {
-  while (created.length) await created.pop()!.drop().catch(() => {});
+  while (created.length)
+    await created
+      .pop()!
+      .drop()
+      .catch(() => {});
 }

@@ -185,7 +185,10 @@ export class Fleet {
   }
 
   /** Run the CLI with --json and parse stdout (fails loudly with the output when it is not JSON). */
-  async cliJson<T = any>(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number; json: T; stdout: string; stderr: string }> {
+  async cliJson<T = any>(
+    args: string[],
+    options: { env?: Record<string, string>; timeoutMs?: number } = {},
+  ): Promise<{ code: number; json: T; stdout: string; stderr: string }> {
     const r = await this.cli([...args, '--json'], options);
     let json: T;
     try {
@@ -268,14 +271,29 @@ export class Fleet {
         const type = await r.type(key);
         let value: unknown;
         switch (type) {
-          case 'string': value = await r.get(key); break;
-          case 'hash': value = await r.hgetall(key); break;
-          case 'list': value = await r.lrange(key, 0, -1); break;
-          case 'set': value = await r.smembers(key); break;
-          case 'zset': value = await r.zrange(key, 0, -1, 'WITHSCORES'); break;
-          case 'stream': value = await r.xrange(key, '-', '+'); break;
-          case 'none': value = null; break; // expired between SCAN and TYPE
-          default: throw new Error(`key ${key} has type ${type}, which the dump does not read`);
+          case 'string':
+            value = await r.get(key);
+            break;
+          case 'hash':
+            value = await r.hgetall(key);
+            break;
+          case 'list':
+            value = await r.lrange(key, 0, -1);
+            break;
+          case 'set':
+            value = await r.smembers(key);
+            break;
+          case 'zset':
+            value = await r.zrange(key, 0, -1, 'WITHSCORES');
+            break;
+          case 'stream':
+            value = await r.xrange(key, '-', '+');
+            break;
+          case 'none':
+            value = null;
+            break; // expired between SCAN and TYPE
+          default:
+            throw new Error(`key ${key} has type ${type}, which the dump does not read`);
         }
         parts.push(`${key} (${type}): ${JSON.stringify(value)}`);
       }

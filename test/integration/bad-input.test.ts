@@ -378,7 +378,10 @@ interface View {
 
 /** `rollout` needs an explicit selector: --all unless the case gives --only or --tag. */
 const rollout = (f: MiniFleet, o: Record<string, unknown>, extra: InProcess = {}) =>
-  flotilla((ctx) => rolloutCreate(ctx, { ...(o.only === undefined && o.tag === undefined ? { all: true } : {}), ...o }, { ...f.env, ...extra.env }), { ...extra, env: {} });
+  flotilla((ctx) => rolloutCreate(ctx, { ...(o.only === undefined && o.tag === undefined ? { all: true } : {}), ...o }, { ...f.env, ...extra.env }), {
+    ...extra,
+    env: {},
+  });
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
   const started = Date.now();

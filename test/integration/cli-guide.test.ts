@@ -4,7 +4,7 @@ import { runCli } from '../helpers/cli.js';
 
 afterAll(dropAllTestDatabases);
 
-describe('the guide\'s commands on the guide\'s examples', () => {
+describe("the guide's commands on the guide's examples", () => {
   it('status, pending, status again, already-applied: line for line', async () => {
     const db = await createTestDatabase('guide');
     const env = { DATABASE_URL: db.url };
@@ -17,7 +17,11 @@ describe('the guide\'s commands on the guide\'s examples', () => {
     const run = await runCli(['pending'], { env });
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    expect(run.stdout.startsWith('Found 8 pending migrations\n\n→ Running migration: 001_create_users_table.sql\n✓ Migration completed: 001_create_users_table.sql\n')).toBe(true);
+    expect(
+      run.stdout.startsWith(
+        'Found 8 pending migrations\n\n→ Running migration: 001_create_users_table.sql\n✓ Migration completed: 001_create_users_table.sql\n',
+      ),
+    ).toBe(true);
     expect(run.stdout.trimEnd().endsWith('✓ Completed: 8 applied, 0 failed')).toBe(true);
 
     const after = await runCli(['status'], { env });

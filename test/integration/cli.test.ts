@@ -34,7 +34,7 @@ const lines = (s: string) => s.split('\n');
 const show = (r: CliResult) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
 describe('exit code 1: a migration or its validation failed', { timeout: 180_000 }, () => {
-  it('a failing statement: the guide\'s lines, rolled back; --json gives the same facts', async () => {
+  it("a failing statement: the guide's lines, rolled back; --json gives the same facts", async () => {
     const db = await createTestDatabase('cli');
     const d = dir({
       '001_ok.sql': 'CREATE TABLE ok (id int);\n',
@@ -76,7 +76,7 @@ describe('exit code 1: a migration or its validation failed', { timeout: 180_000
     expect(report.warnings).toEqual([]);
   });
 
-  it('a validation failure: the guide\'s lines, and nothing changed', async () => {
+  it("a validation failure: the guide's lines, and nothing changed", async () => {
     const db = await createTestDatabase('cli');
     await db.query(`CREATE TABLE users (id SERIAL PRIMARY KEY, email text NOT NULL); INSERT INTO users (email) SELECT 'u' || g FROM generate_series(1, 100) g`);
     const d = dir({ '001_trim_users.sql': 'BEGIN;\nDELETE FROM users WHERE id <= 5;\nCOMMIT;\n' });
@@ -156,7 +156,13 @@ describe('--json and --schema', { timeout: 180_000 }, () => {
     expect(l.dir).toBe(d);
     expect(l.checksum).toMatch(/^[0-9a-f]{64}$/);
     expect(l.migrations.map((m: { name: string }) => m.name)).toEqual(all);
-    expect(l.migrations[0]).toEqual({ name: '001_create_users_table.sql', version: '1', checksum: expect.stringMatching(/^[0-9a-f]{64}$/), transactional: true, statements: 2 });
+    expect(l.migrations[0]).toEqual({
+      name: '001_create_users_table.sql',
+      version: '1',
+      checksum: expect.stringMatching(/^[0-9a-f]{64}$/),
+      transactional: true,
+      statements: 2,
+    });
 
     const run = await runCli(['--schema', 'tenant_x', '--json', 'run', '009_extra.sql', '--dir', d], { env });
     expect(run.code, show(run)).toBe(0);
@@ -192,7 +198,9 @@ describe('--json and --schema', { timeout: 180_000 }, () => {
       expect(a.appliedBy).toMatch(/^cli /);
     }
 
-    const where = await db.query(`SELECT table_schema, count(*)::int AS n FROM information_schema.tables WHERE table_name IN ('migrations', 'users', 'extra') GROUP BY 1`);
+    const where = await db.query(
+      `SELECT table_schema, count(*)::int AS n FROM information_schema.tables WHERE table_name IN ('migrations', 'users', 'extra') GROUP BY 1`,
+    );
     expect(where.rows).toEqual([{ table_schema: 'tenant_x', n: 3 }]);
     expect((await db.query('SELECT count(*)::int AS n FROM tenant_x.migrations')).rows[0].n).toBe(9);
   });
@@ -218,13 +226,21 @@ describe('several runners at once', () => {
     }
     const appliedCounts = results.map((r) => Number(/✓ Completed: (\d+) applied, 0 failed/.exec(r.stdout)?.[1]));
     const all = results.map(show).join('\n=====\n');
-    expect(appliedCounts.reduce((a, b) => a + b, 0), all).toBe(9);
-    expect(appliedCounts.filter((n) => n > 0), all).toEqual([9]);
+    expect(
+      appliedCounts.reduce((a, b) => a + b, 0),
+      all,
+    ).toBe(9);
+    expect(
+      appliedCounts.filter((n) => n > 0),
+      all,
+    ).toEqual([9]);
 
     const rows = await db.query('SELECT name FROM migrations ORDER BY name');
     expect(rows.rows.map((x) => x.name)).toEqual([...GUIDE_NAMES, '009_count_runs.sql']);
     expect((await db.query('SELECT count(*)::int AS n FROM run_marker')).rows[0].n).toBe(1);
-    const tables = await db.query(`SELECT table_name, count(*)::int AS n FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') GROUP BY 1 ORDER BY 1`);
+    const tables = await db.query(
+      `SELECT table_name, count(*)::int AS n FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') GROUP BY 1 ORDER BY 1`,
+    );
     expect(tables.rows).toEqual(
       ['audit_log', 'contracts', 'invoices', 'migrations', 'products', 'roles', 'run_marker', 'user_roles', 'users'].map((t) => ({ table_name: t, n: 1 })),
     );

@@ -6,13 +6,7 @@ import type pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { readMigrationFiles } from '../../src/adapters/fs-source.js';
 import { tryLock, unlock } from '../../src/adapters/pg/lock.js';
-import {
-  ChangedMigrationError,
-  LockTimeoutError,
-  MigrationFailedError,
-  MixedTransactionModeError,
-  ValidationFailedError,
-} from '../../src/core/errors.js';
+import { ChangedMigrationError, LockTimeoutError, MigrationFailedError, MixedTransactionModeError, ValidationFailedError } from '../../src/core/errors.js';
 import { buildMigrationSet, type MigrationFile, type MigrationSet } from '../../src/core/migration-set.js';
 import { Migrator, type EngineEvent, type EngineSettings } from '../../src/migrator.js';
 import { MigrationValidator } from '../../src/validator.js';
@@ -34,9 +28,19 @@ const openClients: pg.Client[] = [];
 const usedDatabases: TestDatabase[] = [];
 const drops: Promise<void>[] = [];
 afterEach(async () => {
-  while (openClients.length) await openClients.pop()!.end().catch(() => {});
+  while (openClients.length)
+    await openClients
+      .pop()!
+      .end()
+      .catch(() => {});
   // dropped while the next test runs
-  while (usedDatabases.length) drops.push(usedDatabases.pop()!.drop().catch(() => {}));
+  while (usedDatabases.length)
+    drops.push(
+      usedDatabases
+        .pop()!
+        .drop()
+        .catch(() => {}),
+    );
 });
 afterAll(async () => {
   await Promise.all(drops);
@@ -64,12 +68,14 @@ async function tables(db: TestDatabase, schema = 'public'): Promise<string[]> {
   return r.rows.map((x) => x.t);
 }
 
-async function ledger(db: TestDatabase, table = 'public.migrations'): Promise<{ name: string; checksum: string | null; duration_ms: number | null; applied_by: string | null; applied_at: Date | null }[]> {
+async function ledger(
+  db: TestDatabase,
+  table = 'public.migrations',
+): Promise<{ name: string; checksum: string | null; duration_ms: number | null; applied_by: string | null; applied_at: Date | null }[]> {
   return (await db.query(`SELECT name, checksum, duration_ms, applied_by, applied_at FROM ${table} ORDER BY name`)).rows;
 }
 
-
-describe('applying the guide\'s migrations', () => {
+describe("applying the guide's migrations", () => {
   it('applies all 8, records checksum, duration and who; a second run is a no-op', async () => {
     const { db, client } = await fresh();
     const s = await guide();
@@ -141,7 +147,8 @@ describe('atomic files', () => {
     const { db, client } = await fresh();
     const s = await set({
       '001_ok.sql': 'CREATE TABLE ok (id int);',
-      '002_breaks.sql': '-- Migration: three statements\nCREATE TABLE partial (id int);\nINSERT INTO partial VALUES (1);\n\nINSERT INTO no_such_table SELECT * FROM partial;\n',
+      '002_breaks.sql':
+        '-- Migration: three statements\nCREATE TABLE partial (id int);\nINSERT INTO partial VALUES (1);\n\nINSERT INTO no_such_table SELECT * FROM partial;\n',
       '003_after.sql': 'CREATE TABLE after_failure (id int);',
     });
     const events: EngineEvent[] = [];
@@ -174,7 +181,7 @@ describe('atomic files', () => {
     expect(rerun.applied.map((a) => a.name)).toEqual(['002_breaks.sql', '003_after.sql']);
   });
 
-  it('the guide\'s BEGIN/COMMIT never reach the server: a failure after a COMMIT still rolls back the whole file', async () => {
+  it("the guide's BEGIN/COMMIT never reach the server: a failure after a COMMIT still rolls back the whole file", async () => {
     const { db, client } = await fresh();
     const s = await set({
       '001_two_blocks.sql': 'BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\nBEGIN;\nCREATE TABLE b (id int);\nSELECT 1/0;\nCOMMIT;\n',
@@ -195,7 +202,7 @@ describe('validation', () => {
   const USERS = 'CREATE TABLE users (id SERIAL PRIMARY KEY, email text NOT NULL UNIQUE);';
   const DELETE = 'DELETE FROM users WHERE id <= 5;';
 
-  it('a row count change fails with the guide\'s message and is rolled back; the header allows it', async () => {
+  it("a row count change fails with the guide's message and is rolled back; the header allows it", async () => {
     const { db, client } = await fresh();
     expect((await migrator(client).migrate(await set({ '001_users.sql': USERS }))).failed).toBeUndefined();
     await db.query(`INSERT INTO users (email) SELECT 'u' || g || '@example.com' FROM generate_series(1, 100) g`);
@@ -224,10 +231,17 @@ describe('validation', () => {
     await db.query(`INSERT INTO users (email) SELECT 'u' || g FROM generate_series(1, 10) g`);
     const r1 = await migrator(client, { validation: { allowRowChanges: true } }).migrate(await set({ '001_users.sql': USERS, '002_del.sql': DELETE }));
     expect(r1.failed).toBeUndefined();
-    const r2 = await migrator(client).migrate(await set({ '001_users.sql': USERS, '002_del.sql': DELETE, '003_drop.sql': '-- flotilla:validate off\nALTER TABLE users DROP COLUMN email;' }));
+    const r2 = await migrator(client).migrate(
+      await set({ '001_users.sql': USERS, '002_del.sql': DELETE, '003_drop.sql': '-- flotilla:validate off\nALTER TABLE users DROP COLUMN email;' }),
+    );
     expect(r2.failed).toBeUndefined();
     const r3 = await migrator(client).migrate(
-      await set({ '001_users.sql': USERS, '002_del.sql': DELETE, '003_drop.sql': '-- flotilla:validate off\nALTER TABLE users DROP COLUMN email;', '004_drop_table.sql': 'DROP TABLE users;' }),
+      await set({
+        '001_users.sql': USERS,
+        '002_del.sql': DELETE,
+        '003_drop.sql': '-- flotilla:validate off\nALTER TABLE users DROP COLUMN email;',
+        '004_drop_table.sql': 'DROP TABLE users;',
+      }),
     );
     expect((r3.failed!.error as ValidationFailedError).issues).toEqual(['Table users: dropped']);
     expect(await tables(db)).toContain('users');
@@ -296,14 +310,17 @@ describe('outside a transaction', () => {
     const events: EngineEvent[] = [];
     const s = await set({
       '001_t.sql': TABLE,
-      '002_idx.sql': '-- Migration: index without blocking writes\nCREATE INDEX CONCURRENTLY idx_t_a ON t (a);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_t_id_a ON t (id, a);\n',
+      '002_idx.sql':
+        '-- Migration: index without blocking writes\nCREATE INDEX CONCURRENTLY idx_t_a ON t (a);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_t_id_a ON t (id, a);\n',
     });
     expect(s.migrations[1]!.transactional).toBe(false);
     const r = await migrator(client, {}, events).migrate(s);
     expect(r.failed).toBeUndefined();
     expect(r.applied.map((a) => a.name)).toEqual(['001_t.sql', '002_idx.sql']);
     expect(events).toContainEqual({ type: 'migration-start', name: '002_idx.sql', transactional: false });
-    const idx = await db.query(`SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname LIKE 'idx_t_%' ORDER BY 1`);
+    const idx = await db.query(
+      `SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname LIKE 'idx_t_%' ORDER BY 1`,
+    );
     expect(idx.rows).toEqual([
       { relname: 'idx_t_a', indisvalid: true },
       { relname: 'idx_t_id_a', indisvalid: true },
@@ -331,7 +348,9 @@ describe('outside a transaction', () => {
     expect((await ledger(db)).map((r) => r.name)).toEqual(['001_t.sql']);
 
     // the same file again: IF NOT EXISTS or not, it must not be recorded over an INVALID index
-    const again = await migrator(client).migrate(await set({ ...files, '002_unique.sql': 'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_t_a_unique ON t (a);\n' }));
+    const again = await migrator(client).migrate(
+      await set({ ...files, '002_unique.sql': 'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_t_a_unique ON t (a);\n' }),
+    );
     const e2 = again.failed!.error as MigrationFailedError;
     expect(e2).toBeInstanceOf(MigrationFailedError);
     expect(e2.message).toContain('idx_t_a_unique exists but is INVALID');
@@ -350,7 +369,9 @@ describe('outside a transaction', () => {
 describe('the session is left as it was found', () => {
   it('a non-transactional migration in a schema does not leave search_path or timeouts set on the client', async () => {
     const { db, client } = await fresh();
-    const show = async () => (await client.query(`SELECT current_setting('search_path') AS sp, current_setting('lock_timeout') AS lt, current_setting('statement_timeout') AS st`)).rows[0];
+    const show = async () =>
+      (await client.query(`SELECT current_setting('search_path') AS sp, current_setting('lock_timeout') AS lt, current_setting('statement_timeout') AS st`))
+        .rows[0];
     await client.query(`SET statement_timeout = '42s'`);
     const initial = await show();
     const s = await set({
@@ -473,14 +494,11 @@ describe('timeouts and the migration lock', () => {
 });
 
 describe('schemas', () => {
-  it('schema-per-tenant: tables and tracking table in the tenant\'s schema, tenants independent', async () => {
+  it("schema-per-tenant: tables and tracking table in the tenant's schema, tenants independent", async () => {
     const { db, client } = await fresh();
     const s = await guide();
     const otherClient = await clientOf(db);
-    const [a, b] = await Promise.all([
-      migrator(client, { schema: 'tenant_a' }).migrate(s),
-      migrator(otherClient, { schema: 'tenant_b' }).migrate(s),
-    ]);
+    const [a, b] = await Promise.all([migrator(client, { schema: 'tenant_a' }).migrate(s), migrator(otherClient, { schema: 'tenant_b' }).migrate(s)]);
     for (const r of [a, b]) {
       expect(r.failed).toBeUndefined();
       expect(r.applied.map((x) => x.name)).toEqual(GUIDE_NAMES);
@@ -492,7 +510,9 @@ describe('schemas', () => {
     expect(await tables(db, 'public')).toEqual([]);
     expect(await ledger(db, 'tenant_a.migrations')).toHaveLength(8);
     expect(await ledger(db, 'tenant_b.migrations')).toHaveLength(8);
-    const types = await db.query(`SELECT n.nspname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typname = 'notification_preference' ORDER BY 1`);
+    const types = await db.query(
+      `SELECT n.nspname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typname = 'notification_preference' ORDER BY 1`,
+    );
     expect(types.rows.map((r) => r.nspname)).toEqual(['tenant_a', 'tenant_b']);
 
     // a new tenant sees everything pending; the session's own search_path is untouched afterwards
@@ -521,7 +541,9 @@ describe('dry run', () => {
     const types = await db.query(`SELECT 1 FROM pg_type WHERE typname = 'notification_preference'`);
     expect(types.rowCount).toBe(0);
     // advisory locks are cluster-wide: look at this database's only (other tests run in parallel)
-    const locks = await db.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
+    const locks = await db.query(
+      `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    );
     expect(locks.rowCount).toBe(0);
     // a real run afterwards applies everything
     expect((await migrator(client).migrate(await guide())).applied).toHaveLength(8);
@@ -542,20 +564,25 @@ describe('dry run', () => {
     expect(await tables(db)).toEqual([]);
 
     await migrator(client).migrate(await set({ '001_ok.sql': 'CREATE TABLE ok (id int); INSERT INTO ok VALUES (1), (2);' }));
-    const v = await migrator(client).migrate(await set({ '001_ok.sql': 'CREATE TABLE ok (id int); INSERT INTO ok VALUES (1), (2);', '002_del.sql': 'DELETE FROM ok;' }), { dryRun: true });
+    const v = await migrator(client).migrate(
+      await set({ '001_ok.sql': 'CREATE TABLE ok (id int); INSERT INTO ok VALUES (1), (2);', '002_del.sql': 'DELETE FROM ok;' }),
+      { dryRun: true },
+    );
     expect((v.failed!.error as ValidationFailedError).issues).toEqual(['Table ok: row count changed from 2 to 0']);
     expect((await db.query('SELECT count(*)::int AS n FROM ok')).rows[0].n).toBe(2);
     expect((await ledger(db)).map((x) => x.name)).toEqual(['001_ok.sql']);
   });
 });
 
-describe('the guide\'s older tracking table', () => {
+describe("the guide's older tracking table", () => {
   it('is upgraded in place; migrations it records are not run again', async () => {
     const { db, client } = await fresh();
     const s = await guide();
     await db.query(`CREATE TABLE migrations (id SERIAL PRIMARY KEY, name VARCHAR(255) UNIQUE NOT NULL, executed_at TIMESTAMP DEFAULT NOW())`);
     // 001 applied by the old runner, and its table holds data
-    await db.query('CREATE TABLE users (id SERIAL PRIMARY KEY, email VARCHAR(255) NOT NULL UNIQUE, name VARCHAR(255) NOT NULL, created_at TIMESTAMP DEFAULT NOW())');
+    await db.query(
+      'CREATE TABLE users (id SERIAL PRIMARY KEY, email VARCHAR(255) NOT NULL UNIQUE, name VARCHAR(255) NOT NULL, created_at TIMESTAMP DEFAULT NOW())',
+    );
     await db.query(`INSERT INTO users (email, name) VALUES ('old@example.com', 'Old')`);
     await db.query(`INSERT INTO migrations (name) VALUES ('001_create_users_table.sql')`);
 

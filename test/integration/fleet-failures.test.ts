@@ -41,7 +41,8 @@ async function breakTenant(t: FleetTenant): Promise<void> {
 /** A small set (fast on a slow machine) whose 002 fails on a tenant with a conflicting `products` table. */
 const SMALL = {
   '001_create_accounts.sql': 'CREATE TABLE accounts (id serial PRIMARY KEY, email text NOT NULL);\n',
-  '002_create_products.sql': 'CREATE TABLE IF NOT EXISTS products (id serial PRIMARY KEY, name text NOT NULL);\nCREATE INDEX products_name ON products (name);\n',
+  '002_create_products.sql':
+    'CREATE TABLE IF NOT EXISTS products (id serial PRIMARY KEY, name text NOT NULL);\nCREATE INDEX products_name ON products (name);\n',
   '003_add_accounts_name.sql': 'ALTER TABLE accounts ADD COLUMN name text;\n',
 };
 const SMALL_NAMES = Object.keys(SMALL);
@@ -83,11 +84,30 @@ describe('fleet failures', () => {
   dirs.push(small);
 
   it('--max-failures 1: the second failure halts the rollout and the tenants not started are cancelled', async () => {
-    mf = await fleet.addTenants([{ id: 'mf-ok1' }, { id: 'mf-ok2' }, { id: 'mf-bad1' }, { id: 'mf-ok3', kind: 'schema' }, { id: 'mf-bad2', password: 'env' }, { id: 'mf-ok4' }]);
+    mf = await fleet.addTenants([
+      { id: 'mf-ok1' },
+      { id: 'mf-ok2' },
+      { id: 'mf-bad1' },
+      { id: 'mf-ok3', kind: 'schema' },
+      { id: 'mf-bad2', password: 'env' },
+      { id: 'mf-ok4' },
+    ]);
     await breakTenant(fleet.tenant('mf-bad1'));
     await breakTenant(fleet.tenant('mf-bad2'));
     // --concurrency 1: one tenant at a time, in file order, so "not started" is deterministic
-    const r = await fleet.cliJson<View>(['rollout', '--dir', small.dir, '--tenants', fleet.writeTenantsFile(mf), '--all', '--concurrency', '1', '--max-failures', '1', '--wait']);
+    const r = await fleet.cliJson<View>([
+      'rollout',
+      '--dir',
+      small.dir,
+      '--tenants',
+      fleet.writeTenantsFile(mf),
+      '--all',
+      '--concurrency',
+      '1',
+      '--max-failures',
+      '1',
+      '--wait',
+    ]);
     expect(r.code, why(r)).toBe(1);
     const v = r.json;
     mfId = v.id;
@@ -95,7 +115,12 @@ describe('fleet failures', () => {
     expect(v.haltReason).toBe('2 tenants failed (--max-failures 1)');
     const t = byId(v);
     expect(Object.fromEntries([...t].map(([id, x]) => [id, x.state]))).toEqual({
-      'mf-ok1': 'succeeded', 'mf-ok2': 'succeeded', 'mf-bad1': 'failed', 'mf-ok3': 'succeeded', 'mf-bad2': 'failed', 'mf-ok4': 'cancelled',
+      'mf-ok1': 'succeeded',
+      'mf-ok2': 'succeeded',
+      'mf-bad1': 'failed',
+      'mf-ok3': 'succeeded',
+      'mf-bad2': 'failed',
+      'mf-ok4': 'cancelled',
     });
     for (const id of ['mf-bad1', 'mf-bad2']) {
       expect(t.get(id)!.error, id).toContain('002_create_products.sql failed');
@@ -105,7 +130,10 @@ describe('fleet failures', () => {
     expect(await relationExists(fleet.tenant('mf-ok4'), 'migrations')).toBe(false);
     for (const id of ['mf-ok1', 'mf-ok2', 'mf-ok3']) {
       expect(t.get(id)!.applied, id).toEqual(SMALL_NAMES);
-      expect((await trackingRows(fleet.tenant(id)))?.map((x) => x.name), id).toEqual(SMALL_NAMES);
+      expect(
+        (await trackingRows(fleet.tenant(id)))?.map((x) => x.name),
+        id,
+      ).toEqual(SMALL_NAMES);
     }
   }, 300_000);
 
@@ -115,14 +143,18 @@ describe('fleet failures', () => {
     const trackingBefore = new Map<string, unknown>();
     for (const id of okIds) trackingBefore.set(id, await trackingRows(fleet.tenant(id)));
     const controlBefore = await fleet.tenantStates(mfId);
-    const attemptsBefore = (await fleet.controlQuery(`SELECT tenant_id, count(*)::int AS n FROM flotilla.attempts WHERE rollout_id = $1 GROUP BY 1`, [mfId])).rows;
+    const attemptsBefore = (await fleet.controlQuery(`SELECT tenant_id, count(*)::int AS n FROM flotilla.attempts WHERE rollout_id = $1 GROUP BY 1`, [mfId]))
+      .rows;
 
     for (const id of ['mf-bad1', 'mf-bad2']) await fleet.tenant(id).query('DROP TABLE products');
     const r = await fleet.cliJson<View>(['rollout', 'retry', mfId, '--wait']);
     expect(r.code, why(r)).toBe(0);
     const v = r.json;
     expect(v.id).toBe(mfId);
-    expect(v.state, `${why(r)}\ncontrol: ${JSON.stringify(await fleet.rolloutRow(mfId))} ${JSON.stringify([...(await fleet.tenantStates(mfId)).values()])}`).toBe('succeeded');
+    expect(
+      v.state,
+      `${why(r)}\ncontrol: ${JSON.stringify(await fleet.rolloutRow(mfId))} ${JSON.stringify([...(await fleet.tenantStates(mfId)).values()])}`,
+    ).toBe('succeeded');
     expect(v.haltReason).toBeNull();
     expect(v.tenants.every((x) => x.state === 'succeeded' && x.error === null)).toBe(true);
     const t = byId(v);
@@ -131,7 +163,10 @@ describe('fleet failures', () => {
     expect(t.get('mf-bad2')!.applied).toEqual(SMALL_NAMES);
     expect(t.get('mf-ok4')!.applied).toEqual(SMALL_NAMES);
     for (const id of ['mf-bad1', 'mf-bad2', 'mf-ok4']) {
-      expect((await trackingRows(fleet.tenant(id)))?.map((x) => x.name), id).toEqual(SMALL_NAMES);
+      expect(
+        (await trackingRows(fleet.tenant(id)))?.map((x) => x.name),
+        id,
+      ).toEqual(SMALL_NAMES);
     }
 
     // the succeeded tenants were not run again: same tracking rows (applied_at included), same control rows
@@ -142,8 +177,13 @@ describe('fleet failures', () => {
       expect(controlAfter.get(id)!.generation, id).toBe(0);
     }
     for (const id of ['mf-bad1', 'mf-bad2', 'mf-ok4']) expect(controlAfter.get(id)!.generation, id).toBe(1);
-    const attemptsAfter = (await fleet.controlQuery(`SELECT tenant_id, count(*)::int AS n FROM flotilla.attempts WHERE rollout_id = $1 GROUP BY 1`, [mfId])).rows;
-    for (const id of okIds) expect(attemptsAfter.find((x) => x.tenant_id === id), id).toEqual(attemptsBefore.find((x) => x.tenant_id === id));
+    const attemptsAfter = (await fleet.controlQuery(`SELECT tenant_id, count(*)::int AS n FROM flotilla.attempts WHERE rollout_id = $1 GROUP BY 1`, [mfId]))
+      .rows;
+    for (const id of okIds)
+      expect(
+        attemptsAfter.find((x) => x.tenant_id === id),
+        id,
+      ).toEqual(attemptsBefore.find((x) => x.tenant_id === id));
   }, 300_000);
 
   it('cancel: tenants not started are cancelled, the running one finishes, then the rollout is finished', async () => {
@@ -165,13 +205,18 @@ describe('fleet failures', () => {
       id = created.json.id;
       expect(created.json.state).toBe('running');
 
-      await waitFor('cx-1 to wait at the gate inside its migration', async () => {
-        const r = await fleet.controlQuery(
-          `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'flotilla-worker%' AND query ILIKE '%pg_try_advisory_xact_lock%' AND state = 'active'`,
-          [tenants[0]!.db.name],
-        );
-        return r.rowCount! > 0;
-      }, 120_000, 250);
+      await waitFor(
+        'cx-1 to wait at the gate inside its migration',
+        async () => {
+          const r = await fleet.controlQuery(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'flotilla-worker%' AND query ILIKE '%pg_try_advisory_xact_lock%' AND state = 'active'`,
+            [tenants[0]!.db.name],
+          );
+          return r.rowCount! > 0;
+        },
+        120_000,
+        250,
+      );
       const c = await fleet.cliJson<View>(['rollout', 'cancel', id]);
       expect(c.code, why(c)).toBe(0);
       expect(c.json.state).toBe('cancelled');
@@ -187,10 +232,15 @@ describe('fleet failures', () => {
     await waitFor('cx-1 to finish', async () => (await fleet.tenantStates(id)).get('cx-1')!.state !== 'running', 120_000, 250);
     const states = await fleet.tenantStates(id);
     expect(states.get('cx-1')!.state).toBe('succeeded');
-    const rollout = await waitFor('the rollout to be marked finished', async () => {
-      const row = await fleet.rolloutRow(id);
-      return row.finished_at ? row : undefined;
-    }, 30_000, 250);
+    const rollout = await waitFor(
+      'the rollout to be marked finished',
+      async () => {
+        const row = await fleet.rolloutRow(id);
+        return row.finished_at ? row : undefined;
+      },
+      30_000,
+      250,
+    );
     expect(rollout.state).toBe('cancelled');
     expect(rollout.finished_at!.getTime()).toBeGreaterThanOrEqual(states.get('cx-1')!.finished_at!.getTime());
     expect((await trackingRows(tenants[0]!))?.map((x) => x.name)).toEqual(['001_gated.sql']);

@@ -50,7 +50,8 @@ const SMALL = { '001_create_notes.sql': 'CREATE TABLE notes (id serial PRIMARY K
 
 /** Spans recorded by the SPAN migration: when each tenant's migration transaction started and ended. */
 const SPAN = {
-  '001_span.sql': 'CREATE TABLE span (started timestamptz NOT NULL, ended timestamptz NOT NULL);\nSELECT pg_sleep(1);\nINSERT INTO span VALUES (now(), clock_timestamp());\n',
+  '001_span.sql':
+    'CREATE TABLE span (started timestamptz NOT NULL, ended timestamptz NOT NULL);\nSELECT pg_sleep(1);\nINSERT INTO span VALUES (now(), clock_timestamp());\n',
 };
 
 async function spans(tenants: FleetTenant[]): Promise<{ id: string; started: number; ended: number }[]> {
@@ -65,7 +66,12 @@ async function spans(tenants: FleetTenant[]): Promise<{ id: string; started: num
 
 /** The largest number of spans running at one instant. */
 function maxOverlap(s: { started: number; ended: number }[]): number {
-  const events = s.flatMap((x) => [{ at: x.started, d: 1 }, { at: x.ended, d: -1 }]).sort((a, b) => a.at - b.at || a.d - b.d);
+  const events = s
+    .flatMap((x) => [
+      { at: x.started, d: 1 },
+      { at: x.ended, d: -1 },
+    ])
+    .sort((a, b) => a.at - b.at || a.d - b.d);
   let n = 0;
   let max = 0;
   for (const e of events) max = Math.max(max, (n += e.d));
@@ -85,18 +91,31 @@ describe('fleet resilience', () => {
     expect(created.code, why(created)).toBe(0);
     const id = created.json.id;
 
-    await waitFor('win-1 and win-2 to succeed', async () => {
-      const s = await fleet.tenantStates(id);
-      return s.get('win-1')!.state === 'succeeded' && s.get('win-2')!.state === 'succeeded';
-    }, 120_000, 250);
+    await waitFor(
+      'win-1 and win-2 to succeed',
+      async () => {
+        const s = await fleet.tenantStates(id);
+        return s.get('win-1')!.state === 'succeeded' && s.get('win-2')!.state === 'succeeded';
+      },
+      120_000,
+      250,
+    );
 
     const status = await fleet.cliJson<View>(['rollout', 'status', id]);
     expect(status.code, why(status)).toBe(0);
     expect(status.json.state).toBe('running');
-    expect(Object.fromEntries(status.json.tenants.map((t) => [t.id, t.state]))).toEqual({ 'win-1': 'succeeded', 'win-late': 'scheduled', 'win-2': 'succeeded' });
+    expect(Object.fromEntries(status.json.tenants.map((t) => [t.id, t.state]))).toEqual({
+      'win-1': 'succeeded',
+      'win-late': 'scheduled',
+      'win-2': 'succeeded',
+    });
     expect(status.json.tenants.find((t) => t.id === 'win-late')).toMatchObject({ applied: [], attempts: 0, error: null });
     expect(await relationExists(fleet.tenant('win-late'), 'migrations')).toBe(false);
-    for (const t of ['win-1', 'win-2']) expect((await trackingRows(fleet.tenant(t)))?.map((x) => x.name), t).toEqual(Object.keys(SMALL));
+    for (const t of ['win-1', 'win-2'])
+      expect(
+        (await trackingRows(fleet.tenant(t)))?.map((x) => x.name),
+        t,
+      ).toEqual(Object.keys(SMALL));
 
     // it waits as a delayed job until the window opens, not as a busy slot
     const row = (await fleet.tenantStates(id)).get('win-late')!;
@@ -139,7 +158,11 @@ describe('fleet resilience', () => {
   it('--per-server 1 runs at most one tenant per Postgres server (host:port) at a time', async () => {
     // "localhost" and "127.0.0.1" are the same Postgres, but two servers for Flotilla
     const tenants = await fleet.addTenants([
-      { id: 'ps-a1' }, { id: 'ps-b1', host: 'localhost' }, { id: 'ps-a2' }, { id: 'ps-b2', host: 'localhost' }, { id: 'ps-a3' },
+      { id: 'ps-a1' },
+      { id: 'ps-b1', host: 'localhost' },
+      { id: 'ps-a2' },
+      { id: 'ps-b2', host: 'localhost' },
+      { id: 'ps-a3' },
     ]);
     const r = await fleet.cliJson<View>(['rollout', '--dir', dir(SPAN), '--tenants', fleet.writeTenantsFile(tenants), '--all', '--per-server', '1', '--wait']);
     expect(r.code, why(r)).toBe(0);
@@ -156,7 +179,8 @@ describe('fleet resilience', () => {
 
   it('a worker killed (SIGKILL) mid-migration: another worker finishes, each migration applied once', async () => {
     const killDir = dir({
-      '001_slow_side_effect.sql': 'CREATE TABLE side_effect (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\nINSERT INTO side_effect DEFAULT VALUES;\nSELECT pg_sleep(3);\n',
+      '001_slow_side_effect.sql':
+        'CREATE TABLE side_effect (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\nINSERT INTO side_effect DEFAULT VALUES;\nSELECT pg_sleep(3);\n',
       '002_after.sql': 'CREATE TABLE after_slow (id int);\n',
     });
     const tenants = await fleet.addTenants([{ id: 'kill-1' }, { id: 'kill-2', password: 'env' }]);
@@ -167,13 +191,18 @@ describe('fleet resilience', () => {
     const id = created.json.id;
 
     // the worker whose connection is sleeping inside kill-1's migration
-    const appName = await waitFor('kill-1 to be inside its slow migration', async () => {
-      const r = await fleet.controlQuery(
-        `SELECT application_name FROM pg_stat_activity WHERE datname = $1 AND query ILIKE '%pg_sleep%' AND state = 'active'`,
-        [victimTenant.db.name],
-      );
-      return r.rows[0]?.application_name as string | undefined;
-    }, 120_000, 50);
+    const appName = await waitFor(
+      'kill-1 to be inside its slow migration',
+      async () => {
+        const r = await fleet.controlQuery(
+          `SELECT application_name FROM pg_stat_activity WHERE datname = $1 AND query ILIKE '%pg_sleep%' AND state = 'active'`,
+          [victimTenant.db.name],
+        );
+        return r.rows[0]?.application_name as string | undefined;
+      },
+      120_000,
+      50,
+    );
     const victim = fleet.workers.find((w) => appName === `flotilla-worker ${w.id}`);
     expect(victim, `a worker of this fleet runs it (${appName})`).toBeDefined();
     victim!.child.kill('SIGKILL');
@@ -188,7 +217,10 @@ describe('fleet resilience', () => {
     expect(status.json.state, why(status)).toBe('succeeded');
     for (const t of tenants) {
       const rows = await trackingRows(t);
-      expect(rows?.map((x) => x.name), t.id).toEqual(['001_slow_side_effect.sql', '002_after.sql']);
+      expect(
+        rows?.map((x) => x.name),
+        t.id,
+      ).toEqual(['001_slow_side_effect.sql', '002_after.sql']);
       expect((await t.query('SELECT count(*)::int AS n FROM side_effect')).rows[0].n, t.id).toBe(1);
     }
     const states = await fleet.tenantStates(id);
@@ -197,7 +229,10 @@ describe('fleet resilience', () => {
     expect(k.attempts).toBeGreaterThanOrEqual(2);
     expect(k.worker).toBe(survivor.id);
     expect((await trackingRows(victimTenant))!.every((x) => x.applied_by === `worker ${survivor.id} (rollout ${id})`)).toBe(true);
-    const attempts = await fleet.controlQuery(`SELECT kind, state, worker FROM flotilla.attempts WHERE rollout_id = $1 AND tenant_id = 'kill-1' ORDER BY finished_at`, [id]);
+    const attempts = await fleet.controlQuery(
+      `SELECT kind, state, worker FROM flotilla.attempts WHERE rollout_id = $1 AND tenant_id = 'kill-1' ORDER BY finished_at`,
+      [id],
+    );
     expect(attempts.rows.filter((x) => x.state === 'failed')).toEqual([]);
     expect(attempts.rows.some((x) => x.worker === victim!.id)).toBe(false); // it died before recording anything
   }, 300_000);

@@ -61,8 +61,14 @@ describe('fleet rollout', () => {
     // the databases really hold what the rollout reports
     for (const t of full) {
       const rows = await trackingRows(t);
-      expect(rows?.map((x) => x.name), t.id).toEqual(GUIDE_MIGRATIONS);
-      expect(rows?.every((x) => x.applied_by.startsWith('worker ')), t.id).toBe(true);
+      expect(
+        rows?.map((x) => x.name),
+        t.id,
+      ).toEqual(GUIDE_MIGRATIONS);
+      expect(
+        rows?.every((x) => x.applied_by.startsWith('worker ')),
+        t.id,
+      ).toBe(true);
       expect(await tablesIn(t), t.id).toEqual([...GUIDE_TABLES, 'migrations'].sort());
     }
     // schema tenants: everything in their own schema, nothing in public of the shared database

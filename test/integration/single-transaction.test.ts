@@ -52,7 +52,9 @@ describe('single transaction', () => {
     expect(report.failed?.error).toBeInstanceOf(MigrationFailedError);
     expect(report.failed?.error.message).toMatch(/002_b\.sql/);
     expect(report.failed?.error.message).toMatch(/nope/);
-    expect((await db.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('a', 'b', 'c', 'migrations')`)).rows[0].n).toBe(1);
+    expect(
+      (await db.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('a', 'b', 'c', 'migrations')`)).rows[0].n,
+    ).toBe(1);
     expect(await tracked(db)).toEqual([]);
   });
 

@@ -163,7 +163,7 @@ beforeAll(async () => {
   const started = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), 20_000);
     const check = () => {
-      if (/Ready to accept connections/.test(out)) (clearTimeout(timer), resolve(true));
+      if (/Ready to accept connections/.test(out)) clearTimeout(timer), resolve(true);
     };
     child.stdout!.on('data', (d) => ((out += d), check()));
     child.stderr!.on('data', (d) => ((out += d), check()));

@@ -31,7 +31,11 @@ const tables = async (db: TestDatabase) =>
 
 describe('refused before anything runs: exit 2, the database untouched', () => {
   it.each([
-    ['a Latin-1 byte', { '001_a.sql': 'CREATE TABLE a (id int);', '002_cafe.sql': Buffer.from("INSERT INTO a VALUES (1); -- Caf\xe9\n", 'latin1') }, /002_cafe\.sql:1: byte 0xE9 .*not valid UTF-8 \(byte offset 32\)/],
+    [
+      'a Latin-1 byte',
+      { '001_a.sql': 'CREATE TABLE a (id int);', '002_cafe.sql': Buffer.from('INSERT INTO a VALUES (1); -- Caf\xe9\n', 'latin1') },
+      /002_cafe\.sql:1: byte 0xE9 .*not valid UTF-8 \(byte offset 32\)/,
+    ],
     ['a directory named like a migration', { '001_a.sql': 'CREATE TABLE a (id int);', '002_b.sql/': '' }, /002_b\.sql \(a directory\)/],
   ])('%s', async (_what, files, message) => {
     const db = await createTestDatabase('tb');

@@ -46,7 +46,10 @@ describe('CLI contract through the binary', () => {
   afterAll(() => many.cleanup());
 
   it('a closed pipe (`flotilla list | head -1`) ends quietly: no EPIPE stack, usual exit code', async () => {
-    for (const args of [['list', '--dir', many.dir], ['list', '--dir', many.dir, '--json']]) {
+    for (const args of [
+      ['list', '--dir', many.dir],
+      ['list', '--dir', many.dir, '--json'],
+    ]) {
       const r = await new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve, reject) => {
         const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env: cleanEnv(NOWHERE), stdio: ['ignore', 'pipe', 'pipe'] });
         let stderr = '';

@@ -46,10 +46,17 @@ describe('control plane: outages, idle queues, lost records', () => {
   const controlUp = () => adminQuery(`ALTER DATABASE "${fleet.control.name}" ALLOW_CONNECTIONS true`);
   /** the report equals the databases: applied = the tracking rows this rollout wrote */
   const expectReportEqualsTenants = async (id: string, tenants: FleetTenant[]) => {
-    const rows = await ctl<{ tenant_id: string; state: string; applied: string[] }>(`SELECT tenant_id, state, applied FROM flotilla.rollout_tenants WHERE rollout_id = $1`, [id]);
+    const rows = await ctl<{ tenant_id: string; state: string; applied: string[] }>(
+      `SELECT tenant_id, state, applied FROM flotilla.rollout_tenants WHERE rollout_id = $1`,
+      [id],
+    );
     for (const t of tenants) {
       const tracking = (await trackingRows(t)) ?? [];
-      const truth = appliedByRollout(NAMES, tracking.map((r) => ({ name: r.name, appliedBy: r.applied_by })), id);
+      const truth = appliedByRollout(
+        NAMES,
+        tracking.map((r) => ({ name: r.name, appliedBy: r.applied_by })),
+        id,
+      );
       const row = rows.find((r) => r.tenant_id === t.id)!;
       expect(row.state, t.id).toBe('succeeded');
       expect(truth, t.id).toEqual(NAMES);
@@ -68,7 +75,10 @@ describe('control plane: outages, idle queues, lost records', () => {
 
   it('rollout --wait with no worker listening says so once (FLOTILLA_WAIT_HINT_AFTER), keeps waiting, and ends 0 once a worker comes', async () => {
     const tenants = await fleet.addTenants([{ id: 'hint-1' }]);
-    const run = startCli(['rollout', '--dir', slow.dir, '--tenants', fleet.writeTenantsFile(tenants), '--all', '--wait'], fleet.cliEnv({ FLOTILLA_WAIT_HINT_AFTER: '2s' }));
+    const run = startCli(
+      ['rollout', '--dir', slow.dir, '--tenants', fleet.writeTenantsFile(tenants), '--all', '--wait'],
+      fleet.cliEnv({ FLOTILLA_WAIT_HINT_AFTER: '2s' }),
+    );
     await waitFor('the hint', async () => /no worker has taken a job/.test(run.stderr()), 60_000, 100);
     expect(run.stderr()).toContain(`FLOTILLA_QUEUE_PREFIX=${fleet.prefix}`);
     expect(run.child.exitCode).toBeNull(); // still waiting
@@ -92,7 +102,12 @@ describe('control plane: outages, idle queues, lost records', () => {
       const x = await latestRollout();
       return x !== before ? x : undefined;
     });
-    await waitFor('a tenant inside its migration', async () => (await ctl(`SELECT 1 FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND state = 'running'`, [id])).length > 0, 60_000, 50);
+    await waitFor(
+      'a tenant inside its migration',
+      async () => (await ctl(`SELECT 1 FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND state = 'running'`, [id])).length > 0,
+      60_000,
+      50,
+    );
 
     await controlDown();
     const downAt = Date.now();
@@ -154,10 +169,12 @@ describe('control plane: outages, idle queues, lost records', () => {
         const client = await t.db.client();
         try {
           const all = t.id === 'lost-all';
-          const report = await new Migrator(client, { ...claim!.options.engine, schema: t.schema, lockWaitTimeoutMs: 0, appliedBy: rolloutAppliedBy('doomed', id) }).migrate(
-            set,
-            all ? {} : { only: NAMES[0]! },
-          );
+          const report = await new Migrator(client, {
+            ...claim!.options.engine,
+            schema: t.schema,
+            lockWaitTimeoutMs: 0,
+            appliedBy: rolloutAppliedBy('doomed', id),
+          }).migrate(set, all ? {} : { only: NAMES[0]! });
           expect(report.applied.map((a) => a.name)).toEqual(all ? NAMES : [NAMES[0]]);
         } finally {
           await client.end();

@@ -37,13 +37,23 @@ describe('DROP ... CASCADE counts every table', () => {
                     CREATE SCHEMA tenant; CREATE TABLE tenant.own (id int);`);
     const sql = `DROP TYPE comp CASCADE;\nCREATE TABLE victim2 (a int);`;
     await expectCaught(db, await migrate(db, [{ name: '001_drop_type.sql', sql }]), 'victim2');
-    await expectCaught(db, await migrate(db, [{ name: '001_drop_type.sql', sql: `DROP TYPE public.comp CASCADE;\nCREATE TABLE public.victim2 (a int);` }], { schema: 'tenant' }), 'victim2');
+    await expectCaught(
+      db,
+      await migrate(db, [{ name: '001_drop_type.sql', sql: `DROP TYPE public.comp CASCADE;\nCREATE TABLE public.victim2 (a int);` }], { schema: 'tenant' }),
+      'victim2',
+    );
   });
 
   it('DROP DOMAIN / FUNCTION / SEQUENCE ... CASCADE are scoped to every table', async () => {
     const db = await createTestDatabase('tfh');
     await db.query(`CREATE DOMAIN d AS int; CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'; CREATE SEQUENCE s; CREATE TABLE t (id int);`);
-    for (const sql of ['DROP DOMAIN d CASCADE;', 'DROP FUNCTION f() CASCADE;', 'DROP SEQUENCE s CASCADE;', 'DROP TABLE t CASCADE;', 'ALTER TABLE t DROP COLUMN id CASCADE;']) {
+    for (const sql of [
+      'DROP DOMAIN d CASCADE;',
+      'DROP FUNCTION f() CASCADE;',
+      'DROP SEQUENCE s CASCADE;',
+      'DROP TABLE t CASCADE;',
+      'ALTER TABLE t DROP COLUMN id CASCADE;',
+    ]) {
       const set = await buildMigrationSet([{ name: '001_x.sql', sql }]);
       const c = await db.client();
       try {

@@ -32,7 +32,9 @@ describe('the CLI', () => {
     const d = dir('hidden', { '001_hidden.sql': `COMMENT ON TABLE victim IS '\n-- flotilla:validate allowRowChanges=true\n';\nDELETE FROM victim;\n` });
     const r = await runCli(['pending', '--dir', d, '--database-url', db.url]);
     expect(r.code, r.stdout + r.stderr).toBe(2);
-    expect(r.stdout + r.stderr).toMatch(/001_hidden\.sql:2: a "-- flotilla:" header is read only in the comment lines at the top of the file, before the first statement/);
+    expect(r.stdout + r.stderr).toMatch(
+      /001_hidden\.sql:2: a "-- flotilla:" header is read only in the comment lines at the top of the file, before the first statement/,
+    );
     expect((await db.query(`SELECT count(*)::int AS n FROM victim`)).rows[0].n).toBe(5);
   });
 

@@ -157,7 +157,10 @@ describe('O: the tracking table does not follow the search_path', () => {
 
 /** Columns, constraints and rows of a relation: what a runner could have changed. */
 async function state(db: TestDatabase, rel = 'public.migrations'): Promise<unknown> {
-  const cols = await db.query(`SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, [rel]);
+  const cols = await db.query(
+    `SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+    [rel],
+  );
   const cons = await db.query(`SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass ORDER BY 1`, [rel]);
   const rows = await db.query(`SELECT to_jsonb(t)::text AS row FROM ${rel} t ORDER BY 1`);
   return { cols: cols.rows, cons: cons.rows, rows: rows.rows.map((r) => r.row) };
@@ -174,7 +177,7 @@ const NOT_OURS: Record<string, string[]> = {
     'CREATE TABLE migrations (id serial, name varchar(255) NOT NULL, executed_at timestamp DEFAULT now()) PARTITION BY HASH (name)',
     'CREATE TABLE migrations_p0 PARTITION OF migrations FOR VALUES WITH (MODULUS 1, REMAINDER 0)',
   ],
-  'the guide\'s columns, but id NOT NULL without a default': ['CREATE TABLE migrations (id int NOT NULL, name varchar(255), executed_at timestamp)', ''],
+  "the guide's columns, but id NOT NULL without a default": ['CREATE TABLE migrations (id int NOT NULL, name varchar(255), executed_at timestamp)', ''],
 };
 
 describe("O: only an ordinary table of Flotilla's or the guide's shape is a tracking table", () => {
@@ -200,7 +203,11 @@ describe('O: tracking-table case twins', () => {
   it('--tracking-table Migrations beside migrations, and a plain run beside "Migrations": refused, nothing created', async () => {
     const db = await createTestDatabase('fl');
     expect((await cli(db.url, ['pending'])).code).toBe(0);
-    for (const args of [['--tracking-table', 'Migrations', 'pending'], ['--tracking-table', 'Migrations', 'status'], ['--tracking-table', 'MIGRATIONS', 'pending', '--dry-run']]) {
+    for (const args of [
+      ['--tracking-table', 'Migrations', 'pending'],
+      ['--tracking-table', 'Migrations', 'status'],
+      ['--tracking-table', 'MIGRATIONS', 'pending', '--dry-run'],
+    ]) {
       const r = await cli(db.url, args);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toContain('--tracking-table migrations');

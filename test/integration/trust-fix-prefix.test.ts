@@ -53,7 +53,10 @@ describe('the queue prefix keeps fleets sharing a control database apart', () =>
     await sleep(3000); // the other worker reconciles every second
     const id = (await ctl(`SELECT id FROM flotilla.rollouts ORDER BY created_at DESC LIMIT 1`))[0].id as string;
     expect(await ctl(`SELECT queue_prefix FROM flotilla.rollouts WHERE id = $1`, [id])).toEqual([{ queue_prefix: fleet.prefix }]);
-    const rows = await ctl(`SELECT tenant_id, state, attempts, worker, dispatched_at IS NOT NULL AS dispatched FROM flotilla.rollout_tenants WHERE rollout_id = $1`, [id]);
+    const rows = await ctl(
+      `SELECT tenant_id, state, attempts, worker, dispatched_at IS NOT NULL AS dispatched FROM flotilla.rollout_tenants WHERE rollout_id = $1`,
+      [id],
+    );
     for (const r of rows) expect(r, r.tenant_id).toMatchObject({ state: 'pending', attempts: 0, worker: null });
     for (const t of tenants) expect((await trackingRows(t)) ?? [], t.id).toEqual([]);
     const q = otherQueue('migrate');
@@ -78,8 +81,16 @@ describe('the queue prefix keeps fleets sharing a control database apart', () =>
     const created = await fleet.cliJson(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile(tenants), '--all']);
     expect(created.code, why(created)).toBe(0);
     const id = created.json.id as string;
-    const before = await ctl(`SELECT r.state, t.state AS t_state, t.generation, t.dispatched_at FROM flotilla.rollouts r JOIN flotilla.rollout_tenants t ON t.rollout_id = r.id WHERE r.id = $1`, [id]);
-    for (const cmd of [['rollout', 'cancel', id], ['rollout', 'resume', id], ['rollout', 'retry', id], ['rollout', 'retry', id, '--refresh']]) {
+    const before = await ctl(
+      `SELECT r.state, t.state AS t_state, t.generation, t.dispatched_at FROM flotilla.rollouts r JOIN flotilla.rollout_tenants t ON t.rollout_id = r.id WHERE r.id = $1`,
+      [id],
+    );
+    for (const cmd of [
+      ['rollout', 'cancel', id],
+      ['rollout', 'resume', id],
+      ['rollout', 'retry', id],
+      ['rollout', 'retry', id, '--refresh'],
+    ]) {
       const r = await fleet.cli(cmd, { env: otherEnv() });
       expect(r.code, `${cmd.join(' ')}: ${why(r)}`).toBe(2);
       expect(r.stderr + r.stdout).toContain(fleet.prefix);
@@ -89,7 +100,12 @@ describe('the queue prefix keeps fleets sharing a control database apart', () =>
       expect(j.code).toBe(2);
       expect(j.json.error).toMatchObject({ code: 'queue_prefix_mismatch', kind: 'input' });
     }
-    expect(await ctl(`SELECT r.state, t.state AS t_state, t.generation, t.dispatched_at FROM flotilla.rollouts r JOIN flotilla.rollout_tenants t ON t.rollout_id = r.id WHERE r.id = $1`, [id])).toEqual(before);
+    expect(
+      await ctl(
+        `SELECT r.state, t.state AS t_state, t.generation, t.dispatched_at FROM flotilla.rollouts r JOIN flotilla.rollout_tenants t ON t.rollout_id = r.id WHERE r.id = $1`,
+        [id],
+      ),
+    ).toEqual(before);
     const q = otherQueue('migrate');
     try {
       expect(Object.values(await q.getJobCounts()).reduce((a, b) => a + b, 0)).toBe(0);
@@ -144,7 +160,9 @@ describe('control migration 005_queue_prefix', () => {
       const c = await db.client();
       try {
         const before = trustedMigrationSet(CONTROL_MIGRATIONS.filter((m) => m.name < '005'));
-        const report = await new Migrator(c, { schema: CONTROL_SCHEMA, trackingTable: CONTROL_TRACKING_TABLE, validate: false, appliedBy: 'test' }).migrate(before);
+        const report = await new Migrator(c, { schema: CONTROL_SCHEMA, trackingTable: CONTROL_TRACKING_TABLE, validate: false, appliedBy: 'test' }).migrate(
+          before,
+        );
         expect(report.failed).toBeUndefined();
         await c.query(`
           INSERT INTO flotilla.migration_sets (checksum, files) VALUES ('abc', '[]');

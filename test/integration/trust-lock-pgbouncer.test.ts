@@ -162,7 +162,9 @@ describe.skipIf(!BIN)('PgBouncer in front of the tenant', () => {
   }
 
   async function tables(): Promise<string[]> {
-    return (await db.query<{ t: string }>(`SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)).rows.map((r) => r.t);
+    return (await db.query<{ t: string }>(`SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)).rows.map(
+      (r) => r.t,
+    );
   }
 
   it('transaction pooling: the engine refuses (SessionPoolerError, exit-2 kind) before changing anything', async () => {

@@ -46,7 +46,9 @@ const spawnCli = (args: string[]) => {
 };
 
 async function gateWaiters(t: FleetTenant): Promise<number> {
-  const r = await t.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%LOCK TABLE public.gate%'`);
+  const r = await t.query(
+    `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%LOCK TABLE public.gate%'`,
+  );
   return Number(r.rows[0].n);
 }
 
@@ -63,14 +65,16 @@ function cliArgs(t: FleetTenant, dir: string): string[] {
 }
 
 describe('the worker path', () => {
-  it('a CLI holds the tenant, its file unlocks everything: the worker\'s job waits, then finds nothing pending', async () => {
+  it("a CLI holds the tenant, its file unlocks everything: the worker's job waits, then finds nothing pending", async () => {
     const [t] = await fleet.addTenants([{ id: 'lk-cli-first' }]);
     const dir = migrationDir(files('public.gate'));
     cleanups.push(dir.cleanup);
     const gate = await closedGate(t!);
     const cli = spawnCli(cliArgs(t!, dir.dir));
     await waitFor('the CLI at the gate', async () => (await gateWaiters(t!)) === 1);
-    const rollout = fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([t!]), '--all', '--lock-timeout', '60s', '--wait'], { timeoutMs: 120_000 });
+    const rollout = fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([t!]), '--all', '--lock-timeout', '60s', '--wait'], {
+      timeoutMs: 120_000,
+    });
     // the worker came and was sent away (or, with a lost lock, is at the gate too)
     await waitFor('the worker to meet the lock', async () => /locked by another runner/.test(fleet.workerLogs()) || (await gateWaiters(t!)) === 2);
     await gate.query('COMMIT');
@@ -85,11 +89,17 @@ describe('the worker path', () => {
   });
 
   it('the worker holds a schema tenant, its file unlocks everything: a CLI waits, then finds nothing pending', async () => {
-    const [t, other] = await fleet.addTenants([{ id: 'lk-worker-first', kind: 'schema' }, { id: 'lk-worker-other', kind: 'schema' }]);
+    const [t, other] = await fleet.addTenants([
+      { id: 'lk-worker-first', kind: 'schema' },
+      { id: 'lk-worker-other', kind: 'schema' },
+    ]);
     const dir = migrationDir(files('public.gate'));
     cleanups.push(dir.cleanup);
     const gate = await closedGate(t!);
-    const rollout = fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([t!, other!]), '--all', '--lock-timeout', '60s', '--wait'], { timeoutMs: 120_000 });
+    const rollout = fleet.cliJson<View>(
+      ['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile([t!, other!]), '--all', '--lock-timeout', '60s', '--wait'],
+      { timeoutMs: 120_000 },
+    );
     // both tenants share the database and the gate: both jobs wait there
     await waitFor('the worker at the gate', async () => (await gateWaiters(t!)) === 2, 90_000);
     const cli = spawnCli(cliArgs(t!, dir.dir));

@@ -20,7 +20,11 @@ const clients: pg.Client[] = [];
 const roles: { role: string; db: TestDatabase }[] = [];
 const cleanups: (() => void)[] = [];
 afterEach(async () => {
-  while (clients.length) await clients.pop()!.end().catch(() => {});
+  while (clients.length)
+    await clients
+      .pop()!
+      .end()
+      .catch(() => {});
   while (cleanups.length) cleanups.pop()!();
 });
 afterAll(async () => {
@@ -65,11 +69,17 @@ async function ledger(db: TestDatabase): Promise<string[]> {
 }
 
 async function tables(db: TestDatabase): Promise<string[]> {
-  return (await db.query<{ t: string }>(`SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_name NOT IN ('migrations', 'gate') ORDER BY 1`)).rows.map((r) => r.t);
+  return (
+    await db.query<{ t: string }>(
+      `SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_name NOT IN ('migrations', 'gate') ORDER BY 1`,
+    )
+  ).rows.map((r) => r.t);
 }
 
 async function gateWaiters(db: TestDatabase): Promise<number> {
-  const r = await db.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%LOCK TABLE public.gate%'`);
+  const r = await db.query(
+    `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%LOCK TABLE public.gate%'`,
+  );
   return Number(r.rows[0].n);
 }
 
@@ -194,7 +204,11 @@ const TERMINATE = `SELECT pg_terminate_backend(pid, 5000) FROM pg_locks
 describe('a lock session that is gone', () => {
   it('a transactional file that terminates the lock session: rolled back, lock_lost (transient), nothing applied', async () => {
     const db = await createTestDatabase('lock');
-    const s = await set({ '001_a.sql': 'CREATE TABLE a (id int);', '002_kill.sql': `${TERMINATE}CREATE TABLE b (id int);`, '003_c.sql': 'CREATE TABLE c (id int);' });
+    const s = await set({
+      '001_a.sql': 'CREATE TABLE a (id int);',
+      '002_kill.sql': `${TERMINATE}CREATE TABLE b (id int);`,
+      '003_c.sql': 'CREATE TABLE c (id int);',
+    });
     const r = await new Migrator(await client(db)).migrate(s);
     expect(r.applied.map((x) => x.name)).toEqual(['001_a.sql']);
     expect(r.failed?.name).toBe('002_kill.sql');
@@ -231,7 +245,9 @@ describe('a lock session that is gone', () => {
     await writer.query('BEGIN; INSERT INTO t VALUES (1)');
     const run = new Migrator(c).migrate(s);
     for (let i = 0; i < 400; i++) {
-      const r = await db.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY t_i1%' AND wait_event_type = 'Lock'`);
+      const r = await db.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY t_i1%' AND wait_event_type = 'Lock'`,
+      );
       if (r.rowCount) break;
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -260,7 +276,10 @@ describe('the check that goes with each COMMIT', () => {
       async open() {
         const c = await client(db);
         opened.push(c);
-        return { processID: (c as unknown as { processID: number }).processID, query: (text: string, values?: unknown[]) => c.query(text, values) } as LockConnection;
+        return {
+          processID: (c as unknown as { processID: number }).processID,
+          query: (text: string, values?: unknown[]) => c.query(text, values),
+        } as LockConnection;
       },
       release: async () => {},
     };
@@ -289,7 +308,10 @@ describe('the check that goes with each COMMIT', () => {
     await m.query(`SET search_path = public; SET ROLE ${role}`);
     await expect(m.query(held.checkSql)).resolves.toBeDefined();
     expect(await held.release()).toBe(true);
-    const e = await m.query(held.checkSql).then(() => undefined, (err: unknown) => err);
+    const e = await m.query(held.checkSql).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(isLockLostError(e)).toBe(true);
   });
 });
@@ -300,9 +322,10 @@ describe('the lock key', () => {
     for (const schema of ['public', "it's", 'back\\slash']) {
       const old = await client(db);
       expect(await tryLock(old, { schema, table: 'migrations' })).toBe(true);
-      const e = await new Migrator(await client(db), { schema, lockWaitTimeoutMs: 0 })
-        .migrate(await set({ '001_a.sql': 'CREATE TABLE a (id int);' }))
-        .then(() => undefined, (err: unknown) => err);
+      const e = await new Migrator(await client(db), { schema, lockWaitTimeoutMs: 0 }).migrate(await set({ '001_a.sql': 'CREATE TABLE a (id int);' })).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       expect(e, schema).toBeInstanceOf(LockTimeoutError);
       await unlock(old, { schema, table: 'migrations' });
     }
@@ -325,7 +348,10 @@ describe('the CLI', () => {
     ['DISCARD ALL (a file of its own)', () => ({ '002_x.sql': 'DISCARD ALL;', '003_y.sql': `${GATE}CREATE TABLE b (id int);` })],
     ['RESET ALL', () => ({ '002_x.sql': `RESET ALL;\n${GATE}CREATE TABLE b (id int);` })],
     ['SET ROLE', (role) => ({ '002_x.sql': `SET ROLE ${role};\nSELECT pg_advisory_unlock_all();\n${GATE}CREATE TABLE b (id int);` })],
-    ['SET SESSION AUTHORIZATION', (role) => ({ '002_x.sql': `SET SESSION AUTHORIZATION ${role};\nSELECT pg_advisory_unlock_all();\n${GATE}CREATE TABLE b (id int);` })],
+    [
+      'SET SESSION AUTHORIZATION',
+      (role) => ({ '002_x.sql': `SET SESSION AUTHORIZATION ${role};\nSELECT pg_advisory_unlock_all();\n${GATE}CREATE TABLE b (id int);` }),
+    ],
   ];
   it.each(hostile)('two `flotilla pending` at once, the file runs %s: the second waits and finds nothing; each file once', async (_, more) => {
     const db = await createTestDatabase('lock');

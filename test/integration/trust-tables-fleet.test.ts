@@ -65,7 +65,10 @@ describe("a worker and the target's own rules", () => {
       { id: ro!.id, databaseUrl: ro!.urlTemplate },
       { id: typeorm!.id, databaseUrl: typeorm!.urlTemplate },
     ]);
-    const r = await fleet.cli(['--dir', dir({ '001_t.sql': 'CREATE TABLE t1 (id int);' }), 'rollout', '--tenants', path, '--all', '--max-failures', '10', '--wait', '--json'], { timeoutMs: 180_000 });
+    const r = await fleet.cli(
+      ['--dir', dir({ '001_t.sql': 'CREATE TABLE t1 (id int);' }), 'rollout', '--tenants', path, '--all', '--max-failures', '10', '--wait', '--json'],
+      { timeoutMs: 180_000 },
+    );
     const v = JSON.parse(r.stdout) as View;
     const t = new Map(v.tenants.map((x) => [x.id, x]));
     expect(t.get('tr-ok')).toMatchObject({ state: 'succeeded', applied: ['001_t.sql'] });
@@ -84,7 +87,16 @@ describe("a worker and the target's own rules", () => {
     // a file that ends its own session: failed once, not retried (a retry would do it again)
     const [kill] = await fleet.addTenants([{ id: 'tr-kill' }]);
     const k = await fleet.cli(
-      ['--dir', dir({ '001_kill.sql': 'CREATE TABLE t1 (id int);\nSELECT pg_terminate_backend(pg_backend_pid());' }), 'rollout', '--tenants', tenantsFile([{ id: kill!.id, databaseUrl: kill!.urlTemplate }]), '--all', '--wait', '--json'],
+      [
+        '--dir',
+        dir({ '001_kill.sql': 'CREATE TABLE t1 (id int);\nSELECT pg_terminate_backend(pg_backend_pid());' }),
+        'rollout',
+        '--tenants',
+        tenantsFile([{ id: kill!.id, databaseUrl: kill!.urlTemplate }]),
+        '--all',
+        '--wait',
+        '--json',
+      ],
       { timeoutMs: 180_000 },
     );
     const kv = JSON.parse(k.stdout) as View;
@@ -101,9 +113,15 @@ describe('a new tenant schema', () => {
     const files = { '001_t.sql': 'CREATE TABLE t1 (id int);' };
     const r = await fleet.cli(['--dir', dir(files), 'rollout', '--tenants', path, '--all', '--wait'], { timeoutMs: 180_000 });
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    const logged = () => fleet.workerLogs().split('\n').filter((l) => l.includes(`"createdSchema":"${t!.schema}"`)).length;
+    const logged = () =>
+      fleet
+        .workerLogs()
+        .split('\n')
+        .filter((l) => l.includes(`"createdSchema":"${t!.schema}"`)).length;
     expect(logged()).toBe(1);
-    const again = await fleet.cli(['--dir', dir({ ...files, '002_t.sql': 'CREATE TABLE t2 (id int);' }), 'rollout', '--tenants', path, '--all', '--wait'], { timeoutMs: 180_000 });
+    const again = await fleet.cli(['--dir', dir({ ...files, '002_t.sql': 'CREATE TABLE t2 (id int);' }), 'rollout', '--tenants', path, '--all', '--wait'], {
+      timeoutMs: 180_000,
+    });
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(logged()).toBe(1);
   }, 240_000);
@@ -144,12 +162,17 @@ describe('--tenants-query', () => {
 
 describe('a literal password in the tenants file', () => {
   it('is warned about (pointing to ${VAR}), never printed nor put in Redis; it is stored in the control database as written', async () => {
-    const [lit, env] = await fleet.addTenants([{ id: 'tr-literal', password: 'literal' }, { id: 'tr-env', password: 'env' }]);
+    const [lit, env] = await fleet.addTenants([
+      { id: 'tr-literal', password: 'literal' },
+      { id: 'tr-env', password: 'env' },
+    ]);
     const path = tenantsFile([
       { id: lit!.id, databaseUrl: lit!.urlTemplate },
       { id: env!.id, databaseUrl: env!.urlTemplate },
     ]);
-    const r = await fleet.cli(['--dir', dir({ '001_t.sql': 'CREATE TABLE t1 (id int);' }), 'rollout', '--tenants', path, '--all', '--wait'], { timeoutMs: 180_000 });
+    const r = await fleet.cli(['--dir', dir({ '001_t.sql': 'CREATE TABLE t1 (id int);' }), 'rollout', '--tenants', path, '--all', '--wait'], {
+      timeoutMs: 180_000,
+    });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stderr).toContain('tenant tr-literal holds a literal password');
     expect(r.stderr).not.toContain('tr-env');

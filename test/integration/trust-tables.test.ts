@@ -50,7 +50,10 @@ async function tableState(db: TestDatabase, table = 'public.migrations'): Promis
     [table],
   );
   const cons = await db.query(`SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass ORDER BY conname`, [table]);
-  const idx = await db.query(`SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS def FROM pg_index WHERE indrelid = $1::regclass ORDER BY 1`, [table]);
+  const idx = await db.query(
+    `SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS def FROM pg_index WHERE indrelid = $1::regclass ORDER BY 1`,
+    [table],
+  );
   const rows = await db.query(`SELECT to_jsonb(t)::text AS row FROM ${table} t ORDER BY 1`);
   return { cols: cols.rows, cons: cons.rows, idx: idx.rows, rows: rows.rows.map((r) => r.row) };
 }
@@ -222,11 +225,14 @@ describe("O: the target's privileges", () => {
     expect((await db.query(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'tenant_x'`)).rows[0].n).toBe(0);
   });
 
-  it("a migration touching a table the role does not own: exit 2, rolled back, the owner named", async () => {
+  it('a migration touching a table the role does not own: exit 2, rolled back, the owner named', async () => {
     const db = await createTestDatabase('tt');
     await db.query('CREATE TABLE accounts (id int)');
     const r0 = await role(db, ['GRANT CREATE ON SCHEMA public TO $ROLE']);
-    const files = { '001_create_t1.sql': 'CREATE TABLE t1 (id int);', '002_alter.sql': 'CREATE TABLE t2 (id int);\nALTER TABLE accounts ADD COLUMN note text;' };
+    const files = {
+      '001_create_t1.sql': 'CREATE TABLE t1 (id int);',
+      '002_alter.sql': 'CREATE TABLE t2 (id int);\nALTER TABLE accounts ADD COLUMN note text;',
+    };
     const r = await cli(urlAs(db, r0), ['pending'], files);
     expect(r.code, r.stdout + r.stderr).toBe(2);
     expect(r.stdout).toContain('must be owner of table accounts');
@@ -289,10 +295,13 @@ describe('O: a migration that terminates its own session', () => {
 
   it('a session terminated by someone else mid-migration: exit 3 (retry can help), rolled back', async () => {
     const db = await createTestDatabase('tt');
-    const files = { '001_slow.sql': "CREATE TABLE t1 (id int);\nSELECT pg_sleep(20) /* flotilla-slow */;" };
+    const files = { '001_slow.sql': 'CREATE TABLE t1 (id int);\nSELECT pg_sleep(20) /* flotilla-slow */;' };
     const killer = (async () => {
       for (let i = 0; i < 200; i++) {
-        const k = await adminQuery(`SELECT pg_terminate_backend(pid) AS k FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%flotilla-slow%' AND pid <> pg_backend_pid()`, [db.name]);
+        const k = await adminQuery(
+          `SELECT pg_terminate_backend(pid) AS k FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%flotilla-slow%' AND pid <> pg_backend_pid()`,
+          [db.name],
+        );
         if (k.rowCount) return;
         await new Promise((res) => setTimeout(res, 100));
       }
@@ -309,7 +318,7 @@ describe('O: COPY ... FROM STDIN', () => {
   const cases: Record<string, string> = {
     'psql dump data': 'CREATE TABLE t (id int, name text);\nCOPY t (id, name) FROM stdin;\n1\talpha\n2\tbeta\n\\.\n',
     'no data': 'CREATE TABLE t (id int);\nCOPY t FROM STDIN;\n',
-    'csv options': "CREATE TABLE t (id int);\nCOPY t FROM STDIN WITH (FORMAT csv, HEADER true);\n",
+    'csv options': 'CREATE TABLE t (id int);\nCOPY t FROM STDIN WITH (FORMAT csv, HEADER true);\n',
   };
   for (const [label, sql] of Object.entries(cases)) {
     it(`refused when the directory is loaded, before anything runs (${label})`, async () => {

@@ -27,7 +27,9 @@ describe('control migration 004_frozen_targets', () => {
     const before = CONTROL_MIGRATIONS.filter((m) => m.name < '004');
     const c = await db.client();
     try {
-      const report = await new Migrator(c, { schema: CONTROL_SCHEMA, trackingTable: CONTROL_TRACKING_TABLE, validate: false, appliedBy: 'test' }).migrate(trustedMigrationSet(before));
+      const report = await new Migrator(c, { schema: CONTROL_SCHEMA, trackingTable: CONTROL_TRACKING_TABLE, validate: false, appliedBy: 'test' }).migrate(
+        trustedMigrationSet(before),
+      );
       expect(report.failed).toBeUndefined();
       await c.query(`
         INSERT INTO flotilla.tenants (id, database_url, schema, tags, maintenance_window)
@@ -45,7 +47,12 @@ describe('control migration 004_frozen_targets', () => {
       await store.migrate();
       const rows = (await db.query(`SELECT tenant_id, database_url, schema, maintenance_window FROM flotilla.rollout_tenants ORDER BY position`)).rows;
       expect(rows).toEqual([
-        { tenant_id: 'old-a', database_url: 'postgres://app:${A_PW}@prod/a', schema: 'tenant_a', maintenance_window: { cron: '0 2 * * *', durationMinutes: 60, tz: 'UTC' } },
+        {
+          tenant_id: 'old-a',
+          database_url: 'postgres://app:${A_PW}@prod/a',
+          schema: 'tenant_a',
+          maintenance_window: { cron: '0 2 * * *', durationMinutes: 60, tz: 'UTC' },
+        },
         { tenant_id: 'old-b', database_url: 'postgres://prod/b', schema: null, maintenance_window: null },
       ]);
       // a later rollout (or tenants file) re-registers the tenant elsewhere

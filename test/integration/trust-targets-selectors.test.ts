@@ -17,7 +17,12 @@ beforeAll(async () => {
   expect(r.code, why(r)).toBe(0);
   // a registry with tenants in it: today an empty selector would target them all
   const [a, b] = await fleet.addTenants([{ id: 'sel-a', tags: ['eu'] }, { id: 'sel-b' }]);
-  await fleet.controlQuery(`INSERT INTO flotilla.tenants (id, database_url, tags) VALUES ($1, $2, '{eu}'), ($3, $4, '{}')`, [a!.id, a!.urlTemplate, b!.id, b!.urlTemplate]);
+  await fleet.controlQuery(`INSERT INTO flotilla.tenants (id, database_url, tags) VALUES ($1, $2, '{eu}'), ($3, $4, '{}')`, [
+    a!.id,
+    a!.urlTemplate,
+    b!.id,
+    b!.urlTemplate,
+  ]);
   file = fleet.writeTenantsFile([a!, b!]);
 }, 240_000);
 
@@ -48,20 +53,60 @@ const refused: { what: string; args: () => string[]; message: RegExp }[] = [
   { what: 'rollout with no selector (the registry)', args: () => ['rollout'], message: /no tenant selector: pass --only <ids>, --tag <tag>, or --all/ },
   { what: 'rollout --tenants <file> with no selector', args: () => ['rollout', '--tenants', file], message: /no tenant selector/ },
   { what: 'rollout --all --only sel-a', args: () => ['rollout', '--all', '--only', 'sel-a'], message: /give either --all or --only\/--tag, not both/ },
-  { what: 'rollout --canary 3 over 2 tenants', args: () => ['rollout', '--tenants', file, '--all', '--canary', '3'], message: /--canary: 3 canary tenants asked for, but the selection has only 2/ },
-  { what: 'rollout --canary "" (no canary gate by accident)', args: () => ['rollout', '--all', '--canary', ''], message: /--canary: "" is neither a number nor a tag/ },
+  {
+    what: 'rollout --canary 3 over 2 tenants',
+    args: () => ['rollout', '--tenants', file, '--all', '--canary', '3'],
+    message: /--canary: 3 canary tenants asked for, but the selection has only 2/,
+  },
+  {
+    what: 'rollout --canary "" (no canary gate by accident)',
+    args: () => ['rollout', '--all', '--canary', ''],
+    message: /--canary: "" is neither a number nor a tag/,
+  },
   { what: 'rollout --wave-size ""', args: () => ['rollout', '--all', '--wave-size', ''], message: /--wave-size: "" is not a number or a percentage/ },
   { what: 'rollout --max-failures ""', args: () => ['rollout', '--all', '--max-failures', ''], message: /--max-failures: "" is not a number or a percentage/ },
-  { what: 'rollout --tag that no tenant has', args: () => ['rollout', '--tag', 'nope'], message: /no tenant matches --tag nope \(no tenant has the tag "nope"\)/ },
-  { what: 'rollout --tenants <file> --tag that no tenant has', args: () => ['rollout', '--tenants', file, '--tag', 'eu', '--tag', 'us'], message: /no tenant matches --tag eu us \(no tenant has the tag "us"\)/ },
+  {
+    what: 'rollout --tag that no tenant has',
+    args: () => ['rollout', '--tag', 'nope'],
+    message: /no tenant matches --tag nope \(no tenant has the tag "nope"\)/,
+  },
+  {
+    what: 'rollout --tenants <file> --tag that no tenant has',
+    args: () => ['rollout', '--tenants', file, '--tag', 'eu', '--tag', 'us'],
+    message: /no tenant matches --tag eu us \(no tenant has the tag "us"\)/,
+  },
   { what: 'schedule with no selector', args: () => ['schedule', '--name', 'nightly', '--cron', '0 2 * * *'], message: /no tenant selector/ },
-  { what: 'schedule --tag that no tenant has', args: () => ['schedule', '--name', 'nightly', '--cron', '0 2 * * *', '--tag', 'nope'], message: /no tenant matches --tag nope/ },
+  {
+    what: 'schedule --tag that no tenant has',
+    args: () => ['schedule', '--name', 'nightly', '--cron', '0 2 * * *', '--tag', 'nope'],
+    message: /no tenant matches --tag nope/,
+  },
   { what: 'schedule --tag ""', args: () => ['schedule', '--name', 'nightly', '--cron', '0 2 * * *', '--tag', ''], message: /--tag: an empty tag/ },
-  { what: 'schedule --tenants ""', args: () => ['schedule', '--name', 'nightly', '--cron', '0 2 * * *', '--tenants', '', '--all'], message: /--tenants: an empty file name/ },
-  { what: 'schedule --tz Mars/Olympus', args: () => ['schedule', '--name', 'nightly', '--cron', '0 2 * * *', '--tz', 'Mars/Olympus', '--all'], message: /--tz: unknown time zone "Mars\/Olympus"/ },
-  { what: 'schedule --tz ""', args: () => ['schedule', '--name', 'nightly', '--cron', '0 2 * * *', '--tz', '', '--all'], message: /--tz: unknown time zone ""/ },
-  { what: 'schedule --cron "61 2 * * *"', args: () => ['schedule', '--name', 'nightly', '--cron', '61 2 * * *', '--all'], message: /--cron: invalid cron expression "61 2 \* \* \*"/ },
-  { what: 'schedule --cron "not a cron"', args: () => ['schedule', '--name', 'nightly', '--cron', 'not a cron', '--all'], message: /--cron: invalid cron expression "not a cron"/ },
+  {
+    what: 'schedule --tenants ""',
+    args: () => ['schedule', '--name', 'nightly', '--cron', '0 2 * * *', '--tenants', '', '--all'],
+    message: /--tenants: an empty file name/,
+  },
+  {
+    what: 'schedule --tz Mars/Olympus',
+    args: () => ['schedule', '--name', 'nightly', '--cron', '0 2 * * *', '--tz', 'Mars/Olympus', '--all'],
+    message: /--tz: unknown time zone "Mars\/Olympus"/,
+  },
+  {
+    what: 'schedule --tz ""',
+    args: () => ['schedule', '--name', 'nightly', '--cron', '0 2 * * *', '--tz', '', '--all'],
+    message: /--tz: unknown time zone ""/,
+  },
+  {
+    what: 'schedule --cron "61 2 * * *"',
+    args: () => ['schedule', '--name', 'nightly', '--cron', '61 2 * * *', '--all'],
+    message: /--cron: invalid cron expression "61 2 \* \* \*"/,
+  },
+  {
+    what: 'schedule --cron "not a cron"',
+    args: () => ['schedule', '--name', 'nightly', '--cron', 'not a cron', '--all'],
+    message: /--cron: invalid cron expression "not a cron"/,
+  },
 ];
 
 describe('selectors: nothing given never means everything', () => {

@@ -36,7 +36,8 @@ interface View {
 /** 002 fails on a tenant that already has a `products (id text)` table. */
 const SET = {
   '001_create_accounts.sql': 'CREATE TABLE accounts (id serial PRIMARY KEY, email text NOT NULL);\n',
-  '002_create_products.sql': 'CREATE TABLE IF NOT EXISTS products (id serial PRIMARY KEY, name text NOT NULL);\nCREATE INDEX products_name ON products (name);\n',
+  '002_create_products.sql':
+    'CREATE TABLE IF NOT EXISTS products (id serial PRIMARY KEY, name text NOT NULL);\nCREATE INDEX products_name ON products (name);\n',
 };
 const NAMES = Object.keys(SET);
 
@@ -74,7 +75,10 @@ describe('a rollout keeps its frozen targets', () => {
   it('after a later rollout re-registers the tenant elsewhere, retry and resume keep the frozen target and say so', async () => {
     const dir = migrationDir(SET);
     dirs.push(dir);
-    const [prod, other] = await fleet.addTenants([{ id: 'fy-prod', password: 'env' }, { id: 'fy-other', kind: 'schema' }]);
+    const [prod, other] = await fleet.addTenants([
+      { id: 'fy-prod', password: 'env' },
+      { id: 'fy-other', kind: 'schema' },
+    ]);
     await prod!.query('CREATE TABLE products (id text)');
     const a = await fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', tenantsFile('fy-x', prod!), '--all', '--wait']);
     expect(a.code, why(a)).toBe(1);
@@ -105,26 +109,37 @@ describe('rollout retry when the files on disk changed', () => {
     const tenants = await fleet.addTenants([{ id: 'rf-1' }, { id: 'rf-2', kind: 'schema' }]);
     const a = await fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile(tenants), '--all', '--wait']);
     expect(a.code, why(a)).toBe(1);
-    expect(a.json.tenants.map((t) => [t.id, t.state, t.applied])).toEqual([['rf-1', 'failed', [NAMES[0]]], ['rf-2', 'failed', [NAMES[0]]]]);
+    expect(a.json.tenants.map((t) => [t.id, t.state, t.applied])).toEqual([
+      ['rf-1', 'failed', [NAMES[0]]],
+      ['rf-2', 'failed', [NAMES[0]]],
+    ]);
 
     dir.write('002_create_products.sql', SET['002_create_products.sql']);
     const plain = await fleet.cli(['rollout', 'retry', a.json.id, '--dir', dir.dir, '--wait']);
     expect(plain.code, 'the frozen (broken) 002 ran again').toBe(1);
-    expect(plain.stderr, why(plain)).toContain(`the migration files on disk differ from the set frozen with rollout ${a.json.id} (changed: 002_create_products.sql)`);
+    expect(plain.stderr, why(plain)).toContain(
+      `the migration files on disk differ from the set frozen with rollout ${a.json.id} (changed: 002_create_products.sql)`,
+    );
     expect(plain.stderr).toContain(`flotilla rollout retry ${a.json.id} --refresh`);
 
     // 001 is applied on both (they failed on 002): a refresh that also changes 001 is refused, naming them
     dir.write('001_create_accounts.sql', 'CREATE TABLE accounts (id bigserial PRIMARY KEY, email text NOT NULL);\n');
     const refused = await fleet.cli(['rollout', 'retry', a.json.id, '--dir', dir.dir, '--refresh', '--wait']);
     expect(refused.code, why(refused)).toBe(2);
-    expect(refused.stderr).toMatch(/2 tenants already ran the frozen files\n {2}rf-1: applied 001_create_accounts\.sql\n {2}rf-2: applied 001_create_accounts\.sql/);
+    expect(refused.stderr).toMatch(
+      /2 tenants already ran the frozen files\n {2}rf-1: applied 001_create_accounts\.sql\n {2}rf-2: applied 001_create_accounts\.sql/,
+    );
     dir.write('001_create_accounts.sql', SET['001_create_accounts.sql']);
 
     const fresh = await fleet.cliJson<View & { notices: string[] }>(['rollout', 'retry', a.json.id, '--dir', dir.dir, '--refresh', '--wait']);
     expect(fresh.code, why(fresh)).toBe(0);
     expect(fresh.json.notices).toEqual([`--refresh: rollout ${a.json.id} now runs the files in ${dir.dir} (changed: 002_create_products.sql)`]);
     expect(fresh.json.tenants.map((t) => t.state)).toEqual(['succeeded', 'succeeded']);
-    for (const t of tenants) expect((await trackingRows(t))?.map((r) => r.name), t.id).toEqual(NAMES);
+    for (const t of tenants)
+      expect(
+        (await trackingRows(t))?.map((r) => r.name),
+        t.id,
+      ).toEqual(NAMES);
   }, 300_000);
 
   it('`--refresh` is refused, naming the tenants, when one already applied a file that changed: nothing changes', async () => {
@@ -141,7 +156,9 @@ describe('rollout retry when the files on disk changed', () => {
     dir.write('002_create_products.sql', 'CREATE TABLE IF NOT EXISTS products (id serial PRIMARY KEY, name text);\n');
     const r = await fleet.cli(['rollout', 'retry', a.json.id, '--dir', dir.dir, '--refresh', '--wait']);
     expect(r.code, why(r)).toBe(2);
-    expect(r.stderr).toMatch(/cannot refresh the migration set of rollout \S+: 1 tenant already ran the frozen files\n {2}rr-ok: applied 002_create_products\.sql/);
+    expect(r.stderr).toMatch(
+      /cannot refresh the migration set of rollout \S+: 1 tenant already ran the frozen files\n {2}rr-ok: applied 002_create_products\.sql/,
+    );
     expect(r.stderr).not.toMatch(/This is a bug/);
     expect((await fleet.controlQuery('SELECT set_checksum, state FROM flotilla.rollouts WHERE id = $1', [a.json.id])).rows).toEqual(rolloutBefore);
     expect([...(await fleet.tenantStates(a.json.id)).values()].map((t) => [t.tenant_id, t.state, t.generation])).toEqual(statesBefore);
@@ -162,10 +179,15 @@ describe('rollout retry --refresh while tenants may still run', () => {
     const a = await fleet.cliJson<View>(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile(tenants), '--all', '--max-failures', '1']);
     expect(a.code, why(a)).toBe(0);
     const id = a.json.id;
-    await waitFor('rw-bad to fail and rw-late to wait', async () => {
-      const st = await fleet.tenantStates(id);
-      return st.get('rw-bad')!.state === 'failed' && st.get('rw-late')!.state === 'scheduled';
-    }, 120_000, 250);
+    await waitFor(
+      'rw-bad to fail and rw-late to wait',
+      async () => {
+        const st = await fleet.tenantStates(id);
+        return st.get('rw-bad')!.state === 'failed' && st.get('rw-late')!.state === 'scheduled';
+      },
+      120_000,
+      250,
+    );
 
     // a fix that works on the broken tenant too
     dir.write('002_create_products.sql', 'CREATE TABLE IF NOT EXISTS products (id text);\nCREATE INDEX products_id ON products (id);\n');
@@ -189,7 +211,18 @@ describe('rollout retry --refresh while tenants may still run', () => {
 describe('scheduled rollouts survive Redis losing its data', () => {
   it('a worker puts a schedule back from the control database after its job scheduler is gone', async () => {
     const [t] = await fleet.addTenants([{ id: 'sch-t1' }]);
-    const r = await fleet.cli(['schedule', '--name', 'yearly', '--cron', '0 3 1 1 *', '--tz', 'Europe/Paris', '--tenants', fleet.writeTenantsFile([t!]), '--all']);
+    const r = await fleet.cli([
+      'schedule',
+      '--name',
+      'yearly',
+      '--cron',
+      '0 3 1 1 *',
+      '--tz',
+      'Europe/Paris',
+      '--tenants',
+      fleet.writeTenantsFile([t!]),
+      '--all',
+    ]);
     expect(r.code, why(r)).toBe(0);
     const control = openQueue(CONTROL_QUEUE, { redisUrl: redisUrl(), prefix: fleet.prefix });
     try {

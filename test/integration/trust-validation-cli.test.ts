@@ -30,8 +30,12 @@ describe('validation routes through the CLI', { timeout: 120_000 }, () => {
       CREATE FUNCTION purge_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM public.victims; RETURN NULL; END $$;
       CREATE CONSTRAINT TRIGGER purge_later AFTER UPDATE ON tenant.t DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION purge_at_commit();`);
     const [path, deferred] = await Promise.all([
-      runCli(['pending', '--schema', 'tenant', '--dir', dir({ '001_path.sql': 'SET search_path TO public;\nDELETE FROM victims;\n' })], { env: { DATABASE_URL: db.url } }),
-      runCli(['pending', '--schema', 'tenant', '--tracking-table', 'other_ledger', '--dir', dir({ '001_touch.sql': 'UPDATE t SET x = 1;\n' })], { env: { DATABASE_URL: db.url } }),
+      runCli(['pending', '--schema', 'tenant', '--dir', dir({ '001_path.sql': 'SET search_path TO public;\nDELETE FROM victims;\n' })], {
+        env: { DATABASE_URL: db.url },
+      }),
+      runCli(['pending', '--schema', 'tenant', '--tracking-table', 'other_ledger', '--dir', dir({ '001_touch.sql': 'UPDATE t SET x = 1;\n' })], {
+        env: { DATABASE_URL: db.url },
+      }),
     ]);
     for (const r of [path, deferred]) {
       expect(r.code, show(r)).toBe(1);

@@ -106,12 +106,22 @@ describe('validation routes: structure outside --schema', () => {
   it('a file under --schema that drops or alters a table in another schema fails, however it names it', async () => {
     const db = await createTestDatabase('tv');
     await db.query(`${SETUP}; CREATE SCHEMA tenant; CREATE TABLE tenant.own (id int);`);
-    for (const sql of [`ALTER TABLE public.t DROP COLUMN x;`, `SET search_path TO public;\nALTER TABLE t ALTER COLUMN x TYPE bigint;`, `ALTER TABLE public.victims DROP CONSTRAINT victims_pkey;`]) {
+    for (const sql of [
+      `ALTER TABLE public.t DROP COLUMN x;`,
+      `SET search_path TO public;\nALTER TABLE t ALTER COLUMN x TYPE bigint;`,
+      `ALTER TABLE public.victims DROP CONSTRAINT victims_pkey;`,
+    ]) {
       const r = await migrate(db, [{ name: '001_elsewhere.sql', sql }], { schema: 'tenant' });
       expect(r.failed?.error, sql).toBeInstanceOf(ValidationFailedError);
       expect(r.failed!.error.message).toMatch(/Table (t|victims): (column x|constraint victims_pkey)/);
     }
-    expect((await db.query(`SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 't' AND column_name = 'x' AND data_type = 'integer'`)).rows[0].n).toBe(1);
+    expect(
+      (
+        await db.query(
+          `SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 't' AND column_name = 'x' AND data_type = 'integer'`,
+        )
+      ).rows[0].n,
+    ).toBe(1);
     // DROP ... CASCADE of a type or a column takes what depends on it, in any schema
     await db.query(`CREATE TYPE tenant.mood AS ENUM ('ok'); ALTER TABLE public.t ADD COLUMN m tenant.mood;
                     CREATE TABLE tenant.parent (id int PRIMARY KEY); CREATE TABLE public.child (p int REFERENCES tenant.parent (id));`);
@@ -130,7 +140,12 @@ describe('validation routes: what the file itself adds before it writes', () => 
     const db = await createTestDatabase('tv');
     await db.query(`${SETUP}; CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1);
       CREATE TABLE kids (id int, parent_id int); INSERT INTO kids VALUES (1, 1), (2, 1), (3, 1);`);
-    const r = await migrate(db, [{ name: '001_fk.sql', sql: `-- flotilla:validate allowConstraintModification=true\nALTER TABLE kids ADD CONSTRAINT kids_parent FOREIGN KEY (parent_id) REFERENCES parent ON DELETE CASCADE;\nDELETE FROM parent;\nINSERT INTO parent VALUES (1);` }]);
+    const r = await migrate(db, [
+      {
+        name: '001_fk.sql',
+        sql: `-- flotilla:validate allowConstraintModification=true\nALTER TABLE kids ADD CONSTRAINT kids_parent FOREIGN KEY (parent_id) REFERENCES parent ON DELETE CASCADE;\nDELETE FROM parent;\nINSERT INTO parent VALUES (1);`,
+      },
+    ]);
     await expectCaught(db, r, /kids: row count changed from 3 to 0/, 'kids');
   });
 
@@ -152,7 +167,12 @@ describe('validation routes: what the file itself adds before it writes', () => 
   it('a trigger defined inside CREATE SCHEMA, fired by the same file', async () => {
     const db = await createTestDatabase('tv');
     await db.query(`${SETUP}; CREATE FUNCTION purge_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM public.victims; RETURN NEW; END $$;`);
-    const r = await migrate(db, [{ name: '001_schema.sql', sql: `CREATE SCHEMA s CREATE TABLE t (id int) CREATE TRIGGER trg AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION purge_trigger();\nINSERT INTO s.t VALUES (1);` }]);
+    const r = await migrate(db, [
+      {
+        name: '001_schema.sql',
+        sql: `CREATE SCHEMA s CREATE TABLE t (id int) CREATE TRIGGER trg AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION purge_trigger();\nINSERT INTO s.t VALUES (1);`,
+      },
+    ]);
     await expectCaught(db, r, /victims: row count changed from 3 to 0/);
   });
 
@@ -174,9 +194,16 @@ describe('validation routes: the tracking row', () => {
     expect((await migrate(db, [{ name: '001_first.sql', sql: `CREATE INDEX t_x ON t (x);` }])).failed).toBeUndefined();
     await db.query(`CREATE FUNCTION purge_on_track() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN NEW; END $$;
                     CREATE TRIGGER on_track AFTER INSERT ON migrations FOR EACH ROW EXECUTE FUNCTION purge_on_track();`);
-    const files = [{ name: '001_first.sql', sql: `CREATE INDEX t_x ON t (x);` }, { name: '002_ddl.sql', sql: `CREATE INDEX t_id_x ON t (id, x);` }];
+    const files = [
+      { name: '001_first.sql', sql: `CREATE INDEX t_x ON t (x);` },
+      { name: '002_ddl.sql', sql: `CREATE INDEX t_id_x ON t (id, x);` },
+    ];
     await expectCaught(db, await migrate(db, files), /victims: row count changed from 3 to 0/);
-    await expectCaught(db, await migrate(db, [...files, { name: '003_more.sql', sql: `CREATE INDEX t_x_id ON t (x, id);` }], { singleTransaction: true }), /victims: row count changed from 3 to 0/);
+    await expectCaught(
+      db,
+      await migrate(db, [...files, { name: '003_more.sql', sql: `CREATE INDEX t_x_id ON t (x, id);` }], { singleTransaction: true }),
+      /victims: row count changed from 3 to 0/,
+    );
     const c = await db.client();
     try {
       const dry = await new Migrator(c).migrate(await buildMigrationSet(files), { dryRun: true });
@@ -228,7 +255,10 @@ describe('validation routes: deferred triggers', () => {
       CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent DEFERRABLE INITIALLY IMMEDIATE);
       CREATE TABLE late (id int PRIMARY KEY, parent_id int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);`);
     const files = [
-      { name: '001_own.sql', sql: `-- flotilla:validate allowRowChanges=true\nSET CONSTRAINTS ALL DEFERRED;\nINSERT INTO child VALUES (1, 1);\nINSERT INTO parent VALUES (1);` },
+      {
+        name: '001_own.sql',
+        sql: `-- flotilla:validate allowRowChanges=true\nSET CONSTRAINTS ALL DEFERRED;\nINSERT INTO child VALUES (1, 1);\nINSERT INTO parent VALUES (1);`,
+      },
       { name: '002_late.sql', sql: `-- flotilla:validate allowRowChanges=true\nINSERT INTO late VALUES (2, 2);\nINSERT INTO parent VALUES (2);` },
       { name: '003_ddl.sql', sql: `CREATE INDEX late_parent ON late (parent_id);` },
     ];
@@ -249,10 +279,14 @@ describe('validation routes: deferred triggers', () => {
     const db = await createTestDatabase('tv');
     await db.query(`CREATE TABLE parent (id int PRIMARY KEY);
       CREATE TABLE late (id int PRIMARY KEY, parent_id int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);`);
-    const r = await migrate(db, [
-      { name: '001_ok.sql', sql: `CREATE INDEX late_parent ON late (parent_id);` },
-      { name: '002_orphan.sql', sql: `-- flotilla:validate allowRowChanges=true\nINSERT INTO late VALUES (1, 99);` },
-    ], { singleTransaction: true });
+    const r = await migrate(
+      db,
+      [
+        { name: '001_ok.sql', sql: `CREATE INDEX late_parent ON late (parent_id);` },
+        { name: '002_orphan.sql', sql: `-- flotilla:validate allowRowChanges=true\nINSERT INTO late VALUES (1, 99);` },
+      ],
+      { singleTransaction: true },
+    );
     expect(r.failed?.name).toBe('002_orphan.sql');
     expect(r.failed?.error.message).toMatch(/foreign key/);
     expect(await count(db, 'late')).toBe(0);
@@ -344,7 +378,11 @@ describe('validation routes: code the parse tree does not name as a function cal
     expect(await count(db, 'victims')).toBe(3);
     await expectCaught(db, await migrate(db, [{ name: '001_analyze.sql', sql: `ANALYZE indexed;` }]), /victims: row count changed/);
     await expectCaught(db, await migrate(db, [{ name: '001_reindex.sql', sql: `REINDEX INDEX indexed_sneaky;` }]), /victims: row count changed/);
-    await expectCaught(db, await migrate(db, [{ name: '001_alter.sql', sql: `ALTER TABLE indexed ALTER COLUMN id TYPE int USING id + 0;` }]), /victims: row count changed/);
+    await expectCaught(
+      db,
+      await migrate(db, [{ name: '001_alter.sql', sql: `ALTER TABLE indexed ALTER COLUMN id TYPE int USING id + 0;` }]),
+      /victims: row count changed/,
+    );
     // harmless: the same statements on a table with plain indexes
     expect(await scopeOf(db, `ANALYZE t; REINDEX TABLE t; ALTER TABLE t ALTER COLUMN x TYPE bigint;`)).toEqual([]);
   });

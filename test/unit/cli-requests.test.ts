@@ -29,7 +29,14 @@ describe('rollout and schedule requests', () => {
   });
 
   it('no --max-failures means 0, no --concurrency / --per-server means none', () => {
-    expect(rolloutOptions(parseSchedule(scheduleFlags).settings, 10, false, engine)).toEqual({ canary: false, maxFailures: 0, concurrency: null, perServer: null, dryRun: false, engine });
+    expect(rolloutOptions(parseSchedule(scheduleFlags).settings, 10, false, engine)).toEqual({
+      canary: false,
+      maxFailures: 0,
+      concurrency: null,
+      perServer: null,
+      dryRun: false,
+      engine,
+    });
   });
 
   it('parses every rollout flag once, refusing empty and malformed values', () => {
@@ -52,11 +59,19 @@ describe('rollout and schedule requests', () => {
       expect.objectContaining({ problems: [expect.stringMatching(/^--name/), expect.stringMatching(/^--tz/), expect.stringMatching(/^--cron/)] }),
     );
     expect(parseSchedule({ ...scheduleFlags, canary: '2', waveSize: '5' }).settings).toEqual({});
-    expect(parseSchedule({ ...scheduleFlags, all: undefined, tenants: 'a.yaml', tag: ['eu'] })).toMatchObject({ tenantsFile: 'a.yaml', selection: { tags: ['eu'] } });
+    expect(parseSchedule({ ...scheduleFlags, all: undefined, tenants: 'a.yaml', tag: ['eu'] })).toMatchObject({
+      tenantsFile: 'a.yaml',
+      selection: { tags: ['eu'] },
+    });
   });
 
   it('worker and rollouts flags', () => {
-    expect(parseWorker({ concurrency: '4', drainTimeout: '10s' }, { FLOTILLA_RECONCILE_EVERY: '1s' })).toEqual({ concurrency: 4, drainTimeoutMs: 10_000, lockDurationMs: 30_000, reconcileEveryMs: 1000 });
+    expect(parseWorker({ concurrency: '4', drainTimeout: '10s' }, { FLOTILLA_RECONCILE_EVERY: '1s' })).toEqual({
+      concurrency: 4,
+      drainTimeoutMs: 10_000,
+      lockDurationMs: 30_000,
+      reconcileEveryMs: 1000,
+    });
     expect(() => parseWorker({ drainTimeout: 'soon' }, {})).toThrow(/--drain-timeout: "soon" is not a duration/);
     expect(parseRolloutsList({ limit: '5' })).toEqual({ limit: 5 });
     expect(() => parseRolloutsList({ limit: '0' })).toThrow(ConfigError);
@@ -66,10 +81,33 @@ describe('rollout and schedule requests', () => {
 describe('one mapping from settings to the engine', () => {
   it('a CLI run and a rollout tenant get the same engine settings from the same config', async () => {
     const { engineSettings, engineSettingsOf, loadConfig, rolloutEngineSettings } = await import('../../src/config.js');
-    const config = loadConfig({ flags: { lockTimeout: '2s', statementTimeout: '1min', lockWaitTimeout: '3s', singleTransaction: true, validation: { allowRowChanges: true }, schema: 'app' }, env: {}, configFile: undefined });
+    const config = loadConfig({
+      flags: {
+        lockTimeout: '2s',
+        statementTimeout: '1min',
+        lockWaitTimeout: '3s',
+        singleTransaction: true,
+        validation: { allowRowChanges: true },
+        schema: 'app',
+      },
+      env: {},
+      configFile: undefined,
+    });
     const frozen = rolloutEngineSettings(config);
-    expect(frozen).toEqual({ trackingTable: 'migrations', lockTimeoutMs: 2000, statementTimeoutMs: 60_000, validate: true, validation: { allowRowChanges: true }, singleTransaction: true });
+    expect(frozen).toEqual({
+      trackingTable: 'migrations',
+      lockTimeoutMs: 2000,
+      statementTimeoutMs: 60_000,
+      validate: true,
+      validation: { allowRowChanges: true },
+      singleTransaction: true,
+    });
     expect(engineSettings(config, 'me')).toEqual({ ...frozen, schema: 'app', lockWaitTimeoutMs: 3000, appliedBy: 'me' });
-    expect(engineSettingsOf(frozen, { schema: 'tenant_a', lockWaitTimeoutMs: 0, appliedBy: 'worker' })).toEqual({ ...frozen, schema: 'tenant_a', lockWaitTimeoutMs: 0, appliedBy: 'worker' });
+    expect(engineSettingsOf(frozen, { schema: 'tenant_a', lockWaitTimeoutMs: 0, appliedBy: 'worker' })).toEqual({
+      ...frozen,
+      schema: 'tenant_a',
+      lockWaitTimeoutMs: 0,
+      appliedBy: 'worker',
+    });
   });
 });

@@ -6,12 +6,22 @@ const NOW = new Date('2024-06-05T12:00:00Z'); // a Wednesday
 
 function rollout(over: Partial<DispatchRollout> = {}, options: Partial<DispatchRollout['options']> = {}): DispatchRollout {
   return {
-    state: 'running', currentWave: 0, waveCount: 1, finished: false,
+    state: 'running',
+    currentWave: 0,
+    waveCount: 1,
+    finished: false,
     options: { canary: false, maxFailures: 0, concurrency: null, perServer: null, ...options },
     ...over,
   };
 }
-const g = (wave: number, state: TenantGroup['state'], n: number, extra: Partial<TenantGroup> = {}): TenantGroup => ({ wave, state, n, dispatched: false, server: 'db-1:5432', ...extra });
+const g = (wave: number, state: TenantGroup['state'], n: number, extra: Partial<TenantGroup> = {}): TenantGroup => ({
+  wave,
+  state,
+  n,
+  dispatched: false,
+  server: 'db-1:5432',
+  ...extra,
+});
 const cand = (id: string, extra: Partial<Candidate> = {}): Candidate => ({ tenantId: id, server: 'db-1:5432', generation: 1, window: null, ...extra });
 
 describe('assess: halting and finishing', () => {
@@ -24,7 +34,9 @@ describe('assess: halting and finishing', () => {
     const r = rollout({ waveCount: 2, currentWave: 1 }, { canary: true, maxFailures: 1 });
     expect(assess(r, [g(0, 'succeeded', 1), g(1, 'failed', 1), g(1, 'pending', 3)]).kind).toBe('fill');
     expect(assess(r, [g(0, 'succeeded', 1), g(1, 'failed', 2), g(1, 'pending', 3)])).toEqual({
-      kind: 'halt', reason: '2 tenants failed (--max-failures 1)', finishedNow: true,
+      kind: 'halt',
+      reason: '2 tenants failed (--max-failures 1)',
+      finishedNow: true,
     });
   });
 
@@ -77,7 +89,12 @@ describe('assess: waves', () => {
 describe('assess: the window', () => {
   it('--concurrency bounds tenants in flight (running, or handed to the queue)', () => {
     const r = rollout({}, { concurrency: 3 });
-    expect(assess(r, [g(0, 'running', 2), g(0, 'pending', 1, { dispatched: true }), g(0, 'pending', 5)])).toEqual({ kind: 'full', wave: 0, inFlight: 3, waiting: 5 });
+    expect(assess(r, [g(0, 'running', 2), g(0, 'pending', 1, { dispatched: true }), g(0, 'pending', 5)])).toEqual({
+      kind: 'full',
+      wave: 0,
+      inFlight: 3,
+      waiting: 5,
+    });
     expect(assess(r, [g(0, 'running', 1), g(0, 'pending', 5)])).toMatchObject({ kind: 'fill', slots: 2, inFlight: 1, waiting: 5 });
   });
 
@@ -118,7 +135,12 @@ describe('choose', () => {
   it('--per-server skips a busy server and fills from the next one', () => {
     const r = rollout({}, { perServer: 1 });
     const groups = [g(0, 'running', 1, { server: 'a:1' }), g(0, 'pending', 3)];
-    const c = choose(r, fill(r, groups), [cand('a2', { server: 'a:1' }), cand('b1', { server: 'b:1' }), cand('b2', { server: 'b:1' }), cand('c1', { server: 'c:1' })], NOW);
+    const c = choose(
+      r,
+      fill(r, groups),
+      [cand('a2', { server: 'a:1' }), cand('b1', { server: 'b:1' }), cand('b2', { server: 'b:1' }), cand('c1', { server: 'c:1' })],
+      NOW,
+    );
     expect(c.ready.map((x) => x.tenantId)).toEqual(['b1', 'c1']);
   });
 

@@ -48,7 +48,17 @@ describe('the dispatcher enqueues what the control database hands out', () => {
   it('record: the attempt first, then what it freed up', async () => {
     const { queue, batches } = fakeQueue();
     const calls: string[] = [];
-    const attempt = { rolloutId: 'r1', tenantId: 'x', generation: 0, attempt: 1, state: 'succeeded' as const, applied: [], worker: 'w', startedAt: NOW, durationMs: 1 };
+    const attempt = {
+      rolloutId: 'r1',
+      tenantId: 'x',
+      generation: 0,
+      attempt: 1,
+      state: 'succeeded' as const,
+      applied: [],
+      worker: 'w',
+      startedAt: NOW,
+      durationMs: 1,
+    };
     await recordAndDispatch(fakeStore([job('next')], calls), queue, attempt, NOW);
     expect(calls).toEqual(['record x succeeded']);
     expect(batches.flat().map((b) => b.opts?.jobId)).toEqual(['m.r1.next.0']);
@@ -65,7 +75,10 @@ describe('the dispatcher enqueues what the control database hands out', () => {
     const { queue, batches } = fakeQueue();
     await enqueue(queue, []);
     expect(batches).toEqual([]);
-    await enqueue(queue, Array.from({ length: 2500 }, (_, i) => job(`t${i}`)));
+    await enqueue(
+      queue,
+      Array.from({ length: 2500 }, (_, i) => job(`t${i}`)),
+    );
     expect(batches.map((b) => b.length)).toEqual([1000, 1000, 500]);
   });
 });

@@ -12,7 +12,14 @@ import {
   SqlParseError,
   UnsupportedStatementError,
 } from '../../src/core/errors.js';
-import { buildMigrationSet, migrationSetFromJSON, migrationToJSON, trustedMigrationSet, type Migration, type MigrationFile } from '../../src/core/migration-set.js';
+import {
+  buildMigrationSet,
+  migrationSetFromJSON,
+  migrationToJSON,
+  trustedMigrationSet,
+  type Migration,
+  type MigrationFile,
+} from '../../src/core/migration-set.js';
 import { GUIDE_MIGRATIONS } from '../helpers/migrations.js';
 import { rejection } from '../helpers/assert.js';
 
@@ -24,10 +31,16 @@ async function one(sql: string, name = '001_test.sql'): Promise<Migration> {
   return set.migrations[0]!;
 }
 
-
 /** [line, first words] of each statement the engine would run. */
 function shape(m: Migration): [number, string][] {
-  return m.statements.map((s) => [s.line, s.sql.replace(/^(\s|--[^\n]*\n|\/\*[\s\S]*?\*\/)+/, '').split(/\s+/).slice(0, 3).join(' ')]);
+  return m.statements.map((s) => [
+    s.line,
+    s.sql
+      .replace(/^(\s|--[^\n]*\n|\/\*[\s\S]*?\*\/)+/, '')
+      .split(/\s+/)
+      .slice(0, 3)
+      .join(' '),
+  ]);
 }
 
 describe('file names', () => {
@@ -108,14 +121,11 @@ describe('empty files and syntax errors', () => {
   });
 
   it('refuses a file of comments and white space only', async () => {
-    const e = await rejection(
-      buildMigrationSet([{ name: '002_comments.sql', sql: '-- Migration: todo\n\n/* later */\n   \n' }]),
-      EmptyMigrationError,
-    );
+    const e = await rejection(buildMigrationSet([{ name: '002_comments.sql', sql: '-- Migration: todo\n\n/* later */\n   \n' }]), EmptyMigrationError);
     expect(e.file).toBe('002_comments.sql');
   });
 
-  it('refuses a file holding only the guide\'s BEGIN; COMMIT;', async () => {
+  it("refuses a file holding only the guide's BEGIN; COMMIT;", async () => {
     await rejection(buildMigrationSet([{ name: '003_nothing.sql', sql: 'BEGIN;\n-- nothing yet\nCOMMIT;\n' }]), EmptyMigrationError);
   });
 
@@ -129,10 +139,7 @@ describe('empty files and syntax errors', () => {
   });
 
   it('reports the right line when multi-byte text (accents, emoji) comes before the error', async () => {
-    const sql = '-- Migração: préférences 😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀\n'
-      + "INSERT INTO t VALUES ('ünïcødé ✓ 😀');\n"
-      + '\n'
-      + 'SELEC 2;\n';
+    const sql = '-- Migração: préférences 😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀\n' + "INSERT INTO t VALUES ('ünïcødé ✓ 😀');\n" + '\n' + 'SELEC 2;\n';
     const e = await rejection(buildMigrationSet([{ name: '005_utf8.sql', sql }]), SqlParseError);
     expect(e.line).toBe(4);
   });
@@ -196,7 +203,7 @@ describe('splitting SQL with the real parser', () => {
     ]);
   });
 
-  it('semicolons inside string literals, E\'\' escapes and quoted identifiers do not split', async () => {
+  it("semicolons inside string literals, E'' escapes and quoted identifiers do not split", async () => {
     const sql = [
       "INSERT INTO t VALUES ('a;b', 'c'';d');",
       "SELECT E'it\\'s; fine', E'back\\\\slash;';",
@@ -252,7 +259,7 @@ COMMIT;
     expect(m.transactional).toBe(true);
   });
 
-  it('splits the guide\'s enum example', async () => {
+  it("splits the guide's enum example", async () => {
     const m = await one(`BEGIN;
 
 -- Create enum type
@@ -275,7 +282,8 @@ COMMIT;
   });
 
   it('slices statements by UTF-8 byte offsets: multi-byte text before a statement is not a problem', async () => {
-    const sql = "-- Migração: préférences ✓ 😀\nINSERT INTO t (name) VALUES ('Zoë 😀;');\nUPDATE t SET name = 'ñ' WHERE name = 'n';\n/* ü */ DELETE FROM t WHERE name = '✓';";
+    const sql =
+      "-- Migração: préférences ✓ 😀\nINSERT INTO t (name) VALUES ('Zoë 😀;');\nUPDATE t SET name = 'ñ' WHERE name = 'n';\n/* ü */ DELETE FROM t WHERE name = '✓';";
     const m = await one(sql);
     expect(m.statements.map((s) => s.line)).toEqual([2, 3, 4]);
     // each statement is cut exactly: a slice by UTF-16 offsets would be shifted by the multi-byte text before it
@@ -301,7 +309,7 @@ COMMIT;
   });
 });
 
-describe('the file\'s own transaction control', () => {
+describe("the file's own transaction control", () => {
   it('drops BEGIN/COMMIT, START TRANSACTION and END: the engine owns the transaction', async () => {
     for (const sql of [
       'BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;',
@@ -315,7 +323,7 @@ describe('the file\'s own transaction control', () => {
     }
   });
 
-  it('keeps SAVEPOINT and RELEASE (they work inside the engine\'s transaction)', async () => {
+  it("keeps SAVEPOINT and RELEASE (they work inside the engine's transaction)", async () => {
     const m = await one('SAVEPOINT s;\nCREATE TABLE a (id int);\nRELEASE SAVEPOINT s;');
     expect(m.statements).toHaveLength(3);
     expect(m.transactional).toBe(true);
@@ -368,7 +376,9 @@ describe('transactional or not', () => {
   });
 
   it('a file of only CREATE INDEX CONCURRENTLY statements is non-transactional', async () => {
-    const m = await one('-- Migration: indexes without blocking writes\nCREATE INDEX CONCURRENTLY idx_a ON t (a);\nCREATE INDEX CONCURRENTLY idx_b ON t (b);\n');
+    const m = await one(
+      '-- Migration: indexes without blocking writes\nCREATE INDEX CONCURRENTLY idx_a ON t (a);\nCREATE INDEX CONCURRENTLY idx_b ON t (b);\n',
+    );
     expect(m.transactional).toBe(false);
     expect(m.statements.map((s) => s.line)).toEqual([2, 3]);
   });
@@ -424,8 +434,8 @@ describe('the -- flotilla:validate header', () => {
   });
 });
 
-describe('the repository\'s own migrations/ directory', () => {
-  it('loads as 8 transactional migrations in order, with the guide\'s BEGIN/COMMIT removed', async () => {
+describe("the repository's own migrations/ directory", () => {
+  it("loads as 8 transactional migrations in order, with the guide's BEGIN/COMMIT removed", async () => {
     const set = await loadMigrationDir(REPO_MIGRATIONS);
     expect(set.migrations.map((m) => m.name)).toEqual(GUIDE_MIGRATIONS);
     expect(set.migrations.every((m) => m.transactional)).toBe(true);

@@ -40,7 +40,10 @@ describe('plan', () => {
   });
 
   it('everything applied: nothing pending', () => {
-    const p = plan(set, set.migrations.map((m) => row(m.name)));
+    const p = plan(
+      set,
+      set.migrations.map((m) => row(m.name)),
+    );
     expect(p.pending).toEqual([]);
     expect(p.applied).toHaveLength(4);
   });
@@ -53,7 +56,7 @@ describe('plan', () => {
     expect(names(p.pending)).toEqual(['003_audit.sql', '010_invoices.sql']);
   });
 
-  it('a row written by the guide\'s older runner (no checksum) is applied, not changed', () => {
+  it("a row written by the guide's older runner (no checksum) is applied, not changed", () => {
     const old = row('001_users.sql', { checksum: null, appliedAt: null, durationMs: null, appliedBy: null });
     const p = plan(set, [old]);
     expect(p.changed).toEqual([]);

@@ -36,7 +36,11 @@ function claimed(over: Partial<ClaimedJob> = {}): ClaimedJob {
     attempt: 1,
     setChecksum: 'set-1',
     options: {
-      canary: false, maxFailures: 0, concurrency: null, perServer: null, dryRun: false,
+      canary: false,
+      maxFailures: 0,
+      concurrency: null,
+      perServer: null,
+      dryRun: false,
       engine: { trackingTable: 'migrations', lockTimeoutMs: 1000, statementTimeoutMs: 1000, validate: true, validation: {} },
     } as unknown as ClaimedJob['options'],
     tenant: { id: 't1', databaseUrl: 'postgres://db.example/t1', tags: [] },
@@ -46,8 +50,18 @@ function claimed(over: Partial<ClaimedJob> = {}): ClaimedJob {
 
 function report(over: Partial<MigrateReport> = {}): MigrateReport {
   return {
-    schema: 'public', createdSchema: false, pending: [], applied: [], alreadyApplied: [], skipped: [], warnings: [], dryRun: false,
-    lockWaitMs: 0, interrupted: false, timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 }, ...over,
+    schema: 'public',
+    createdSchema: false,
+    pending: [],
+    applied: [],
+    alreadyApplied: [],
+    skipped: [],
+    warnings: [],
+    dryRun: false,
+    lockWaitMs: 0,
+    interrupted: false,
+    timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 },
+    ...over,
   };
 }
 
@@ -64,7 +78,11 @@ function harness(engine: () => Promise<MigrateReport>, opts: { claim?: ClaimedJo
       recorded.push(a);
       return [];
     },
-    fingerprints: async () => new Map([['fp-a', 3], ['fp-b', 1]]),
+    fingerprints: async () =>
+      new Map([
+        ['fp-a', 3],
+        ['fp-b', 1],
+      ]),
   };
   const client = {} as pg.Client;
   const tenants: TenantTarget = {
@@ -109,7 +127,16 @@ describe('tenant processor', () => {
     const r = await h.run();
     expect(r).toMatchObject({ tenantId: 't1', kind: 'migrate', outcome: 'succeeded', applied: [] });
     expect(h.recorded).toHaveLength(1);
-    expect(h.recorded[0]).toMatchObject({ rolloutId: 'r1', tenantId: 't1', attempt: 1, state: 'succeeded', applied: [], error: null, worker: 'w1', startedAt: NOW });
+    expect(h.recorded[0]).toMatchObject({
+      rolloutId: 'r1',
+      tenantId: 't1',
+      attempt: 1,
+      state: 'succeeded',
+      applied: [],
+      error: null,
+      worker: 'w1',
+      startedAt: NOW,
+    });
     expect(h.released).toEqual([true]);
   });
 
@@ -179,9 +206,12 @@ describe('tenant processor', () => {
   });
 
   it('a stale job (cancelled, finished, older generation) is skipped without touching the tenant', async () => {
-    const h = harness(async () => {
-      throw new Error('must not run');
-    }, { claim: undefined });
+    const h = harness(
+      async () => {
+        throw new Error('must not run');
+      },
+      { claim: undefined },
+    );
     await expect(h.run()).resolves.toMatchObject({ outcome: 'skipped' });
     expect(h.recorded).toEqual([]);
     expect(h.released).toEqual([]);
@@ -195,7 +225,10 @@ describe('fleet fingerprints', () => {
     const store = {
       fingerprints: async () => {
         calls++;
-        return new Map([['a', 1], ['b', 2]]);
+        return new Map([
+          ['a', 1],
+          ['b', 2],
+        ]);
       },
     };
     const f = new FleetFingerprints(clock);

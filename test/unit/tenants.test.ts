@@ -59,9 +59,7 @@ describe('parseTenantsFile', () => {
 
   it('parses the same registry from JSON', () => {
     const json = JSON.stringify({
-      tenants: [
-        { id: 'acme', databaseUrl: 'postgres://app:${ACME_PW}@db-1:5432/acme', tags: ['eu'], window: { cron: '0 2 * * *', durationMinutes: 60 } },
-      ],
+      tenants: [{ id: 'acme', databaseUrl: 'postgres://app:${ACME_PW}@db-1:5432/acme', tags: ['eu'], window: { cron: '0 2 * * *', durationMinutes: 60 } }],
     });
     const [acme] = parseTenantsFile(json, 'json', 'tenants.json');
     expect(acme).toEqual({
@@ -146,7 +144,9 @@ describe('parseTenantsFile', () => {
 
   it('refuses a bad cron expression, a cron that never fires and a random "H" minute', () => {
     const win = (cron: string) => oneTenant(`    window: { cron: "${cron}", durationMinutes: 60 }\n`);
-    expect(yamlError(win('0 2 * * FUNDAY')).problems).toEqual([expect.stringMatching(/^tenants\[0\] \(id "acme"\): window\.cron: invalid cron expression "0 2 \* \* FUNDAY"/)]);
+    expect(yamlError(win('0 2 * * FUNDAY')).problems).toEqual([
+      expect.stringMatching(/^tenants\[0\] \(id "acme"\): window\.cron: invalid cron expression "0 2 \* \* FUNDAY"/),
+    ]);
     expect(yamlError(win('0 0 31 2 *')).problems[0]).toMatch(/window\.cron: invalid cron expression/);
     expect(yamlError(win('')).problems[0]).toMatch(/window\.cron: cron expression is empty/);
     expect(yamlError(win('H 2 * * *')).problems[0]).toMatch(/window\.cron: .*uses "H"/);
@@ -254,12 +254,23 @@ tenants:
 describe('parseTenantRows', () => {
   it('accepts rows from a query: snake_case url, NULLs, comma-separated tags, JSON-text window', () => {
     const tenants = parseTenantRows([
-      { id: 'acme', database_url: 'postgres://app:${ACME_PW}@db-1/acme', schema: null, tags: 'eu, canary', window: '{"cron":"0 2 * * SUN","durationMinutes":120,"tz":"Europe/Paris"}' },
+      {
+        id: 'acme',
+        database_url: 'postgres://app:${ACME_PW}@db-1/acme',
+        schema: null,
+        tags: 'eu, canary',
+        window: '{"cron":"0 2 * * SUN","durationMinutes":120,"tz":"Europe/Paris"}',
+      },
       { id: 'beta', databaseUrl: 'postgres://db-2/beta', schema: 'tenant_beta', tags: ['us'], window: { cron: '0 3 * * *', durationMinutes: 30 } },
       { id: 'gamma', database_url: 'postgres://db-3/gamma', schema: null, tags: null, window: null },
     ]);
     expect(tenants).toEqual<Tenant[]>([
-      { id: 'acme', databaseUrl: 'postgres://app:${ACME_PW}@db-1/acme', tags: ['eu', 'canary'], window: { cron: '0 2 * * SUN', durationMinutes: 120, tz: 'Europe/Paris' } },
+      {
+        id: 'acme',
+        databaseUrl: 'postgres://app:${ACME_PW}@db-1/acme',
+        tags: ['eu', 'canary'],
+        window: { cron: '0 2 * * SUN', durationMinutes: 120, tz: 'Europe/Paris' },
+      },
       { id: 'beta', databaseUrl: 'postgres://db-2/beta', schema: 'tenant_beta', tags: ['us'], window: { cron: '0 3 * * *', durationMinutes: 30, tz: 'UTC' } },
       { id: 'gamma', databaseUrl: 'postgres://db-3/gamma', tags: [] },
     ]);
@@ -288,9 +299,7 @@ describe('parseTenantRows', () => {
 
 describe('resolveDatabaseUrl', () => {
   it('substitutes variables from the given environment', () => {
-    expect(resolveDatabaseUrl('postgres://${DB_USER}:${ACME_PW}@db-1/acme', { DB_USER: 'app', ACME_PW: 'hunter2' })).toBe(
-      'postgres://app:hunter2@db-1/acme',
-    );
+    expect(resolveDatabaseUrl('postgres://${DB_USER}:${ACME_PW}@db-1/acme', { DB_USER: 'app', ACME_PW: 'hunter2' })).toBe('postgres://app:hunter2@db-1/acme');
   });
 
   it('percent-encodes values so special characters cannot change the URL', () => {

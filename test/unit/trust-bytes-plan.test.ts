@@ -38,7 +38,7 @@ describe('a migration is its version number', () => {
     expect(p.pending).toEqual([]);
   });
 
-  it('a version recorded under two names (applied twice before): the row of the file\'s own name is the match, the other a duplicate (not a rename)', async () => {
+  it("a version recorded under two names (applied twice before): the row of the file's own name is the match, the other a duplicate (not a rename)", async () => {
     const set = await buildMigrationSet([{ name: '001_seed.sql', sql: 'SELECT 1;' }]);
     const c = set.migrations[0]!.checksum;
     const p = plan(set, [row('1_seed.sql', c), row('001_seed.sql', c)]);

@@ -47,7 +47,10 @@ describe('bytes that are not UTF-8 are refused before anything runs', () => {
   it('two files differing only in invalid bytes are not one checksum: both refused, each named', async () => {
     const d = dir({ '001_a.sql': latin1("SELECT 'Caf\xe9';"), '002_b.sql': latin1("SELECT 'Caf\xe8';") });
     const e = await rejection(loadMigrationDir(d), InvalidEncodingError);
-    expect(e.problems.map((p) => [p.file, p.line, p.byteOffset])).toEqual([['001_a.sql', 1, 11], ['002_b.sql', 1, 11]]);
+    expect(e.problems.map((p) => [p.file, p.line, p.byteOffset])).toEqual([
+      ['001_a.sql', 1, 11],
+      ['002_b.sql', 1, 11],
+    ]);
   });
 
   it.each([
@@ -82,7 +85,7 @@ describe('bytes that are not UTF-8 are refused before anything runs', () => {
 
 describe('the checksum covers the raw bytes', () => {
   it('equals sha256 of the file on disk', async () => {
-    const bytes = Buffer.from("CREATE TABLE café (id int);\nINSERT INTO café VALUES (1); -- 🚀\n", 'utf8');
+    const bytes = Buffer.from('CREATE TABLE café (id int);\nINSERT INTO café VALUES (1); -- 🚀\n', 'utf8');
     const set = await loadMigrationDir(dir({ '001_x.sql': bytes }));
     expect(set.migrations[0]!.checksum).toBe(sha256(bytes));
   });
@@ -100,10 +103,15 @@ describe('the checksum covers the raw bytes', () => {
 describe('a UTF-8 byte order mark is stripped, as psql does', () => {
   it('a file starting with a BOM parses, its first statement on line 1, checksum as without the BOM', async () => {
     const body = 'CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n';
-    const set = await loadMigrationDir(dir({ '001_bom.sql': Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(body)]), '002_plain.sql': body.replace(/t\b/g, 'u') }));
+    const set = await loadMigrationDir(
+      dir({ '001_bom.sql': Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(body)]), '002_plain.sql': body.replace(/t\b/g, 'u') }),
+    );
     const m = set.migrations[0]!;
     expect(m.sql).toBe(body);
-    expect(m.statements.map((s) => [s.line, s.kind])).toEqual([[1, 'CreateStmt'], [2, 'IndexStmt']]);
+    expect(m.statements.map((s) => [s.line, s.kind])).toEqual([
+      [1, 'CreateStmt'],
+      [2, 'IndexStmt'],
+    ]);
     expect(m.checksum).toBe(checksumOf(body));
   });
 
@@ -190,12 +198,16 @@ describe('the parser giving up is not a syntax error', () => {
   it.each([
     ['an expression nested 200,000 deep', `SELECT ${'('.repeat(200_000)}1${')'.repeat(200_000)};`],
     ['a sum of a million terms (its tree overflows the JS stack)', `SELECT ${'1+'.repeat(1_000_000)}1;`],
-  ])('%s: a limit error naming the file, exit 2', async (_what, sql) => {
-    const e = await rejection(buildMigrationSet([{ name: '001_deep.sql', sql: `SELECT 1;\n${sql}` }]), ParserLimitError);
-    expect(e.kind).toBe('input');
-    expect(e.message).toMatch(/^001_deep\.sql:\d+: a statement too large or too deeply nested for the SQL parser/);
-    expect(e.message).not.toMatch(/syntax error/);
-  }, 60_000);
+  ])(
+    '%s: a limit error naming the file, exit 2',
+    async (_what, sql) => {
+      const e = await rejection(buildMigrationSet([{ name: '001_deep.sql', sql: `SELECT 1;\n${sql}` }]), ParserLimitError);
+      expect(e.kind).toBe('input');
+      expect(e.message).toMatch(/^001_deep\.sql:\d+: a statement too large or too deeply nested for the SQL parser/);
+      expect(e.message).not.toMatch(/syntax error/);
+    },
+    60_000,
+  );
 
   it('a real syntax error is still one', async () => {
     await rejection(buildMigrationSet([{ name: '001_x.sql', sql: 'SELEC 1;' }]), SqlParseError);

@@ -60,7 +60,22 @@ describe('CLI contract: options', () => {
 
   it('the tree is the one we think (every command is covered below)', () => {
     const paths = tree.map((t) => t.path.join(' '));
-    for (const p of ['status', 'list', 'pending', 'run', 'rollout', 'rollout status', 'rollout retry', 'rollout cancel', 'rollout resume', 'rollouts', 'worker', 'schedule', 'schedule list', 'schedule remove'])
+    for (const p of [
+      'status',
+      'list',
+      'pending',
+      'run',
+      'rollout',
+      'rollout status',
+      'rollout retry',
+      'rollout cancel',
+      'rollout resume',
+      'rollouts',
+      'worker',
+      'schedule',
+      'schedule list',
+      'schedule remove',
+    ])
       expect(paths).toContain(p);
   });
 

@@ -19,7 +19,8 @@ describe('control database retry', () => {
     expect(isControlTransient(refused, false)).toBe(false); // a wrong port fails at once
     expect(isControlTransient(refused, true)).toBe(true);
     expect(isControlTransient(new Error('Connection terminated unexpectedly'), true)).toBe(true);
-    for (const e of [err('28P01'), err('3D000'), err('42601'), err('23505'), err('55000', 'other prerequisite')]) expect(isControlTransient(e, true), e.code).toBe(false);
+    for (const e of [err('28P01'), err('3D000'), err('42601'), err('23505'), err('55000', 'other prerequisite')])
+      expect(isControlTransient(e, true), e.code).toBe(false);
   });
 
   it('an outage is announced once and its end once, however many calls wait on it', async () => {
@@ -53,18 +54,22 @@ describe('control database retry', () => {
     expect((e as Error).message).toMatch(/db\.example:5432.*not currently accepting connections.*still failing/);
     expect((e as Error).message).not.toContain('secret');
     let calls = 0;
-    const bad = await r.run(async () => {
-      calls++;
-      throw err('42601', 'syntax error');
-    }).catch((x) => x);
+    const bad = await r
+      .run(async () => {
+        calls++;
+        throw err('42601', 'syntax error');
+      })
+      .catch((x) => x);
     expect(calls).toBe(1);
     expect((bad as Error).message).toBe('syntax error');
     // an error that already used up a budget is not retried again by an outer call
     let outer = 0;
-    await r.run(async () => {
-      outer++;
-      throw e;
-    }).catch(() => {});
+    await r
+      .run(async () => {
+        outer++;
+        throw e;
+      })
+      .catch(() => {});
     expect(outer).toBe(1);
   });
 });

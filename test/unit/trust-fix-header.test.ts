@@ -52,6 +52,9 @@ describe('the validation header is read only at the top of the file', () => {
   });
 
   it('other comments and strings that mention flotilla are fine', async () => {
-    expect((await one(`-- this file needs flotilla:validate off? no\nSELECT 'flotilla:validate off', '--flotilla';`)).validation).toEqual({ enabled: undefined, options: {} });
+    expect((await one(`-- this file needs flotilla:validate off? no\nSELECT 'flotilla:validate off', '--flotilla';`)).validation).toEqual({
+      enabled: undefined,
+      options: {},
+    });
   });
 });

@@ -25,7 +25,7 @@ describe('a version recorded twice', () => {
     expect(p.pending).toEqual([]);
   });
 
-  it('under two names, neither the file\'s: renamed once (from the earliest row), the other a duplicate', async () => {
+  it("under two names, neither the file's: renamed once (from the earliest row), the other a duplicate", async () => {
     const set = await buildMigrationSet([{ name: '0001_a.sql', sql: 'CREATE TABLE a (id int);' }]);
     const c = set.migrations[0]!.checksum;
     const p = plan(set, [row('001_a.sql', c, 5), row('1_a.sql', c, 1)]);

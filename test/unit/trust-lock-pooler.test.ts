@@ -30,7 +30,12 @@ function direct(pid: number) {
 
 function sessionPooler() {
   let next = 7000;
-  return { client: () => { const pid = next++; return { processID: 42, query: async () => ({ rows: [{ pid }] }) as any }; } };
+  return {
+    client: () => {
+      const pid = next++;
+      return { processID: 42, query: async () => ({ rows: [{ pid }] }) as any };
+    },
+  };
 }
 
 describe('assertSessionsKept', () => {
@@ -54,7 +59,10 @@ describe('assertSessionsKept', () => {
     for (const size of [1, 2, 3, 5]) {
       it(`a transaction pooler, ${order.toUpperCase()}, ${size} server connection(s): refused, naming the target`, async () => {
         const p = pooler(order, size);
-        const e = await assertSessionsKept(p.client(), p.client(), 'pgb:6432/x').then(() => undefined, (err: unknown) => err);
+        const e = await assertSessionsKept(p.client(), p.client(), 'pgb:6432/x').then(
+          () => undefined,
+          (err: unknown) => err,
+        );
         expect(e).toBeInstanceOf(SessionPoolerError);
         expect((e as SessionPoolerError).message).toContain('pgb:6432/x');
         expect((e as SessionPoolerError).kind).toBe('input');

@@ -12,7 +12,10 @@ import { tenantsWithLiteralPassword } from '../../src/core/tenants.js';
 describe('ledgerShape', () => {
   it("Flotilla's and the guide's tables are ours; the guide's lacks four columns", () => {
     expect(ledgerShape(['name', 'checksum', 'applied_at', 'duration_ms', 'applied_by'])).toEqual({ ours: true, missing: [] });
-    expect(ledgerShape(['id', 'name', 'executed_at'])).toMatchObject({ ours: true, missing: [{ column: 'checksum' }, { column: 'applied_at' }, { column: 'duration_ms' }, { column: 'applied_by' }] });
+    expect(ledgerShape(['id', 'name', 'executed_at'])).toMatchObject({
+      ours: true,
+      missing: [{ column: 'checksum' }, { column: 'applied_at' }, { column: 'duration_ms' }, { column: 'applied_by' }],
+    });
     expect(ledgerShape(['id', 'name', 'executed_at', 'checksum', 'applied_at', 'duration_ms', 'applied_by'])).toEqual({ ours: true, missing: [] });
   });
 
@@ -44,15 +47,22 @@ describe('explainPgError', () => {
   });
 
   it('privileges: the GRANT to run names the object and the role, quoted when needed', () => {
-    expect(explainPgError({ code: '42501', message: 'permission denied for schema public' }, doing)!.hint).toContain('GRANT USAGE, CREATE ON SCHEMA public TO app;');
+    expect(explainPgError({ code: '42501', message: 'permission denied for schema public' }, doing)!.hint).toContain(
+      'GRANT USAGE, CREATE ON SCHEMA public TO app;',
+    );
     expect(explainPgError({ code: '42501', message: 'permission denied for database shop' }, doing)!.hint).toContain('GRANT CREATE ON DATABASE shop TO app;');
-    expect(explainPgError({ code: '42501', message: 'permission denied for schema Tenant_A' }, { ...doing, role: 'App' })!.hint).toContain('GRANT USAGE, CREATE ON SCHEMA "Tenant_A" TO "App";');
+    expect(explainPgError({ code: '42501', message: 'permission denied for schema Tenant_A' }, { ...doing, role: 'App' })!.hint).toContain(
+      'GRANT USAGE, CREATE ON SCHEMA "Tenant_A" TO "App";',
+    );
     expect(explainPgError({ code: '42501', message: 'must be owner of table accounts' }, doing)!.hint).toContain('owner of table accounts');
     expect(explainPgError({ code: '42501', message: 'permission denied for schema public' }, doing)).toMatchObject({ kind: 'input', reason: 'privilege' });
   });
 
   it('terminated sessions and lost connections are transient; a trigger refusing is input', () => {
-    expect(explainPgError({ code: '57P01', message: 'terminating connection due to administrator command' }, doing)).toMatchObject({ reason: 'terminated', kind: 'transient' });
+    expect(explainPgError({ code: '57P01', message: 'terminating connection due to administrator command' }, doing)).toMatchObject({
+      reason: 'terminated',
+      kind: 'transient',
+    });
     expect(explainPgError({ code: '57P03', message: 'the database system is starting up' }, doing)).toMatchObject({ reason: 'terminated', kind: 'transient' });
     expect(explainPgError({ code: '08006', message: 'connection failure' }, doing)).toMatchObject({ reason: 'connection', kind: 'transient' });
     expect(explainPgError(new Error('Connection terminated unexpectedly'), doing)).toMatchObject({ reason: 'connection', kind: 'transient' });
@@ -76,7 +86,7 @@ describe('COPY in a migration', () => {
 
   it('FROM STDIN is forbidden, with or without the data lines psql would send', () => {
     expect(stmts('COPY t FROM STDIN;').map((s) => [s.mode, s.label])).toEqual([['forbidden', 'COPY FROM STDIN']]);
-    expect(stmts("COPY t (a, b) FROM stdin WITH (FORMAT csv);").at(-1)!.mode).toBe('forbidden');
+    expect(stmts('COPY t (a, b) FROM stdin WITH (FORMAT csv);').at(-1)!.mode).toBe('forbidden');
     const dump = stmts('CREATE TABLE t (a int, b text);\nCOPY t (a, b) FROM stdin;\n1\tone\n2\ttwo\n\\.\n');
     expect(dump.map((s) => s.label)).toEqual(['Create', 'COPY FROM STDIN']);
     expect(dump[1]!.line).toBe(2);

@@ -107,7 +107,9 @@ describe('frozen targets and sets', () => {
     );
     expect(changes.map((c) => c.tenantId)).toEqual(['a', 'b']);
     const text = targetNotices(changes).join('\n');
-    expect(text).toContain('tenant a: the tenants registry now has another target (postgres://app:***@staging/a) than when this rollout was created (postgres://app:${A_PW}@prod/a); this rollout keeps its own.');
+    expect(text).toContain(
+      'tenant a: the tenants registry now has another target (postgres://app:***@staging/a) than when this rollout was created (postgres://app:${A_PW}@prod/a); this rollout keeps its own.',
+    );
     expect(text).not.toContain('s3cret');
     expect(targetNotices(changes, 1)).toEqual([expect.any(String), '... and 1 more tenants whose registry target changed']);
   });
@@ -142,6 +144,12 @@ describe('frozen targets and sets', () => {
     expect(refreshBlockers([], ['004_d.sql'], tenants)).toEqual([{ tenantId: 'done', reason: 'succeeded without the added file 004_d.sql' }]);
     // a succeeded tenant has every frozen file, even one this rollout did not apply (a CLI did, earlier)
     expect(refreshBlockers(['003_c.sql'], [], tenants)).toEqual([{ tenantId: 'done', reason: 'succeeded with the frozen 003_c.sql' }]);
-    expect(refreshBlockers(['003_c.sql'], [], tenants.filter((t) => t.state !== 'succeeded'))).toEqual([]);
+    expect(
+      refreshBlockers(
+        ['003_c.sql'],
+        [],
+        tenants.filter((t) => t.state !== 'succeeded'),
+      ),
+    ).toEqual([]);
   });
 });

@@ -13,14 +13,22 @@ async function fx(sql: string): Promise<RowEffects> {
 
 describe('row effects: name resolution', () => {
   it('literal search_path changes are followed (SET, SET LOCAL, SET SCHEMA, set_config)', async () => {
-    expect((await fx(`SET search_path TO archive, "$user"; SET LOCAL search_path = b; SET SCHEMA 'c';`)).searchPath).toEqual({ schemas: ['archive', '$user', 'b', 'c'], unknown: false });
+    expect((await fx(`SET search_path TO archive, "$user"; SET LOCAL search_path = b; SET SCHEMA 'c';`)).searchPath).toEqual({
+      schemas: ['archive', '$user', 'b', 'c'],
+      unknown: false,
+    });
     expect((await fx(`SELECT set_config('search_path', 'Archive, "Mixed"', true);`)).searchPath).toEqual({ schemas: ['archive', 'Mixed'], unknown: false });
   });
 
   it('changes the analysis cannot read search every schema', async () => {
     for (const sql of [
-      `RESET search_path;`, `SET search_path TO DEFAULT;`, `RESET ALL;`, `SET ROLE app;`, `SET SESSION AUTHORIZATION app;`,
-      `SELECT set_config('search_' || 'path', 'a', true);`, `SELECT set_config(current_setting('x.name'), 'a', true);`,
+      `RESET search_path;`,
+      `SET search_path TO DEFAULT;`,
+      `RESET ALL;`,
+      `SET ROLE app;`,
+      `SET SESSION AUTHORIZATION app;`,
+      `SELECT set_config('search_' || 'path', 'a', true);`,
+      `SELECT set_config(current_setting('x.name'), 'a', true);`,
       `SELECT pg_catalog.set_config('search_path', current_setting('x.path'), true);`,
     ]) {
       expect((await fx(sql)).searchPath?.unknown, sql).toBe(true);
@@ -36,7 +44,9 @@ describe('row effects: name resolution', () => {
 
 describe('row effects: every name user code can hide behind', () => {
   it('operators, explicit and implied', async () => {
-    const e = await fx(`SELECT 1 === 2 WHERE a BETWEEN 1 AND 2 AND b IN (SELECT 1) AND c = ANY (SELECT 1) AND d LIKE 'x' AND e OPERATOR(s.@@) f AND g OPERATOR(pg_catalog.+) h ORDER BY a USING <<<;`);
+    const e = await fx(
+      `SELECT 1 === 2 WHERE a BETWEEN 1 AND 2 AND b IN (SELECT 1) AND c = ANY (SELECT 1) AND d LIKE 'x' AND e OPERATOR(s.@@) f AND g OPERATOR(pg_catalog.+) h ORDER BY a USING <<<;`,
+    );
     expect(e.operators).toEqual(['<<<', '<=', '=', '===', '>=', '@@', '~~']);
   });
 
@@ -57,8 +67,12 @@ describe('row effects: every name user code can hide behind', () => {
 
   it('built-ins that run SQL text or read a relation named at run time, and EXECUTE anywhere, mean every table', async () => {
     for (const sql of [
-      `SELECT query_to_xml('SELECT purge()', true, false, '');`, `SELECT pg_catalog.table_to_xml('purging', true, false, '');`,
-      `SELECT * FROM ts_stat('SELECT purge()::tsvector');`, `CREATE TABLE x AS EXECUTE p;`, `ANALYZE;`, `CLUSTER;`,
+      `SELECT query_to_xml('SELECT purge()', true, false, '');`,
+      `SELECT pg_catalog.table_to_xml('purging', true, false, '');`,
+      `SELECT * FROM ts_stat('SELECT purge()::tsvector');`,
+      `CREATE TABLE x AS EXECUTE p;`,
+      `ANALYZE;`,
+      `CLUSTER;`,
     ]) {
       expect(changesAnyRows(await fx(sql)), sql).toBe(true);
     }
@@ -69,7 +83,11 @@ describe('row effects: every name user code can hide behind', () => {
     expect(changesAnyRows(await fx(`CREATE CAST (int AS mood) WITH FUNCTION f(int); UPDATE t SET m = 1;`))).toBe(true);
     expect(changesAnyRows(await fx(`CREATE TYPE r AS RANGE (subtype = int, subtype_diff = f); CREATE INDEX ON t USING gist (v);`))).toBe(true);
     // defining alone, or defining after the statements that run, runs nothing
-    expect(changesAnyRows(await fx(`CREATE INDEX ON t (x); CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = f); COMMENT ON OPERATOR === (int, int) IS 'x';`))).toBe(false);
+    expect(
+      changesAnyRows(
+        await fx(`CREATE INDEX ON t (x); CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = f); COMMENT ON OPERATOR === (int, int) IS 'x';`),
+      ),
+    ).toBe(false);
   });
 
   it('a set frozen by an older version (no operators, types, relations or search_path recorded) counts every table', async () => {

@@ -63,7 +63,7 @@ describe('diffSnapshots', () => {
     expect(diffSnapshots(before, snap(users()))).toEqual({ valid: true, issues: [] });
   });
 
-  it('the guide\'s defaults', () => {
+  it("the guide's defaults", () => {
     expect(DEFAULT_VALIDATION_OPTIONS).toMatchObject({
       allowTableCreation: true,
       allowColumnAddition: true,
@@ -72,7 +72,7 @@ describe('diffSnapshots', () => {
     });
   });
 
-  it('row count: the guide\'s exact message, and allowRowChanges turns it off', () => {
+  it("row count: the guide's exact message, and allowRowChanges turns it off", () => {
     const after = snap(users({ rowCount: 95 }));
     expect(issues(after)).toEqual(['Table users: row count changed from 100 to 95']);
     expect(issues(after, { allowRowChanges: true })).toEqual([]);
@@ -91,7 +91,14 @@ describe('diffSnapshots', () => {
   });
 
   it('table created: allowed by default, refused with allowTableCreation=false', () => {
-    const orders: TableSnapshot = { schema: 'public', name: 'orders', rowCount: 0, columns: { id: { type: 'integer', nullable: false } }, constraints: {}, indexes: {} };
+    const orders: TableSnapshot = {
+      schema: 'public',
+      name: 'orders',
+      rowCount: 0,
+      columns: { id: { type: 'integer', nullable: false } },
+      constraints: {},
+      indexes: {},
+    };
     const after = snap(users(), orders);
     expect(issues(after)).toEqual([]);
     expect(issues(after, { allowTableCreation: false })).toEqual(['Table orders: created']);
@@ -154,18 +161,33 @@ describe('diffSnapshots', () => {
   });
 
   it('an INVALID index is always an issue, unless it was already INVALID before', () => {
-    const invalid = changed((t) => (t.indexes.idx_users_email_lower = { definition: 'CREATE UNIQUE INDEX idx_users_email_lower ON public.users USING btree (lower(email))', valid: false }));
+    const invalid = changed(
+      (t) =>
+        (t.indexes.idx_users_email_lower = {
+          definition: 'CREATE UNIQUE INDEX idx_users_email_lower ON public.users USING btree (lower(email))',
+          valid: false,
+        }),
+    );
     expect(issues(snap(invalid))).toEqual(['Table users: index idx_users_email_lower is INVALID']);
     const allowAll = Object.fromEntries(VALIDATION_OPTION_NAMES.map((n) => [n, true]));
     expect(issues(snap(invalid), allowAll)).toEqual(['Table users: index idx_users_email_lower is INVALID']);
     expect(issues(snap(invalid), {}, snap(invalid))).toEqual([]);
     // on a new table too
-    const orders: TableSnapshot = { schema: 'public', name: 'orders', rowCount: 0, columns: {}, constraints: {}, indexes: { idx_o: { definition: 'x', valid: false } } };
+    const orders: TableSnapshot = {
+      schema: 'public',
+      name: 'orders',
+      rowCount: 0,
+      columns: {},
+      constraints: {},
+      indexes: { idx_o: { definition: 'x', valid: false } },
+    };
     expect(issues(snap(users(), orders))).toEqual(['Table orders: index idx_o is INVALID']);
   });
 
   it('a NOT VALID constraint: refused, allowNotValidConstraints turns it off', () => {
-    const after = snap(changed((t) => (t.constraints.users_email_check = { type: 'c', definition: "CHECK (((email)::text ~~ '%@%'::text)) NOT VALID", validated: false })));
+    const after = snap(
+      changed((t) => (t.constraints.users_email_check = { type: 'c', definition: "CHECK (((email)::text ~~ '%@%'::text)) NOT VALID", validated: false })),
+    );
     expect(issues(after, { allowConstraintModification: true })).toEqual(['Table users: constraint users_email_check is NOT VALID']);
     expect(issues(after, { allowConstraintModification: true, allowNotValidConstraints: true })).toEqual([]);
     expect(issues(after)).toEqual(['Table users: constraint users_email_check added', 'Table users: constraint users_email_check is NOT VALID']);
@@ -284,7 +306,11 @@ describe('loadConfig', () => {
   });
 
   it('reads validation options from the file and flags', () => {
-    const c = loadConfig({ flags: { validation: { allowIndexDrop: true } }, env: {}, configFile: configFile({ validate: true, validation: { allowRowChanges: true } }) });
+    const c = loadConfig({
+      flags: { validation: { allowIndexDrop: true } },
+      env: {},
+      configFile: configFile({ validate: true, validation: { allowRowChanges: true } }),
+    });
     expect(c.validation).toEqual({ allowRowChanges: true, allowIndexDrop: true });
   });
 
@@ -303,7 +329,11 @@ describe('loadConfig', () => {
       `app:${secret}@db.example.com/acme`,
     ];
     for (const url of bad) {
-      for (const input of [{ flags: { databaseUrl: url }, env: {} }, { flags: {}, env: { DATABASE_URL: url } }, { flags: {}, env: {}, configFile: configFile({ databaseUrl: url }) }]) {
+      for (const input of [
+        { flags: { databaseUrl: url }, env: {} },
+        { flags: {}, env: { DATABASE_URL: url } },
+        { flags: {}, env: {}, configFile: configFile({ databaseUrl: url }) },
+      ]) {
         const e = configError(() => loadConfig(input));
         expect(e.message).toMatch(/database-url|DATABASE_URL|databaseUrl/);
         expect(e.message).not.toContain(secret);

@@ -27,9 +27,7 @@ export class ConnectionCache {
   private readonly dead = new WeakSet<pg.Client>();
   private idleCount = 0;
 
-  constructor(
-    private readonly options: ConnectOptions & { idleMs?: number; maxIdle?: number } = {},
-  ) {}
+  constructor(private readonly options: ConnectOptions & { idleMs?: number; maxIdle?: number } = {}) {}
 
   async acquire(url: string): Promise<pg.Client> {
     const list = this.idle.get(url);

@@ -166,10 +166,19 @@ export function connectionError(t: Target, e: unknown, timeoutMs: number): Conne
   const ready = `pg_isready -h ${t.host} -p ${t.port}`;
   switch (err.code) {
     case 'ECONNREFUSED':
-      return new ConnectionError(where, 'connection refused (ECONNREFUSED)', `Is PostgreSQL running and listening on ${t.host}:${t.port}? Check with: ${ready}; and check the host and port in DATABASE_URL.`);
+      return new ConnectionError(
+        where,
+        'connection refused (ECONNREFUSED)',
+        `Is PostgreSQL running and listening on ${t.host}:${t.port}? Check with: ${ready}; and check the host and port in DATABASE_URL.`,
+      );
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new ConnectionError(where, `host name "${t.host}" not found (${err.code})`, 'Check the host name in the database URL and DNS.', err.code === 'ENOTFOUND' ? 'input' : 'transient');
+      return new ConnectionError(
+        where,
+        `host name "${t.host}" not found (${err.code})`,
+        'Check the host name in the database URL and DNS.',
+        err.code === 'ENOTFOUND' ? 'input' : 'transient',
+      );
     case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
@@ -178,7 +187,13 @@ export function connectionError(t: Target, e: unknown, timeoutMs: number): Conne
     case 'EPIPE':
       return new ConnectionError(where, `connection reset (${err.code})`, `The server closed the connection; check the server log and ${ready}.`);
     case '28P01':
-      return new ConnectionError(where, `password authentication failed for user "${t.user}" (28P01)`, 'Check the user and password in the database URL (or the ${VAR} it refers to).', 'input', err.code);
+      return new ConnectionError(
+        where,
+        `password authentication failed for user "${t.user}" (28P01)`,
+        'Check the user and password in the database URL (or the ${VAR} it refers to).',
+        'input',
+        err.code,
+      );
     case '28000':
       if (/no encryption/.test(err.message ?? '')) {
         return new ConnectionError(
@@ -191,9 +206,21 @@ export function connectionError(t: Target, e: unknown, timeoutMs: number): Conne
       }
       return new ConnectionError(where, `${err.message} (28000)`, 'Check the user name, and pg_hba.conf on the server.', 'input', err.code);
     case '3D000':
-      return new ConnectionError(where, `database "${t.database}" does not exist (3D000)`, `Create it (createdb -h ${t.host} -p ${t.port} ${t.database}) or fix the database name in the URL.`, 'input', err.code);
+      return new ConnectionError(
+        where,
+        `database "${t.database}" does not exist (3D000)`,
+        `Create it (createdb -h ${t.host} -p ${t.port} ${t.database}) or fix the database name in the URL.`,
+        'input',
+        err.code,
+      );
     case '53300':
-      return new ConnectionError(where, 'too many connections (53300)', 'The server is at max_connections; lower Flotilla concurrency or --per-server, or retry later.', 'transient', err.code);
+      return new ConnectionError(
+        where,
+        'too many connections (53300)',
+        'The server is at max_connections; lower Flotilla concurrency or --per-server, or retry later.',
+        'transient',
+        err.code,
+      );
     case '57P03':
       return new ConnectionError(where, 'the server is starting up or shutting down (57P03)', `Wait and retry; check with: ${ready}.`, 'transient', err.code);
     default: {
@@ -208,9 +235,19 @@ export function connectionError(t: Target, e: unknown, timeoutMs: number): Conne
         );
       }
       if (/timeout/i.test(err.message ?? '')) {
-        return new ConnectionError(where, `no answer within ${timeoutMs} ms (timeout)`, `Check that ${t.host}:${t.port} is reachable (${ready}) and not overloaded.`);
+        return new ConnectionError(
+          where,
+          `no answer within ${timeoutMs} ms (timeout)`,
+          `Check that ${t.host}:${t.port} is reachable (${ready}) and not overloaded.`,
+        );
       }
-      return new ConnectionError(where, `${err.message ?? String(e)}${err.code ? ` (${err.code})` : ''}`, `Check DATABASE_URL and that the server answers: ${ready}.`, 'transient', err.code);
+      return new ConnectionError(
+        where,
+        `${err.message ?? String(e)}${err.code ? ` (${err.code})` : ''}`,
+        `Check DATABASE_URL and that the server answers: ${ready}.`,
+        'transient',
+        err.code,
+      );
     }
   }
 }

@@ -104,7 +104,11 @@ function literal(s: string): string {
 }
 
 async function refuseTwins(db: Queryable, l: LedgerLocation): Promise<void> {
-  const r = await db.query<{ t: string[] | null; tt: string[] | null }>(`SELECT (${TWINS_SQL}) AS t, ${TABLE_TWINS_SQL} AS tt`, [l.schema, l.table, qualified(l)]);
+  const r = await db.query<{ t: string[] | null; tt: string[] | null }>(`SELECT (${TWINS_SQL}) AS t, ${TABLE_TWINS_SQL} AS tt`, [
+    l.schema,
+    l.table,
+    qualified(l),
+  ]);
   const { t, tt } = r.rows[0]!;
   if (t?.length) throw new SchemaCaseError(l.schema, t);
   if (tt?.length) throw new TrackingTableCaseError(l.schema, l.table, tt);
@@ -112,7 +116,13 @@ async function refuseTwins(db: Queryable, l: LedgerLocation): Promise<void> {
 
 function refuseForeign(l: LedgerLocation, info: TableInfo): void {
   const shape = ledgerShape(info.columns, info.kind);
-  if (!shape.ours) throw new ForeignTrackingTableError(label(l), info.columns.map((c) => c.name), shape.tool, shape.reason);
+  if (!shape.ours)
+    throw new ForeignTrackingTableError(
+      label(l),
+      info.columns.map((c) => c.name),
+      shape.tool,
+      shape.reason,
+    );
 }
 
 /**
@@ -151,7 +161,12 @@ async function foreign(db: Queryable, l: LedgerLocation): Promise<ForeignTrackin
   const r = await db.query<{ info: TableInfo | null }>(`SELECT ${DESCRIBE_SQL} AS info FROM pg_class c WHERE c.oid = to_regclass($1)`, [qualified(l)]);
   const info = r.rows[0]?.info ?? { kind: 'r', columns: [] };
   const shape = ledgerShape(info.columns, info.kind);
-  return new ForeignTrackingTableError(label(l), info.columns.map((c) => c.name), shape.ours ? undefined : shape.tool, shape.ours ? undefined : shape.reason);
+  return new ForeignTrackingTableError(
+    label(l),
+    info.columns.map((c) => c.name),
+    shape.ours ? undefined : shape.tool,
+    shape.ours ? undefined : shape.reason,
+  );
 }
 
 export interface EnsureResult {
@@ -192,7 +207,13 @@ export async function ensureLedger(db: Queryable, l: LedgerLocation, opts: { inT
     );
   } else {
     const shape = ledgerShape(info.columns, info.kind);
-    if (!shape.ours) throw new ForeignTrackingTableError(label(l), info.columns.map((c) => c.name), shape.tool, shape.reason);
+    if (!shape.ours)
+      throw new ForeignTrackingTableError(
+        label(l),
+        info.columns.map((c) => c.name),
+        shape.tool,
+        shape.reason,
+      );
     if (shape.missing.length) ddl.push(`ALTER TABLE ${qualified(l)} ${shape.missing.map((m) => `ADD COLUMN IF NOT EXISTS ${m.column} ${m.type}`).join(', ')}`);
   }
   if (!ddl.length) return { createdSchema: false };
@@ -244,8 +265,10 @@ export async function recordApplied(
   l: LedgerLocation,
   row: { name: string; checksum: string; durationMs: number; appliedBy: string },
 ): Promise<void> {
-  await db.query(
-    `INSERT INTO ${qualified(l)} (${FLOTILLA_COLUMNS.join(', ')}) VALUES ($1, $2, clock_timestamp(), $3, $4)`,
-    [row.name, row.checksum, row.durationMs, row.appliedBy],
-  );
+  await db.query(`INSERT INTO ${qualified(l)} (${FLOTILLA_COLUMNS.join(', ')}) VALUES ($1, $2, clock_timestamp(), $3, $4)`, [
+    row.name,
+    row.checksum,
+    row.durationMs,
+    row.appliedBy,
+  ]);
 }

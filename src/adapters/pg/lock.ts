@@ -76,8 +76,14 @@ export function siblingLockSessions(db: Queryable): LockSessions | undefined {
     target: `${p.host}:${p.port}/${p.database}`,
     async open() {
       const lock = new pg.Client({
-        user: p.user, database: p.database, host: p.host, port: p.port, password: (c.password ?? p.password) as string | undefined,
-        ssl: p.ssl, options: p.options, application_name: `${p.application_name ?? 'flotilla'} lock`.slice(0, 63),
+        user: p.user,
+        database: p.database,
+        host: p.host,
+        port: p.port,
+        password: (c.password ?? p.password) as string | undefined,
+        ssl: p.ssl,
+        options: p.options,
+        application_name: `${p.application_name ?? 'flotilla'} lock`.slice(0, 63),
         connectionTimeoutMillis: p.connect_timeout ? p.connect_timeout * 1000 : 10_000,
       });
       lock.on('error', () => {});

@@ -59,7 +59,9 @@ export async function refuseOtherSessions(db: Queryable, name: string, fx: RowEf
   if (routes.length === 0) return;
   throw new ValidationFailedError(
     name,
-    [`it can run code that writes through another session (${routes.join(', ')} installed), which validation cannot see and a rollback cannot undo; if that is intended, allow it explicitly with the header -- flotilla:validate allowOtherSessions=true`],
+    [
+      `it can run code that writes through another session (${routes.join(', ')} installed), which validation cannot see and a rollback cannot undo; if that is intended, allow it explicitly with the header -- flotilla:validate allowOtherSessions=true`,
+    ],
     'Nothing was changed. If this file is meant to write through another session, allow it explicitly in the file header: ' +
       '-- flotilla:validate allowOtherSessions=true (those writes are then neither validated nor rolled back)',
   );

@@ -43,12 +43,16 @@ export async function assertSessionsKept(migration: Session, lock: Session, targ
   // a proxy: watch it serve one statement at a time
   const seen: [Session, number][] = [];
   for (const s of [lock, migration, migration, lock, migration]) seen.push([s, await pid(s)]);
-  const first = new Map<Session, number>([[migration, m], [lock, l]]);
+  const first = new Map<Session, number>([
+    [migration, m],
+    [lock, l],
+  ]);
   for (const [s, p] of seen) {
     const was = first.get(s)!;
     const name = s === migration ? 'the migration connection' : 'the lock connection';
     if (p !== was) throw new SessionPoolerError(target, `${name} was served by server process ${was}, then by ${p}`);
-    if (p === first.get(s === migration ? lock : migration)) throw new SessionPoolerError(target, `two connections were served by one server process, pid ${p}`);
+    if (p === first.get(s === migration ? lock : migration))
+      throw new SessionPoolerError(target, `two connections were served by one server process, pid ${p}`);
   }
   kept.add(migration);
   kept.add(lock);

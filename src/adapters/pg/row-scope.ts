@@ -33,7 +33,8 @@ import type { Queryable } from './connection.js';
 const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${oid})`;
 const EVENT_TRIGGERS = `EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled <> 'D')`;
 const SYSTEM = `('pg_catalog', 'information_schema')`;
-const USER_PROC = (oid: string) => `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND n.nspname NOT IN ${SYSTEM})`;
+const USER_PROC = (oid: string) =>
+  `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND n.nspname NOT IN ${SYSTEM})`;
 const USER_OPERATOR = (oid: string) =>
   `EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR ${USER_PROC('o.oprcode')}))`;
 /*
@@ -149,7 +150,12 @@ export async function rowCountScope(db: Queryable, fx: RowEffects, cache: RowSco
 }
 
 /** `alsoWritten`: tables the engine itself writes in the file's transaction (the tracking table): their triggers count too */
-export async function validationScope(db: Queryable, fx: RowEffects, cache: RowScopeCache = {}, alsoWritten: { schema: string; table: string }[] = []): Promise<ValidationScope> {
+export async function validationScope(
+  db: Queryable,
+  fx: RowEffects,
+  cache: RowScopeCache = {},
+  alsoWritten: { schema: string; table: string }[] = [],
+): Promise<ValidationScope> {
   if (changesAnyRows(fx)) {
     delete cache.eventTriggers; // the file may create one
     return { count: undefined, look: [] };
@@ -163,8 +169,16 @@ export async function validationScope(db: Queryable, fx: RowEffects, cache: RowS
   let row: { tables: string[]; named: string[]; everything: boolean; events: boolean };
   try {
     const r = await db.query<typeof row>(SCOPE_SQL, [
-      writes.map((w) => w.schema ?? ''), writes.map((w) => w.name), fx.relations!.map((w) => w.schema ?? ''), fx.relations!.map((w) => w.name),
-      fx.functions, fx.operators, fx.opclasses, fx.types, fx.searchPath!.schemas, fx.searchPath!.unknown,
+      writes.map((w) => w.schema ?? ''),
+      writes.map((w) => w.name),
+      fx.relations!.map((w) => w.schema ?? ''),
+      fx.relations!.map((w) => w.name),
+      fx.functions,
+      fx.operators,
+      fx.opclasses,
+      fx.types,
+      fx.searchPath!.schemas,
+      fx.searchPath!.unknown,
     ]);
     row = r.rows[0]!;
   } finally {

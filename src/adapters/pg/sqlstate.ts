@@ -82,7 +82,8 @@ export function explainPgError(e: unknown, facts: TargetFacts): Explanation | un
   const code = typeof err.code === 'string' ? err.code : '';
   const message = err.message ?? '';
   const role = facts.role ? sqlIdent(facts.role) : '<role>';
-  if (code === SQLSTATE.insufficientPrivilege) return { reason: 'privilege', kind: 'input', summary: `permission denied while ${facts.doing}`, hint: privilegeHint(message, role, facts) };
+  if (code === SQLSTATE.insufficientPrivilege)
+    return { reason: 'privilege', kind: 'input', summary: `permission denied while ${facts.doing}`, hint: privilegeHint(message, role, facts) };
   if (code === SQLSTATE.readOnlySqlTransaction) {
     if (facts.standby) {
       return {
@@ -117,19 +118,44 @@ export function explainPgError(e: unknown, facts: TargetFacts): Explanation | un
     };
   }
   if (code.startsWith('08') || NETWORK_ERRNOS.has(code) || (!code && CONNECTION_LOST.test(message))) {
-    return { reason: 'connection', kind: 'transient', summary: `lost the connection to the database while ${facts.doing}`, hint: 'Nothing uncommitted was kept. Check that the server is up (pg_isready) and run again.' };
+    return {
+      reason: 'connection',
+      kind: 'transient',
+      summary: `lost the connection to the database while ${facts.doing}`,
+      hint: 'Nothing uncommitted was kept. Check that the server is up (pg_isready) and run again.',
+    };
   }
   if (code === SQLSTATE.lockNotAvailable || code === SQLSTATE.deadlockDetected || code === SQLSTATE.serializationFailure) {
-    return { reason: 'busy', kind: 'transient', summary: `the database was busy while ${facts.doing} (${code})`, hint: 'Another session held what was needed; run again (raise --lock-timeout if it keeps happening).' };
+    return {
+      reason: 'busy',
+      kind: 'transient',
+      summary: `the database was busy while ${facts.doing} (${code})`,
+      hint: 'Another session held what was needed; run again (raise --lock-timeout if it keeps happening).',
+    };
   }
   if (code === SQLSTATE.queryCanceled) {
-    return { reason: 'canceled', kind: 'transient', summary: `a statement was canceled while ${facts.doing} (statement_timeout or pg_cancel_backend)`, hint: 'Run again; raise --statement-timeout if the statement needs longer.' };
+    return {
+      reason: 'canceled',
+      kind: 'transient',
+      summary: `a statement was canceled while ${facts.doing} (statement_timeout or pg_cancel_backend)`,
+      hint: 'Run again; raise --statement-timeout if the statement needs longer.',
+    };
   }
   if (code.startsWith('53')) {
-    return { reason: 'resources', kind: 'transient', summary: `the server ran out of a resource while ${facts.doing} (${code})`, hint: 'Free disk, memory or connections on the server (or lower the concurrency), then run again.' };
+    return {
+      reason: 'resources',
+      kind: 'transient',
+      summary: `the server ran out of a resource while ${facts.doing} (${code})`,
+      hint: 'Free disk, memory or connections on the server (or lower the concurrency), then run again.',
+    };
   }
   if (code.startsWith('P0')) {
-    return { reason: 'refused', kind: 'input', summary: `a trigger or function on the target refused ${facts.doing}`, hint: 'An event trigger, trigger or rule on the target raised this error; change it (or its conditions) and run again. Nothing was changed.' };
+    return {
+      reason: 'refused',
+      kind: 'input',
+      summary: `a trigger or function on the target refused ${facts.doing}`,
+      hint: 'An event trigger, trigger or rule on the target raised this error; change it (or its conditions) and run again. Nothing was changed.',
+    };
   }
   return undefined;
 }
@@ -147,6 +173,7 @@ function privilegeHint(message: string, role: string, facts: TargetFacts): strin
     return `Nothing was changed. Run as a role that may use ${what} ${obj} (e.g. its owner), or have its owner GRANT the privilege on ${what === 'relation' ? 'TABLE' : what.toUpperCase()} ${obj} TO ${role}; then run again.`;
   }
   const owner = /must be owner of (\w+(?: \w+)?) (.+)$/.exec(message);
-  if (owner) return `Nothing was changed. Only the owner of ${owner[1]} ${owner[2]} may do this: run as that owner, or make ${role} a member of the owning role (GRANT <owner> TO ${role}); then run again.`;
+  if (owner)
+    return `Nothing was changed. Only the owner of ${owner[1]} ${owner[2]} may do this: run as that owner, or make ${role} a member of the owning role (GRANT <owner> TO ${role}); then run again.`;
   return `Nothing was changed. Run as a role allowed to do this${facts.database ? ` on ${facts.database}` : ''}, or have an administrator GRANT the missing privilege to ${role}; then run again.`;
 }

@@ -7,7 +7,17 @@
  */
 import { loadMigrationDir } from '../../adapters/fs-source.js';
 import { ConfigError, MigrationsDirError, RefreshRefusedError } from '../../core/errors.js';
-import { describeSetDiff, diffSets, filesReplacedBy, isSameSet, refreshBlockers, setDiffNotice, targetChanges, targetNotices, type Target } from '../../core/frozen.js';
+import {
+  describeSetDiff,
+  diffSets,
+  filesReplacedBy,
+  isSameSet,
+  refreshBlockers,
+  setDiffNotice,
+  targetChanges,
+  targetNotices,
+  type Target,
+} from '../../core/frozen.js';
 import type { MigrationSet } from '../../core/migration-set.js';
 import type { ControlStore, RefreshRequest, RolloutRow } from '../../control/store.js';
 
@@ -16,7 +26,12 @@ export async function targetChangeNotices(store: ControlStore, rolloutId: string
   const rows = await store.frozenTargets(rolloutId);
   const registry = new Map<string, Target>();
   for (const r of rows) if (r.registry) registry.set(r.tenantId, r.registry);
-  return targetNotices(targetChanges(rows.map((r) => ({ tenantId: r.tenantId, ...r.frozen })), registry));
+  return targetNotices(
+    targetChanges(
+      rows.map((r) => ({ tenantId: r.tenantId, ...r.frozen })),
+      registry,
+    ),
+  );
 }
 
 export interface RetryPreparation {
@@ -38,7 +53,8 @@ export async function prepareRetry(store: ControlStore, rollout: RolloutRow, dir
     disk = await loadMigrationDir(dir);
   } catch (e) {
     if (refresh) throw e;
-    if (!(e instanceof MigrationsDirError)) notices.push(`could not compare the migration files in ${dir} with the frozen set: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    if (!(e instanceof MigrationsDirError))
+      notices.push(`could not compare the migration files in ${dir} with the frozen set: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
     return { notices };
   }
   const frozen = await store.loadMigrationSet(rollout.setChecksum);
@@ -55,7 +71,8 @@ export async function prepareRetry(store: ControlStore, rollout: RolloutRow, dir
     refresh: {
       set: disk,
       check: (current) => {
-        if (current.setChecksum !== rollout.setChecksum) throw new ConfigError([`--refresh: the set of rollout ${rollout.id} changed while this command ran; run it again`]);
+        if (current.setChecksum !== rollout.setChecksum)
+          throw new ConfigError([`--refresh: the set of rollout ${rollout.id} changed while this command ran; run it again`]);
         const running = current.tenants.filter((t) => t.state === 'running').map((t) => t.tenantId);
         if (current.state === 'running' || running.length) {
           throw new ConfigError([

@@ -23,7 +23,11 @@ export interface RolloutCreateResult {
 }
 
 /** `started` is called once the rollout exists, before a --wait begins (the printer's header). */
-export async function rolloutCreateCommand(fctx: FleetContext, req: RolloutCreateRequest, started: (c: CreatedRollout) => void = () => {}): Promise<RolloutCreateResult> {
+export async function rolloutCreateCommand(
+  fctx: FleetContext,
+  req: RolloutCreateRequest,
+  started: (c: CreatedRollout) => void = () => {},
+): Promise<RolloutCreateResult> {
   const { config, out, fleet } = fctx;
   const set = await loadMigrationDir(config.dir);
   // a bad tenants file is refused before anything is touched (control schema, Redis)
@@ -57,7 +61,8 @@ export async function rolloutCreateCommand(fctx: FleetContext, req: RolloutCreat
 export function printRolloutCreated(out: Output, r: RolloutCreateResult): void {
   if (out.json) out.data(r.view);
   else if (r.waited) printRollout(out, r.view);
-  else out.line(`Rollout ${r.created.id} created: ${tenantsInWaves(r.created.tenants, r.created.waves)}. Follow it with: flotilla rollout status ${r.created.id}`);
+  else
+    out.line(`Rollout ${r.created.id} created: ${tenantsInWaves(r.created.tenants, r.created.waves)}. Follow it with: flotilla rollout status ${r.created.id}`);
 }
 
 export async function rolloutCreate(ctx: CommandContext, o: Flags, env: Record<string, string | undefined> = process.env): Promise<number> {

@@ -24,7 +24,11 @@ export interface RolloutResumeResult {
 }
 
 /** `started` is called once the jobs are back, before a --wait begins (the printer's header). */
-export async function rolloutResumeCommand(fctx: FleetContext, req: RolloutResumeRequest, started: (r: RolloutResumeResult) => void = () => {}): Promise<RolloutResumeResult> {
+export async function rolloutResumeCommand(
+  fctx: FleetContext,
+  req: RolloutResumeRequest,
+  started: (r: RolloutResumeResult) => void = () => {},
+): Promise<RolloutResumeResult> {
   const { id } = req;
   return withStore(fctx, async (store) => {
     if (!(await store.getRollout(id))) throw new RolloutNotFoundError(id);

@@ -37,7 +37,9 @@ export async function rolloutRetryCommand(fctx: FleetContext, req: RolloutRetryR
       const r = await retryAndEnqueue(store, queue, id, new Date(), prepared.refresh);
       for (const n of prepared.notices) fctx.out.error(`! ${n}`);
       if (!r) throw new RolloutNotFoundError(id);
-      const view = req.wait ? await waitForRollout(store, id, fctx.out, fctx.fleet) : rolloutView((await store.getRollout(id))!, await store.rolloutTenants(id));
+      const view = req.wait
+        ? await waitForRollout(store, id, fctx.out, fctx.fleet)
+        : rolloutView((await store.getRollout(id))!, await store.rolloutTenants(id));
       return { id, retried: r.retried, notices: prepared.notices, view, waited: req.wait };
     } finally {
       await queue.close().catch(() => {});

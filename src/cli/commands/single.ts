@@ -46,7 +46,13 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
     ctx.out.data({
       dir: ctx.config.dir,
       checksum: set.checksum,
-      migrations: set.migrations.map((m) => ({ name: m.name, version: m.version, checksum: m.checksum, transactional: m.transactional, statements: m.statements.length })),
+      migrations: set.migrations.map((m) => ({
+        name: m.name,
+        version: m.version,
+        checksum: m.checksum,
+        transactional: m.transactional,
+        statements: m.statements.length,
+      })),
     });
     return 0;
   }
@@ -116,7 +122,9 @@ async function applyCommand(ctx: CommandContext, req: { only?: string; dryRun?: 
   } else if (!(req.only && report.alreadyApplied.length)) {
     ctx.out.line();
     const failed = report.failed ? 1 : 0;
-    ctx.out.line(`${failed ? '✗' : '✓'} Completed: ${report.applied.length} applied, ${failed} failed${report.dryRun ? ' (dry run: everything rolled back)' : ''}`);
+    ctx.out.line(
+      `${failed ? '✗' : '✓'} Completed: ${report.applied.length} applied, ${failed} failed${report.dryRun ? ' (dry run: everything rolled back)' : ''}`,
+    );
   }
   return exitCodeOf(report);
 }

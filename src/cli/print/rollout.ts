@@ -91,6 +91,6 @@ export function warnLiteralPasswords(out: Output, tenants: readonly Tenant[]): v
   const shown = ids.length > 5 ? `${ids.slice(0, 5).join(', ')} and ${ids.length - 5} more` : ids.join(', ');
   out.error(
     `⚠ the database URL of tenant${ids.length > 1 ? 's' : ''} ${shown} holds a literal password: it is stored as written in the control database (workers read their targets there), though never printed or put in Redis. ` +
-      'Write a placeholder instead, e.g. postgres://app:${ACME_PW}@db-1:5432/acme, and set ACME_PW in the workers\' environment.',
+      "Write a placeholder instead, e.g. postgres://app:${ACME_PW}@db-1:5432/acme, and set ACME_PW in the workers' environment.",
   );
 }
