@@ -114,7 +114,8 @@ async function refuseTwins(db: Queryable, l: LedgerLocation): Promise<void> {
   if (tt?.length) throw new TrackingTableCaseError(l.schema, l.table, tt);
 }
 
-function refuseForeign(l: LedgerLocation, info: TableInfo): void {
+/** Flotilla's or the guide's table (what it lacks of Flotilla's columns), or ForeignTrackingTableError. */
+function refuseForeign(l: LedgerLocation, info: TableInfo): Extract<ReturnType<typeof ledgerShape>, { ours: true }> {
   const shape = ledgerShape(info.columns, info.kind);
   if (!shape.ours)
     throw new ForeignTrackingTableError(
@@ -123,6 +124,7 @@ function refuseForeign(l: LedgerLocation, info: TableInfo): void {
       shape.tool,
       shape.reason,
     );
+  return shape;
 }
 
 /**
@@ -206,14 +208,7 @@ export async function ensureLedger(db: Queryable, l: LedgerLocation, opts: { inT
        )`,
     );
   } else {
-    const shape = ledgerShape(info.columns, info.kind);
-    if (!shape.ours)
-      throw new ForeignTrackingTableError(
-        label(l),
-        info.columns.map((c) => c.name),
-        shape.tool,
-        shape.reason,
-      );
+    const shape = refuseForeign(l, info);
     if (shape.missing.length) ddl.push(`ALTER TABLE ${qualified(l)} ${shape.missing.map((m) => `ADD COLUMN IF NOT EXISTS ${m.column} ${m.type}`).join(', ')}`);
   }
   if (!ddl.length) return { createdSchema: false };
