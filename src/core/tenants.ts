@@ -228,7 +228,16 @@ function jsonErrorPosition(text: string, message: string): number | undefined {
 function parseText(text: string, format: TenantsFormat, problems: string[]): unknown {
   if (format === 'json') {
     try {
-      return JSON.parse(text) as unknown;
+      const value = JSON.parse(text) as unknown;
+      // JSON.parse keeps the last of two equal keys silently (a second databaseUrl wins); YAML, a superset
+      // of JSON, refuses them: read the text once more for that alone
+      const dup = parseDocument(text).errors.find((e) => e.code === 'DUPLICATE_KEY');
+      if (dup) {
+        const at = dup.linePos?.[0];
+        problems.push(`JSON: a key given twice in one object${at ? ` at line ${at.line}, column ${at.col}` : ''}: keep one`);
+        return undefined;
+      }
+      return value;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       // V8 appends a snippet of the source to some messages; it could hold a password, so keep the reason only.

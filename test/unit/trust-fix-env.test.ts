@@ -12,3 +12,14 @@ describe('resolveDatabaseUrl', () => {
     expect(resolveDatabaseUrl('postgres://app:${PW}@db/acme', { PW: 'p@ss' })).toBe('postgres://app:p%40ss@db/acme');
   });
 });
+
+describe('a JSON tenants file with a key given twice', () => {
+  it('is refused like the same YAML (JSON.parse would keep the second databaseUrl silently)', async () => {
+    const { parseTenantsFile } = await import('../../src/core/tenants.js');
+    const json = '{"tenants":[{"id":"a","databaseUrl":"postgres://db-1/prod","databaseUrl":"postgres://db-1/staging"}]}';
+    expect(() => parseTenantsFile(json, 'json', 't.json')).toThrow(/a key given twice in one object at line 1, column \d+/);
+    expect(parseTenantsFile('{"tenants":[{"id":"a","databaseUrl":"postgres://db-1/prod"}]}', 'json', 't.json').map((t) => t.databaseUrl)).toEqual([
+      'postgres://db-1/prod',
+    ]);
+  });
+});
