@@ -9,7 +9,7 @@
  * every file is reported at once.
  */
 import type { Dirent } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidEncodingError, MigrationTooLargeError, MigrationsDirError, NotAMigrationFileError } from '../core/errors.js';
 import { decodeMigrationBytes, MAX_MIGRATION_BYTES, type EncodingProblem } from '../core/file-bytes.js';
@@ -42,7 +42,7 @@ export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> 
       }
       size = s.size;
     } catch (e: any) {
-      notFiles.push({ file: name, what: e?.code === 'ENOENT' ? 'a symlink to nothing' : `cannot stat: ${e?.code ?? e?.message ?? e}` });
+      notFiles.push({ file: name, what: e?.code === 'ENOENT' ? await missing(path) : `cannot stat: ${e?.code ?? e?.message ?? e}` });
       continue;
     }
     if (size > MAX_MIGRATION_BYTES) throw new MigrationTooLargeError(name, size, MAX_MIGRATION_BYTES);
@@ -60,6 +60,19 @@ export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> 
   if (notFiles.length) throw new NotAMigrationFileError(notFiles);
   if (problems.length) throw new InvalidEncodingError(problems);
   return files;
+}
+
+/**
+ * Listed but not found: a symlink to nothing, or a name whose bytes are not
+ * UTF-8 (Node lists it with U+FFFD, a name nothing on disk has).
+ */
+async function missing(path: string): Promise<string> {
+  try {
+    await lstat(path);
+    return 'a symlink to nothing';
+  } catch {
+    return 'its name is not valid UTF-8: rename the file';
+  }
 }
 
 export async function loadMigrationDir(dir: string): Promise<MigrationSet> {
