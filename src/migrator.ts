@@ -30,6 +30,7 @@ import { Applier, timer, type Checkpoint, type RunContext } from './engine/apply
 import { LockSession } from './engine/lock-session.js';
 import {
   DEFAULT_ENGINE_SETTINGS,
+  emptyReport,
   type Emit,
   type EngineSettings,
   type MigrateReport,
@@ -114,19 +115,7 @@ export class Migrator {
 
   private async run(set: MigrationSet, req: MigrateRequest): Promise<MigrateReport> {
     const ledger = await this.location();
-    const report: MigrateReport = {
-      schema: ledger.schema,
-      createdSchema: false,
-      pending: [],
-      applied: [],
-      alreadyApplied: [],
-      skipped: [],
-      warnings: [],
-      dryRun: !!req.dryRun,
-      lockWaitMs: 0,
-      interrupted: false,
-      timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 },
-    };
+    const report = emptyReport(ledger.schema, !!req.dryRun);
     const time = timer(report.timings, this.clock);
     const run: RunContext = { ledger, req, report, time, scopeCache: {} };
     // Fast path, no lock: a committed ledger that already has everything is the answer.

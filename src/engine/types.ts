@@ -120,3 +120,20 @@ export interface MigratorPorts {
   /** the lock wait's backoff jitter (default: Math.random) */
   random?: Random;
 }
+
+/** A run's report before anything happened: nothing pending, applied or timed yet. */
+export function emptyReport(schema: string, dryRun: boolean): MigrateReport {
+  return {
+    schema,
+    createdSchema: false,
+    pending: [],
+    applied: [],
+    alreadyApplied: [],
+    skipped: [],
+    warnings: [],
+    dryRun,
+    lockWaitMs: 0,
+    interrupted: false,
+    timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 },
+  };
+}

@@ -12,6 +12,7 @@ import type { MigrationSet } from '../../src/core/migration-set.js';
 import type { Clock } from '../../src/core/ports.js';
 import type { ClaimedJob } from '../../src/control/store.js';
 import type { MigrateReport } from '../../src/migrator.js';
+import { emptyReport } from '../../src/engine/types.js';
 import type { TenantJobData } from '../../src/core/jobs.js';
 import { FleetFingerprints, type AttemptRecord, type ProcessorStore, type TenantTarget } from '../../src/worker/ports.js';
 import { tenantProcessor } from '../../src/worker/processor.js';
@@ -49,20 +50,7 @@ function claimed(over: Partial<ClaimedJob> = {}): ClaimedJob {
 }
 
 function report(over: Partial<MigrateReport> = {}): MigrateReport {
-  return {
-    schema: 'public',
-    createdSchema: false,
-    pending: [],
-    applied: [],
-    alreadyApplied: [],
-    skipped: [],
-    warnings: [],
-    dryRun: false,
-    lockWaitMs: 0,
-    interrupted: false,
-    timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 },
-    ...over,
-  };
+  return { ...emptyReport('public', false), ...over };
 }
 
 /** A processor wired to plain objects; `engine` is what the tenant's migrate() does. */
