@@ -444,7 +444,7 @@ export function lint(input: LintInput): LintReport {
           if (added)
             w.find(
               'enum-value-used-in-transaction',
-              `uses enum value '${v}' added by ALTER TYPE ... ADD VALUE at ${added.file === f.name ? 'line' : `${added.file}:`}${added.line} in the same transaction`,
+              `uses enum value '${v}' added by ALTER TYPE ... ADD VALUE at ${added.file === f.name ? 'line ' : `${added.file}:`}${added.line} in the same transaction`,
             );
         }
       }
