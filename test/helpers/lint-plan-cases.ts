@@ -142,7 +142,7 @@ export const CASES: RuleCase[] = [
   },
   {
     rule: 'data-change-without-where',
-    bad: ['UPDATE orders SET x = x + 1;'],
+    bad: ["UPDATE orders SET status = 'old';"],
     good: ['UPDATE orders SET x = x + 1 WHERE id <= 10;', 'CREATE TABLE fresh (a int);\nDELETE FROM fresh;'],
     table: 'orders',
   },
