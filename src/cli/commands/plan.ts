@@ -213,10 +213,3 @@ export async function tenantSizes(
   });
   return { sizes, unread };
 }
-
-/** Not exported as a flag value elsewhere: `--order-by size` is the only order besides the file's. */
-export function parseOrderBy(v: unknown): 'size' | undefined {
-  if (v === undefined) return undefined;
-  if (v !== 'size') throw new ConfigError([`--order-by: "${String(v)}" is not an order; the only one is size (small tenants first)`]);
-  return 'size';
-}
