@@ -178,7 +178,10 @@ export function parseValidationHeader(sql: string): HeaderDirective {
         };
       }
       if (a) {
-        const words = a[1]!.trim().split(/[\s,]+/).filter(Boolean);
+        const words = a[1]!
+          .trim()
+          .split(/[\s,]+/)
+          .filter(Boolean);
         const bad = words.find((w) => !isRuleId(w));
         if (words.length === 0 || bad !== undefined) {
           return {

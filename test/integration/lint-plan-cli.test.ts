@@ -24,7 +24,9 @@ const dir = (files: Record<string, string>) => {
 async function loadOrders(t: FleetTenant, n: number): Promise<void> {
   const s = t.schema ? `"${t.schema}".` : '';
   if (t.schema) await t.query(`CREATE SCHEMA IF NOT EXISTS "${t.schema}"`);
-  await t.query(`CREATE TABLE ${s}orders (id int PRIMARY KEY, x int, note text); INSERT INTO ${s}orders SELECT g, g, 'n' FROM generate_series(1, ${n}) g; ANALYZE ${s}orders`);
+  await t.query(
+    `CREATE TABLE ${s}orders (id int PRIMARY KEY, x int, note text); INSERT INTO ${s}orders SELECT g, g, 'n' FROM generate_series(1, ${n}) g; ANALYZE ${s}orders`,
+  );
 }
 
 let small: FleetTenant;
@@ -34,7 +36,8 @@ let schemaTenant: FleetTenant;
 
 beforeAll(async () => {
   fleet = await Fleet.create();
-  [small, mid, big, schemaTenant] = await fleet.addTenants([{ id: 'lp-small' }, { id: 'lp-mid' }, { id: 'lp-big' }, { id: 'lp-schema', kind: 'schema' }]);
+  const ts = await fleet.addTenants([{ id: 'lp-small' }, { id: 'lp-mid' }, { id: 'lp-big' }, { id: 'lp-schema', kind: 'schema' }]);
+  [small, mid, big, schemaTenant] = [ts[0]!, ts[1]!, ts[2]!, ts[3]!];
   await loadOrders(small!, 10);
   await loadOrders(mid!, 50_000);
   await loadOrders(big!, 1_100_000);
@@ -156,14 +159,20 @@ describe('rollouts refuse unacknowledged error-level findings', () => {
     expect(typo.code).toBe(2);
     expect(typo.stderr).toContain('unknown lint rule "drop-colum"');
 
-    const ok = await fleet.cliJson<any>(['rollout', '--dir', d.dir, '--tenants', file, '--all', '--accept-risk', 'drop-column'], { env: { FLOTILLA_ACTOR: 'alice' } });
+    const ok = await fleet.cliJson<any>(['rollout', '--dir', d.dir, '--tenants', file, '--all', '--accept-risk', 'drop-column'], {
+      env: { FLOTILLA_ACTOR: 'alice' },
+    });
     expect(ok.code, why(ok)).toBe(0);
     expect(ok.stderr).toContain('acknowledged risk: 001_drop_note.sql:1 drop-column (ACCESS EXCLUSIVE on orders) by alice via --accept-risk');
     const status = await fleet.cliJson<any>(['rollout', 'status', ok.json.id]);
-    expect(status.json.acknowledgements).toMatchObject([{ file: '001_drop_note.sql', line: 1, rule: 'drop-column', via: 'flag', actor: 'alice', table: 'orders' }]);
+    expect(status.json.acknowledgements).toMatchObject([
+      { file: '001_drop_note.sql', line: 1, rule: 'drop-column', via: 'flag', actor: 'alice', table: 'orders' },
+    ]);
     expect(status.json.acknowledgements[0].osUser).toMatch(/@/);
     const statusText = await fleet.cli(['rollout', 'status', ok.json.id]);
-    expect(statusText.stdout).toMatch(/Acknowledged risks:\n {2}001_drop_note\.sql:1 drop-column \(ACCESS EXCLUSIVE on orders\): alice \(\S+@\S+\) via --accept-risk/);
+    expect(statusText.stdout).toMatch(
+      /Acknowledged risks:\n {2}001_drop_note\.sql:1 drop-column \(ACCESS EXCLUSIVE on orders\): alice \(\S+@\S+\) via --accept-risk/,
+    );
     await fleet.cli(['rollout', 'cancel', ok.json.id]);
 
     // the same file content again: the acknowledgement carries over (named), no flag needed
@@ -195,9 +204,12 @@ describe('rollouts refuse unacknowledged error-level findings', () => {
     expect(refused.stderr).toContain('001_vacuum.sql:1 vacuum-full');
     expect((await fleet.controlQuery(`SELECT count(*)::int AS n FROM flotilla.schedules WHERE name = 'lp-weekly'`)).rows[0].n).toBe(0);
     expect((await fleet.controlQuery(`SELECT count(*)::int AS n FROM flotilla.tenants WHERE id = 'lp-sched'`)).rows[0].n, 'nothing registered').toBe(0);
-    const ok = await fleet.cli(['schedule', '--dir', d2.dir, '--tenants', tfile, '--name', 'lp-weekly', '--cron', '0 3 * * SUN', '--all', '--accept-risk', 'vacuum-full'], {
-      env: { FLOTILLA_ACTOR: 'carol' },
-    });
+    const ok = await fleet.cli(
+      ['schedule', '--dir', d2.dir, '--tenants', tfile, '--name', 'lp-weekly', '--cron', '0 3 * * SUN', '--all', '--accept-risk', 'vacuum-full'],
+      {
+        env: { FLOTILLA_ACTOR: 'carol' },
+      },
+    );
     expect(ok.code, why(ok)).toBe(0);
     const rows = (await fleet.controlQuery(`SELECT rule, via, actor, rollout_id FROM flotilla.risk_acks WHERE schedule_name = 'lp-weekly'`)).rows;
     expect(rows).toEqual([{ rule: 'vacuum-full', via: 'flag', actor: 'carol', rollout_id: null }]);

@@ -6,7 +6,7 @@
  * table another session holds in ACCESS SHARE (which conflicts only with
  * ACCESS EXCLUSIVE) and must be found waiting for exactly that.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RULES, type LockMode } from '../../src/core/lint/rules.js';
 import { createTestDatabase, dropAllTestDatabases, type TestDatabase } from '../helpers/db.js';
@@ -52,9 +52,9 @@ describe('each rule claims the lock Postgres takes', () => {
           let waiting: string[] = [];
           for (let i = 0; i < 100 && waiting.length === 0; i++) {
             await new Promise((r) => setTimeout(r, 50));
-            waiting = (
-              await client.query(`SELECT mode FROM pg_locks WHERE relation = $1 AND NOT granted AND locktype = 'relation'`, [oid])
-            ).rows.map((r) => r.mode);
+            waiting = (await client.query(`SELECT mode FROM pg_locks WHERE relation = $1 AND NOT granted AND locktype = 'relation'`, [oid])).rows.map(
+              (r) => r.mode,
+            );
           }
           expect(strongest(waiting)).toBe(RULES[c.rule].lock);
           await holder.query('ROLLBACK');
@@ -68,10 +68,9 @@ describe('each rule claims the lock Postgres takes', () => {
       await client.query('BEGIN');
       try {
         for (const sql of c.bad) await client.query(sql);
-        const held = await client.query(
-          `SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'relation' AND relation = $1 AND granted`,
-          [oid],
-        );
+        const held = await client.query(`SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'relation' AND relation = $1 AND granted`, [
+          oid,
+        ]);
         expect(strongest(held.rows.map((r) => r.mode))).toBe(RULES[c.rule].lock);
       } finally {
         await client.query('ROLLBACK');

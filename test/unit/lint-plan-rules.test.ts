@@ -61,16 +61,23 @@ describe('lint: what is existing, and where findings point', () => {
     // not validated: still a scan
     expect(lintMigrations([set.migrations[0]!, set.migrations[2]!]).findings.map((f) => f.rule)).toEqual(['set-not-null']);
     // a CHECK on another column proves nothing
-    const other = await setOf(['ALTER TABLE orders ADD CONSTRAINT nn CHECK (y IS NOT NULL) NOT VALID;\nALTER TABLE orders VALIDATE CONSTRAINT nn;', 'ALTER TABLE orders ALTER COLUMN x SET NOT NULL;']);
+    const other = await setOf([
+      'ALTER TABLE orders ADD CONSTRAINT nn CHECK (y IS NOT NULL) NOT VALID;\nALTER TABLE orders VALIDATE CONSTRAINT nn;',
+      'ALTER TABLE orders ALTER COLUMN x SET NOT NULL;',
+    ]);
     expect(lintMigrations(other.migrations).findings.map((f) => f.rule)).toEqual(['set-not-null']);
   });
   it('an enum value used in the next file counts only under --single-transaction', async () => {
     const set = await setOf(["ALTER TYPE s ADD VALUE 'x';", "UPDATE t SET s = 'x' WHERE id = 1;"]);
     expect(lintMigrations(set.migrations).findings).toEqual([]);
-    expect(lintMigrations(set.migrations, { singleTransaction: true }).findings.map((f) => [f.rule, f.file])).toEqual([['enum-value-used-in-transaction', '002_f.sql']]);
+    expect(lintMigrations(set.migrations, { singleTransaction: true }).findings.map((f) => [f.rule, f.file])).toEqual([
+      ['enum-value-used-in-transaction', '002_f.sql'],
+    ]);
   });
   it('a stable default (now(), CURRENT_TIMESTAMP, a constant cast) is not volatile; an unknown function is', async () => {
-    const ok = await setOf(["ALTER TABLE t ADD COLUMN a timestamptz DEFAULT CURRENT_TIMESTAMP, ADD COLUMN b jsonb DEFAULT '{}'::jsonb, ADD COLUMN c text DEFAULT lower('X');"]);
+    const ok = await setOf([
+      "ALTER TABLE t ADD COLUMN a timestamptz DEFAULT CURRENT_TIMESTAMP, ADD COLUMN b jsonb DEFAULT '{}'::jsonb, ADD COLUMN c text DEFAULT lower('X');",
+    ]);
     expect(lintMigrations(ok.migrations).findings).toEqual([]);
     const bad = await setOf(['ALTER TABLE t ADD COLUMN a uuid DEFAULT my_uuid();', 'ALTER TABLE t ADD COLUMN b timestamptz DEFAULT clock_timestamp();']);
     expect(lintMigrations(bad.migrations).findings.map((f) => f.rule)).toEqual(['add-column-volatile-default', 'add-column-volatile-default']);
@@ -79,7 +86,12 @@ describe('lint: what is existing, and where findings point', () => {
     const set = await setOf([
       'ALTER TABLE t ADD COLUMN a int GENERATED ALWAYS AS IDENTITY, ADD COLUMN b int UNIQUE, ADD COLUMN c int REFERENCES u (id), ADD COLUMN d int CHECK (d > 0);',
     ]);
-    expect(lintMigrations(set.migrations).findings.map((f) => f.rule)).toEqual(['add-column-serial', 'add-unique-constraint', 'add-foreign-key', 'add-check-constraint']);
+    expect(lintMigrations(set.migrations).findings.map((f) => f.rule)).toEqual([
+      'add-column-serial',
+      'add-unique-constraint',
+      'add-foreign-key',
+      'add-check-constraint',
+    ]);
   });
   it('the guide migrations pass', async () => {
     const set = await loadMigrationDir(fileURLToPath(new URL('../../migrations', import.meta.url)));
@@ -88,7 +100,7 @@ describe('lint: what is existing, and where findings point', () => {
 });
 
 describe('turning rules off and acknowledging them', () => {
-  it('-- flotilla:allow moves the file\'s findings of that rule to allowed; other files are not affected', async () => {
+  it("-- flotilla:allow moves the file's findings of that rule to allowed; other files are not affected", async () => {
     const set = await setOf(['-- flotilla:allow drop-column, rename-column\nALTER TABLE t DROP COLUMN a;', 'ALTER TABLE t DROP COLUMN b;']);
     const r = lintMigrations(set.migrations);
     expect(r.allowed.map((f) => [f.rule, f.file])).toEqual([['drop-column', '001_f.sql']]);

@@ -32,10 +32,13 @@ export function parseSafetyFlags(o: Flags): SafetyRequest {
   if (o.acceptRisk !== undefined) {
     const r = parseAcceptRisk(Array.isArray(o.acceptRisk) ? o.acceptRisk : [String(o.acceptRisk)]);
     if ('unknown' in r)
-      problems.push(`--accept-risk: ${r.unknown.map((u) => (u === '' ? 'an empty rule id (an unset shell variable?)' : `unknown lint rule "${u}"`)).join(', ')} (rules: ${RULE_IDS.join(', ')})`);
+      problems.push(
+        `--accept-risk: ${r.unknown.map((u) => (u === '' ? 'an empty rule id (an unset shell variable?)' : `unknown lint rule "${u}"`)).join(', ')} (rules: ${RULE_IDS.join(', ')})`,
+      );
     else acceptRisk = r.rules;
   }
-  if (o.orderBy !== undefined && o.orderBy !== 'size') problems.push(`--order-by: "${String(o.orderBy)}" is not an order; the only one is size (small tenants first, the largest last)`);
+  if (o.orderBy !== undefined && o.orderBy !== 'size')
+    problems.push(`--order-by: "${String(o.orderBy)}" is not an order; the only one is size (small tenants first, the largest last)`);
   if (problems.length) throw new ConfigError(problems);
   return { acceptRisk, ...(o.orderBy === 'size' && { orderBy: 'size' as const }) };
 }

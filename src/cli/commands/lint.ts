@@ -57,7 +57,9 @@ export function lockLabel(f: Pick<LintFinding, 'lock' | 'table' | 'index'>): str
 }
 
 export function printFinding(out: Output, f: LintFinding, indent = ''): void {
-  out.line(`${indent}${f.file}:${f.line}  ${f.severity}  ${f.rule}  (${lockLabel(f)}${RULES[f.rule].cost === 'brief' || RULES[f.rule].cost === 'fails' ? '' : `, ${costWords(f)}`})`);
+  out.line(
+    `${indent}${f.file}:${f.line}  ${f.severity}  ${f.rule}  (${lockLabel(f)}${RULES[f.rule].cost === 'brief' || RULES[f.rule].cost === 'fails' ? '' : `, ${costWords(f)}`})`,
+  );
   out.line(`${indent}  ${f.message}`);
   out.line(`${indent}  why: ${f.why}`);
   out.line(`${indent}  safer: ${f.safer}`);
@@ -86,8 +88,7 @@ export function printLint(out: Output, r: LintResult): void {
   const allowed = r.allowed.length ? `, ${r.allowed.length} acknowledged by header` : '';
   const disabled = r.disabled.length ? `; rules off in the config: ${r.disabled.join(', ')}` : '';
   out.line(`${r.errors ? '✗' : '✓'} ${r.errors} error${r.errors === 1 ? '' : 's'}, ${r.warnings} warning${r.warnings === 1 ? '' : 's'}${allowed}${disabled}`);
-  if (r.errors)
-    out.line('  Rewrite the statements the safer way, or acknowledge a finding with a "-- flotilla:allow <rule-id>" line at the top of its file.');
+  if (r.errors) out.line('  Rewrite the statements the safer way, or acknowledge a finding with a "-- flotilla:allow <rule-id>" line at the top of its file.');
 }
 
 export async function lint(ctx: CommandContext): Promise<number> {

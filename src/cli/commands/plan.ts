@@ -171,7 +171,9 @@ export function printPlan(out: Output, r: PlanResult): void {
     .map(([k, v]) => `${COST_WORDS[k] ?? k} ${Math.round(v / 1e6)} MB/s`)
     .join(', ');
   out.line(`Times are estimates from each table's size at an assumed ${speeds}; real speed depends on the server, its load, indexes and TOAST.`);
-  out.line(`${r.errors ? '✗' : '✓'} ${r.errors} error finding${r.errors === 1 ? '' : 's'}, ${r.warnings} warning${r.warnings === 1 ? '' : 's'} across the fleet`);
+  out.line(
+    `${r.errors ? '✗' : '✓'} ${r.errors} error finding${r.errors === 1 ? '' : 's'}, ${r.warnings} warning${r.warnings === 1 ? '' : 's'} across the fleet`,
+  );
 }
 
 export async function planRun(ctx: CommandContext, o: Flags): Promise<number> {

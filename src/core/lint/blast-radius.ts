@@ -105,8 +105,7 @@ export function blastRadius(perTenant: ReadonlyMap<string, readonly TenantFindin
   }
   const top = (g: BlastGroup) => g.tenants[0]?.bytes ?? -1;
   return out.sort(
-    (a, b) =>
-      (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1) || top(b) - top(a) || a.file.localeCompare(b.file) || a.line - b.line,
+    (a, b) => (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1) || top(b) - top(a) || a.file.localeCompare(b.file) || a.line - b.line,
   );
 }
 
@@ -135,7 +134,10 @@ export function namedRelations(migrations: readonly Pick<Migration, 'statements'
  * order). A tenant whose size could not be read counts as the largest: a
  * canary drawn from the small ones must not be a tenant we know nothing of.
  */
-export function orderBySize<T extends { id: string }>(tenants: readonly T[], size: ReadonlyMap<string, { bytes: number | null; tiebreak?: number | null }>): T[] {
+export function orderBySize<T extends { id: string }>(
+  tenants: readonly T[],
+  size: ReadonlyMap<string, { bytes: number | null; tiebreak?: number | null }>,
+): T[] {
   const key = (t: T) => size.get(t.id);
   return tenants
     .map((t, i) => ({ t, i }))

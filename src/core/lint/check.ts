@@ -166,7 +166,7 @@ function volatileCall(expr: unknown): string | undefined {
 /** `col IS NOT NULL` (the only CHECK that lets SET NOT NULL skip its scan): the column's name. */
 function notNullCheckColumn(expr: Node | undefined): string | undefined {
   const t = expr?.NullTest;
-  if (!t || t.nulltesttype !== 'IS_NOT_NULL') return undefined;
+  if (t?.nulltesttype !== 'IS_NOT_NULL') return undefined;
   const fields = t.arg?.ColumnRef?.fields;
   return Array.isArray(fields) && fields.length === 1 ? fields[0]?.String?.sval : undefined;
 }
@@ -242,15 +242,21 @@ function statement(w: Walk, kind: string, n: Node): void {
       const t = rel(n.relation);
       if (n.idxname) w.createdIndexes.add({ ...(t?.schema ? { schema: t.schema } : {}), name: String(n.idxname) });
       if (!n.concurrent && w.existing(t))
-        w.find('create-index-not-concurrently', `CREATE ${n.unique ? 'UNIQUE ' : ''}INDEX ${n.idxname ?? ''} on existing table ${relLabel(t)} without CONCURRENTLY`.replace('  ', ' '), {
-          table: t,
-        });
+        w.find(
+          'create-index-not-concurrently',
+          `CREATE ${n.unique ? 'UNIQUE ' : ''}INDEX ${n.idxname ?? ''} on existing table ${relLabel(t)} without CONCURRENTLY`.replace('  ', ' '),
+          {
+            table: t,
+          },
+        );
       return;
     }
     case 'DropStmt':
-      return drop(w, n);
+      drop(w, n);
+      return;
     case 'RenameStmt':
-      return rename(w, n);
+      rename(w, n);
+      return;
     case 'AlterTableStmt':
       if (n.objtype === 'OBJECT_TABLE' || n.objtype === undefined) alterTable(w, n);
       return;
@@ -273,7 +279,8 @@ function statement(w: Walk, kind: string, n: Node): void {
       const k = String(n.kind ?? '').replace('REINDEX_OBJECT_', '');
       const r = rel(n.relation);
       if (k === 'TABLE' && w.existing(r)) w.find('reindex-not-concurrently', `REINDEX TABLE ${relLabel(r)} without CONCURRENTLY`, { table: r });
-      else if (k === 'INDEX' && r && !w.createdIndexes.has(r)) w.find('reindex-not-concurrently', `REINDEX INDEX ${relLabel(r)} without CONCURRENTLY`, { index: r });
+      else if (k === 'INDEX' && r && !w.createdIndexes.has(r))
+        w.find('reindex-not-concurrently', `REINDEX INDEX ${relLabel(r)} without CONCURRENTLY`, { index: r });
       else if (k !== 'TABLE' && k !== 'INDEX') w.find('reindex-not-concurrently', `REINDEX ${k}${n.name ? ` ${n.name}` : ''} without CONCURRENTLY`);
       return;
     }
@@ -292,7 +299,8 @@ function drop(w: Walk, n: Node): void {
   if (n.removeType === 'OBJECT_TABLE') {
     for (const t of objects) if (w.existing(t)) w.find('drop-table', `DROP TABLE ${relLabel(t)}`, { table: t });
   } else if (n.removeType === 'OBJECT_INDEX' && !n.concurrent) {
-    for (const i of objects) if (!w.createdIndexes.has(i)) w.find('drop-index-not-concurrently', `DROP INDEX ${relLabel(i)} without CONCURRENTLY`, { index: i });
+    for (const i of objects)
+      if (!w.createdIndexes.has(i)) w.find('drop-index-not-concurrently', `DROP INDEX ${relLabel(i)} without CONCURRENTLY`, { index: i });
   }
 }
 
@@ -321,7 +329,10 @@ function alterTable(w: Walk, n: Node): void {
       }
       case 'AT_SetNotNull':
         if (existing && !w.hasValidatedNotNull(t, String(c.name)))
-          w.find('set-not-null', `SET NOT NULL on ${relLabel(t)}.${c.name} without a validated CHECK (${c.name} IS NOT NULL)`, { table: t, column: String(c.name) });
+          w.find('set-not-null', `SET NOT NULL on ${relLabel(t)}.${c.name} without a validated CHECK (${c.name} IS NOT NULL)`, {
+            table: t,
+            column: String(c.name),
+          });
         break;
       case 'AT_AlterColumnType':
         if (existing) {
@@ -363,7 +374,12 @@ function addColumn(w: Walk, t: RelRef, def: Node): void {
     switch (con.contype) {
       case 'CONSTR_DEFAULT': {
         const f = volatileCall(con.raw_expr);
-        if (f) w.find('add-column-volatile-default', `ADD COLUMN ${col} with a default calling ${f}(), volatile or not known to be stable, on ${relLabel(t)}`, where);
+        if (f)
+          w.find(
+            'add-column-volatile-default',
+            `ADD COLUMN ${col} with a default calling ${f}(), volatile or not known to be stable, on ${relLabel(t)}`,
+            where,
+          );
         break;
       }
       case 'CONSTR_IDENTITY':
@@ -375,13 +391,21 @@ function addColumn(w: Walk, t: RelRef, def: Node): void {
         break;
       case 'CONSTR_UNIQUE':
       case 'CONSTR_PRIMARY':
-        w.find('add-unique-constraint', `ADD COLUMN ${col} ${con.contype === 'CONSTR_PRIMARY' ? 'PRIMARY KEY' : 'UNIQUE'} on ${relLabel(t)} builds its index under the lock`, where);
+        w.find(
+          'add-unique-constraint',
+          `ADD COLUMN ${col} ${con.contype === 'CONSTR_PRIMARY' ? 'PRIMARY KEY' : 'UNIQUE'} on ${relLabel(t)} builds its index under the lock`,
+          where,
+        );
         break;
       case 'CONSTR_CHECK':
         w.find('add-check-constraint', `ADD COLUMN ${col} with a CHECK on ${relLabel(t)} (checked against every row)`, where);
         break;
       case 'CONSTR_FOREIGN':
-        w.find('add-foreign-key', `ADD COLUMN ${col} REFERENCES ${relLabel(rel(con.pktable) ?? { name: '?' })} on ${relLabel(t)} (validated against every row)`, where);
+        w.find(
+          'add-foreign-key',
+          `ADD COLUMN ${col} REFERENCES ${relLabel(rel(con.pktable) ?? { name: '?' })} on ${relLabel(t)} (validated against every row)`,
+          where,
+        );
         break;
     }
   }
@@ -398,9 +422,13 @@ function addConstraint(w: Walk, t: RelRef, con: Node, existing: boolean): void {
     }
     case 'CONSTR_FOREIGN':
       if (existing && !con.skip_validation)
-        w.find('add-foreign-key', `ADD CONSTRAINT${name} FOREIGN KEY on ${relLabel(t)} referencing ${relLabel(rel(con.pktable) ?? { name: '?' })} without NOT VALID`, {
-          table: t,
-        });
+        w.find(
+          'add-foreign-key',
+          `ADD CONSTRAINT${name} FOREIGN KEY on ${relLabel(t)} referencing ${relLabel(rel(con.pktable) ?? { name: '?' })} without NOT VALID`,
+          {
+            table: t,
+          },
+        );
       break;
     case 'CONSTR_UNIQUE':
     case 'CONSTR_PRIMARY':

@@ -84,7 +84,7 @@ export function acknowledge(
     checksum: checksums.get(f.file) ?? '',
     line: f.line,
     rule: f.rule,
-    table: f.table ? `${f.table.schema ? `${f.table.schema}.` : ''}${f.table.name}` : (f.index ? `index ${f.index.name}` : null),
+    table: f.table ? `${f.table.schema ? `${f.table.schema}.` : ''}${f.table.name}` : f.index ? `index ${f.index.name}` : null,
     lock: f.lock,
   });
   for (const f of report.allowed) if (f.severity === 'error') acks.push({ ...base(f), via: 'header', actor });

@@ -229,7 +229,7 @@ export const RULES: Readonly<Record<RuleId, RuleInfo>> = Object.freeze({
     'REINDEX without CONCURRENTLY',
     'SHARE',
     'index-build',
-    "blocks every INSERT, UPDATE and DELETE on the table while its indexes are rebuilt (and queries that would use a rebuilt index wait on its ACCESS EXCLUSIVE lock)",
+    'blocks every INSERT, UPDATE and DELETE on the table while its indexes are rebuilt (and queries that would use a rebuilt index wait on its ACCESS EXCLUSIVE lock)',
     'REINDEX ... CONCURRENTLY in a file of its own (it runs outside a transaction)',
   ),
   'enum-value-used-in-transaction': R(
