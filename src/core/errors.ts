@@ -617,8 +617,9 @@ export class UnacknowledgedRiskError extends FlotillaError {
     const rules = [...new Set(findings.map((f) => f.rule))];
     super(
       `the migration set has ${findings.length} error-level lint finding${findings.length === 1 ? '' : 's'} nobody acknowledged: ${findings
+        .slice(0, 10)
         .map((f) => `${f.file}:${f.line} ${f.rule} (${f.lock ? `${f.lock}${f.table ? ` on ${f.table}` : ''}` : 'fails'}: ${f.message})`)
-        .join('; ')}`,
+        .join('; ')}${findings.length > 10 ? `; and ${findings.length - 10} more (flotilla lint lists them all)` : ''}`,
       `Nothing was started. See them with \`flotilla lint\` and rewrite the statements the safer way, or acknowledge them: ${rules
         .map((r) => `--accept-risk ${r}`)
         .join(' ')} (recorded with your name: FLOTILLA_ACTOR, else the OS user), or a "-- flotilla:allow <rule-id>" line at the top of the file.`,
