@@ -74,3 +74,20 @@ export async function rolloutAcks(
     acknowledgedAt: x.acknowledged_at,
   }));
 }
+
+/**
+ * What each of these tenants is known to have applied, by the rollouts of
+ * this control database that were not dry runs (file names). A tenant never
+ * rolled out is absent: nothing is known of it.
+ */
+export async function knownApplied(db: Queryable, tenantIds: readonly string[]): Promise<Map<string, string[]>> {
+  if (tenantIds.length === 0) return new Map();
+  const r = await db.query<{ tenant_id: string; applied: string[] }>(
+    `SELECT rt.tenant_id, array_agg(DISTINCT a.name ORDER BY a.name) AS applied
+       FROM ${T('rollout_tenants')} rt JOIN ${T('rollouts')} r ON r.id = rt.rollout_id, unnest(rt.applied) AS a(name)
+      WHERE rt.tenant_id = ANY($1) AND NOT coalesce((r.options->>'dryRun')::boolean, false)
+      GROUP BY rt.tenant_id`,
+    [tenantIds],
+  );
+  return new Map(r.rows.map((x) => [x.tenant_id, x.applied]));
+}

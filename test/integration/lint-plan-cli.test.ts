@@ -217,6 +217,32 @@ describe('rollouts refuse unacknowledged error-level findings', () => {
   }, 120_000);
 });
 
+describe('the gate knows what earlier rollouts applied', () => {
+  it('an index on a table an earlier rollout created is on an existing table: refused', async () => {
+    const [t] = await fleet.addTenants([{ id: 'lp-known' }]);
+    const file = fleet.writeTenantsFile([t!]);
+    const d = dir({ '001_create_items.sql': 'CREATE TABLE items (id int, v int);\n' });
+    const worker = await fleet.startWorker({ concurrency: 1 });
+    try {
+      const first = await fleet.cliJson<any>(['rollout', '--dir', d.dir, '--tenants', file, '--all', '--wait']);
+      expect(first.code, why(first)).toBe(0);
+      d.write('002_index_items.sql', 'CREATE INDEX items_v ON items (v);\n');
+      // statically, items is created earlier in the set: lint without a database says nothing
+      expect((await runCli(['lint', '--dir', d.dir])).code).toBe(0);
+      const refused = await fleet.cli(['rollout', '--dir', d.dir, '--tenants', file, '--all']);
+      expect(refused.code, why(refused)).toBe(2);
+      expect(refused.stderr).toContain('002_index_items.sql:1 create-index-not-concurrently (SHARE on items');
+      // a tenant nothing is known of meets items as a new table
+      const [fresh] = await fleet.addTenants([{ id: 'lp-unknown' }]);
+      const ok = await fleet.cliJson<any>(['rollout', '--dir', d.dir, '--tenants', fleet.writeTenantsFile([fresh!]), '--all', '--wait']);
+      expect(ok.code, why(ok)).toBe(0);
+      expect(ok.json.tenants[0]).toMatchObject({ state: 'succeeded', applied: ['001_create_items.sql', '002_index_items.sql'] });
+    } finally {
+      await fleet.stopWorker(worker);
+    }
+  }, 180_000);
+});
+
 describe('rollout --order-by size', () => {
   it('small tenants first, the largest last; the canary comes from the small ones', async () => {
     const d = dir({ '001_add_col.sql': 'ALTER TABLE orders ADD COLUMN extra int;\n' });

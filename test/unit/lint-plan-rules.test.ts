@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadMigrationDir } from '../../src/adapters/fs-source.js';
 import { ConfigError } from '../../src/core/errors.js';
-import { acknowledge, lintMigrations, parseAcceptRisk, RULE_IDS, RULES } from '../../src/core/lint/index.js';
+import { acknowledge, lintForTenants, lintMigrations, parseAcceptRisk, RULE_IDS, RULES } from '../../src/core/lint/index.js';
 import { blastRadius, estimateSeconds, namedRelations, orderBySize } from '../../src/core/lint/blast-radius.js';
 import { buildMigrationSet } from '../../src/core/migration-set.js';
 import { loadConfig } from '../../src/config.js';
@@ -96,6 +96,29 @@ describe('lint: what is existing, and where findings point', () => {
   it('the guide migrations pass', async () => {
     const set = await loadMigrationDir(fileURLToPath(new URL('../../migrations', import.meta.url)));
     expect(lintMigrations(set.migrations).findings).toEqual([]);
+  });
+  it('for a fleet: a tenant known to have applied the first files meets their tables as existing', async () => {
+    const set = await loadMigrationDir(fileURLToPath(new URL('../../migrations', import.meta.url)));
+    const names = set.migrations.map((m) => m.name);
+    // nothing known of the tenants: the whole set, nothing flagged
+    expect(lintForTenants(set, new Map(), ['a', 'b']).findings).toEqual([]);
+    // b applied 001..005: 006 and 008 build indexes on its existing products and users
+    const r = lintForTenants(set, new Map([['b', names.slice(0, 5)]]), ['a', 'b']);
+    expect(r.findings.map((f) => [f.file, f.rule, f.table?.name])).toEqual([
+      ['006_add_products_status.sql', 'create-index-not-concurrently', 'products'],
+      ['008_add_users_notification_preference.sql', 'create-index-not-concurrently', 'users'],
+    ]);
+    // the same finding from two tenant states is reported once
+    expect(
+      lintForTenants(
+        set,
+        new Map([
+          ['a', names.slice(0, 6)],
+          ['b', names.slice(0, 5)],
+        ]),
+        ['a', 'b'],
+      ).findings,
+    ).toHaveLength(2);
   });
 });
 

@@ -9,10 +9,10 @@
 import { hostname, userInfo } from 'node:os';
 import type { Config } from '../../config.js';
 import type { Queryable } from '../../adapters/pg/connection.js';
-import { earlierAcks } from '../../control/risk-acks.js';
+import { earlierAcks, knownApplied } from '../../control/risk-acks.js';
 export { recordAcks } from '../../control/risk-acks.js';
 import { ConfigError, UnacknowledgedRiskError } from '../../core/errors.js';
-import { acknowledge, lintMigrations, parseAcceptRisk, relLabel, RULE_IDS, type RiskAck, type RuleId } from '../../core/lint/index.js';
+import { acknowledge, lintForTenants, parseAcceptRisk, relLabel, RULE_IDS, type RiskAck, type RuleId } from '../../core/lint/index.js';
 import { orderBySize } from '../../core/lint/blast-radius.js';
 import type { MigrationSet } from '../../core/migration-set.js';
 import type { Tenant } from '../../core/tenants.js';
@@ -56,13 +56,23 @@ export function actorOf(env: Record<string, string | undefined>): { actor: strin
 
 /**
  * The acknowledgements of the set's error-level findings, or UnacknowledgedRiskError.
- * `db` (the control database) is read only when a finding is not acknowledged by a flag or a header.
+ * `db` is the control database: what the tenants are known to have applied, and earlier acknowledgements.
  */
-export async function riskGate(set: MigrationSet, config: Config, accepted: readonly RuleId[], actor: string, db: Queryable | undefined): Promise<RiskAck[]> {
-  const report = lintMigrations(set.migrations, { disable: config.lint.disable, singleTransaction: config.singleTransaction });
+export async function riskGate(
+  set: MigrationSet,
+  config: Config,
+  accepted: readonly RuleId[],
+  actor: string,
+  db: Queryable,
+  tenantIds: readonly string[],
+): Promise<RiskAck[]> {
+  const report = lintForTenants(set, await knownApplied(db, tenantIds), tenantIds, {
+    disable: config.lint.disable,
+    singleTransaction: config.singleTransaction,
+  });
   const sums = new Map(set.migrations.map((m) => [m.name, m.checksum]));
   let result = acknowledge(report, sums, accepted, actor);
-  if (result.missing.length && db) result = acknowledge(report, sums, accepted, actor, await earlierAcks(db, [...new Set(sums.values())]));
+  if (result.missing.length) result = acknowledge(report, sums, accepted, actor, await earlierAcks(db, [...new Set(sums.values())]));
   if (result.missing.length)
     throw new UnacknowledgedRiskError(
       result.missing.map((f) => ({

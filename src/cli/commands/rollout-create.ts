@@ -40,9 +40,16 @@ export async function rolloutCreateCommand(
   const store = await openStore(fleet, out);
   let queue: ReturnType<typeof openQueue> | undefined;
   try {
-    // error-level lint findings must each be acknowledged before anything starts (exit 2 naming them)
-    const acks = await riskGate(set, config, safety.acceptRisk, who.actor, store.pool);
     let tenants = fromFile ?? (await loadTenants(req.tenants, store));
+    // error-level lint findings must each be acknowledged before anything starts (exit 2 naming them)
+    const acks = await riskGate(
+      set,
+      config,
+      safety.acceptRisk,
+      who.actor,
+      store.pool,
+      tenants.map((t) => t.id),
+    );
     if (safety.orderBy === 'size') tenants = await orderTenants(tenants, set, config, env, out);
     warnLiteralPasswords(out, tenants);
     // only now: opening a queue writes to Redis, and a refused selection must leave nothing there

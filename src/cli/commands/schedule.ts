@@ -39,13 +39,20 @@ export async function scheduleAddCommand(
     await checkRedis(fctx.fleet.redisUrl);
     const set = await loadMigrationDir(fctx.config.dir);
     const who = actorOf(env);
-    // error-level lint findings must each be acknowledged before the schedule is saved (exit 2 naming them)
-    const acks = await riskGate(set, fctx.config, safety.acceptRisk, who.actor, store.pool);
     const registering = req.tenantsFile ? await loadTenants({ tenantsFile: req.tenantsFile, selection: { all: true } }, store) : [];
     // the selection must match tenants of the registry as it will be once the file is registered
     const registered = new Map((await store.registryTenants()).map((t) => [t.id, t]));
     for (const t of registering) registered.set(t.id, t);
     const selected = selectTenants([...registered.values()], req.selection);
+    // error-level lint findings must each be acknowledged before the schedule is saved (exit 2 naming them)
+    const acks = await riskGate(
+      set,
+      fctx.config,
+      safety.acceptRisk,
+      who.actor,
+      store.pool,
+      selected.map((t) => t.id),
+    );
     warnLiteralPasswords(fctx.out, registering);
     // the options a `rollout` of the tenants selected today would freeze (a percentage counts them)
     const options = rolloutOptions(req.settings, selected.length, false, rolloutEngineSettings(fctx.config));

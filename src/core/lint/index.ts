@@ -3,7 +3,8 @@
  * and what a rollout needs of them: which error-level findings are
  * acknowledged, by whom and how, and which are not.
  */
-import type { Migration } from '../migration-set.js';
+import type { Migration, MigrationSet } from '../migration-set.js';
+import { plan } from '../plan.js';
 import { parseValidationHeader } from '../validation.js';
 import { lint, type LintFile, type LintFinding, type LintReport } from './check.js';
 import { isRuleId, type RuleId } from './rules.js';
@@ -31,6 +32,41 @@ export function lintMigrations(migrations: readonly Migration[], o: LintOptions 
     ...(o.disable && { disable: o.disable }),
     ...(o.singleTransaction && { singleTransaction: true }),
   });
+}
+
+/**
+ * The set's findings as the selected tenants will meet them. A tenant the
+ * control database knows (earlier rollouts applied files to it) has only the
+ * rest pending, and the tables its applied files created are existing there;
+ * a tenant nothing is known of gets the whole set (tables created earlier in
+ * the set are new). The union over the tenants' distinct states, each finding once.
+ */
+export function lintForTenants(
+  set: MigrationSet,
+  appliedByTenant: ReadonlyMap<string, readonly string[]>,
+  tenantIds: readonly string[],
+  o: Omit<LintOptions, 'applied'> = {},
+): LintReport {
+  const states = new Map<string, readonly string[]>([['', []]]);
+  if (tenantIds.length) states.clear();
+  for (const id of tenantIds) {
+    const names = appliedByTenant.get(id) ?? [];
+    states.set([...names].sort().join('\0'), names);
+  }
+  const findings = new Map<string, LintFinding>();
+  const allowed = new Map<string, LintFinding>();
+  const key = (f: LintFinding) => `${f.file}\0${f.line}\0${f.rule}\0${f.message}`;
+  for (const names of states.values()) {
+    const p = plan(
+      set,
+      names.map((name) => ({ name, checksum: null, appliedAt: null, durationMs: null, appliedBy: null })),
+    );
+    const r = lintMigrations(p.pending, { ...o, applied: p.applied.map((a) => a.migration) });
+    for (const f of r.findings) findings.set(key(f), f);
+    for (const f of r.allowed) allowed.set(key(f), f);
+  }
+  const order = (a: LintFinding, b: LintFinding) => a.file.localeCompare(b.file) || a.line - b.line;
+  return { findings: [...findings.values()].sort(order), allowed: [...allowed.values()].sort(order) };
 }
 
 export function errorCount(findings: readonly LintFinding[]): number {
