@@ -8,6 +8,7 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RELATION_SIZES_SQL } from '../../src/adapters/pg/read-only.js';
 import { RULES, type LockMode } from '../../src/core/lint/rules.js';
 import { createTestDatabase, dropAllTestDatabases, type TestDatabase } from '../helpers/db.js';
 import { CASES, SETUP } from '../helpers/lint-plan-cases.js';
@@ -91,5 +92,22 @@ describe('each rule claims the lock Postgres takes', () => {
     }
     // each file in its own transaction: accepted
     for (const sql of c.good) await client.query(`BEGIN; ${sql} COMMIT;`);
+  });
+});
+
+describe('plan reads table sizes through the catalog indexes', () => {
+  it('no sequential scan of pg_class or pg_index', async () => {
+    await client.query('BEGIN; SET LOCAL enable_seqscan = off');
+    try {
+      const plan = await client.query(`EXPLAIN ${RELATION_SIZES_SQL}`, [
+        ['orders', 'orders_x_idx', 'nope'],
+        ['table', 'index', 'table'],
+      ]);
+      const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+      expect(text).toContain('pg_class_oid_index');
+      expect(text).not.toMatch(/Seq Scan on pg_(class|index|namespace)/);
+    } finally {
+      await client.query('ROLLBACK');
+    }
   });
 });

@@ -65,22 +65,34 @@ export interface RelationSize {
   bytes: number | null;
 }
 
+/**
+ * One row per ref ($1 names, $2 kinds), in order: the table (for an index, its
+ * table) found by to_regclass and pg_class's and pg_index's oid indexes. Run
+ * with enable_seqscan off: on a small catalog the planner would rather scan
+ * pg_index; on a large one a scan is what we must never do.
+ */
+export const RELATION_SIZES_SQL = `SELECT x.i, CASE WHEN c.oid IS NOT NULL THEN quote_ident(n.nspname) || '.' || quote_ident(c.relname) END AS table,
+       c.reltuples::float8 AS reltuples, CASE WHEN c.oid IS NOT NULL THEN pg_total_relation_size(c.oid) END AS bytes
+  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(n, k, i)
+  LEFT JOIN LATERAL (SELECT CASE WHEN x.k = 'index' THEN (SELECT ix.indrelid FROM pg_index ix WHERE ix.indexrelid = to_regclass(x.n))
+                                 ELSE to_regclass(x.n) END AS oid) o ON true
+  LEFT JOIN pg_class c ON c.oid = o.oid
+  LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+ ORDER BY x.i`;
+
 /** Sizes of the named tables (or the tables of the named indexes), in one query. */
 export async function relationSizes(db: Queryable, refs: readonly RelationRef[]): Promise<RelationSize[]> {
   if (refs.length === 0) return [];
   const names = refs.map((r) => (r.schema ? `${quoteIdent(r.schema)}.${quoteIdent(r.name)}` : quoteIdent(r.name)));
   const kinds = refs.map((r) => (r.index ? 'index' : 'table'));
-  const r = await db.query<{ i: string; table: string | null; reltuples: number | null; bytes: string | null }>(
-    `SELECT x.i, CASE WHEN c.oid IS NOT NULL THEN quote_ident(n.nspname) || '.' || quote_ident(c.relname) END AS table,
-            c.reltuples::float8 AS reltuples, CASE WHEN c.oid IS NOT NULL THEN pg_total_relation_size(c.oid) END AS bytes
-       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(n, k, i)
-       LEFT JOIN LATERAL (SELECT CASE WHEN x.k = 'index' THEN (SELECT ix.indrelid FROM pg_index ix WHERE ix.indexrelid = to_regclass(x.n))
-                                      ELSE to_regclass(x.n) END AS oid) o ON true
-       LEFT JOIN pg_class c ON c.oid = o.oid
-       LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
-      ORDER BY x.i`,
-    [names, kinds],
-  );
+  await db.query('BEGIN READ ONLY');
+  let r: pg.QueryResult<{ i: string; table: string | null; reltuples: number | null; bytes: string | null }>;
+  try {
+    await db.query('SET LOCAL enable_seqscan = off');
+    r = await db.query(RELATION_SIZES_SQL, [names, kinds]);
+  } finally {
+    await db.query('COMMIT').catch(() => {});
+  }
   return r.rows.map((row) => ({
     found: row.table !== null,
     table: row.table,
