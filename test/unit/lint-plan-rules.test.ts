@@ -108,6 +108,8 @@ describe('lint: what is existing, and where findings point', () => {
       ['006_add_products_status.sql', 'create-index-not-concurrently', 'products'],
       ['008_add_users_notification_preference.sql', 'create-index-not-concurrently', 'users'],
     ]);
+    // files of another set under the same numbers are not knowledge about this one
+    expect(lintForTenants(set, new Map([['b', ['001_create_accounts.sql', '002_create_products.sql']]]), ['b']).findings).toEqual([]);
     // the same finding from two tenant states is reported once
     expect(
       lintForTenants(

@@ -40,6 +40,8 @@ export function lintMigrations(migrations: readonly Migration[], o: LintOptions 
  * rest pending, and the tables its applied files created are existing there;
  * a tenant nothing is known of gets the whole set (tables created earlier in
  * the set are new). The union over the tenants' distinct states, each finding once.
+ * Known files are the set's own, by exact name: a tenant whose history has
+ * other files under the same numbers is treated as unknown.
  */
 export function lintForTenants(
   set: MigrationSet,
@@ -49,8 +51,10 @@ export function lintForTenants(
 ): LintReport {
   const states = new Map<string, readonly string[]>([['', []]]);
   if (tenantIds.length) states.clear();
+  // only files of this set, by their exact name, count as known: a tenant with another history is one we know nothing of
+  const inSet = new Set(set.migrations.map((m) => m.name));
   for (const id of tenantIds) {
-    const names = appliedByTenant.get(id) ?? [];
+    const names = (appliedByTenant.get(id) ?? []).filter((n) => inSet.has(n));
     states.set([...names].sort().join('\0'), names);
   }
   const findings = new Map<string, LintFinding>();
