@@ -5,21 +5,25 @@ import { fleetContext, withStore, type FleetContext } from '../context.js';
 import { printRolloutOrJson, rolloutView, type RolloutView } from '../print/rollout.js';
 import type { CommandContext } from './single.js';
 
-/** The view plus the lint findings acknowledged for it (control/risk-acks.ts). */
-export type RolloutStatusView = RolloutView & { acknowledgements: StoredAck[] };
+/**
+ * The view plus the lint findings acknowledged for it (control/risk-acks.ts), when there are
+ * any: without them the view is exactly what `rollout --wait` printed at the end.
+ */
+export type RolloutStatusView = RolloutView & { acknowledgements?: StoredAck[] };
 
 export async function rolloutStatusCommand(fctx: FleetContext, id: string): Promise<RolloutStatusView> {
   return withStore(fctx, async (store) => {
     const r = await store.getRollout(id);
     if (!r) throw new RolloutNotFoundError(id);
-    return { ...rolloutView(r, await store.rolloutTenants(id)), acknowledgements: await rolloutAcks(store.pool, r) };
+    const acks = await rolloutAcks(store.pool, r);
+    return { ...rolloutView(r, await store.rolloutTenants(id)), ...(acks.length ? { acknowledgements: acks } : {}) };
   });
 }
 
 export async function rolloutStatus(ctx: CommandContext, id: string): Promise<number> {
   const v = await rolloutStatusCommand(fleetContext(ctx), id);
   printRolloutOrJson(ctx.out, v);
-  if (!ctx.out.json && v.acknowledgements.length) {
+  if (!ctx.out.json && v.acknowledgements?.length) {
     ctx.out.line();
     ctx.out.line('Acknowledged risks:');
     for (const a of v.acknowledgements)
