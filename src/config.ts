@@ -12,7 +12,7 @@ import { ConfigError } from './core/errors.js';
 import { redactUrl } from './core/redact.js';
 import { VALIDATION_OPTION_NAMES, type ValidationOptions } from './core/validation.js';
 import type { RolloutOptions } from './core/rollout-plan.js';
-import { DEFAULT_PREFIX } from './adapters/redis.js';
+import { DEFAULT_PREFIX, clusterPrefixProblem, isClusterUrl, parseClusterUrl } from './adapters/redis.js';
 import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './migrator.js';
 import type { QueueSettings } from './queue.js';
 
@@ -216,8 +216,8 @@ export interface FleetSettings extends QueueSettings {
 const FleetEnv = z.object({
   REDIS_URL: z
     .string()
-    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
-    .refine((u) => URL.canParse(u), 'is not a valid URL (check the port; percent-encode special characters in the password)')
+    .regex(/^rediss?(\+cluster)?:\/\//, 'must be a redis://, rediss:// or (a Redis Cluster) redis+cluster://h1:p1,h2:p2 URL')
+    .refine((u) => isClusterUrl(u) || URL.canParse(u), 'is not a valid URL (check the port; percent-encode special characters in the password)')
     .default('redis://127.0.0.1:6379'),
   CONTROL_DATABASE_URL: z
     .string()
@@ -250,6 +250,12 @@ export function fleetSettings(config: Config, env: Record<string, string | undef
   const controlUrl = parsed.data.CONTROL_DATABASE_URL ?? config.databaseUrl;
   if (!controlUrl) throw new ConfigError(['no control database: set CONTROL_DATABASE_URL (or DATABASE_URL)']);
   const d = parsed.data;
+  if (isClusterUrl(d.REDIS_URL)) {
+    // the URL's own problems (exit 2), and a prefix without a hash tag: BullMQ's multi-key scripts would fail with CROSSSLOT
+    parseClusterUrl(d.REDIS_URL);
+    const problem = clusterPrefixProblem(d.FLOTILLA_QUEUE_PREFIX);
+    if (problem) throw new ConfigError([problem]);
+  }
   return {
     redisUrl: d.REDIS_URL,
     prefix: d.FLOTILLA_QUEUE_PREFIX,

@@ -13,7 +13,8 @@ import { ConnectionCache } from '../adapters/pg/connection-cache.js';
 import { ControlStore } from '../control/store.js';
 import { reconcile } from '../producer/reconcile.js';
 import { restoreSchedules, startScheduledRollout } from '../producer/schedule.js';
-import { CONTROL_QUEUE, MIGRATE_QUEUE, openQueue, redisConnection, type QueueSettings } from '../queue.js';
+import { CONTROL_QUEUE, MIGRATE_QUEUE, openQueue, type QueueSettings } from '../queue.js';
+import { bullConnection } from '../adapters/redis-client.js';
 import type { Logger } from '../logger.js';
 import { systemClock } from '../adapters/clock.js';
 import { FleetFingerprints } from './ports.js';
@@ -82,11 +83,14 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   const now = () => new Date();
   const connections = new ConnectionCache({ applicationName: `flotilla-worker ${id}`, idleMs: 2000, maxIdle: s.concurrency });
 
+  // a single server: BullMQ's own clients; a cluster: one client per Worker, closed after it (adapters/redis-client.ts)
+  const tenantsRedis = bullConnection(s.redisUrl);
+  const controlRedis = bullConnection(s.redisUrl);
   const tenants = new Worker(
     MIGRATE_QUEUE,
     tenantProcessor({ store, queue, workerId: id, logger: log, env, now, connections, fingerprints: new FleetFingerprints(systemClock) }),
     {
-      connection: redisConnection(s.redisUrl),
+      connection: tenantsRedis.connection,
       prefix: s.prefix,
       concurrency: s.concurrency,
       lockDuration: s.lockDurationMs,
@@ -101,7 +105,7 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
       if (job.name === 'scheduled-rollout') return startScheduledRollout(store, queue, job.data.schedule, now);
       throw new Error(`unknown control job ${job.name}`);
     },
-    { connection: redisConnection(s.redisUrl), prefix: s.prefix, concurrency: 1, lockDuration: 30_000 },
+    { connection: controlRedis.connection, prefix: s.prefix, concurrency: 1, lockDuration: 30_000 },
   );
   for (const w of [tenants, controller]) {
     w.on('error', (e) => log.warn({ err: e }, 'queue error (reconnecting)'));
@@ -120,7 +124,7 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
       }, s.drainTimeoutMs);
       await Promise.all([tenants.close(), controller.close()]).catch(() => {});
       clearTimeout(timer);
-      await Promise.all([queue.close(), control.close(), connections.close()]).catch(() => {});
+      await Promise.all([queue.close(), control.close(), connections.close(), tenantsRedis.close(), controlRedis.close()]).catch(() => {});
       await store.close();
       log.info('worker stopped');
     })());
