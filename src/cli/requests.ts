@@ -125,12 +125,21 @@ export interface WorkerRequest {
   drainTimeoutMs: number;
   lockDurationMs: number;
   reconcileEveryMs: number;
+  /** --metrics-port / --metrics-host: serve Prometheus metrics (worker/metrics.ts) */
+  metrics?: { host: string; port: number };
 }
 
 export function parseWorker(o: Flags, env: Record<string, string | undefined>): WorkerRequest {
   const drain = parseDuration(o.drainTimeout);
   if (drain === undefined) throw new ConfigError([`--drain-timeout: "${o.drainTimeout}" is not a duration`]);
+  const port = intOption('--metrics-port', o.metricsPort, 0);
+  if (port !== undefined && port > 65535) throw new ConfigError([`--metrics-port: "${o.metricsPort}" must be a port number (0-65535)`]);
+  if (o.metricsHost !== undefined && (port === undefined || !/^[A-Za-z0-9.:_-]+$/.test(o.metricsHost)))
+    throw new ConfigError([
+      port === undefined ? '--metrics-host: give --metrics-port too' : `--metrics-host: "${o.metricsHost}" is not a host name or address`,
+    ]);
   return {
+    ...(port !== undefined && { metrics: { host: o.metricsHost ?? '0.0.0.0', port } }),
     concurrency: intOption('--concurrency', o.concurrency) ?? 2,
     drainTimeoutMs: drain,
     lockDurationMs: parseDuration(env.FLOTILLA_JOB_LOCK_DURATION ?? '30s') ?? 30_000,

@@ -19,6 +19,7 @@ import type { Logger } from '../logger.js';
 import { systemClock } from '../adapters/clock.js';
 import { FleetFingerprints } from './ports.js';
 import { tenantProcessor } from './processor.js';
+import { WorkerMetrics, activeRolloutProgress, serveMetrics } from './metrics.js';
 
 export interface WorkerSettings extends QueueSettings {
   controlUrl: string;
@@ -29,10 +30,14 @@ export interface WorkerSettings extends QueueSettings {
   drainTimeoutMs: number;
   /** how long a control-database call keeps retrying through an outage (default 90 s) */
   controlRetryMs?: number;
+  /** serve Prometheus metrics on this host and port (worker/metrics.ts); none when absent */
+  metrics?: { host: string; port: number };
 }
 
 export interface RunningWorker {
   id: string;
+  /** where the metrics are served (with `metrics` in the settings) */
+  metricsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -52,6 +57,20 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   await store.migrate();
   const queue = openQueue(MIGRATE_QUEUE, s);
   const control = openQueue(CONTROL_QUEUE, s);
+  const metrics = s.metrics
+    ? new WorkerMetrics({
+        queueCounts: () => queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'waiting-children'),
+        activeRollouts: () => activeRolloutProgress(store.pool, s.prefix),
+      })
+    : undefined;
+  // listening first: a port in use is refused (exit 2) before this worker takes any job
+  const metricsServer =
+    metrics && s.metrics
+      ? await serveMetrics(metrics, s.metrics.host, s.metrics.port).catch(async (e) => {
+          await Promise.all([queue.close(), control.close(), store.close()]).catch(() => {});
+          throw e;
+        })
+      : undefined;
   const scheduleReconcile = () =>
     control.upsertJobScheduler('reconcile', { every: s.reconcileEveryMs }, { name: 'reconcile', opts: { removeOnComplete: true, removeOnFail: 100 } });
   await scheduleReconcile();
@@ -86,18 +105,25 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   // a single server: BullMQ's own clients; a cluster: one client per Worker, closed after it (adapters/redis-client.ts)
   const tenantsRedis = bullConnection(s.redisUrl);
   const controlRedis = bullConnection(s.redisUrl);
-  const tenants = new Worker(
-    MIGRATE_QUEUE,
-    tenantProcessor({ store, queue, workerId: id, logger: log, env, now, connections, fingerprints: new FleetFingerprints(systemClock) }),
-    {
-      connection: tenantsRedis.connection,
-      prefix: s.prefix,
-      concurrency: s.concurrency,
-      lockDuration: s.lockDurationMs,
-      stalledInterval: Math.max(1000, Math.floor(s.lockDurationMs / 2)),
-      maxStalledCount: 10,
-    },
-  );
+  const processor = tenantProcessor({
+    store,
+    queue,
+    workerId: id,
+    logger: log,
+    env,
+    now,
+    connections,
+    fingerprints: new FleetFingerprints(systemClock),
+    ...(metrics && { observe: metrics.observe }),
+  });
+  const tenants = new Worker(MIGRATE_QUEUE, metrics ? metrics.track(processor) : processor, {
+    connection: tenantsRedis.connection,
+    prefix: s.prefix,
+    concurrency: s.concurrency,
+    lockDuration: s.lockDurationMs,
+    stalledInterval: Math.max(1000, Math.floor(s.lockDurationMs / 2)),
+    maxStalledCount: 10,
+  });
   const controller = new Worker(
     CONTROL_QUEUE,
     async (job: Job) => {
@@ -111,7 +137,7 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
     w.on('error', (e) => log.warn({ err: e }, 'queue error (reconnecting)'));
     w.on('failed', (job, e) => log.debug({ jobId: job?.id, err: e }, 'job failed'));
   }
-  log.info({ concurrency: s.concurrency, prefix: s.prefix }, 'worker started');
+  log.info({ concurrency: s.concurrency, prefix: s.prefix, ...(metricsServer && { metrics: metricsServer.url }) }, 'worker started');
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -125,8 +151,9 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
       await Promise.all([tenants.close(), controller.close()]).catch(() => {});
       clearTimeout(timer);
       await Promise.all([queue.close(), control.close(), connections.close(), tenantsRedis.close(), controlRedis.close()]).catch(() => {});
+      await metricsServer?.close();
       await store.close();
       log.info('worker stopped');
     })());
-  return { id, close };
+  return { id, ...(metricsServer && { metricsUrl: metricsServer.url }), close };
 }

@@ -58,6 +58,8 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .description('run a worker: take tenant jobs from Redis and migrate them (SIGTERM drains)')
     .option('--concurrency <n>', 'tenants at once in this process', '2')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long running jobs may finish', '30s')
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port (GET /metrics), e.g. 9464')
+    .option('--metrics-host <host>', 'address the metrics server listens on (default 0.0.0.0)')
     .action((o, cmd) => run(async (ctx) => (await import('./worker.js')).workerRun(ctx, o), cmd));
 
   const schedule = program
