@@ -7,13 +7,15 @@
  * against `rollout status`, and gone once it is cancelled. No URL or password in any scrape.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { Fleet, SECRET, waitFor, why, type WorkerProcess } from '../helpers/fleet.js';
 import { spawnWorker } from '../helpers/fleet-base.js';
 import { migrationDir } from '../helpers/migrations.js';
 import { freePort } from '../helpers/ops-redis-cluster.js';
 import { scrape, total, type Sample } from '../helpers/ops-prometheus.js';
-import { runCli } from '../helpers/cli.js';
+import { REPO, runCli } from '../helpers/cli.js';
 
 const FILES = {
   '001_a.sql': 'CREATE TABLE a (id int);\n',
@@ -137,6 +139,22 @@ describe('worker metrics', () => {
     // the rollout is over: no progress gauge for it
     expect(samples.flat().filter((s: Sample) => s.labels.rollout === view.id)).toEqual([]);
     expect(samples.flat().some((s) => s.name === 'flotilla_process_resident_memory_bytes')).toBe(true);
+
+    // the Grafana dashboard queries only metrics a worker really serves
+    const dashboard = readFileSync(join(REPO, 'docs', 'grafana-dashboard.json'), 'utf8');
+    // (declared names: a gauge of active rollouts has no sample once none is active; a histogram serves _bucket, _sum, _count)
+    const declared = scrapes.flatMap((x) => [...x.text.matchAll(/^# TYPE (\S+) (\S+)$/gm)]);
+    const served = new Set(declared.flatMap((m) => (m[2] === 'histogram' ? ['_bucket', '_sum', '_count'].map((x) => m[1]! + x) : [m[1]!])));
+    const queried = new Set(
+      [
+        ...JSON.parse(dashboard)
+          .panels.flatMap((p: { targets: { expr: string }[] }) => p.targets.map((t) => t.expr))
+          .join(' ')
+          .matchAll(/flotilla_\w+/g),
+      ].map((m) => m[0]),
+    );
+    expect(queried.size).toBeGreaterThan(8);
+    for (const name of queried) expect(served.has(name), `${name} (docs/grafana-dashboard.json)`).toBe(true);
   });
 
   it('an active rollout has progress gauges equal to `rollout status`; cancelled, it drops out', async () => {
