@@ -15,6 +15,7 @@ import type { RolloutOptions } from './core/rollout-plan.js';
 import { DEFAULT_PREFIX, clusterPrefixProblem, isClusterUrl, parseClusterUrl } from './adapters/redis.js';
 import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './migrator.js';
 import type { QueueSettings } from './queue.js';
+import { describeTarget, targetProblem } from './notify/targets.js';
 
 export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -61,6 +62,12 @@ const ConfigSchema = z
     }),
     validation: z.object(validationShape).strict(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    // webhook targets of every rollout this config creates (`rollout --notify` replaces them): notify/targets.ts
+    notify: z
+      .array(
+        z.string().superRefine((t, ctx) => void (targetProblem(t) && ctx.addIssue({ code: 'custom', message: `${describeTarget(t)} ${targetProblem(t)}` }))),
+      )
+      .optional(),
   })
   .strict();
 

@@ -12,6 +12,7 @@ import { scheduleProblems } from '../core/cron.js';
 import { parseCanary, parseCountSpec, type RolloutSettings } from '../core/rollout-plan.js';
 import { parseSelectorFlags, type TenantSelection } from '../core/tenants.js';
 import { parseDuration } from '../config.js';
+import { parseTargets } from '../notify/targets.js';
 
 /** Flags as commander hands them over (strings, booleans, string lists; "" when a shell variable was unset). */
 export type Flags = Record<string, any>;
@@ -68,7 +69,9 @@ export interface RolloutCreateRequest {
 
 export function parseRolloutCreate(o: Flags): RolloutCreateRequest {
   const tenants = parseTenantsRequest(o);
-  return { tenants, settings: parseRolloutSettings(o), dryRun: !!o.dryRun, wait: !!o.wait };
+  // --notify (repeatable): checked here, before anything is opened; without it, the config file's list applies
+  const notify = o.notify !== undefined ? parseTargets('--notify', [o.notify].flat()) : undefined;
+  return { tenants, settings: { ...parseRolloutSettings(o), ...(notify && { notify }) }, dryRun: !!o.dryRun, wait: !!o.wait };
 }
 
 export interface RolloutRetryRequest {

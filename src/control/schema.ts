@@ -5,6 +5,7 @@
  * control/migrate.ts applies them.
  */
 import type { MigrationFile } from '../core/migration-set.js';
+import { NOTIFY_MIGRATION } from '../notify/schema.js';
 
 export const CONTROL_SCHEMA = 'flotilla';
 export const CONTROL_TRACKING_TABLE = 'control_migrations';
@@ -192,4 +193,6 @@ ALTER TABLE schedules ALTER COLUMN queue_prefix DROP DEFAULT;
 ALTER TABLE schedules DROP CONSTRAINT schedules_pkey, ADD PRIMARY KEY (queue_prefix, name);
 `,
   },
+  // 009 (ops): the notification outbox and its trigger
+  NOTIFY_MIGRATION,
 ];

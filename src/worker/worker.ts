@@ -20,6 +20,7 @@ import { systemClock } from '../adapters/clock.js';
 import { FleetFingerprints } from './ports.js';
 import { tenantProcessor } from './processor.js';
 import { WorkerMetrics, activeRolloutProgress, serveMetrics } from './metrics.js';
+import { Notifier } from '../notify/sender.js';
 
 export interface WorkerSettings extends QueueSettings {
   controlUrl: string;
@@ -57,6 +58,8 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   await store.migrate();
   const queue = openQueue(MIGRATE_QUEUE, s);
   const control = openQueue(CONTROL_QUEUE, s);
+  // webhook notifications of this fleet's rollouts, from the outbox the state changes fill (notify/)
+  const notifier = new Notifier({ pool: store.pool, queuePrefix: s.prefix, env, logger: log, everyMs: Math.min(2000, s.reconcileEveryMs) });
   const metrics = s.metrics
     ? new WorkerMetrics({
         queueCounts: () => queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'waiting-children'),
@@ -137,6 +140,7 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
     w.on('error', (e) => log.warn({ err: e }, 'queue error (reconnecting)'));
     w.on('failed', (job, e) => log.debug({ jobId: job?.id, err: e }, 'job failed'));
   }
+  notifier.start();
   log.info({ concurrency: s.concurrency, prefix: s.prefix, ...(metricsServer && { metrics: metricsServer.url }) }, 'worker started');
 
   let closing: Promise<void> | undefined;
@@ -144,6 +148,7 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
     (closing ??= (async () => {
       log.info('draining: no new jobs; waiting for running ones');
       clearInterval(watchdog);
+      await notifier.stop();
       const timer = setTimeout(() => {
         log.warn({ drainTimeoutMs: s.drainTimeoutMs }, 'drain timeout: abandoning running jobs (Postgres rolls them back; another worker retries them)');
         void tenants.close(true);
