@@ -20,7 +20,7 @@ async function parseArgs(args: string[]): Promise<{ path: string; options: Recor
   let seen: { path: string; options: Record<string, any> } | undefined;
   const program = buildProgram(async (_action, cmd) => {
     const names: string[] = [];
-    for (let c: typeof cmd | null = cmd; c && c.parent; c = c.parent) names.unshift(c.name());
+    for (let c: typeof cmd | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
     seen = { path: names.join(' '), options: mergedOptions(cmd) };
   });
   const quiet = (c: typeof program) => {
