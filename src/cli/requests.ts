@@ -120,6 +120,7 @@ export function parseSchedule(o: Flags): ScheduleRequest {
   const { selection } = parseSelectorFlags({ tenants: o.tenants, tag: o.tag, all: o.all });
   // a schedule has no canary and no waves: only the flags it declares are read
   const settings = parseRolloutSettings({ maxFailures: o.maxFailures, concurrency: o.concurrency, perServer: o.perServer });
+  if (o.notify !== undefined) settings.notify = parseTargets('--notify', [o.notify].flat());
   return { name: o.name, cron: o.cron, tz: o.tz, ...(o.tenants && { tenantsFile: o.tenants }), selection, settings };
 }
 

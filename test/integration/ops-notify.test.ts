@@ -12,6 +12,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet, SECRET, waitFor, why } from '../helpers/fleet.js';
 import { migrationDir } from '../helpers/migrations.js';
+import { redisUrl } from '../helpers/redis.js';
+import { ControlStore } from '../../src/control/store.js';
+import { startScheduledRollout } from '../../src/producer/schedule.js';
+import { MIGRATE_QUEUE, openQueue } from '../../src/queue.js';
 
 interface Received {
   path: string;
@@ -206,6 +210,45 @@ describe('notifications', () => {
     expect((await fleet.controlQuery(`SELECT target FROM flotilla.notifications WHERE rollout_id = $1`, [only.json.id])).rows).toEqual([
       { target: receiver.url('/flag') },
     ]);
+  });
+
+  it('a schedule keeps its targets (--notify, else the config file); the rollouts it starts notify', async () => {
+    const [t] = await fleet.addTenants([{ id: 's-1', tags: ['ops-sched'] }]);
+    const args = [
+      'schedule',
+      '--dir',
+      dir.dir,
+      '--name',
+      'ops-nightly',
+      '--cron',
+      '0 3 * * *',
+      '--tenants',
+      fleet.writeTenantsFile([t!]),
+      '--tag',
+      'ops-sched',
+    ];
+    const bad = await fleet.cli([...args, '--notify', 'ftp://x.example/y']);
+    expect(bad.code, why(bad)).toBe(2);
+    const ok = await fleet.cli([...args, '--notify', receiver.url('/scheduled')]);
+    expect(ok.code, why(ok)).toBe(0);
+    const options = (await fleet.controlQuery(`SELECT options FROM flotilla.schedules WHERE name = 'ops-nightly'`)).rows[0].options;
+    expect(options.notify).toEqual([receiver.url('/scheduled')]);
+    // what the schedule's job does when its cron fires, run now
+    const store = new ControlStore(fleet.control.url, { queuePrefix: fleet.prefix });
+    const queue = openQueue(MIGRATE_QUEUE, { redisUrl: redisUrl(), prefix: fleet.prefix });
+    try {
+      const started = await startScheduledRollout(store, queue, 'ops-nightly', () => new Date());
+      expect(started).toMatchObject({ rolloutId: expect.any(String) });
+      const id = (started as { rolloutId: string }).rolloutId;
+      await waitFor(
+        'the scheduled rollout notified',
+        async () => receiver.at('/scheduled').some((g) => g.body.rollout.id === id && g.body.event === 'rollout.succeeded'),
+        50_000,
+      );
+    } finally {
+      await queue.close();
+      await store.close();
+    }
   });
 
   it('bad targets are refused (exit 2) before anything is created, naming the target without its path', async () => {

@@ -78,6 +78,7 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--max-failures <n|%>', 'per rollout')
     .option('--concurrency <n>', 'per rollout')
     .option('--per-server <n>', 'per rollout')
+    .option('--notify <url...>', 'per rollout: POST a JSON event when it halts, fails, succeeds or is cancelled (see rollout --notify)')
     .action((o, cmd) => run(async (ctx) => (await import('./schedule.js')).scheduleAdd(ctx, o), cmd));
   schedule
     .command('list')
