@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Docker image's build steps, without Docker (see Dockerfile), run in CI (.ci/run):
 #   1. build, and `npm pack` the package as it would be published;
-#   2. check the tarball holds only dist/, package.json, README and LICENSE (no tests, no benchmarks, no sources);
+#   2. check the tarball holds only what package.json's "files" names (no tests, no benchmarks) and its bin;
 #   3. install the tarball into an empty folder, its dependencies from the registry and no devDependencies;
 #   4. run the installed `flotilla`: --version (= package.json's), `list` on the repo's migrations
 #      (every file listed, exit 0), `worker --help`, and import the library by its package name.
@@ -21,10 +21,24 @@ step "npm pack"
 tarball="$(npm pack --silent --pack-destination "$work" | tail -1)"
 [ -f "$work/$tarball" ] || fail "npm pack produced no tarball"
 files="$(tar -tzf "$work/$tarball")"
-unexpected="$(grep -vE '^package/(dist/.+|package\.json|README\.md|LICENSE(\.md)?)$' <<<"$files" || true)"
-[ -z "$unexpected" ] || fail "the package holds files a user does not need:
-$unexpected"
-grep -q '^package/dist/' <<<"$files" || fail "the package holds no dist/"
+# what package.json's "files" names (plus what npm always adds), and never a test or a benchmark
+node -e '
+  const pkg = require(process.argv[1]);
+  const allowed = (pkg.files ?? []).map((f) => f.replace(/^\.?\//, "").replace(/\/$/, ""));
+  const always = /^(package\.json|README(\.md)?|LICEN[CS]E(\.md)?|CHANGELOG(\.md)?)$/i;
+  const bins = Object.values(typeof pkg.bin === "string" ? { x: pkg.bin } : (pkg.bin ?? {})).map((b) => b.replace(/^\.?\//, ""));
+  const files = process.argv[2].split("\n").filter(Boolean).map((f) => f.replace(/^package\//, ""));
+  const bad = files.filter((f) => !always.test(f) && !allowed.some((a) => f === a || f.startsWith(a + "/")));
+  const tests = files.filter((f) => /(^|\/)(test|tests|__tests__|bench|\.bench-dist)\//.test(f) || /\.test\.[cm]?[jt]s$/.test(f));
+  const missing = bins.filter((b) => !files.includes(b));
+  const problems = [
+    ...bad.map((f) => `${f}: not named by package.json "files"`),
+    ...tests.map((f) => `${f}: a test or benchmark`),
+    ...missing.map((b) => `${b}: the bin is missing`),
+  ];
+  if (!files.length) problems.push("the package is empty");
+  if (problems.length) { console.error(problems.join("\n")); process.exit(1); }
+' "$repo/package.json" "$files" || fail "the package holds the wrong files (above)"
 
 step "install $tarball into an empty folder (dependencies from the registry, no devDependencies)"
 mkdir "$work/app"
