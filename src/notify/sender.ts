@@ -56,11 +56,17 @@ export class Notifier {
     this.timer.unref();
   }
 
-  /** Stop looking; waits for the deliveries under way. */
-  async stop(): Promise<void> {
+  /**
+   * Stop looking; waits a little for the deliveries under way. Not longer: a pass stuck on an
+   * unreachable control database must not hold up a worker's drain, and what it claimed is
+   * another worker's once its lease runs out.
+   */
+  async stop(waitMs = 2000): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.running;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.running, new Promise((r) => (timer = setTimeout(r, waitMs)))]);
+    clearTimeout(timer);
   }
 
   /** One pass: claim what is due, deliver it, record each outcome. Returns how many were sent. */
