@@ -5,13 +5,13 @@
  * live on the cluster in the slot of the prefix's hash tag (none on the ordinary Redis), and the
  * other Redis uses (schedules, `rollout resume`'s reconcile, the workers' reconcile schedule and
  * flush watchdog) work there too. A prefix without a hash tag is refused before anything is
- * touched (exit 2).
+ * touched (exit 2); a cluster that does not answer is exit 3.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { Fleet, GUIDE_MIGRATIONS, trackingRows, waitFor, why } from '../helpers/fleet.js';
 import { redisUrl } from '../helpers/redis.js';
-import { startCluster, type LocalCluster } from '../helpers/ops-redis-cluster.js';
+import { freePort, startCluster, type LocalCluster } from '../helpers/ops-redis-cluster.js';
 
 let cluster: LocalCluster;
 let fleet: Fleet;
@@ -116,5 +116,13 @@ describe('Redis Cluster', () => {
     expect(bad.code, why(bad)).toBe(2);
     expect(bad.stderr).toMatch(/REDIS_URL/);
     expect([...(await keysPerNode()).values()].flat().filter((k) => k.startsWith('plainprefix'))).toEqual([]);
+    // a cluster nobody answers on: exit 3 (try again), naming the node, not a URL with its password
+    const dead = await freePort();
+    const down = await fleet.cli(['rollout', '--all', '--tenants', fleet.writeTenantsFile([fleet.tenant('rc-1')])], {
+      env: { REDIS_URL: `redis+cluster://:pw-s3cret@127.0.0.1:${dead}` },
+    });
+    expect(down.code, why(down)).toBe(3);
+    expect(down.stderr).toContain(`cannot connect to Redis at 127.0.0.1:${dead}`);
+    expect(down.stderr).not.toContain('pw-s3cret');
   });
 });
