@@ -162,7 +162,20 @@ async function checkCluster(url: string, timeoutMs: number): Promise<void> {
     }
   } catch (e) {
     if (e instanceof ConnectionError) throw e;
-    throw unreachable(where, socketError ?? e, url, t.tls);
+    if (/cluster support disabled/i.test(`${(e as Error)?.message} ${socketError?.message}`)) {
+      throw new ConnectionError(
+        where,
+        'this Redis is not a cluster (cluster support disabled)',
+        'Use REDIS_URL=redis://host:port for a single Redis server.',
+        'input',
+        undefined,
+        'Redis',
+      );
+    }
+    // ioredis's Cluster reports a refused or unreachable seed as "Connection is closed." (the socket's code is lost)
+    const err = (socketError ?? e) as { code?: string; message?: string };
+    const vague = !err?.code && /Connection is closed|None of startup nodes|Failed to refresh slots/i.test(String(err?.message));
+    throw unreachable(where, vague ? new Error('no seed node answered (refused, unreachable or not a cluster node)') : err, url, t.tls);
   } finally {
     c.disconnect();
   }

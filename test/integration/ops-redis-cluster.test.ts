@@ -124,5 +124,12 @@ describe('Redis Cluster', () => {
     expect(down.code, why(down)).toBe(3);
     expect(down.stderr).toContain(`cannot connect to Redis at 127.0.0.1:${dead}`);
     expect(down.stderr).not.toContain('pw-s3cret');
+    // a single Redis named as a cluster: a setting to fix (exit 2), the hint names redis://
+    const plain = new URL(redisUrl());
+    const notCluster = await fleet.cli(['rollout', '--all', '--tenants', fleet.writeTenantsFile([fleet.tenant('rc-1')])], {
+      env: { REDIS_URL: `redis+cluster://${plain.hostname}:${plain.port || 6379}` },
+    });
+    expect(notCluster.code, why(notCluster)).toBe(2);
+    expect(notCluster.stderr).toContain('this Redis is not a cluster');
   });
 });
