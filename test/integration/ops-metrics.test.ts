@@ -49,7 +49,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await fleet?.cleanup();
   dir.cleanup();
-}, 60_000);
+}, 120_000);
 
 describe('worker metrics', () => {
   it('the endpoints add up to the finished rollout: outcomes, attempts per phase, lock_timeout hits, retries by SQLSTATE', async () => {

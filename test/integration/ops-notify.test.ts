@@ -72,7 +72,7 @@ afterAll(async () => {
   await fleet?.cleanup();
   await receiver?.close();
   dir.cleanup();
-}, 60_000);
+}, 120_000);
 
 describe('notifications', () => {
   it('a succeeded rollout: one POST per target, sent by a worker after the CLI exited; the ${VAR} target resolved only there', async () => {

@@ -25,7 +25,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await fleet?.cleanup();
   await cluster?.stop();
-}, 60_000);
+}, 120_000);
 
 /** Every key of the fleet's prefix, per cluster node. */
 async function keysPerNode(): Promise<Map<number, string[]>> {
