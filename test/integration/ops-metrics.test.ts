@@ -51,7 +51,7 @@ afterAll(async () => {
   dir.cleanup();
 }, 120_000);
 
-describe('worker metrics', () => {
+describe('worker metrics', { timeout: 120_000 }, () => {
   it('the endpoints add up to the finished rollout: outcomes, attempts per phase, lock_timeout hits, retries by SQLSTATE', async () => {
     const tenants = await fleet.addTenants([{ id: 'm-1' }, { id: 'm-2', password: 'env' }, { id: 'm-3', kind: 'schema' }, { id: 'm-bad' }, { id: 'm-held' }]);
     await fleet.tenant('m-bad').query('CREATE TABLE a (id int)');

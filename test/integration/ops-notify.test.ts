@@ -74,7 +74,7 @@ afterAll(async () => {
   dir.cleanup();
 }, 120_000);
 
-describe('notifications', () => {
+describe('notifications', { timeout: 120_000 }, () => {
   it('a succeeded rollout: one POST per target, sent by a worker after the CLI exited; the ${VAR} target resolved only there', async () => {
     const tenants = await fleet.addTenants([{ id: 'n-1' }, { id: 'n-2', password: 'env' }]);
     const r = await fleet.cliJson([

@@ -46,7 +46,7 @@ async function keysPerNode(): Promise<Map<number, string[]>> {
   return out;
 }
 
-describe('Redis Cluster', () => {
+describe('Redis Cluster', { timeout: 120_000 }, () => {
   it('a rollout completes on a three-master cluster, every tenant succeeded, its keys in the slot of the hash tag', async () => {
     const tenants = await fleet.addTenants([
       { id: 'rc-1', tags: ['canary'] },
