@@ -44,7 +44,7 @@ step "install $tarball into an empty folder (dependencies from the registry, no 
 mkdir "$work/app"
 cd "$work/app"
 printf '{ "name": "package-check", "private": true }\n' >package.json
-npm install --omit=dev --no-audit --no-fund --loglevel=error "$work/$tarball" >/dev/null || fail "npm install of the tarball failed"
+npm install --omit=dev --no-audit --no-fund --prefer-offline --loglevel=error "$work/$tarball" >/dev/null || fail "npm install of the tarball failed"
 bin="$work/app/node_modules/.bin/flotilla"
 [ -x "$bin" ] || fail "the package installs no flotilla command"
 
