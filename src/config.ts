@@ -65,7 +65,12 @@ const ConfigSchema = z
     // webhook targets of every rollout this config creates (`rollout --notify` replaces them): notify/targets.ts
     notify: z
       .array(
-        z.string().superRefine((t, ctx) => void (targetProblem(t) && ctx.addIssue({ code: 'custom', message: `${describeTarget(t)} ${targetProblem(t)}` }))),
+        z
+          .string()
+          .superRefine(
+            (t, ctx) =>
+              void (targetProblem(t) && ctx.addIssue({ code: 'custom', message: `${t.trim() === '' ? '' : `${describeTarget(t)} `}${targetProblem(t)}` })),
+          ),
       )
       .optional(),
   })

@@ -15,7 +15,7 @@ const ONLY_PLACEHOLDER = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
 
 /** Why this target is refused, or undefined when it is acceptable (before its placeholders are resolved). */
 export function targetProblem(target: string): string | undefined {
-  if (target.trim() === '') return 'is empty (an unset shell variable?)';
+  if (target.trim() === '') return 'is empty (an unset shell variable?): give a URL or leave the option out';
   if (ONLY_PLACEHOLDER.test(target)) return undefined;
   const probe = target.replace(PLACEHOLDER, 'x');
   if (!/^https?:\/\//i.test(probe) || !URL.canParse(probe)) return 'must be an http:// or https:// URL, or a ${VAR} holding one';
@@ -26,7 +26,7 @@ export function targetProblem(target: string): string | undefined {
 export function parseTargets(source: string, targets: readonly string[]): string[] {
   const problems = targets.flatMap((t) => {
     const p = targetProblem(t);
-    return p ? [`${source}: ${JSON.stringify(describeTarget(t))} ${p}`] : [];
+    return p ? [`${source}: ${t.trim() === '' ? 'a value' : JSON.stringify(describeTarget(t))} ${p}`] : [];
   });
   if (problems.length) throw new ConfigError(problems);
   return [...new Set(targets)];
