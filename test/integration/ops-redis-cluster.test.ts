@@ -9,17 +9,28 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { Fleet, GUIDE_MIGRATIONS, trackingRows, waitFor, why } from '../helpers/fleet.js';
+import { Fleet, GUIDE_MIGRATIONS, trackingRows, waitFor, why, type WorkerProcess } from '../helpers/fleet.js';
+import { spawnWorker } from '../helpers/fleet-base.js';
+import { scrape, total } from '../helpers/ops-prometheus.js';
 import { redisUrl } from '../helpers/redis.js';
 import { freePort, startCluster, type LocalCluster } from '../helpers/ops-redis-cluster.js';
 
 let cluster: LocalCluster;
 let fleet: Fleet;
+let metricsPort: number;
 
 beforeAll(async () => {
   cluster = await startCluster();
   fleet = await Fleet.create({ reconcileEvery: '1s' });
-  await Promise.all([0, 1].map(() => fleet.startWorker({ env: { REDIS_URL: cluster.url } })));
+  // one plain worker, one serving metrics (its queue figures come from the cluster)
+  metricsPort = await freePort();
+  const withMetrics = spawnWorker({
+    env: fleet.workerEnv({ REDIS_URL: cluster.url }),
+    concurrency: 2,
+    args: ['--drain-timeout', '5s', '--metrics-port', String(metricsPort), '--metrics-host', '127.0.0.1'],
+  });
+  const [, id] = await Promise.all([fleet.startWorker({ env: { REDIS_URL: cluster.url } }), withMetrics.started]);
+  fleet.workers.push({ ...withMetrics, id } as WorkerProcess);
 }, 120_000);
 
 afterAll(async () => {
@@ -81,6 +92,17 @@ describe('Redis Cluster', { timeout: 120_000 }, () => {
     } finally {
       plain.disconnect();
     }
+
+    // the metrics read the queue on the cluster: no scrape error, and the tenants finished there
+    const scraped = (await scrape(`http://127.0.0.1:${metricsPort}/metrics`)).samples;
+    expect(total([scraped], 'flotilla_metrics_scrape_errors_total')).toBe(0);
+    expect(
+      scraped
+        .filter((x) => x.name === 'flotilla_queue_jobs')
+        .map((x) => x.labels.state)
+        .sort(),
+    ).toEqual(['active', 'delayed', 'prioritized', 'wait', 'waiting-children']);
+    expect(total([scraped], 'flotilla_queue_jobs')).toBe(0);
 
     // `rollout resume` reconciles on the cluster (job states, re-creation): nothing to do, exit 0
     const resumed = await fleet.cli(['rollout', 'resume', r.json.id], { env: { REDIS_URL: cluster.url } });
