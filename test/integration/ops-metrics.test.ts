@@ -53,15 +53,23 @@ afterAll(async () => {
 
 describe('worker metrics', { timeout: 120_000 }, () => {
   it('the endpoints add up to the finished rollout: outcomes, attempts per phase, lock_timeout hits, retries by SQLSTATE', async () => {
-    const tenants = await fleet.addTenants([{ id: 'm-1' }, { id: 'm-2', password: 'env' }, { id: 'm-3', kind: 'schema' }, { id: 'm-bad' }, { id: 'm-held' }]);
-    await fleet.tenant('m-bad').query('CREATE TABLE a (id int)');
+    // schema tenants but one (each database the fleet drops at the end costs a checkpoint)
+    const tenants = await fleet.addTenants([
+      { id: 'm-1', password: 'env' },
+      { id: 'm-2', kind: 'schema' },
+      { id: 'm-3', kind: 'schema' },
+      { id: 'm-bad', kind: 'schema' },
+      { id: 'm-held', kind: 'schema' },
+    ]);
+    const bad = fleet.tenant('m-bad');
+    await bad.query(`CREATE SCHEMA ${bad.tableSchema}; CREATE TABLE ${bad.tableSchema}.a (id int)`);
     const held = fleet.tenant('m-held');
-    await held.query('CREATE TABLE held (id int)');
+    await held.query(`CREATE SCHEMA ${held.tableSchema}; CREATE TABLE ${held.tableSchema}.held (id int)`);
     // an open transaction holding ACCESS SHARE on `held`: the ALTER waits, then hits lock_timeout
     const blocker = new pg.Client({ connectionString: held.db.url });
     await blocker.connect();
     await blocker.query('BEGIN');
-    await blocker.query('SELECT * FROM held');
+    await blocker.query(`SELECT * FROM ${held.tableSchema}.held`);
     const before = await scrapeAll();
     expect(
       total(
@@ -158,7 +166,10 @@ describe('worker metrics', { timeout: 120_000 }, () => {
   });
 
   it('an active rollout has progress gauges equal to `rollout status`; cancelled, it drops out', async () => {
-    const tenants = await fleet.addTenants([{ id: 'g-now' }, { id: 'g-later', window: { cron: '0 3 1 1 *', durationMinutes: 1 } }]);
+    const tenants = await fleet.addTenants([
+      { id: 'g-now', kind: 'schema' },
+      { id: 'g-later', kind: 'schema', window: { cron: '0 3 1 1 *', durationMinutes: 1 } },
+    ]);
     const created = await fleet.cliJson(['rollout', '--dir', dir.dir, '--tenants', fleet.writeTenantsFile(tenants), '--all']);
     expect(created.code, why(created)).toBe(0);
     const id = created.json.id as string;

@@ -60,8 +60,8 @@ async function keysPerNode(): Promise<Map<number, string[]>> {
 describe('Redis Cluster', { timeout: 120_000 }, () => {
   it('a rollout completes on a three-master cluster, every tenant succeeded, its keys in the slot of the hash tag', async () => {
     const tenants = await fleet.addTenants([
-      { id: 'rc-1', tags: ['canary'] },
-      { id: 'rc-2', password: 'env' },
+      { id: 'rc-1', tags: ['canary'], password: 'env' },
+      { id: 'rc-2', kind: 'schema' },
       { id: 'rc-3', kind: 'schema' },
       { id: 'rc-4', kind: 'schema' },
     ]);
@@ -110,7 +110,6 @@ describe('Redis Cluster', { timeout: 120_000 }, () => {
   });
 
   it('schedules live on the cluster, and a worker restores them when the cluster lost its data', async () => {
-    await fleet.addTenants([{ id: 'rc-s1' }]);
     const s = await fleet.cli(['schedule', '--name', 'nightly', '--cron', '0 3 * * *', '--tz', 'UTC', '--all'], { env: { REDIS_URL: cluster.url } });
     expect(s.code, why(s)).toBe(0);
     const schedulerKey = async () => [...(await keysPerNode()).values()].flat().filter((k) => k.includes('schedule.nightly') || k.endsWith(':control:repeat'));
