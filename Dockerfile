@@ -12,7 +12,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npm run build && npm pack --pack-destination /pkg
+RUN npm run build && mkdir -p /pkg && npm pack --pack-destination /pkg
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
