@@ -32,6 +32,8 @@ export interface NotifierOptions {
   timeoutMs?: number;
   /** first retry delay (default 1 s), doubled each time up to 5 min */
   retryBaseMs?: number;
+  /** each delivery attempt's result (the worker's metrics); must not throw */
+  onResult?: (result: 'sent' | 'retrying' | 'given_up') => void;
 }
 
 type Delivery = { ok: true; status: number } | { ok: false; error: string; permanent: boolean };
@@ -39,7 +41,7 @@ type Delivery = { ok: true; status: number } | { ok: false; error: string; perma
 export class Notifier {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
-  private readonly o: Required<NotifierOptions>;
+  private readonly o: Required<Omit<NotifierOptions, 'onResult'>> & Pick<NotifierOptions, 'onResult'>;
 
   constructor(options: NotifierOptions) {
     this.o = { everyMs: 2000, leaseMs: 30_000, timeoutMs: 10_000, retryBaseMs: 1000, ...options };
@@ -81,12 +83,14 @@ export class Notifier {
     const d = await post(n, this.o.env, this.o.timeoutMs);
     if (d.ok) {
       await markSent(this.o.pool, n.id);
+      this.o.onResult?.('sent');
       this.o.logger.info({ ...where, status: d.status }, 'notification sent');
       return true;
     }
     const last = d.permanent || n.attempts >= MAX_DELIVERY_ATTEMPTS;
     const retryInMs = last ? undefined : retryDelayMs(n.attempts, this.o.retryBaseMs);
     await markFailed(this.o.pool, n.id, d.error, retryInMs);
+    this.o.onResult?.(last ? 'given_up' : 'retrying');
     if (last) this.o.logger.error({ ...where, error: d.error }, 'notification not delivered: given up');
     else this.o.logger.warn({ ...where, error: d.error, retryInMs }, 'notification not delivered: will retry');
     return false;

@@ -83,6 +83,7 @@ export class WorkerMetrics {
   private readonly lockTimeouts: Counter;
   private readonly retries: Counter<'sqlstate'>;
   private readonly active: Gauge;
+  private readonly notifications: Counter<'result'>;
 
   constructor(sources: MetricsSources, scrapeTimeoutMs = 3000) {
     const registers = [this.registry];
@@ -123,6 +124,12 @@ export class WorkerMetrics {
       registers,
     });
     this.active = new Gauge({ name: 'flotilla_jobs_active', help: 'Tenant jobs running in this worker now', registers });
+    this.notifications = new Counter({
+      name: 'flotilla_notifications_total',
+      help: 'Webhook deliveries by this worker, by result: sent, retrying (failed, will retry), given_up',
+      labelNames: ['result'],
+      registers,
+    });
     const bounded = <R>(p: Promise<R>) =>
       Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('scrape timeout')), scrapeTimeoutMs).unref())]);
     const scrapeErrors = new Counter({
@@ -198,6 +205,11 @@ export class WorkerMetrics {
       if (e.outcome === 'retrying') this.retries.inc({ sqlstate: state });
     }
     if ('ms' in e) for (const [k, v] of Object.entries(e.ms)) if (PHASES[k] && Number.isFinite(v)) this.phase.observe({ phase: PHASES[k]! }, v / 1000);
+  };
+
+  /** A webhook delivery's result (notify/sender.ts). */
+  notification = (result: 'sent' | 'retrying' | 'given_up'): void => {
+    this.notifications.inc({ result });
   };
 
   /** Wrap the job processor: counts the jobs running now. */

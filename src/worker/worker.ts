@@ -58,14 +58,21 @@ export async function startWorker(s: WorkerSettings, logger: Logger, env: Record
   await store.migrate();
   const queue = openQueue(MIGRATE_QUEUE, s);
   const control = openQueue(CONTROL_QUEUE, s);
-  // webhook notifications of this fleet's rollouts, from the outbox the state changes fill (notify/)
-  const notifier = new Notifier({ pool: store.pool, queuePrefix: s.prefix, env, logger: log, everyMs: Math.min(2000, s.reconcileEveryMs) });
   const metrics = s.metrics
     ? new WorkerMetrics({
         queueCounts: () => queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'waiting-children'),
         activeRollouts: () => activeRolloutProgress(store.pool, s.prefix),
       })
     : undefined;
+  // webhook notifications of this fleet's rollouts, from the outbox the state changes fill (notify/)
+  const notifier = new Notifier({
+    pool: store.pool,
+    queuePrefix: s.prefix,
+    env,
+    logger: log,
+    everyMs: Math.min(2000, s.reconcileEveryMs),
+    ...(metrics && { onResult: metrics.notification }),
+  });
   // listening first: a port in use is refused (exit 2) before this worker takes any job
   const metricsServer =
     metrics && s.metrics

@@ -10,7 +10,10 @@ import { createServer, type Server } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Fleet, SECRET, waitFor, why } from '../helpers/fleet.js';
+import { Fleet, SECRET, waitFor, why, type WorkerProcess } from '../helpers/fleet.js';
+import { spawnWorker } from '../helpers/fleet-base.js';
+import { freePort } from '../helpers/ops-redis-cluster.js';
+import { scrape, total } from '../helpers/ops-prometheus.js';
 import { migrationDir } from '../helpers/migrations.js';
 import { redisUrl } from '../helpers/redis.js';
 import { ControlStore } from '../../src/control/store.js';
@@ -58,15 +61,42 @@ const TOKEN_PATH = '/services/T000/B000/tok3nS3cr3t';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let fleet: Fleet;
 let receiver: Receiver;
+const metricsUrls: string[] = [];
 const dir = migrationDir({ '001_a.sql': 'CREATE TABLE a (id int);\n' });
 
 beforeAll(async () => {
   receiver = new Receiver();
   await receiver.start();
   fleet = await Fleet.create({ reconcileEvery: '1s', logLevel: 'info' });
-  // the secret webhook URL lives only in the workers' environment
-  await Promise.all([0, 1].map(() => fleet.startWorker({ env: { HOOK_URL: receiver.url(TOKEN_PATH) } })));
+  // the secret webhook URL lives only in the workers' environment; both serve metrics
+  await Promise.all(
+    [0, 1].map(async () => {
+      const port = await freePort();
+      const proc = spawnWorker({
+        env: fleet.workerEnv({ HOOK_URL: receiver.url(TOKEN_PATH) }),
+        concurrency: 2,
+        args: ['--drain-timeout', '5s', '--metrics-port', String(port), '--metrics-host', '127.0.0.1'],
+      });
+      fleet.workers.push({ ...proc, id: await proc.started } as WorkerProcess);
+      metricsUrls.push(`http://127.0.0.1:${port}/metrics`);
+    }),
+  );
 }, 120_000);
+
+/** The workers' delivery counters (summed) next to what the outbox records; every row is done by then. */
+async function deliveryFigures() {
+  const samples = (await Promise.all(metricsUrls.map(scrape))).map((x) => x.samples);
+  const rows = (
+    await fleet.controlQuery(
+      `SELECT count(*) FILTER (WHERE sent_at IS NOT NULL)::int AS sent, count(*) FILTER (WHERE gave_up_at IS NOT NULL)::int AS given_up,
+              (sum(attempts) - count(*) FILTER (WHERE sent_at IS NOT NULL OR gave_up_at IS NOT NULL))::int AS retrying,
+              count(*) FILTER (WHERE sent_at IS NULL AND gave_up_at IS NULL)::int AS pending
+         FROM flotilla.notifications`,
+    )
+  ).rows[0];
+  const metrics = Object.fromEntries(['sent', 'retrying', 'given_up'].map((result) => [result, total(samples, 'flotilla_notifications_total', { result })]));
+  return { metrics, rows };
+}
 
 afterAll(async () => {
   await fleet?.cleanup();
@@ -181,6 +211,11 @@ describe('notifications', { timeout: 120_000 }, () => {
     await waitFor('the succeeded event', async () => receiver.at('/flaky').some((g) => g.body.event === 'rollout.succeeded'), 60_000);
     await sleep(1500);
     expect(receiver.at('/flaky').map((g) => g.body.event)).toEqual(['rollout.halted', 'rollout.halted', 'rollout.halted', 'rollout.succeeded']);
+    // the workers' metrics count the same deliveries as the outbox: two failed attempts so far, the rest sent
+    const f = await deliveryFigures();
+    expect(f.rows.pending).toBe(0);
+    expect(f.metrics).toEqual({ sent: f.rows.sent, retrying: f.rows.retrying, given_up: f.rows.given_up });
+    expect(f.metrics.retrying).toBe(2);
   });
 
   it('cancelled: notified by a worker; a 404 is given up at once; the config file list applies without --notify', async () => {
@@ -200,6 +235,9 @@ describe('notifications', { timeout: 120_000 }, () => {
     expect(receiver.at('/gone').length).toBe(1);
     const gone = (await fleet.controlQuery(`SELECT attempts, sent_at, gave_up_at, last_error FROM flotilla.notifications WHERE target LIKE '%/gone'`)).rows;
     expect(gone).toEqual([{ attempts: 1, sent_at: null, gave_up_at: expect.any(Date), last_error: 'HTTP 404' }]);
+    const f = await deliveryFigures();
+    expect(f.metrics).toEqual({ sent: f.rows.sent, retrying: f.rows.retrying, given_up: f.rows.given_up });
+    expect(f.metrics.given_up).toBe(1);
     // --notify replaces the config's list
     const only = await fleet.cliJson([
       'rollout',
