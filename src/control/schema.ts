@@ -5,6 +5,7 @@
  * control/migrate.ts applies them.
  */
 import type { MigrationFile } from '../core/migration-set.js';
+import { NOTIFY_MIGRATION } from '../notify/schema.js';
 
 export const CONTROL_SCHEMA = 'flotilla';
 export const CONTROL_TRACKING_TABLE = 'control_migrations';
@@ -226,4 +227,6 @@ CREATE INDEX risk_acks_schedule ON risk_acks (queue_prefix, schedule_name);
 CREATE INDEX risk_acks_finding ON risk_acks (file_checksum, rule, line);
 `,
   },
+  // 009 (ops): the notification outbox and its trigger
+  NOTIFY_MIGRATION,
 ];

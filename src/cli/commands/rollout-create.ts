@@ -58,6 +58,8 @@ export async function rolloutCreateCommand(
       tenants,
       set,
       ...req.settings,
+      // --notify replaces the config file's list (flags win, as everywhere)
+      ...(!req.settings.notify && config.notify?.length ? { notify: config.notify } : {}),
       dryRun: req.dryRun,
       engine: rolloutEngineSettings(config),
       createdBy: cliIdentity(),

@@ -55,7 +55,8 @@ export async function scheduleAddCommand(
     );
     warnLiteralPasswords(fctx.out, registering);
     // the options a `rollout` of the tenants selected today would freeze (a percentage counts them)
-    const options = rolloutOptions(req.settings, selected.length, false, rolloutEngineSettings(fctx.config));
+    const notify = req.settings.notify ?? fctx.config.notify;
+    const options = rolloutOptions({ ...req.settings, ...(notify?.length && { notify }) }, selected.length, false, rolloutEngineSettings(fctx.config));
     await store.upsertTenants(registering);
     await store.saveMigrationSet(set);
     await store.saveSchedule({ name: req.name, cron: req.cron, tz: req.tz, setChecksum: set.checksum, selection: req.selection, options });
