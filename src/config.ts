@@ -7,13 +7,13 @@
  * one place (`engineSettings`, and the part a rollout freezes).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from './core/errors.js';
 import { redactUrl } from './core/redact.js';
 import { VALIDATION_OPTION_NAMES, type ValidationOptions } from './core/validation.js';
 import type { RolloutOptions } from './core/rollout-plan.js';
 import { DEFAULT_PREFIX } from './adapters/redis.js';
-import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './migrator.js';
+import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './engine/types.js';
 import type { QueueSettings } from './queue.js';
 
 export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
