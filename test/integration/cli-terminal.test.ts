@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, runCli, type CliResult } from '../helpers/cli.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
 import { createTestDatabase, dropAllTestDatabases } from '../helpers/db.js';
 import { migrationDir } from '../helpers/migrations.js';
 import { ConnectionError } from '../../src/core/errors.js';
@@ -100,7 +100,11 @@ describe('bash completion', () => {
     const line = words.map((w) => `'${w}'`).join(' ');
     const r = spawnSync(
       'bash',
-      ['--norc', '-c', `eval "$(cat)"; complete -p flotilla >&2; COMP_WORDS=(${line}); COMP_CWORD=${words.length - 1}; _flotilla; printf '%s\\n' "\${COMPREPLY[@]}"`],
+      [
+        '--norc',
+        '-c',
+        `eval "$(cat)"; complete -p flotilla >&2; COMP_WORDS=(${line}); COMP_CWORD=${words.length - 1}; _flotilla; printf '%s\\n' "\${COMPREPLY[@]}"`,
+      ],
       { input: script, encoding: 'utf8', env: { ...process.env, ...env }, cwd },
     );
     expect(r.status, r.stderr).toBe(0);
@@ -150,7 +154,11 @@ describe('dry runs and statement numbers', { timeout: 120_000 }, () => {
     expect(lines.length).toBeGreaterThan(4);
     for (const l of lines) expect(l).toMatch(/^\[dry run: nothing kept\] /);
     expect(r.stdout).toContain('2 would apply, 0 failed (everything was rolled back)');
-    expect((await db.query(`SELECT to_regclass('a') AS a, to_regclass('b') AS b, to_regclass('migrations') AS m`)).rows[0]).toEqual({ a: null, b: null, m: null });
+    expect((await db.query(`SELECT to_regclass('a') AS a, to_regclass('b') AS b, to_regclass('migrations') AS m`)).rows[0]).toEqual({
+      a: null,
+      b: null,
+      m: null,
+    });
   });
 
   it('the number an error gives a statement is the one list --json counts to (BEGIN/COMMIT not counted)', async () => {
