@@ -15,7 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { readMigrationFiles } from '../src/adapters/fs-source.js';
 import { redactUrl } from '../src/core/redact.js';
@@ -104,7 +104,8 @@ async function main(): Promise<number> {
 
 /** What each tenant's own tracking table lacks of the repo's migrations (the databases, not the report). */
 async function unapplied(tenants: { id: string; db: string; schema?: string }[]): Promise<string[]> {
-  const want = (await readMigrationFiles(join(REPO, 'migrations'))).map((f) => f.name).sort();
+  // the directory the CLI ran (cwd REPO: MIGRATIONS_DIR when set, else ./migrations)
+  const want = (await readMigrationFiles(resolve(REPO, process.env.MIGRATIONS_DIR || 'migrations'))).map((f) => f.name).sort();
   const problems: string[] = [];
   for (const t of tenants) {
     const c = new pg.Client({ connectionString: dbUrl(t.db) });
