@@ -92,25 +92,34 @@ export function buildProgram(run: (action: (ctx: CommandContext) => Promise<numb
  * command it is declared on. Options are positional (commander's
  * `enablePositionalOptions`): a command reads its own options before its
  * subcommand, and the subcommand reads what follows. The program's options are
- * global: each subcommand gets a hidden copy, so `flotilla status --json` and
+ * global: each subcommand run gets a hidden copy, so `flotilla status --json` and
  * `flotilla --json status` both work. A parent command's own options
  * (`rollout --wait`) cannot reach its subcommands: `rollout resume <id> --wait`
  * is resume's own --wait, `rollout status <id> --wait` is an unknown option,
  * and `rollout --wait status <id>` is refused rather than silently ignored.
  */
 export function strictOptions(program: Command): void {
+  // the copies are made for the commands a run goes through, when it goes through them
+  // (preSubcommand): some 30 global options on every command would cost each start-up ~10 ms
+  const withGlobals = new WeakSet<Command>();
+  const addGlobals = (cmd: Command) => {
+    if (withGlobals.has(cmd)) return;
+    withGlobals.add(cmd);
+    for (const o of program.options) {
+      // --version is the program's alone (a copy would be accepted and ignored)
+      if (o.long === '--version' || cmd.options.some((x) => x.long === o.long)) continue;
+      const copy = new Option(o.flags, o.description).hideHelp();
+      if (o.defaultValue !== undefined && !o.negate) copy.default(o.defaultValue, o.defaultValueDescription);
+      onlyOnce(copy);
+      cmd.addOption(copy);
+    }
+  };
   const walk = (cmd: Command) => {
     cmd.exitOverride();
     cmd.allowUnknownOption(false);
-    if (cmd.commands.length) cmd.enablePositionalOptions();
-    if (cmd !== program) {
-      for (const o of program.options) {
-        // --version is the program's alone (a copy would be accepted and ignored)
-        if (o.long === '--version' || cmd.options.some((x) => x.long === o.long)) continue;
-        const copy = new Option(o.flags, o.description).hideHelp();
-        if (o.defaultValue !== undefined && !o.negate) copy.default(o.defaultValue, o.defaultValueDescription);
-        cmd.addOption(copy);
-      }
+    if (cmd.commands.length) {
+      cmd.enablePositionalOptions();
+      cmd.hook('preSubcommand', (_self, sub) => addGlobals(sub));
     }
     for (const o of cmd.options) onlyOnce(o);
     for (const sub of cmd.commands) walk(sub);

@@ -27,7 +27,8 @@ export function completionTree(program: Command): { nodes: Node[]; valueOptions:
   const valueOptions = new Set<string>();
   const walk = (cmd: Command, path: string) => {
     const options = new Set<string>();
-    for (const o of cmd.options) {
+    // the program's options are global: accepted by every command (main.ts strictOptions)
+    for (const o of cmd === program ? cmd.options : [...program.options.filter((x) => x.long !== '--version'), ...cmd.options]) {
       // the hidden copies of the global options count; a hidden alternative form (--no-allow-row-changes) too
       for (const w of optionWords(o)) options.add(w);
       if (o.required || o.optional) for (const w of optionWords(o)) valueOptions.add(w);
