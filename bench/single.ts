@@ -19,7 +19,14 @@ import { loadMigrationDir, readMigrationFiles } from '../src/adapters/fs-source.
 import { Migrator } from '../src/migrator.js';
 import { CLI, REPO, adminQuery, dbUrl } from '../test/helpers/fleet-base.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, 'startup-runs': { type: 'string', default: '21' } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    'startup-runs': { type: 'string', default: '21' },
+    // another build's dist/cli/main.js (e.g. of the commit before a change), timed in the same interleaved runs
+    'baseline-cli': { type: 'string' },
+  },
+});
 const admin = process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const dir = join(REPO, 'migrations');
 const DB = 'flotilla_bench_single';
@@ -76,12 +83,17 @@ async function main(): Promise<void> {
   // start-up: the database as `flotilla pending` left it (8 applied), so status reads a full ledger
   const migrated = await fresh();
   timed(process.execPath, [CLI, 'pending', '--dir', dir, '--database-url', migrated], process.env);
-  const startup: Record<string, number[]> = { node: [], list: [], status: [] };
+  const startup: Record<string, number[]> = { node: [], list: [], status: [], baseList: [], baseStatus: [] };
   const startupRuns = Number(values['startup-runs']);
+  const baseline = values['baseline-cli'];
   for (let i = 0; i < startupRuns; i++) {
     startup.node!.push(timed(process.execPath, ['-e', '0'], process.env));
     startup.list!.push(timed(process.execPath, [CLI, 'list', '--dir', dir], process.env));
     startup.status!.push(timed(process.execPath, [CLI, 'status', '--dir', dir, '--database-url', migrated], process.env));
+    if (baseline) {
+      startup.baseList!.push(timed(process.execPath, [baseline, 'list', '--dir', dir], process.env));
+      startup.baseStatus!.push(timed(process.execPath, [baseline, 'status', '--dir', dir, '--database-url', migrated], process.env));
+    }
   }
   await adminQuery(admin, `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
   rmSync(tmpDir, { recursive: true, force: true });
@@ -102,7 +114,10 @@ async function main(): Promise<void> {
   for (const [name, label] of [
     ['list', 'flotilla list'],
     ['status', 'flotilla status (8 applied)'],
+    ['baseList', 'flotilla list (--baseline-cli)'],
+    ['baseStatus', 'flotilla status (--baseline-cli)'],
   ] as const) {
+    if (!startup[name]!.length) continue;
     const m = median(startup[name]!);
     console.log(`${label.padEnd(45)}${m.toFixed(0).padStart(9)}   ${(m / base).toFixed(2).padStart(11)}`);
   }
