@@ -7,14 +7,14 @@
  * one place (`engineSettings`, and the part a rollout freezes).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from './core/errors.js';
 import { redactUrl } from './core/redact.js';
 import { VALIDATION_OPTION_NAMES, type ValidationOptions } from './core/validation.js';
 import { RULE_IDS } from './core/lint/rules.js';
 import type { RolloutOptions } from './core/rollout-plan.js';
 import { DEFAULT_PREFIX, clusterPrefixProblem, isClusterUrl, parseClusterUrl } from './adapters/redis.js';
-import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './migrator.js';
+import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './engine/types.js';
 import type { QueueSettings } from './queue.js';
 import { describeTarget, targetProblem } from './notify/targets.js';
 

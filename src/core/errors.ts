@@ -325,7 +325,9 @@ export class MigrationFailedError extends FlotillaError {
     this.kind = kind;
   }
   override toJSON(): Record<string, unknown> {
-    return { ...super.toJSON(), migration: this.migration, statement: this.statement, pg: this.pg, transactional: this.transactional };
+    // `number` is the one people see ("statement 2"), counted like `list --json` counts; `index` is the same, 0-based
+    const statement = this.statement && { number: this.statement.index + 1, ...this.statement };
+    return { ...super.toJSON(), migration: this.migration, statement, pg: this.pg, transactional: this.transactional };
   }
 }
 
@@ -627,5 +629,18 @@ export class UnacknowledgedRiskError extends FlotillaError {
   }
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), findings: this.findings };
+  }
+}
+
+/** A command's argument cannot be used as given (a bad description, a name that clashes): nothing was changed. */
+export class BadArgumentError extends FlotillaError {
+  readonly code = 'bad_argument';
+  readonly kind = 'input';
+  constructor(
+    readonly argument: string,
+    message: string,
+    hint: string,
+  ) {
+    super(message, hint);
   }
 }

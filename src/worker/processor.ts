@@ -119,7 +119,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     set = await deps.store.loadMigrationSet(claim.setChecksum);
     url = resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId);
     let t = clock.now();
-    client = await tenants.connect(url);
+    client = await tenants.connect(url, tenantId);
     ms.connect = clock.now() - t;
     t = clock.now();
     const report = await tenants.migrate(
