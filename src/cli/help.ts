@@ -64,6 +64,8 @@ export const EXAMPLES: Record<string, string[]> = {
   schedule: ['flotilla schedule --name sunday --cron "0 2 * * SUN" --tz Europe/Paris --tag eu'],
   'schedule list': ['flotilla schedule list --json'],
   'schedule remove': ['flotilla schedule remove sunday'],
+  lint: ['flotilla lint --dir migrations', 'flotilla lint --database-url postgres://app@localhost:5432/app --json'],
+  plan: ['flotilla plan --tenants tenants.yaml', 'flotilla plan --tenants tenants.yaml --tag eu --json'],
 };
 
 export function commandPath(cmd: Command): string {
