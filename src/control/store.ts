@@ -75,7 +75,8 @@ export interface WaveSummary {
 
 /** Lock waits of a rollout's tenants per wave (tenants with a measurement only). */
 export interface LockWaitStats {
-  wave: number;
+  /** null: the whole rollout */
+  wave: number | null;
   measured: number;
   p95Ms: number;
   maxMs: number;
@@ -288,12 +289,16 @@ export class ControlStore {
     return r.rows.map((x) => ({ wave: x.wave, counts: toCounts(x), lockSlow: x.lock_slow }));
   }
 
-  /** Lock waits per wave: 95th percentile (nearest rank), maximum, lock timeouts, over the tenants with a measurement. */
+  /**
+   * Lock waits per wave and for the whole rollout (wave null, first): 95th percentile (nearest
+   * rank, as the --max-lock-wait gate), maximum, lock timeouts, over the tenants with a measurement.
+   */
   async lockWaits(id: string): Promise<LockWaitStats[]> {
     const r = await this.pool.query(
       `SELECT wave, count(*)::int AS measured, percentile_disc(0.95) WITHIN GROUP (ORDER BY lock_wait_ms) AS p95,
               max(lock_wait_ms) AS max, coalesce(sum(lock_timeouts), 0)::int AS timeouts
-         FROM ${T('rollout_tenants')} WHERE rollout_id = $1 AND lock_wait_ms IS NOT NULL GROUP BY wave ORDER BY wave`,
+         FROM ${T('rollout_tenants')} WHERE rollout_id = $1 AND lock_wait_ms IS NOT NULL
+        GROUP BY GROUPING SETS ((wave), ()) ORDER BY wave NULLS FIRST`,
       [id],
     );
     return r.rows.map((x) => ({ wave: x.wave, measured: x.measured, p95Ms: x.p95, maxMs: x.max, timeouts: x.timeouts }));
@@ -655,7 +660,6 @@ const STATES: TenantState[] = ['pending', 'scheduled', 'running', 'succeeded', '
 const COUNTS_SQL = (c: string) =>
   `coalesce(sum(${c}.waiting + ${c}.queued), 0)::int AS pending, coalesce(sum(${c}.scheduled), 0)::int AS scheduled, coalesce(sum(${c}.running), 0)::int AS running,
    coalesce(sum(${c}.succeeded), 0)::int AS succeeded, coalesce(sum(${c}.failed), 0)::int AS failed, coalesce(sum(${c}.cancelled), 0)::int AS cancelled`;
-
 
 function toCounts(x: pg.QueryResultRow): Record<TenantState, number> {
   return Object.fromEntries(STATES.map((s) => [s, Number(x[s] ?? 0)])) as Record<TenantState, number>;

@@ -81,6 +81,8 @@ export interface RolloutOptions {
   /** tenants in flight (queued or running) at once across all workers; null = the dispatch window (core/dispatch.ts) */
   concurrency: number | null;
   perServer: number | null;
+  /** --max-lock-wait: halt when a wave's 95th percentile of lock waits passes it (ms; core/dispatch.ts); absent or null: no limit */
+  maxLockWaitMs?: number | null;
   dryRun: boolean;
   engine: {
     trackingTable: string;
@@ -99,6 +101,7 @@ export interface RolloutSettings {
   maxFailures?: CountSpec;
   concurrency?: number;
   perServer?: number;
+  maxLockWaitMs?: number;
 }
 
 /**
@@ -111,6 +114,7 @@ export function rolloutOptions(s: RolloutSettings, tenantCount: number, dryRun: 
     maxFailures: s.maxFailures ? resolveCount(s.maxFailures, tenantCount) : 0,
     concurrency: s.concurrency ?? null,
     perServer: s.perServer ?? null,
+    maxLockWaitMs: s.maxLockWaitMs ?? null,
     dryRun,
     engine,
   };

@@ -110,6 +110,8 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
   let appliedBeforeFailure: string[] = [];
   let set: MigrationSet | undefined;
   let schema: string | undefined;
+  // what the engine waited for locks on the tenant's objects (engine/lock-wait.ts), recorded with the attempt
+  let locks: { lockWaitMs: number; lockTimeouts: number } | undefined;
   try {
     set = await deps.store.loadMigrationSet(claim.setChecksum);
     url = resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId);
@@ -125,6 +127,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
       { dryRun: claim.options.dryRun, signal },
     );
     schema = report.schema;
+    locks = { lockWaitMs: report.tableLockWaitMs, lockTimeouts: report.lockTimeouts };
     ms.engine = clock.now() - t;
     Object.assign(ms, report.timings);
     if (!claim.options.dryRun) appliedBeforeFailure = report.applied.map((a) => a.name);
@@ -157,6 +160,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
         worker: deps.workerId,
         startedAt,
         durationMs: Math.round(clock.now() - t0),
+        ...locks,
       },
       deps.now(),
     );
@@ -171,7 +175,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     // that attempt finds what this one committed in the tenant's tracking table
     if (e instanceof ControlUnavailableError) throw new Error(e.message);
     const total = client && set ? await rolloutApplied(tenants, client, claim, generation, rolloutId, set, schema).catch(() => undefined) : undefined;
-    return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure, total);
+    return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure, total, locks);
   } finally {
     if (client) await tenants.release(url, client, reusable);
   }
@@ -188,6 +192,7 @@ async function failed(
   log: Logger,
   applied: string[] = [],
   appliedTotal?: string[],
+  locks?: { lockWaitMs: number; lockTimeouts: number },
 ): Promise<never> {
   const { rolloutId, tenantId, generation } = job.data;
   if (e instanceof LockTimeoutError) {
@@ -216,6 +221,7 @@ async function failed(
       worker: deps.workerId,
       startedAt,
       durationMs: Math.round(deps.clock.now() - t0),
+      ...locks,
     },
     deps.now(),
   );

@@ -1,18 +1,64 @@
-/** `flotilla rollout status <id>`: the per-tenant state of a rollout, from the control database. */
-import { RolloutNotFoundError } from '../../core/errors.js';
+/**
+ * `flotilla rollout status <id>`: a rollout from the control database. The
+ * counts (per state, per wave) come from the counters and the lock waits from
+ * one aggregate, so a 50,000-tenant rollout answers at once; the tenant list
+ * is read a page at a time (index on rollout and position). Text shows the
+ * first 50 tenants unless --limit says otherwise (0: all); --json lists every
+ * tenant unless --limit, --offset or --state narrow it (then `page` says which).
+ */
+import { ConfigError, RolloutNotFoundError } from '../../core/errors.js';
+import type { TenantState } from '../../control/store.js';
 import { fleetContext, withStore, type FleetContext } from '../context.js';
 import { printRolloutOrJson, rolloutView, type RolloutView } from '../print/rollout.js';
+import { intOption, type Flags } from '../requests.js';
 import type { CommandContext } from './single.js';
 
-export async function rolloutStatusCommand(fctx: FleetContext, id: string): Promise<RolloutView> {
+/** How many tenants the text output lists when --limit is not given. */
+export const TEXT_PAGE = 50;
+
+const STATES: TenantState[] = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'cancelled'];
+
+export interface RolloutStatusRequest {
+  id: string;
+  /** undefined: every tenant */
+  limit?: number;
+  offset: number;
+  states?: TenantState[];
+}
+
+export function parseRolloutStatus(id: string, o: Flags, json: boolean): RolloutStatusRequest {
+  const limit = intOption('--limit', o.limit, 0);
+  const offset = intOption('--offset', o.offset, 0) ?? 0;
+  let states: TenantState[] | undefined;
+  if (o.state !== undefined) {
+    states = String(o.state)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean) as TenantState[];
+    const bad = states.filter((s) => !STATES.includes(s));
+    if (!states.length || bad.length) throw new ConfigError([`--state: "${o.state}" is not a list of tenant states (${STATES.join(', ')})`]);
+  }
+  const shown = limit === undefined ? (json ? undefined : TEXT_PAGE) : limit === 0 ? undefined : limit;
+  return { id, offset, ...(shown !== undefined && { limit: shown }), ...(states && { states }) };
+}
+
+export async function rolloutStatusCommand(fctx: FleetContext, req: RolloutStatusRequest | string): Promise<RolloutView> {
+  const q: RolloutStatusRequest = typeof req === 'string' ? { id: req, offset: 0 } : req;
   return withStore(fctx, async (store) => {
-    const r = await store.getRollout(id);
-    if (!r) throw new RolloutNotFoundError(id);
-    return rolloutView(r, await store.rolloutTenants(id));
+    const r = await store.getRollout(q.id);
+    if (!r) throw new RolloutNotFoundError(q.id);
+    const [counts, waves, lockWaits, tenants] = await Promise.all([
+      store.counts(q.id),
+      store.waveSummaries(q.id),
+      store.lockWaits(q.id),
+      store.rolloutTenants(q.id, { limit: q.limit, offset: q.offset, states: q.states }),
+    ]);
+    const matching = (q.states ?? STATES).reduce((n, s) => n + counts[s], 0);
+    return rolloutView(r, tenants, { counts, waves, lockWaits, page: { offset: q.offset, limit: q.limit ?? null, states: q.states ?? null, matching } });
   });
 }
 
-export async function rolloutStatus(ctx: CommandContext, id: string): Promise<number> {
-  printRolloutOrJson(ctx.out, await rolloutStatusCommand(fleetContext(ctx), id));
+export async function rolloutStatus(ctx: CommandContext, id: string, o: Flags = {}): Promise<number> {
+  printRolloutOrJson(ctx.out, await rolloutStatusCommand(fleetContext(ctx), parseRolloutStatus(id, o, ctx.out.json)));
   return 0;
 }
