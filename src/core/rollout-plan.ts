@@ -114,7 +114,7 @@ export function rolloutOptions(s: RolloutSettings, tenantCount: number, dryRun: 
     maxFailures: s.maxFailures ? resolveCount(s.maxFailures, tenantCount) : 0,
     concurrency: s.concurrency ?? null,
     perServer: s.perServer ?? null,
-    maxLockWaitMs: s.maxLockWaitMs ?? null,
+    ...(s.maxLockWaitMs !== undefined && { maxLockWaitMs: s.maxLockWaitMs }),
     dryRun,
     engine,
   };
