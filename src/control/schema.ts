@@ -201,7 +201,7 @@ ALTER TABLE schedules DROP CONSTRAINT schedules_pkey, ADD PRIMARY KEY (queue_pre
 --
 -- 1. Per-state counters per rollout and wave, kept by a statement trigger on
 --    rollout_tenants (every writer is covered: claim, record_attempt,
---    dispatch, halt, cancel, retry). Dispatch, \`rollouts\`, progress and status
+--    dispatch, halt, cancel, retry; a row's wave and rollout never change). Dispatch, \`rollouts\`, progress and status
 --    read them instead of counting a rollout's tenants. Striped in 16 slots
 --    (the writing backend's pid mod 16) so concurrent finishers do not queue
 --    on one counter row. \`released\` only grows: tenants that left the
@@ -221,7 +221,7 @@ CREATE TABLE rollout_counts (
   lock_slow integer NOT NULL DEFAULT 0,
   released bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (rollout_id, wave, slot)
-);
+) WITH (fillfactor = 50);
 
 -- 2. Lock waits (the lock-wait gate, --max-lock-wait): per attempt as measured by
 --    the engine (engine/lock-wait.ts), per tenant the sum over its attempts of
@@ -230,46 +230,46 @@ ALTER TABLE attempts ADD COLUMN lock_wait_ms integer, ADD COLUMN lock_timeouts i
 ALTER TABLE rollout_tenants ADD COLUMN lock_wait_ms integer, ADD COLUMN lock_timeouts integer,
   ADD COLUMN lock_slow boolean NOT NULL DEFAULT false;
 
-CREATE FUNCTION rollout_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $fn$
+-- a rollout's tenants arrive in one statement: counted per statement
+CREATE FUNCTION rollout_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO flotilla.rollout_counts AS c (rollout_id, wave, slot, waiting, queued, scheduled, running, succeeded, failed, cancelled, lock_slow, released)
-    SELECT n.rollout_id, n.wave, pg_catalog.pg_backend_pid() % 16,
-           count(*) FILTER (WHERE n.state = 'pending' AND n.dispatched_at IS NULL),
-           count(*) FILTER (WHERE n.state = 'pending' AND n.dispatched_at IS NOT NULL),
-           count(*) FILTER (WHERE n.state = 'scheduled'), count(*) FILTER (WHERE n.state = 'running'),
-           count(*) FILTER (WHERE n.state = 'succeeded'), count(*) FILTER (WHERE n.state = 'failed'),
-           count(*) FILTER (WHERE n.state = 'cancelled'), count(*) FILTER (WHERE n.lock_slow), 0
-      FROM new_rows n GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (rollout_id, wave, slot) DO UPDATE SET
-      waiting = c.waiting + EXCLUDED.waiting, queued = c.queued + EXCLUDED.queued, scheduled = c.scheduled + EXCLUDED.scheduled,
-      running = c.running + EXCLUDED.running, succeeded = c.succeeded + EXCLUDED.succeeded, failed = c.failed + EXCLUDED.failed,
-      cancelled = c.cancelled + EXCLUDED.cancelled, lock_slow = c.lock_slow + EXCLUDED.lock_slow;
-    RETURN NULL;
-  END IF;
+  INSERT INTO flotilla.rollout_counts AS c (rollout_id, wave, slot, waiting, queued, scheduled, running, succeeded, failed, cancelled, lock_slow)
+  SELECT n.rollout_id, n.wave, pg_catalog.pg_backend_pid() % 16,
+         count(*) FILTER (WHERE n.state = 'pending' AND n.dispatched_at IS NULL),
+         count(*) FILTER (WHERE n.state = 'pending' AND n.dispatched_at IS NOT NULL),
+         count(*) FILTER (WHERE n.state = 'scheduled'), count(*) FILTER (WHERE n.state = 'running'),
+         count(*) FILTER (WHERE n.state = 'succeeded'), count(*) FILTER (WHERE n.state = 'failed'),
+         count(*) FILTER (WHERE n.state = 'cancelled'), count(*) FILTER (WHERE n.lock_slow)
+    FROM new_rows n GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (rollout_id, wave, slot) DO UPDATE SET
+    waiting = c.waiting + EXCLUDED.waiting, queued = c.queued + EXCLUDED.queued, scheduled = c.scheduled + EXCLUDED.scheduled,
+    running = c.running + EXCLUDED.running, succeeded = c.succeeded + EXCLUDED.succeeded, failed = c.failed + EXCLUDED.failed,
+    cancelled = c.cancelled + EXCLUDED.cancelled, lock_slow = c.lock_slow + EXCLUDED.lock_slow;
+  RETURN NULL;
+END
+$fn$;
+
+-- updates: per row, and only for rows whose counted class changes (the trigger's WHEN is checked
+-- without calling the function: a claim of a running tenant, an error or an applied list cost nothing)
+CREATE FUNCTION rollout_counts_update() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  o_flying boolean := OLD.state = 'running' OR (OLD.state = 'pending' AND OLD.dispatched_at IS NOT NULL);
+  n_flying boolean := NEW.state = 'running' OR (NEW.state = 'pending' AND NEW.dispatched_at IS NOT NULL);
+  o_open boolean := OLD.state IN ('pending', 'scheduled', 'running');
+  n_open boolean := NEW.state IN ('pending', 'scheduled', 'running');
+BEGIN
   INSERT INTO flotilla.rollout_counts AS c (rollout_id, wave, slot, waiting, queued, scheduled, running, succeeded, failed, cancelled, lock_slow, released)
-  SELECT d.rollout_id, d.wave, pg_catalog.pg_backend_pid() % 16, sum(d.waiting), sum(d.queued), sum(d.scheduled), sum(d.running),
-         sum(d.succeeded), sum(d.failed), sum(d.cancelled), sum(d.lock_slow), sum(d.released)
-    FROM (
-      SELECT n.rollout_id, n.wave,
-             (n.state = 'pending' AND n.dispatched_at IS NULL)::int - (o.state = 'pending' AND o.dispatched_at IS NULL)::int AS waiting,
-             (n.state = 'pending' AND n.dispatched_at IS NOT NULL)::int - (o.state = 'pending' AND o.dispatched_at IS NOT NULL)::int AS queued,
-             (n.state = 'scheduled')::int - (o.state = 'scheduled')::int AS scheduled,
-             (n.state = 'running')::int - (o.state = 'running')::int AS running,
-             (n.state = 'succeeded')::int - (o.state = 'succeeded')::int AS succeeded,
-             (n.state = 'failed')::int - (o.state = 'failed')::int AS failed,
-             (n.state = 'cancelled')::int - (o.state = 'cancelled')::int AS cancelled,
-             n.lock_slow::int - o.lock_slow::int AS lock_slow,
-             -- left the window (running or handed out -> anything else) or ended (open -> closed)
-             ((o.state = 'running' OR (o.state = 'pending' AND o.dispatched_at IS NOT NULL))
-                AND NOT (n.state = 'running' OR (n.state = 'pending' AND n.dispatched_at IS NOT NULL))
-              OR o.state IN ('pending', 'scheduled', 'running') AND n.state NOT IN ('pending', 'scheduled', 'running'))::int AS released
-        FROM old_rows o JOIN new_rows n ON n.rollout_id = o.rollout_id AND n.tenant_id = o.tenant_id
-    ) d
-   GROUP BY 1, 2
-  HAVING sum(d.waiting) <> 0 OR sum(d.queued) <> 0 OR sum(d.scheduled) <> 0 OR sum(d.running) <> 0 OR sum(d.succeeded) <> 0
-      OR sum(d.failed) <> 0 OR sum(d.cancelled) <> 0 OR sum(d.lock_slow) <> 0 OR sum(d.released) <> 0
-   ORDER BY 1, 2
+  VALUES (NEW.rollout_id, NEW.wave, pg_catalog.pg_backend_pid() % 16,
+          (NEW.state = 'pending' AND NEW.dispatched_at IS NULL)::int - (OLD.state = 'pending' AND OLD.dispatched_at IS NULL)::int,
+          (NEW.state = 'pending' AND NEW.dispatched_at IS NOT NULL)::int - (OLD.state = 'pending' AND OLD.dispatched_at IS NOT NULL)::int,
+          (NEW.state = 'scheduled')::int - (OLD.state = 'scheduled')::int,
+          (NEW.state = 'running')::int - (OLD.state = 'running')::int,
+          (NEW.state = 'succeeded')::int - (OLD.state = 'succeeded')::int,
+          (NEW.state = 'failed')::int - (OLD.state = 'failed')::int,
+          (NEW.state = 'cancelled')::int - (OLD.state = 'cancelled')::int,
+          NEW.lock_slow::int - OLD.lock_slow::int,
+          -- left the window (running or handed out -> anything else) or ended (open -> closed)
+          ((o_flying AND NOT n_flying) OR (o_open AND NOT n_open))::int)
   ON CONFLICT (rollout_id, wave, slot) DO UPDATE SET
     waiting = c.waiting + EXCLUDED.waiting, queued = c.queued + EXCLUDED.queued, scheduled = c.scheduled + EXCLUDED.scheduled,
     running = c.running + EXCLUDED.running, succeeded = c.succeeded + EXCLUDED.succeeded, failed = c.failed + EXCLUDED.failed,
@@ -280,9 +280,11 @@ $fn$;
 
 -- the triggers first: they lock rollout_tenants against writers until this commits, so the backfill below misses nothing
 CREATE TRIGGER rollout_counts_insert AFTER INSERT ON rollout_tenants
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION rollout_counts_apply();
-CREATE TRIGGER rollout_counts_update AFTER UPDATE ON rollout_tenants
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION rollout_counts_apply();
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION rollout_counts_insert();
+CREATE TRIGGER rollout_counts_update AFTER UPDATE ON rollout_tenants FOR EACH ROW
+  WHEN (OLD.state IS DISTINCT FROM NEW.state OR (OLD.dispatched_at IS NULL) IS DISTINCT FROM (NEW.dispatched_at IS NULL)
+        OR OLD.lock_slow IS DISTINCT FROM NEW.lock_slow)
+  EXECUTE FUNCTION rollout_counts_update();
 
 -- rollouts created before this migration: their counters, from their tenants
 INSERT INTO rollout_counts (rollout_id, wave, slot, waiting, queued, scheduled, running, succeeded, failed, cancelled)
@@ -338,13 +340,14 @@ BEGIN
     UPDATE flotilla.rollout_tenants t SET error = p_error, lock_wait_ms = wait_total, lock_timeouts = timeouts_total
      WHERE t.rollout_id = p_rollout AND t.tenant_id = p_tenant AND t.generation = p_generation;
   END IF;
-  SELECT coalesce(sum(c.waiting), 0)::int INTO waiting FROM flotilla.rollout_counts c WHERE c.rollout_id = p_rollout;
+  SELECT coalesce(sum(c.queued + c.running), 0)::int, coalesce(sum(c.waiting), 0)::int INTO in_flight, waiting
+    FROM flotilla.rollout_counts c WHERE c.rollout_id = p_rollout;
   IF n > 0 AND waiting = 0 THEN
     -- the tail: finishers one after the other, each seeing the ones before it committed
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('flotilla.tail/' || p_rollout, 0));
+    SELECT coalesce(sum(c.queued + c.running), 0)::int, coalesce(sum(c.waiting), 0)::int INTO in_flight, waiting
+      FROM flotilla.rollout_counts c WHERE c.rollout_id = p_rollout;
   END IF;
-  SELECT coalesce(sum(c.queued + c.running), 0)::int, coalesce(sum(c.waiting), 0)::int INTO in_flight, waiting
-    FROM flotilla.rollout_counts c WHERE c.rollout_id = p_rollout;
   finished := n > 0;
 END
 $fn$;

@@ -242,6 +242,10 @@ export class ControlStore {
         ],
       );
     });
+    // A big rollout's rows are new to the planner until autovacuum looks (which may be never, next to a long
+    // history): with no statistics for this rollout, a claim by (rollout, tenant) was seen scanning all its
+    // rows through another index. Fresh statistics now; not being the tables' owner only skips this.
+    if (r.assignments.length >= 1000) await this.pool.query(`ANALYZE ${T('rollout_tenants')}, ${T('rollout_counts')}`).catch(() => {});
   }
 
   async getRollout(id: string): Promise<RolloutRow | undefined> {
