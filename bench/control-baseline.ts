@@ -21,7 +21,13 @@ export async function oldDispatchIn(c: pg.PoolClient, rolloutId: string, now: Da
   ]);
   const row = r.rows[0];
   if (!row) return [];
-  const rollout: DispatchRollout = { state: row.state, currentWave: row.current_wave, waveCount: row.wave_count, finished: !!row.finished_at, options: row.options };
+  const rollout: DispatchRollout = {
+    state: row.state,
+    currentWave: row.current_wave,
+    waveCount: row.wave_count,
+    finished: !!row.finished_at,
+    options: row.options,
+  };
   const stats = await c.query<TenantGroup>(
     `SELECT wave, state, (dispatched_at IS NOT NULL) AS dispatched, server, count(*)::int AS n
        FROM ${T('rollout_tenants')} WHERE rollout_id = $1 GROUP BY 1, 2, 3, 4`,
@@ -95,7 +101,16 @@ export function oldDispatch(pool: pg.Pool, rolloutId: string, now: Date, prefix:
 /** ControlStore.recordAttempt at 8d97e72 for a first attempt (no history to reconcile): record_attempt (003), then a full dispatch unless the window is still full. */
 export async function oldRecordAttempt(
   pool: pg.Pool,
-  a: { rolloutId: string; tenantId: string; generation: number; attempt: number; state: 'succeeded' | 'failed'; worker: string; startedAt: Date; durationMs: number },
+  a: {
+    rolloutId: string;
+    tenantId: string;
+    generation: number;
+    attempt: number;
+    state: 'succeeded' | 'failed';
+    worker: string;
+    startedAt: Date;
+    durationMs: number;
+  },
   now: Date,
   prefix: string,
 ): Promise<DispatchedJob[]> {

@@ -447,7 +447,11 @@ async function main(): Promise<void> {
 
   const size = await dbs.new.store.pool.query(`SELECT pg_size_pretty(pg_database_size(current_database())) AS s`);
   console.log(`  control database size (this commit, after prune): ${size.rows[0].s}`);
-  console.log(`  load after: ${loadavg().map((x) => x.toFixed(2)).join(' ')} · ${Math.round((performance.now() - started) / 1000)} s`);
+  console.log(
+    `  load after: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')} · ${Math.round((performance.now() - started) / 1000)} s`,
+  );
   for (const db of Object.values(dbs)) await db.store.close();
 }
 
