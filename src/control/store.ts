@@ -305,7 +305,8 @@ export class ControlStore {
         GROUP BY GROUPING SETS ((wave), ()) ORDER BY wave NULLS FIRST`,
       [id],
     );
-    return r.rows.map((x) => ({ wave: x.wave, measured: x.measured, p95Ms: x.p95, maxMs: x.max, timeouts: x.timeouts }));
+    // the total row comes even when nothing was measured
+    return r.rows.filter((x) => x.measured > 0).map((x) => ({ wave: x.wave, measured: x.measured, p95Ms: x.p95, maxMs: x.max, timeouts: x.timeouts }));
   }
 
   /**
