@@ -5,7 +5,7 @@
  * a count of the rows; an upgraded control database keeps its rollouts going;
  * the --max-lock-wait gate halts on a wave's 95th percentile.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ControlStore } from '../../src/control/store.js';
 import { CONTROL_MIGRATIONS, CONTROL_SCHEMA, CONTROL_TRACKING_TABLE } from '../../src/control/schema.js';
