@@ -1,8 +1,9 @@
 /**
  * The control database: tenant registry, frozen migration sets, rollouts and
  * per-tenant results and attempts. It is also where a rollout's progress is
- * decided: `dispatch` locks the rollout row and applies the rules of
- * core/dispatch.ts (control/dispatch.ts), so any process may call it
+ * decided: `dispatch` takes the rollout's dispatch lock (without waiting) and
+ * applies the rules of core/dispatch.ts to the per-wave counters
+ * (control/dispatch.ts), so any process may call it
  * (producer, any worker, `rollout resume`) and progress never depends on one
  * process staying alive. Callers do not enqueue what it returns themselves:
  * producer/dispatcher.ts does.
