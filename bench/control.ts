@@ -30,7 +30,7 @@ import { assignWaves, rolloutOptions, type RolloutOptions } from '../src/core/ro
 import type { DispatchedJob } from '../src/core/jobs.js';
 import type { Tenant } from '../src/core/tenants.js';
 import { DISPATCH_WINDOW } from '../src/core/dispatch.js';
-import { rolloutView, printRollout } from '../src/cli/print/rollout.js';
+import { rolloutView, rolloutViewOf, printRollout } from '../src/cli/print/rollout.js';
 import { jsonReplacer, type Output } from '../src/cli/output.js';
 import { CLI, adminQuery, dbUrl } from '../test/helpers/fleet-base.js';
 import { oldDispatch, oldRecordAttempt } from './control-baseline.js';
@@ -310,9 +310,8 @@ async function status(db: Db, id: string, json: boolean): Promise<number> {
     else printRollout(out, view);
     return out.size();
   }
-  const limit = json ? undefined : 50;
-  const [counts, waves, lockWaits, ts] = await Promise.all([s.counts(id), s.waveSummaries(id), s.lockWaits(id), s.rolloutTenants(id, { limit })]);
-  const view = rolloutView(r, ts, { counts, waves, lockWaits, page: { offset: 0, limit: limit ?? null, states: null, matching: N } });
+  // what `rollout status` runs (cli/commands/rollout-status.ts): a page of 50 in text, every tenant in --json
+  const view = (await rolloutViewOf(s, id, { offset: 0, ...(json ? {} : { limit: 50 }) }))!;
   if (json) out.data(view);
   else printRollout(out, view);
   return out.size();

@@ -9,7 +9,7 @@
 import { ConfigError, RolloutNotFoundError } from '../../core/errors.js';
 import type { TenantState } from '../../control/store.js';
 import { fleetContext, withStore, type FleetContext } from '../context.js';
-import { printRolloutOrJson, rolloutView, type RolloutView } from '../print/rollout.js';
+import { printRolloutOrJson, rolloutViewOf, type RolloutView } from '../print/rollout.js';
 import { intOption, type Flags } from '../requests.js';
 import type { CommandContext } from './single.js';
 
@@ -45,16 +45,9 @@ export function parseRolloutStatus(id: string, o: Flags, json: boolean): Rollout
 export async function rolloutStatusCommand(fctx: FleetContext, req: RolloutStatusRequest | string): Promise<RolloutView> {
   const q: RolloutStatusRequest = typeof req === 'string' ? { id: req, offset: 0 } : req;
   return withStore(fctx, async (store) => {
-    const r = await store.getRollout(q.id);
-    if (!r) throw new RolloutNotFoundError(q.id);
-    const [counts, waves, lockWaits, tenants] = await Promise.all([
-      store.counts(q.id),
-      store.waveSummaries(q.id),
-      store.lockWaits(q.id),
-      store.rolloutTenants(q.id, { limit: q.limit, offset: q.offset, states: q.states }),
-    ]);
-    const matching = (q.states ?? STATES).reduce((n, s) => n + counts[s], 0);
-    return rolloutView(r, tenants, { counts, waves, lockWaits, page: { offset: q.offset, limit: q.limit ?? null, states: q.states ?? null, matching } });
+    const v = await rolloutViewOf(store, q.id, q);
+    if (!v) throw new RolloutNotFoundError(q.id);
+    return v;
   });
 }
 

@@ -2,7 +2,7 @@
  * What the fleet commands show of a rollout: the view (plain data, also the --json output)
  * built from the control database's rows, and the human printers for it.
  */
-import type { LockWaitStats, RolloutRow, RolloutTenantRow, TenantState, WaveSummary } from '../../control/store.js';
+import type { ControlStore, LockWaitStats, RolloutRow, RolloutTenantRow, TenantState, WaveSummary } from '../../control/store.js';
 import { formatMs } from '../../core/dispatch.js';
 import { tenantsWithLiteralPassword, type Tenant } from '../../core/tenants.js';
 import type { Output } from '../output.js';
@@ -93,6 +93,33 @@ export function rolloutView(r: RolloutRow, tenants: RolloutTenantRow[], detail?:
     })),
     ...more,
   };
+}
+
+const STATES: TenantState[] = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'cancelled'];
+
+/** A page of a rollout's tenants: every one when `limit` is undefined. */
+export interface TenantPage {
+  limit?: number;
+  offset: number;
+  states?: TenantState[];
+}
+
+/**
+ * The view every fleet command prints at its end (`rollout status`, `--wait`, `retry`, `cancel`):
+ * counts per state and per wave from the counters, lock waits, and the tenants of `page`.
+ * Undefined for an unknown rollout.
+ */
+export async function rolloutViewOf(store: ControlStore, id: string, page: TenantPage = { offset: 0 }): Promise<RolloutView | undefined> {
+  const r = await store.getRollout(id);
+  if (!r) return undefined;
+  const [counts, waves, lockWaits, tenants] = await Promise.all([
+    store.counts(id),
+    store.waveSummaries(id),
+    store.lockWaits(id),
+    store.rolloutTenants(id, { limit: page.limit, offset: page.offset, states: page.states }),
+  ]);
+  const matching = (page.states ?? STATES).reduce((n, s) => n + counts[s], 0);
+  return rolloutView(r, tenants, { counts, waves, lockWaits, page: { offset: page.offset, limit: page.limit ?? null, states: page.states ?? null, matching } });
 }
 
 /** The per-tenant table and the totals (`rollout status`, and every `--wait` at its end). */
