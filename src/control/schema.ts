@@ -325,8 +325,14 @@ BEGIN
     SET state = EXCLUDED.state, applied = EXCLUDED.applied, error = EXCLUDED.error, finished_at = now(), duration_ms = EXCLUDED.duration_ms,
         lock_wait_ms = EXCLUDED.lock_wait_ms, lock_timeouts = EXCLUDED.lock_timeouts;
   SELECT r.state, r.options INTO rollout_state, options FROM flotilla.rollouts r WHERE r.id = p_rollout;
-  SELECT sum(a.lock_wait_ms)::int, sum(a.lock_timeouts)::int INTO wait_total, timeouts_total
-    FROM flotilla.attempts a WHERE a.rollout_id = p_rollout AND a.tenant_id = p_tenant AND a.generation = p_generation AND a.kind = p_kind;
+  IF p_attempt > 1 THEN
+    SELECT sum(a.lock_wait_ms)::int, sum(a.lock_timeouts)::int INTO wait_total, timeouts_total
+      FROM flotilla.attempts a WHERE a.rollout_id = p_rollout AND a.tenant_id = p_tenant AND a.generation = p_generation AND a.kind = p_kind;
+  ELSE
+    -- the generation's first attempt: its own figures are the sums
+    wait_total := p_lock_wait;
+    timeouts_total := p_lock_timeouts;
+  END IF;
   IF p_state IN ('succeeded', 'failed') THEN
     UPDATE flotilla.rollout_tenants t
        SET state = p_state, applied = CASE WHEN p_kind = 'validate' THEN t.applied ELSE p_applied END, error = p_error,
