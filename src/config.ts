@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { ConfigError } from './core/errors.js';
 import { redactUrl } from './core/redact.js';
 import { VALIDATION_OPTION_NAMES, type ValidationOptions } from './core/validation.js';
+import { RULE_IDS } from './core/lint/rules.js';
 import type { RolloutOptions } from './core/rollout-plan.js';
 import { DEFAULT_PREFIX } from './adapters/redis.js';
 import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './migrator.js';
@@ -61,6 +62,8 @@ const ConfigSchema = z
     }),
     validation: z.object(validationShape).strict(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    /** config file only: `"lint": { "disable": ["rename-column"] }` turns lint rules off (core/lint) */
+    lint: z.object({ disable: z.array(z.enum(RULE_IDS, { error: `must be lint rule ids: ${RULE_IDS.join(', ')}` })) }).strict(),
   })
   .strict();
 
@@ -114,6 +117,7 @@ export function loadConfig(input: LoadConfigInput): Config {
     singleTransaction: false,
     validation: {},
     logLevel: 'warn',
+    lint: { disable: [] },
   };
   const problems: string[] = [];
   if (input.configFile === undefined && input.env.FLOTILLA_CONFIG?.trim() === '') problems.push(emptyVariable('FLOTILLA_CONFIG'));

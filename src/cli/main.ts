@@ -14,6 +14,7 @@ import { createLogger } from '../logger.js';
 import { listCommand, pendingCommand, runCommand, statusCommand, type CommandContext } from './commands/single.js';
 import { processOutput, reportError } from './output.js';
 import { registerFleetCommands } from './commands/fleet.js';
+import { registerSafetyCommands } from './commands/safety.js';
 import type { Flags } from './requests.js';
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -62,6 +63,7 @@ export function buildProgram(run: (action: (ctx: CommandContext) => Promise<numb
     .option('--dry-run', 'apply and validate, then roll back')
     .action((name: string, o, cmd) => run((ctx) => runCommand(ctx, name, { dryRun: o.dryRun }), cmd));
   registerFleetCommands(program, run);
+  registerSafetyCommands(program, run);
   strictOptions(program);
   return program;
 }

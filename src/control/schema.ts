@@ -387,4 +387,38 @@ END
 $fn$;
 `,
   },
+  {
+    name: '007_risk_acks.sql',
+    sql: `
+-- flotilla:validate off
+-- Lint findings of error level acknowledged for a rollout or a schedule
+-- (--accept-risk <rule>, a file's "-- flotilla:allow <rule>" header, or an
+-- earlier acknowledgement of the same file content, rule and line), and who
+-- gave them: actor (FLOTILLA_ACTOR, else the OS user) and os_user (user@host).
+CREATE TABLE risk_acks (
+  id bigserial PRIMARY KEY,
+  rollout_id text REFERENCES rollouts (id) ON DELETE CASCADE,
+  schedule_name text,
+  queue_prefix text NOT NULL,
+  set_checksum text NOT NULL,
+  file text NOT NULL,
+  file_checksum text NOT NULL,
+  line integer NOT NULL,
+  rule text NOT NULL,
+  target text,
+  lock_mode text,
+  -- flag | header | earlier
+  via text NOT NULL,
+  actor text NOT NULL,
+  os_user text NOT NULL,
+  -- via earlier: where it was first acknowledged
+  earlier text,
+  acknowledged_at timestamptz NOT NULL DEFAULT now(),
+  CHECK ((rollout_id IS NULL) <> (schedule_name IS NULL))
+);
+CREATE INDEX risk_acks_rollout ON risk_acks (rollout_id);
+CREATE INDEX risk_acks_schedule ON risk_acks (queue_prefix, schedule_name);
+CREATE INDEX risk_acks_finding ON risk_acks (file_checksum, rule, line);
+`,
+  },
 ];

@@ -27,6 +27,8 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--max-lock-wait <duration>', "halt when a wave's 95th percentile of lock waits on tenants' tables passes this (e.g. 2s)")
     .option('--dry-run', 'apply and validate each tenant in a transaction, then roll back')
     .option('--wait', 'show progress and wait for the end (exit 0 only if every tenant succeeded)')
+    .option('--accept-risk <rule...>', 'acknowledge error-level lint findings of these rules (recorded with FLOTILLA_ACTOR or the OS user)')
+    .option('--order-by <order>', 'size: small tenants first, the largest last (the canary comes from the small ones)')
     .action((o, cmd) => run(async (ctx) => (await import('./rollout-create.js')).rolloutCreate(ctx, o), cmd));
   rollout
     .command('status <id>')
@@ -82,6 +84,7 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--max-failures <n|%>', 'per rollout')
     .option('--concurrency <n>', 'per rollout')
     .option('--per-server <n>', 'per rollout')
+    .option('--accept-risk <rule...>', 'acknowledge error-level lint findings of these rules (recorded with FLOTILLA_ACTOR or the OS user)')
     .action((o, cmd) => run(async (ctx) => (await import('./schedule.js')).scheduleAdd(ctx, o), cmd));
   schedule
     .command('list')

@@ -6,6 +6,7 @@
  * first 50 tenants unless --limit says otherwise (0: all); --json lists every
  * tenant unless --limit, --offset or --state narrow it (then `page` says which).
  */
+import { rolloutAcks, type StoredAck } from '../../control/risk-acks.js';
 import { ConfigError, RolloutNotFoundError } from '../../core/errors.js';
 import type { TenantState } from '../../control/store.js';
 import { fleetContext, withStore, type FleetContext } from '../context.js';
@@ -42,16 +43,35 @@ export function parseRolloutStatus(id: string, o: Flags, json: boolean): Rollout
   return { id, offset, ...(shown !== undefined && { limit: shown }), ...(states && { states }) };
 }
 
-export async function rolloutStatusCommand(fctx: FleetContext, req: RolloutStatusRequest | string): Promise<RolloutView> {
+/**
+ * The view plus the lint findings acknowledged for it (control/risk-acks.ts), when there are
+ * any: without them the view is exactly what `rollout --wait` printed at the end.
+ */
+export type RolloutStatusView = RolloutView & { acknowledgements?: StoredAck[] };
+
+export async function rolloutStatusCommand(fctx: FleetContext, req: RolloutStatusRequest | string): Promise<RolloutStatusView> {
   const q: RolloutStatusRequest = typeof req === 'string' ? { id: req, offset: 0 } : req;
   return withStore(fctx, async (store) => {
-    const v = await rolloutViewOf(store, q.id, q);
+    const r = await store.getRollout(q.id);
+    if (!r) throw new RolloutNotFoundError(q.id);
+    const [v, acks] = await Promise.all([rolloutViewOf(store, q.id, q), rolloutAcks(store.pool, r)]);
     if (!v) throw new RolloutNotFoundError(q.id);
-    return v;
+    return { ...v, ...(acks.length ? { acknowledgements: acks } : {}) };
   });
 }
 
 export async function rolloutStatus(ctx: CommandContext, id: string, o: Flags = {}): Promise<number> {
-  printRolloutOrJson(ctx.out, await rolloutStatusCommand(fleetContext(ctx), parseRolloutStatus(id, o, ctx.out.json)));
+  const v = await rolloutStatusCommand(fleetContext(ctx), parseRolloutStatus(id, o, ctx.out.json));
+  printRolloutOrJson(ctx.out, v);
+  if (!ctx.out.json && v.acknowledgements?.length) {
+    ctx.out.line();
+    ctx.out.line('Acknowledged risks:');
+    for (const a of v.acknowledgements)
+      ctx.out.line(
+        `  ${a.file}:${a.line} ${a.rule}${a.lock ? ` (${a.lock}${a.table ? ` on ${a.table}` : ''})` : ''}: ${a.actor} (${a.osUser}) via ${
+          a.via === 'flag' ? '--accept-risk' : a.via === 'header' ? 'the file header' : `an earlier acknowledgement, ${a.earlier}`
+        }, ${a.acknowledgedAt.toISOString()}`,
+      );
+  }
   return 0;
 }
