@@ -22,7 +22,9 @@
  *    late by less than one sampling interval; waits shorter than `afterMs` are
  *    not seen. One small query on another connection, and only while a
  *    statement runs long: log_lock_waits would need the server's log, and
- *    sampling wait_event alone would not give the start.
+ *    sampling wait_event alone would not give the start. Waits on a
+ *    virtualxid are left out: that is CREATE INDEX CONCURRENTLY waiting for
+ *    older transactions to end, which blocks no one.
  */
 import type { Queryable } from '../adapters/pg/connection.js';
 import type { Clock } from '../core/ports.js';
@@ -41,7 +43,7 @@ export interface WaitProbe {
 
 const WAITING = `SELECT pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.->>) 'waitstart' AS since,
        pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) (pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.->>) 'waitstart')::pg_catalog.timestamptz) * 1000 AS waited
-  FROM pg_catalog.pg_locks l WHERE l.pid OPERATOR(pg_catalog.=) $1 AND NOT l.granted LIMIT 1`;
+  FROM pg_catalog.pg_locks l WHERE l.pid OPERATOR(pg_catalog.=) $1 AND NOT l.granted AND l.locktype OPERATOR(pg_catalog.<>) 'virtualxid' LIMIT 1`;
 
 export class LockWaitMeter {
   private into: LockWaitTotals | undefined;
