@@ -28,6 +28,8 @@ import { explainRefusal } from './adapters/pg/refusals.js';
 import { systemClock, systemRandom } from './adapters/clock.js';
 import { Applier, timer, type Checkpoint, type RunContext } from './engine/apply.js';
 import { LockSession } from './engine/lock-session.js';
+import { LockWaitMeter } from './engine/lock-wait.js';
+import { backendPid } from './adapters/pg/pooler.js';
 import {
   DEFAULT_ENGINE_SETTINGS,
   emptyReport,
@@ -55,6 +57,8 @@ export class Migrator {
   private readonly clock: Clock;
   private readonly lock: LockSession;
   private readonly applier: Applier;
+  /** lock waits of the migration's queries (engine/lock-wait.ts) */
+  private readonly meter: LockWaitMeter;
   constructor(
     private readonly db: Queryable,
     settings: Partial<EngineSettings> = {},
@@ -67,7 +71,12 @@ export class Migrator {
     if (!lockSessions) throw new Error('Migrator: pass ports.lockSessions (a second connection for the migration lock) when db is not a pg.Client');
     this.clock = ports.clock ?? systemClock;
     this.lock = new LockSession(db, lockSessions, this.settings, emit, this.clock, ports.random ?? systemRandom);
-    this.applier = new Applier(db, this.settings, emit, this.clock, this.lock);
+    this.meter = new LockWaitMeter(this.clock, () => {
+      const conn = this.lock.connection;
+      const pid = backendPid(db) ?? (db as { processID?: number | null }).processID;
+      return conn && pid ? { conn, pid } : undefined;
+    });
+    this.applier = new Applier(this.meter.wrap(db), this.settings, emit, this.clock, this.lock);
   }
 
   /** What is applied, pending, changed or missing. Reads only; creates nothing. */
@@ -116,6 +125,7 @@ export class Migrator {
   private async run(set: MigrationSet, req: MigrateRequest): Promise<MigrateReport> {
     const ledger = await this.location();
     const report = emptyReport(ledger.schema, !!req.dryRun);
+    this.meter.start(report);
     const time = timer(report.timings, this.clock);
     const run: RunContext = { ledger, req, report, time, scopeCache: {} };
     // Fast path, no lock: a committed ledger that already has everything is the answer.

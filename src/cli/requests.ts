@@ -34,12 +34,16 @@ export function parseRolloutSettings(o: Flags): RolloutSettings {
   const maxFailures = o.maxFailures !== undefined ? parseCountSpec('--max-failures', o.maxFailures) : undefined;
   const concurrency = intOption('--concurrency', o.concurrency);
   const perServer = intOption('--per-server', o.perServer);
+  const maxLockWaitMs = o.maxLockWait !== undefined ? parseDuration(o.maxLockWait) : undefined;
+  if (o.maxLockWait !== undefined && maxLockWaitMs === undefined)
+    throw new ConfigError([`--max-lock-wait: "${o.maxLockWait}" is not a duration (use 500ms, 2s, 1min)`]);
   return {
     ...(canary && { canary }),
     ...(waveSize && { waveSize }),
     ...(maxFailures && { maxFailures }),
     ...(concurrency !== undefined && { concurrency }),
     ...(perServer !== undefined && { perServer }),
+    ...(maxLockWaitMs !== undefined && { maxLockWaitMs }),
   };
 }
 

@@ -1,8 +1,9 @@
 /**
  * The control database: tenant registry, frozen migration sets, rollouts and
  * per-tenant results and attempts. It is also where a rollout's progress is
- * decided: `dispatch` locks the rollout row and applies the rules of
- * core/dispatch.ts (control/dispatch.ts), so any process may call it
+ * decided: `dispatch` takes the rollout's dispatch lock (without waiting) and
+ * applies the rules of core/dispatch.ts to the per-wave counters
+ * (control/dispatch.ts), so any process may call it
  * (producer, any worker, `rollout resume`) and progress never depends on one
  * process staying alive. Callers do not enqueue what it returns themselves:
  * producer/dispatcher.ts does.
@@ -24,7 +25,7 @@ import { ConnectionError, QueuePrefixMismatchError } from '../core/errors.js';
 import { DEFAULT_PREFIX } from '../queue.js';
 import { T } from './schema.js';
 import { migrateControlSchema } from './migrate.js';
-import { dispatchIn } from './dispatch.js';
+import { dispatchIn, DISPATCH_LOCK_SQL, releasedTotal } from './dispatch.js';
 import { deleteSchedule, getSchedule, listSchedules, saveSchedule, type Schedule, type ScheduleSummary } from './schedules.js';
 import { ControlRetrier, retryingPool, type ControlRetry } from './pool.js';
 
@@ -60,7 +61,39 @@ export interface RolloutTenantRow {
   startedAt: Date | null;
   finishedAt: Date | null;
   durationMs: number | null;
+  /** what the tenant's attempts of this generation waited for locks (engine/lock-wait.ts); null: not measured */
+  lockWaitMs: number | null;
+  lockTimeouts: number | null;
 }
+
+/** The counters of a rollout, per wave (control migration 006). */
+export interface WaveSummary {
+  wave: number;
+  counts: Record<TenantState, number>;
+  /** finished tenants whose lock waits passed --max-lock-wait */
+  lockSlow: number;
+}
+
+/** Lock waits of a rollout's tenants per wave (tenants with a measurement only). */
+export interface LockWaitStats {
+  /** null: the whole rollout */
+  wave: number | null;
+  measured: number;
+  p95Ms: number;
+  maxMs: number;
+  timeouts: number;
+}
+
+/** Rollouts `rollouts prune` removed (or would remove, with --dry-run). */
+export interface PruneResult {
+  rollouts: { id: string; state: RolloutState; finishedAt: Date; tenants: number }[];
+  tenantRows: number;
+  attempts: number;
+  migrationSets: number;
+}
+
+/** How many times a dispatcher looks again when tenants finished while it held the lock. */
+const DISPATCH_ROUNDS = 8;
 
 export interface ClaimedJob {
   attempt: number;
@@ -210,6 +243,10 @@ export class ControlStore {
         ],
       );
     });
+    // A big rollout's rows are new to the planner until autovacuum looks (which may be never, next to a long
+    // history): with no statistics for this rollout, a claim by (rollout, tenant) was seen scanning all its
+    // rows through another index. Fresh statistics now; not being the tables' owner only skips this.
+    if (r.assignments.length >= 1000) await this.pool.query(`ANALYZE ${T('rollout_tenants')}, ${T('rollout_counts')}`).catch(() => {});
   }
 
   async getRollout(id: string): Promise<RolloutRow | undefined> {
@@ -217,25 +254,101 @@ export class ControlStore {
     return r.rows[0] ? toRollout(r.rows[0]) : undefined;
   }
 
+  /** The newest rollouts (index rollouts_created) with their counts (the counters: no tenant is read). */
   async listRollouts(limit = 20): Promise<(RolloutRow & { counts: Record<TenantState, number> })[]> {
     const r = await this.pool.query(
-      `SELECT r.*, (SELECT jsonb_object_agg(state, n) FROM (SELECT state, count(*) n FROM ${T('rollout_tenants')} WHERE rollout_id = r.id GROUP BY state) s) AS counts
-         FROM ${T('rollouts')} r ORDER BY created_at DESC, id DESC LIMIT $1`,
+      `SELECT r.*, n.* FROM (SELECT * FROM ${T('rollouts')} ORDER BY created_at DESC, id DESC LIMIT $1) r
+         CROSS JOIN LATERAL (SELECT ${COUNTS_SQL('c')} FROM ${T('rollout_counts')} c WHERE c.rollout_id = r.id) n
+        ORDER BY r.created_at DESC, r.id DESC`,
       [limit],
     );
-    return r.rows.map((row) => ({ ...toRollout(row), counts: { ...emptyCounts(), ...(row.counts ?? {}) } }));
+    return r.rows.map((row) => ({ ...toRollout(row), counts: toCounts(row) }));
   }
 
-  async rolloutTenants(id: string): Promise<RolloutTenantRow[]> {
-    const r = await this.pool.query(`SELECT * FROM ${T('rollout_tenants')} WHERE rollout_id = $1 ORDER BY position`, [id]);
+  /**
+   * A rollout's tenants in rollout order: all of them, or a page (`limit`, `offset`), or only
+   * those in `states` (index rollout_tenants_position, so a page of a 50,000-tenant rollout
+   * reads only that page).
+   */
+  async rolloutTenants(id: string, page: { limit?: number; offset?: number; states?: TenantState[] } = {}): Promise<RolloutTenantRow[]> {
+    const r = await this.pool.query(
+      `SELECT * FROM ${T('rollout_tenants')} WHERE rollout_id = $1 AND ($2::text[] IS NULL OR state = ANY($2))
+        ORDER BY position LIMIT $3 OFFSET $4`,
+      [id, page.states ?? null, page.limit ?? null, page.offset ?? 0],
+    );
     return r.rows.map(toTenantRow);
   }
 
+  /** Tenants per state, from the counters (O(waves), whatever the rollout's size). */
   async counts(id: string): Promise<Record<TenantState, number>> {
-    const r = await this.pool.query(`SELECT state, count(*)::int AS n FROM ${T('rollout_tenants')} WHERE rollout_id = $1 GROUP BY state`, [id]);
-    const counts = emptyCounts();
-    for (const row of r.rows) counts[row.state as TenantState] = row.n;
-    return counts;
+    const r = await this.pool.query(`SELECT ${COUNTS_SQL('c')} FROM ${T('rollout_counts')} c WHERE c.rollout_id = $1`, [id]);
+    return toCounts(r.rows[0] ?? {});
+  }
+
+  /** Tenants per state for each wave, from the counters. */
+  async waveSummaries(id: string): Promise<WaveSummary[]> {
+    const r = await this.pool.query(
+      `SELECT c.wave, ${COUNTS_SQL('c')}, sum(c.lock_slow)::int AS lock_slow FROM ${T('rollout_counts')} c WHERE c.rollout_id = $1 GROUP BY c.wave ORDER BY c.wave`,
+      [id],
+    );
+    return r.rows.map((x) => ({ wave: x.wave, counts: toCounts(x), lockSlow: x.lock_slow }));
+  }
+
+  /**
+   * Lock waits per wave and for the whole rollout (wave null, first): 95th percentile (nearest
+   * rank, as the --max-lock-wait gate), maximum, lock timeouts, over the tenants with a measurement.
+   */
+  async lockWaits(id: string): Promise<LockWaitStats[]> {
+    const r = await this.pool.query(
+      `SELECT wave, count(*)::int AS measured, percentile_disc(0.95) WITHIN GROUP (ORDER BY lock_wait_ms) AS p95,
+              max(lock_wait_ms) AS max, coalesce(sum(lock_timeouts), 0)::int AS timeouts
+         FROM ${T('rollout_tenants')} WHERE rollout_id = $1 AND lock_wait_ms IS NOT NULL
+        GROUP BY GROUPING SETS ((wave), ()) ORDER BY wave NULLS FIRST`,
+      [id],
+    );
+    // the total row comes even when nothing was measured
+    return r.rows.filter((x) => x.measured > 0).map((x) => ({ wave: x.wave, measured: x.measured, p95Ms: x.p95, maxMs: x.max, timeouts: x.timeouts }));
+  }
+
+  /**
+   * Remove the history of this fleet's rollouts that finished before `before`: the rollout,
+   * its tenants, its attempts and counters, and the frozen sets nothing refers to any more.
+   * Only finished rollouts (succeeded, failed, halted, cancelled, with an end time: nothing
+   * runs) are touched, never a running one. `dryRun`: only say what would go.
+   */
+  async prune(before: Date, dryRun: boolean): Promise<PruneResult> {
+    return this.tx(async (c) => {
+      const found = await c.query(
+        `SELECT r.id, r.state, r.finished_at, (SELECT coalesce(sum(x.waiting + x.queued + x.scheduled + x.running + x.succeeded + x.failed + x.cancelled), 0)::int
+                                                   FROM ${T('rollout_counts')} x WHERE x.rollout_id = r.id) AS tenants
+           FROM ${T('rollouts')} r
+          WHERE r.queue_prefix = $1 AND r.state IN ('succeeded', 'failed', 'halted', 'cancelled') AND r.finished_at IS NOT NULL AND r.finished_at < $2
+          ORDER BY r.finished_at, r.id FOR UPDATE OF r`,
+        [this.queuePrefix, before],
+      );
+      const ids = found.rows.map((x) => x.id as string);
+      const result: PruneResult = {
+        rollouts: found.rows.map((x) => ({ id: x.id, state: x.state, finishedAt: x.finished_at, tenants: x.tenants })),
+        tenantRows: found.rows.reduce((n, x) => n + x.tenants, 0),
+        attempts: 0,
+        migrationSets: 0,
+      };
+      if (!ids.length) return result;
+      const orphanSets = `SELECT DISTINCT r.set_checksum FROM ${T('rollouts')} r WHERE r.id = ANY($1)
+          AND NOT EXISTS (SELECT 1 FROM ${T('rollouts')} o WHERE o.set_checksum = r.set_checksum AND NOT (o.id = ANY($1)))
+          AND NOT EXISTS (SELECT 1 FROM ${T('schedules')} s WHERE s.set_checksum = r.set_checksum)`;
+      if (dryRun) {
+        result.attempts = (await c.query(`SELECT count(*)::int AS n FROM ${T('attempts')} WHERE rollout_id = ANY($1)`, [ids])).rows[0].n;
+        result.migrationSets = (await c.query(`SELECT count(*)::int AS n FROM (${orphanSets}) s`, [ids])).rows[0].n;
+        return result;
+      }
+      const sets = (await c.query(orphanSets, [ids])).rows.map((x) => x.set_checksum as string);
+      result.attempts = (await c.query(`DELETE FROM ${T('attempts')} WHERE rollout_id = ANY($1)`, [ids])).rowCount ?? 0;
+      // rollout_tenants and rollout_counts go with their rollout (ON DELETE CASCADE)
+      await c.query(`DELETE FROM ${T('rollouts')} WHERE id = ANY($1)`, [ids]);
+      if (sets.length) result.migrationSets = (await c.query(`DELETE FROM ${T('migration_sets')} WHERE checksum = ANY($1)`, [sets])).rowCount ?? 0;
+      return result;
+    });
   }
 
   /** The running rollouts of this store's fleet (queue prefix): what its workers reconcile. */
@@ -249,14 +362,24 @@ export class ControlStore {
   }
 
   /**
-   * Decide what runs next, under a lock on the rollout row: halt on failures,
-   * move to the next wave when the current one is done, finish the rollout, and
-   * hand out tenants up to --concurrency / --per-server (the rules: core/dispatch.ts).
-   * Idempotent: calling it again hands out nothing new. Enqueue what it returns
-   * through producer/dispatcher.ts.
+   * Decide what runs next, under the rollout's dispatch lock: halt on failures
+   * or lock waits, move to the next wave when the current one is done, finish
+   * the rollout, and hand out tenants up to --concurrency / --per-server (the
+   * rules: core/dispatch.ts). When another process holds the lock, returns at
+   * once: that one looks again after its commit (this loop), so what this
+   * caller recorded before is never left undecided. Idempotent: calling it
+   * again hands out nothing new. Enqueue what it returns through
+   * producer/dispatcher.ts.
    */
   async dispatch(rolloutId: string, now: Date): Promise<DispatchedJob[]> {
-    return this.tx((c) => dispatchIn(c, rolloutId, now, this.queuePrefix));
+    const jobs: DispatchedJob[] = [];
+    for (let round = 0; round < DISPATCH_ROUNDS; round++) {
+      const r = await this.tx((c) => dispatchIn(c, rolloutId, now, this.queuePrefix));
+      jobs.push(...r.jobs);
+      // tenants that finished while we held the lock (and found it busy) are ours to look at
+      if (r.released === undefined || (await releasedTotal(this.pool, rolloutId)) === r.released) break;
+    }
+    return jobs;
   }
 
   /** Tenants already handed out but not finished: what `resume` re-enqueues. */
@@ -330,15 +453,33 @@ export class ControlStore {
       durationMs: number;
       /** what the whole rollout applied to the tenant, read from its tracking table (see reconcileApplied) */
       appliedTotal?: string[];
+      /** how long this attempt waited for locks on the tenant's objects, and how many lock_timeouts it hit (engine/lock-wait.ts) */
+      lockWaitMs?: number | null;
+      lockTimeouts?: number | null;
     },
     now: Date,
   ): Promise<DispatchedJob[]> {
     const error = a.error ? JSON.parse(redactSecrets(JSON.stringify(a.error))) : null;
-    // one round trip, one short transaction (control migration 003_record_attempt.sql) ...
+    // one round trip, one short transaction, no lock on the rollout (control migration 006) ...
     const record = (c: pg.Pool | pg.PoolClient) =>
       c.query<{ rollout_state: string | null; options: RolloutOptions | null; in_flight: number | null; waiting: number | null }>(
-        `SELECT * FROM ${T('record_attempt')}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-        [a.rolloutId, a.tenantId, a.generation, a.attempt, 'migrate', a.state, a.applied, error, a.checks ?? null, a.worker, a.startedAt, a.durationMs],
+        `SELECT * FROM ${T('record_attempt')}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+        [
+          a.rolloutId,
+          a.tenantId,
+          a.generation,
+          a.attempt,
+          'migrate',
+          a.state,
+          a.applied,
+          error,
+          a.checks ?? null,
+          a.worker,
+          a.startedAt,
+          a.durationMs,
+          a.lockWaitMs == null ? null : Math.round(a.lockWaitMs),
+          a.lockTimeouts ?? null,
+        ],
       );
     // ... plus, when earlier attempts exist, the applied list reconciled in the same transaction
     const history = a.state !== 'retrying' && (a.appliedTotal !== undefined || a.generation > 0 || a.attempt !== 1);
@@ -367,7 +508,8 @@ export class ControlStore {
 
   /** Stop a rollout: tenants not started are cancelled; running ones finish. */
   async cancel(rolloutId: string, reason: string): Promise<RolloutRow | undefined> {
-    return this.tx(async (c) => {
+    const row = await this.tx(async (c) => {
+      await c.query(DISPATCH_LOCK_SQL, [rolloutId]);
       const r = await c.query(`SELECT state, queue_prefix FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
       if (!r.rows[0]) return undefined;
       this.assertOwn(rolloutId, r.rows[0].queue_prefix);
@@ -387,6 +529,10 @@ export class ControlStore {
       const after = await c.query(`SELECT * FROM ${T('rollouts')} WHERE id = $1`, [rolloutId]);
       return toRollout(after.rows[0]);
     });
+    if (!row) return row;
+    // tenants that finished while we held the dispatch lock: the end of the rollout is recorded now, not at the next reconcile
+    await this.dispatch(rolloutId, new Date());
+    return (await this.getRollout(rolloutId)) ?? row;
   }
 
   /**
@@ -395,7 +541,8 @@ export class ControlStore {
    * transaction, after `refresh.check` approved what the control database records (it throws to refuse).
    */
   async retry(rolloutId: string, now: Date, refresh?: RefreshRequest): Promise<{ retried: number; jobs: DispatchedJob[] } | undefined> {
-    return this.tx(async (c) => {
+    const done = await this.tx(async (c) => {
+      await c.query(DISPATCH_LOCK_SQL, [rolloutId]);
       const r = await c.query(`SELECT * FROM ${T('rollouts')} WHERE id = $1 FOR UPDATE`, [rolloutId]);
       if (!r.rows[0]) return undefined;
       this.assertOwn(rolloutId, r.rows[0].queue_prefix);
@@ -426,6 +573,8 @@ export class ControlStore {
         [rolloutId],
       );
       if (u.rowCount) {
+        // the lock-wait gate starts afresh too
+        await c.query(`UPDATE ${T('rollout_tenants')} SET lock_slow = false WHERE rollout_id = $1 AND lock_slow`, [rolloutId]);
         // back to the first wave that still has work; the canary gate and the failure budget start afresh
         await c.query(
           `UPDATE ${T('rollouts')} SET state = 'running', halt_reason = NULL, finished_at = NULL,
@@ -434,8 +583,11 @@ export class ControlStore {
           [rolloutId],
         );
       }
-      return { retried: u.rowCount ?? 0, jobs: await dispatchIn(c, rolloutId, now, this.queuePrefix) };
+      return { retried: u.rowCount ?? 0, jobs: (await dispatchIn(c, rolloutId, now, this.queuePrefix, true)).jobs };
     });
+    if (!done) return done;
+    // tenants that finished while we held the dispatch lock
+    return { retried: done.retried, jobs: [...done.jobs, ...(await this.dispatch(rolloutId, now))] };
   }
 
   /** The rollout's unfinished tenants: the target frozen with it, and the registry's entry for the same id today. */
@@ -508,8 +660,15 @@ async function reconcileApplied(c: pg.PoolClient, rolloutId: string, tenantId: s
   );
 }
 
-function emptyCounts(): Record<TenantState, number> {
-  return { pending: 0, scheduled: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+const STATES: TenantState[] = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'cancelled'];
+
+/** The per-state sums of `rollout_counts` rows aliased `c` (pending: handed out or not). */
+const COUNTS_SQL = (c: string) =>
+  `coalesce(sum(${c}.waiting + ${c}.queued), 0)::int AS pending, coalesce(sum(${c}.scheduled), 0)::int AS scheduled, coalesce(sum(${c}.running), 0)::int AS running,
+   coalesce(sum(${c}.succeeded), 0)::int AS succeeded, coalesce(sum(${c}.failed), 0)::int AS failed, coalesce(sum(${c}.cancelled), 0)::int AS cancelled`;
+
+function toCounts(x: pg.QueryResultRow): Record<TenantState, number> {
+  return Object.fromEntries(STATES.map((s) => [s, Number(x[s] ?? 0)])) as Record<TenantState, number>;
 }
 
 function toRollout(x: pg.QueryResultRow): RolloutRow {
@@ -544,5 +703,7 @@ function toTenantRow(x: pg.QueryResultRow): RolloutTenantRow {
     startedAt: x.started_at,
     finishedAt: x.finished_at,
     durationMs: x.duration_ms,
+    lockWaitMs: x.lock_wait_ms ?? null,
+    lockTimeouts: x.lock_timeouts ?? null,
   };
 }

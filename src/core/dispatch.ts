@@ -6,6 +6,9 @@
  * respect --per-server caps, and send tenants outside their maintenance window
  * to wait for it as delayed jobs (they take no slot until they run).
  *
+ * A wave whose 95th percentile of lock waits is certain to pass
+ * --max-lock-wait halts the rollout too (lockWaitP95Over).
+ *
  * Two steps, because which candidates to read depends on the first: assess()
  * decides from the counts alone (halt, finish, the wave, the free slots), then
  * choose() picks among the pending tenants of that wave. control/dispatch.ts
@@ -24,7 +27,7 @@ export interface DispatchRollout {
   currentWave: number;
   waveCount: number;
   finished: boolean;
-  options: { canary: boolean; maxFailures: number; concurrency: number | null; perServer: number | null };
+  options: { canary: boolean; maxFailures: number; concurrency: number | null; perServer: number | null; maxLockWaitMs?: number | null };
 }
 
 /** Tenants of the rollout counted by (wave, state, handed to the queue, server). */
@@ -69,8 +72,31 @@ function sum(groups: TenantGroup[], f: (g: TenantGroup) => boolean): number {
   return n;
 }
 
-/** Halt, finish, advance the wave, or how many tenants may go now. */
-export function assess(rollout: DispatchRollout, groups: TenantGroup[]): Assessment {
+/**
+ * Is a wave's 95th percentile of lock waits over the limit, whatever the tenants still to
+ * finish will wait? `over` of the wave's `tenants` (cancelled ones left out) waited longer.
+ * The percentile is the nearest rank (the value at rank ceil(0.95 n) in ascending order,
+ * as Postgres' percentile_disc(0.95)): it passes the limit once more than n - ceil(0.95 n)
+ * tenants did: a wave of up to 19 tenants halts on its first slow tenant, one of 20 to 39 on
+ * its second, one of 100 on its sixth, however early in the wave they come.
+ */
+export function lockWaitP95Over(tenants: number, over: number): boolean {
+  if (tenants <= 0 || over <= 0) return false;
+  return over >= tenants - Math.ceil(0.95 * tenants) + 1;
+}
+
+/** "2 s", "750 ms", "1.5 min" */
+export function formatMs(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${Math.round(ms / 100) / 10} s`;
+  return `${Math.round(ms / 6000) / 10} min`;
+}
+
+/**
+ * Halt, finish, advance the wave, or how many tenants may go now. `lockSlow`: per wave,
+ * how many of its finished tenants waited for locks longer than --max-lock-wait.
+ */
+export function assess(rollout: DispatchRollout, groups: TenantGroup[], lockSlow: ReadonlyMap<number, number> = new Map()): Assessment {
   const running = sum(groups, (g) => g.state === 'running');
   if (rollout.state !== 'running') return { kind: 'stopped', markFinished: running === 0 && !rollout.finished };
 
@@ -81,6 +107,16 @@ export function assess(rollout: DispatchRollout, groups: TenantGroup[]): Assessm
   if (canaryFailed || failed > rollout.options.maxFailures) {
     const reason = canaryFailed ? 'a canary tenant failed' : `${failed} tenants failed (--max-failures ${rollout.options.maxFailures})`;
     return { kind: 'halt', reason, finishedNow: running === 0 };
+  }
+  const limit = rollout.options.maxLockWaitMs;
+  if (limit != null) {
+    for (const [w, over] of [...lockSlow].sort((a, b) => a[0] - b[0])) {
+      const tenants = sum(groups, (g) => g.wave === w && g.state !== 'cancelled');
+      if (lockWaitP95Over(tenants, over)) {
+        const reason = `wave ${w + 1}: the 95th percentile of lock waits is over ${formatMs(limit)} (${over} of ${tenants} tenants waited longer; --max-lock-wait)`;
+        return { kind: 'halt', reason, finishedNow: running === 0 };
+      }
+    }
   }
 
   let wave = rollout.currentWave;

@@ -81,6 +81,8 @@ export interface RolloutOptions {
   /** tenants in flight (queued or running) at once across all workers; null = the dispatch window (core/dispatch.ts) */
   concurrency: number | null;
   perServer: number | null;
+  /** --max-lock-wait: halt when a wave's 95th percentile of lock waits passes it (ms; core/dispatch.ts); absent or null: no limit */
+  maxLockWaitMs?: number | null;
   dryRun: boolean;
   /** webhook targets (`--notify`, the config's `notify`), \${VAR} unresolved; notify/schema.ts reads them */
   notify?: string[];
@@ -103,6 +105,7 @@ export interface RolloutSettings {
   perServer?: number;
   /** webhook targets, already checked (notify/targets.ts) */
   notify?: string[];
+  maxLockWaitMs?: number;
 }
 
 /**
@@ -115,6 +118,7 @@ export function rolloutOptions(s: RolloutSettings, tenantCount: number, dryRun: 
     maxFailures: s.maxFailures ? resolveCount(s.maxFailures, tenantCount) : 0,
     concurrency: s.concurrency ?? null,
     perServer: s.perServer ?? null,
+    ...(s.maxLockWaitMs !== undefined && { maxLockWaitMs: s.maxLockWaitMs }),
     dryRun,
     ...(s.notify?.length ? { notify: s.notify } : {}),
     engine,

@@ -9,7 +9,7 @@ import { LockLostError, LockTimeoutError } from '../core/errors.js';
 import type { Clock, Random } from '../core/ports.js';
 import type { Queryable } from '../adapters/pg/connection.js';
 import type { LedgerLocation } from '../adapters/pg/ledger.js';
-import { isLockLostError, lockHolder, tryAcquire, type HeldLock, type LockSessions } from '../adapters/pg/lock.js';
+import { isLockLostError, lockHolder, tryAcquire, type HeldLock, type LockConnection, type LockSessions } from '../adapters/pg/lock.js';
 import { assertSessionsKept } from '../adapters/pg/pooler.js';
 import type { Emit } from './types.js';
 
@@ -60,6 +60,11 @@ export class LockSession {
       await this.lockSessions.release(conn, e instanceof LockTimeoutError).catch(() => {});
       throw e;
     }
+  }
+
+  /** The lock session while the lock is held (engine/lock-wait.ts watches the migration from it). */
+  get connection(): LockConnection | undefined {
+    return this.held?.conn;
   }
 
   async release(): Promise<void> {

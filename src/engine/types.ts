@@ -78,6 +78,10 @@ export interface MigrateReport {
   warnings: string[];
   dryRun: boolean;
   lockWaitMs: number;
+  /** waited for locks on the target's objects (ms, sampled: engine/lock-wait.ts); the migration lock is lockWaitMs */
+  tableLockWaitMs: number;
+  /** statements that failed with lock_timeout (55P03) */
+  lockTimeouts: number;
   /** stopped early because the signal was aborted */
   interrupted: boolean;
   /** where the time went, ms: plan (ledger reads), lock, apply (statements), validation (scope + snapshots + diff), ledger (tracking rows, commit) */
@@ -133,6 +137,8 @@ export function emptyReport(schema: string, dryRun: boolean): MigrateReport {
     warnings: [],
     dryRun,
     lockWaitMs: 0,
+    tableLockWaitMs: 0,
+    lockTimeouts: 0,
     interrupted: false,
     timings: { plan: 0, lock: 0, apply: 0, validation: 0, ledger: 0 },
   };

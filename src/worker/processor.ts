@@ -115,6 +115,8 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
   let appliedBeforeFailure: string[] = [];
   let set: MigrationSet | undefined;
   let schema: string | undefined;
+  // what the engine waited for locks on the tenant's objects (engine/lock-wait.ts), recorded with the attempt
+  let locks: { lockWaitMs: number; lockTimeouts: number } | undefined;
   try {
     set = await deps.store.loadMigrationSet(claim.setChecksum);
     url = resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId);
@@ -130,6 +132,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
       { dryRun: claim.options.dryRun, signal },
     );
     schema = report.schema;
+    locks = { lockWaitMs: report.tableLockWaitMs, lockTimeouts: report.lockTimeouts };
     ms.engine = clock.now() - t;
     Object.assign(ms, report.timings);
     if (!claim.options.dryRun) appliedBeforeFailure = report.applied.map((a) => a.name);
@@ -162,6 +165,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
         worker: deps.workerId,
         startedAt,
         durationMs: Math.round(clock.now() - t0),
+        ...locks,
       },
       deps.now(),
     );
@@ -177,7 +181,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     // that attempt finds what this one committed in the tenant's tracking table
     if (e instanceof ControlUnavailableError) throw new Error(e.message);
     const total = client && set ? await rolloutApplied(tenants, client, claim, generation, rolloutId, set, schema).catch(() => undefined) : undefined;
-    return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure, total, ms);
+    return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure, total, ms, locks);
   } finally {
     if (client) await tenants.release(url, client, reusable);
   }
@@ -195,6 +199,7 @@ async function failed(
   applied: string[] = [],
   appliedTotal?: string[],
   ms: Record<string, number> = {},
+  locks?: { lockWaitMs: number; lockTimeouts: number },
 ): Promise<never> {
   const { rolloutId, tenantId, generation } = job.data;
   if (e instanceof LockTimeoutError) {
@@ -224,6 +229,7 @@ async function failed(
       worker: deps.workerId,
       startedAt,
       durationMs: Math.round(deps.clock.now() - t0),
+      ...locks,
     },
     deps.now(),
   );

@@ -24,6 +24,13 @@ interface Session extends Queryable {
 }
 
 const kept = new WeakSet<object>();
+/** the server process behind a connection that passed, for who watches it (engine/lock-wait.ts) */
+const pids = new WeakMap<object, number>();
+
+/** The backend pid serving this connection, when assertSessionsKept learned it. */
+export function backendPid(s: object): number | undefined {
+  return pids.get(s);
+}
 
 async function pid(s: Session): Promise<number> {
   return Number((await s.query<{ pid: number }>('SELECT pg_catalog.pg_backend_pid() AS pid')).rows[0]!.pid);
@@ -33,6 +40,7 @@ async function pid(s: Session): Promise<number> {
 export async function assertSessionsKept(migration: Session, lock: Session, target: string): Promise<void> {
   if (kept.has(migration) && kept.has(lock)) return;
   const [m, l] = await Promise.all([pid(migration), pid(lock)]);
+  pids.set(migration, m);
   const direct = (s: Session, p: number) => s.processID != null && Number(s.processID) === p;
   if (m !== l && direct(migration, m) && direct(lock, l)) {
     kept.add(migration);

@@ -24,6 +24,7 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--max-failures <n|%>', 'halt when more tenants than this failed (default 0)')
     .option('--concurrency <n>', 'tenants migrating at once across all workers')
     .option('--per-server <n>', 'tenants migrating at once per Postgres server (host:port)')
+    .option('--max-lock-wait <duration>', "halt when a wave's 95th percentile of lock waits on tenants' tables passes this (e.g. 2s)")
     .option('--dry-run', 'apply and validate each tenant in a transaction, then roll back')
     .option('--wait', 'show progress and wait for the end (exit 0 only if every tenant succeeded)')
     .option('--accept-risk <rule...>', 'acknowledge error-level lint findings of these rules (recorded with FLOTILLA_ACTOR or the OS user)')
@@ -35,8 +36,11 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .action((o, cmd) => run(async (ctx) => (await import('./rollout-create.js')).rolloutCreate(ctx, o), cmd));
   rollout
     .command('status <id>')
-    .description('per-tenant state of a rollout')
-    .action((id: string, _o, cmd) => run(async (ctx) => (await import('./rollout-status.js')).rolloutStatus(ctx, id), cmd));
+    .description('per-tenant state of a rollout (text: the first 50 tenants, --json: all of them, unless --limit says otherwise)')
+    .option('--limit <n>', 'list at most n tenants (0: all)')
+    .option('--offset <n>', 'skip the first n tenants (in rollout order)')
+    .option('--state <states>', 'only tenants in these states (comma-separated: failed,running)')
+    .action((id: string, o, cmd) => run(async (ctx) => (await import('./rollout-status.js')).rolloutStatus(ctx, id, o), cmd));
   rollout
     .command('retry <id>')
     .description('re-enqueue the failed and cancelled tenants of a rollout')
@@ -53,11 +57,17 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--wait', 'then wait for the end (exit 0 only if every tenant succeeded)')
     .action((id: string, o, cmd) => run(async (ctx) => (await import('./rollout-resume.js')).rolloutResume(ctx, id, o), cmd));
 
-  program
+  const rollouts = program
     .command('rollouts')
-    .description('list recent rollouts')
+    .description('list recent rollouts (see `rollouts prune`)')
     .option('--limit <n>', 'how many', '20')
     .action((o, cmd) => run(async (ctx) => (await import('./rollouts.js')).rolloutsList(ctx, o), cmd));
+  rollouts
+    .command('prune')
+    .description('remove the history of rollouts that finished long ago (never a running one)')
+    .option('--older-than <age>', 'finished more than this long ago: 30d, 2w, 12h')
+    .option('--dry-run', 'say what would be removed, remove nothing')
+    .action((o, cmd) => run(async (ctx) => (await import('./rollouts.js')).rolloutsPrune(ctx, o), cmd));
 
   program
     .command('worker')

@@ -2,14 +2,14 @@
 import { RolloutNotFoundError } from '../../core/errors.js';
 import { fleetContext, withStore, type FleetContext } from '../context.js';
 import type { Output } from '../output.js';
-import { rolloutView, type RolloutView } from '../print/rollout.js';
+import { rolloutViewOf, type RolloutView } from '../print/rollout.js';
 import { cliIdentity, type CommandContext } from './single.js';
 
 export async function rolloutCancelCommand(fctx: FleetContext, id: string): Promise<RolloutView> {
   return withStore(fctx, async (store) => {
     const r = await store.cancel(id, `cancelled by ${cliIdentity()}`);
     if (!r) throw new RolloutNotFoundError(id);
-    return rolloutView(r, await store.rolloutTenants(id));
+    return (await rolloutViewOf(store, id))!;
   });
 }
 

@@ -10,7 +10,7 @@ import { MIGRATE_QUEUE, openQueue } from '../../queue.js';
 import { fleetContext, openStore, type FleetContext } from '../context.js';
 import { rolloutExitCode, type Output } from '../output.js';
 import { waitForRollout } from '../print/progress.js';
-import { printRollout, rolloutView, tenantsInWaves, warnLiteralPasswords, type RolloutView } from '../print/rollout.js';
+import { printRollout, rolloutViewOf, tenantsInWaves, warnLiteralPasswords, type RolloutView } from '../print/rollout.js';
 import { parseRolloutCreate, type Flags, type RolloutCreateRequest } from '../requests.js';
 import { loadTenants } from '../tenants-source.js';
 import { cliIdentity, type CommandContext } from './single.js';
@@ -67,7 +67,7 @@ export async function rolloutCreateCommand(
     await recordAcks(store.pool, { rolloutId: created.id, queuePrefix: fleet.prefix, setChecksum: set.checksum }, acks, who.osUser);
     noteAcks(out, acks);
     fctx.logger.info({ rolloutId: created.id, tenants: created.tenants, waves: created.waves, enqueueMs: created.enqueueMs }, 'rollout created');
-    if (!req.wait) return { created, view: rolloutView((await store.getRollout(created.id))!, await store.rolloutTenants(created.id)), waited: false };
+    if (!req.wait) return { created, view: (await rolloutViewOf(store, created.id))!, waited: false };
     started(created);
     return { created, view: await waitForRollout(store, created.id, out, fleet), waited: true };
   } finally {

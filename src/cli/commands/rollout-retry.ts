@@ -9,7 +9,7 @@ import { retryAndEnqueue } from '../../producer/dispatcher.js';
 import { fleetContext, withStore, type FleetContext } from '../context.js';
 import { rolloutExitCode, type Output } from '../output.js';
 import { waitForRollout } from '../print/progress.js';
-import { printRollout, rolloutView, type RolloutView } from '../print/rollout.js';
+import { printRollout, rolloutViewOf, type RolloutView } from '../print/rollout.js';
 import { parseRolloutRetry, type Flags, type RolloutRetryRequest } from '../requests.js';
 import { prepareRetry } from './frozen-checks.js';
 import type { CommandContext } from './single.js';
@@ -37,9 +37,7 @@ export async function rolloutRetryCommand(fctx: FleetContext, req: RolloutRetryR
       const r = await retryAndEnqueue(store, queue, id, new Date(), prepared.refresh);
       for (const n of prepared.notices) fctx.out.error(`! ${n}`);
       if (!r) throw new RolloutNotFoundError(id);
-      const view = req.wait
-        ? await waitForRollout(store, id, fctx.out, fctx.fleet)
-        : rolloutView((await store.getRollout(id))!, await store.rolloutTenants(id));
+      const view = req.wait ? await waitForRollout(store, id, fctx.out, fctx.fleet) : (await rolloutViewOf(store, id))!;
       return { id, retried: r.retried, notices: prepared.notices, view, waited: req.wait };
     } finally {
       await queue.close().catch(() => {});

@@ -12,7 +12,7 @@ import { redactUrl } from '../../core/redact.js';
 import type { ControlStore, RolloutRow, TenantState } from '../../control/store.js';
 import type { FleetSettings } from '../../config.js';
 import type { Output } from '../output.js';
-import { rolloutView, type RolloutView } from './rollout.js';
+import { rolloutViewOf, type RolloutView } from './rollout.js';
 
 /** What the tenants' rows say so far (read again only when tenants finish). */
 export interface TenantStats {
@@ -151,7 +151,7 @@ export async function waitForRollout(store: ControlStore, id: string, out: Outpu
     }
     if (finished) {
       if (tty) process.stderr.write('\n');
-      return rolloutView((await store.getRollout(id))!, await store.rolloutTenants(id));
+      return (await rolloutViewOf(store, id))!;
     }
     await new Promise((res) => setTimeout(res, intervalMs));
   }

@@ -2,7 +2,8 @@
  * What the fleet commands show of a rollout: the view (plain data, also the --json output)
  * built from the control database's rows, and the human printers for it.
  */
-import type { RolloutRow, RolloutTenantRow, TenantState } from '../../control/store.js';
+import type { ControlStore, LockWaitStats, RolloutRow, RolloutTenantRow, TenantState, WaveSummary } from '../../control/store.js';
+import { formatMs } from '../../core/dispatch.js';
 import { tenantsWithLiteralPassword, type Tenant } from '../../core/tenants.js';
 import type { Output } from '../output.js';
 
@@ -25,12 +26,49 @@ export interface RolloutView {
     attempts: number;
     durationMs: number | null;
     drift: boolean;
+    /** waited for locks on the tenant's objects, its attempts of this generation (null: not measured) */
+    lockWaitMs: number | null;
+    lockTimeouts: number | null;
   }[];
+  /** `rollout status`: the counters per wave (waves numbered from 1) */
+  waveCounts?: { wave: number; counts: Record<TenantState, number> }[];
+  /** `rollout status`: lock waits, the rollout's and per wave (95th percentile as the --max-lock-wait gate computes it) */
+  lockWaits?: { limitMs: number | null; total: LockWaitView | null; waves: (LockWaitView & { wave: number })[] };
+  /** `rollout status` with --limit/--offset/--state (or its text default): which tenants `tenants` holds */
+  page?: { offset: number; limit: number | null; states: TenantState[] | null; matching: number };
 }
 
-export function rolloutView(r: RolloutRow, tenants: RolloutTenantRow[]): RolloutView {
+export interface LockWaitView {
+  measured: number;
+  p95Ms: number;
+  maxMs: number;
+  timeouts: number;
+}
+
+/** What `rollout status` adds to the view: read from the counters, not from the tenants listed. */
+export interface RolloutDetail {
+  counts: Record<TenantState, number>;
+  waves: WaveSummary[];
+  lockWaits: LockWaitStats[];
+  page: NonNullable<RolloutView['page']>;
+}
+
+export function rolloutView(r: RolloutRow, tenants: RolloutTenantRow[], detail?: RolloutDetail): RolloutView {
   const counts: Record<TenantState, number> = { pending: 0, scheduled: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
   for (const t of tenants) counts[t.state]++;
+  const lock = (x: LockWaitStats): LockWaitView => ({ measured: x.measured, p95Ms: x.p95Ms, maxMs: x.maxMs, timeouts: x.timeouts });
+  const more: Partial<RolloutView> = detail
+    ? {
+        counts: detail.counts,
+        waveCounts: detail.waves.map((w) => ({ wave: w.wave + 1, counts: w.counts })),
+        lockWaits: {
+          limitMs: r.options.maxLockWaitMs ?? null,
+          total: detail.lockWaits.filter((x) => x.wave === null).map(lock)[0] ?? null,
+          waves: detail.lockWaits.filter((x) => x.wave !== null).map((x) => ({ wave: x.wave! + 1, ...lock(x) })),
+        },
+        page: detail.page,
+      }
+    : {};
   return {
     id: r.id,
     state: r.state,
@@ -50,16 +88,49 @@ export function rolloutView(r: RolloutRow, tenants: RolloutTenantRow[]): Rollout
       durationMs: t.durationMs,
       error: t.error ? String(t.error.message ?? JSON.stringify(t.error)) : null,
       drift: !!t.checks?.drift,
+      lockWaitMs: t.lockWaitMs,
+      lockTimeouts: t.lockTimeouts,
     })),
+    ...more,
   };
+}
+
+const STATES: TenantState[] = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'cancelled'];
+
+/** A page of a rollout's tenants: every one when `limit` is undefined. */
+export interface TenantPage {
+  limit?: number;
+  offset: number;
+  states?: TenantState[];
+}
+
+/**
+ * The view every fleet command prints at its end (`rollout status`, `--wait`, `retry`, `cancel`):
+ * counts per state and per wave from the counters, lock waits, and the tenants of `page`.
+ * Undefined for an unknown rollout.
+ */
+export async function rolloutViewOf(store: ControlStore, id: string, page: TenantPage = { offset: 0 }): Promise<RolloutView | undefined> {
+  const r = await store.getRollout(id);
+  if (!r) return undefined;
+  const [counts, waves, lockWaits, tenants] = await Promise.all([
+    store.counts(id),
+    store.waveSummaries(id),
+    store.lockWaits(id),
+    store.rolloutTenants(id, { limit: page.limit, offset: page.offset, states: page.states }),
+  ]);
+  const matching = (page.states ?? STATES).reduce((n, s) => n + counts[s], 0);
+  return rolloutView(r, tenants, { counts, waves, lockWaits, page: { offset: page.offset, limit: page.limit ?? null, states: page.states ?? null, matching } });
 }
 
 /** The per-tenant table and the totals (`rollout status`, and every `--wait` at its end). */
 export function printRollout(out: Output, v: RolloutView): void {
   out.line(`Rollout ${v.id}: ${v.state}${v.haltReason ? ` (${v.haltReason})` : ''}${v.dryRun ? ' [dry run]' : ''} · wave ${v.wave}/${v.waves}`);
   out.line();
+  printWaves(out, v);
+  // the lock-wait column when something was measured (or a limit is set)
+  const locks = !!v.lockWaits?.total || v.lockWaits?.limitMs != null;
   const w = Math.max(6, ...v.tenants.map((t) => t.id.length));
-  out.line(`  ${'tenant'.padEnd(w)}  ${'state'.padEnd(9)}  applied  attempts  duration  error`);
+  out.line(`  ${'tenant'.padEnd(w)}  ${'state'.padEnd(9)}  applied  attempts  duration  ${locks ? 'lock wait  ' : ''}error`);
   let attempts = 0;
   let retries = 0;
   for (const t of v.tenants) {
@@ -67,14 +138,50 @@ export function printRollout(out: Output, v: RolloutView): void {
     retries += Math.max(0, t.attempts - 1);
     const mark = t.state === 'succeeded' ? '✓' : t.state === 'failed' ? '✗' : t.state === 'cancelled' ? '⊘' : t.state === 'running' ? '→' : '○';
     const dur = t.durationMs === null ? '' : `${(t.durationMs / 1000).toFixed(2)} s`;
+    const lock = locks ? `${(t.lockWaitMs === null ? '' : formatMs(t.lockWaitMs) + (t.lockTimeouts ? ` (${t.lockTimeouts}×)` : '')).padStart(9)}  ` : '';
     out.line(
-      `${mark} ${t.id.padEnd(w)}  ${t.state.padEnd(9)}  ${String(t.applied.length).padStart(7)}  ${String(t.attempts).padStart(8)}  ${dur.padStart(8)}  ${(t.error ?? '') + (t.drift ? ' (schema drift)' : '')}`.trimEnd(),
+      `${mark} ${t.id.padEnd(w)}  ${t.state.padEnd(9)}  ${String(t.applied.length).padStart(7)}  ${String(t.attempts).padStart(8)}  ${dur.padStart(8)}  ${lock}${(t.error ?? '') + (t.drift ? ' (schema drift)' : '')}`.trimEnd(),
+    );
+  }
+  const p = v.page;
+  if (p && p.matching > v.tenants.length) {
+    const which = p.states ? ` ${p.states.join('/')}` : '';
+    out.line(
+      `  … showing ${v.tenants.length ? `${p.offset + 1}-${p.offset + v.tenants.length}` : 'none'} of ${p.matching}${which} tenants (--limit 0 lists every one, --offset pages, --state failed only the failed ones, --json gives them all)`,
     );
   }
   out.line();
   out.line(
-    `Total: ${v.counts.succeeded} succeeded, ${v.counts.failed} failed, ${v.counts.cancelled} cancelled, ${v.counts.running} running, ${v.counts.pending + v.counts.scheduled} waiting · ${attempts} attempt${attempts === 1 ? '' : 's'} (${retries} retr${retries === 1 ? 'y' : 'ies'})`,
+    `Total: ${v.counts.succeeded} succeeded, ${v.counts.failed} failed, ${v.counts.cancelled} cancelled, ${v.counts.running} running, ${v.counts.pending + v.counts.scheduled} waiting · ${attempts} attempt${attempts === 1 ? '' : 's'} (${retries} retr${retries === 1 ? 'y' : 'ies'})${v.page && v.page.matching > v.tenants.length ? ' among the tenants shown' : ''}`,
   );
+}
+
+/** The counters per wave and the lock waits (`rollout status`); nothing for a one-wave rollout without lock waits. */
+function printWaves(out: Output, v: RolloutView): void {
+  const lw = v.lockWaits;
+  if (lw?.total || lw?.limitMs != null) {
+    const t = lw.total;
+    const limit = lw.limitMs != null ? ` · --max-lock-wait ${formatMs(lw.limitMs)}` : '';
+    out.line(
+      t
+        ? `Lock waits: p95 ${formatMs(t.p95Ms)}, max ${formatMs(t.maxMs)}, ${t.timeouts} lock timeout${t.timeouts === 1 ? '' : 's'} (${t.measured} tenants measured)${limit}`
+        : `Lock waits: none measured yet${limit}`,
+    );
+  }
+  const waves = v.waveCounts ?? [];
+  if (waves.length > 1 || lw?.waves.length) {
+    const byWave = new Map((lw?.waves ?? []).map((x) => [x.wave, x]));
+    out.line(`  wave  tenants  succeeded  failed  running  waiting  cancelled${lw?.waves.length ? '  lock wait p95' : ''}`);
+    for (const x of waves) {
+      const c = x.counts;
+      const total = Object.values(c).reduce((a, b) => a + b, 0);
+      const l = byWave.get(x.wave);
+      out.line(
+        `  ${String(x.wave).padStart(4)}  ${String(total).padStart(7)}  ${String(c.succeeded).padStart(9)}  ${String(c.failed).padStart(6)}  ${String(c.running).padStart(7)}  ${String(c.pending + c.scheduled).padStart(7)}  ${String(c.cancelled).padStart(9)}${l ? `  ${formatMs(l.p95Ms).padStart(13)}` : ''}`,
+      );
+    }
+  }
+  if (lw?.total || lw?.limitMs != null || waves.length > 1) out.line();
 }
 
 /** The view as JSON, or the table. */
