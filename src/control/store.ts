@@ -18,7 +18,7 @@ import { serverKey } from '../core/tenants.js';
 import type { Target } from '../core/frozen.js';
 import type { RolloutOptions, WaveAssignment } from '../core/rollout-plan.js';
 import { windowStillFull, type RolloutState, type TenantState } from '../core/dispatch.js';
-import type { DispatchedJob } from '../core/jobs.js';
+import type { DispatchedJob, JobKind } from '../core/jobs.js';
 import { pgConfig, type SslMode } from '../adapters/pg/connection.js';
 import { ConnectionError, QueuePrefixMismatchError } from '../core/errors.js';
 import { DEFAULT_PREFIX } from '../queue.js';
@@ -330,6 +330,8 @@ export class ControlStore {
       durationMs: number;
       /** what the whole rollout applied to the tenant, read from its tracking table (see reconcileApplied) */
       appliedTotal?: string[];
+      /** the job's kind (core/jobs.ts): a revert rollout's attempts are `revert` */
+      kind?: JobKind;
     },
     now: Date,
   ): Promise<DispatchedJob[]> {
@@ -338,7 +340,7 @@ export class ControlStore {
     const record = (c: pg.Pool | pg.PoolClient) =>
       c.query<{ rollout_state: string | null; options: RolloutOptions | null; in_flight: number | null; waiting: number | null }>(
         `SELECT * FROM ${T('record_attempt')}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-        [a.rolloutId, a.tenantId, a.generation, a.attempt, 'migrate', a.state, a.applied, error, a.checks ?? null, a.worker, a.startedAt, a.durationMs],
+        [a.rolloutId, a.tenantId, a.generation, a.attempt, a.kind ?? 'migrate', a.state, a.applied, error, a.checks ?? null, a.worker, a.startedAt, a.durationMs],
       );
     // ... plus, when earlier attempts exist, the applied list reconciled in the same transaction
     const history = a.state !== 'retrying' && (a.appliedTotal !== undefined || a.generation > 0 || a.attempt !== 1);
@@ -501,7 +503,7 @@ async function reconcileApplied(c: pg.PoolClient, rolloutId: string, tenantId: s
         SELECT name FROM (
           SELECT g.x AS name, g.o::bigint AS ord FROM unnest($4::text[]) WITH ORDINALITY AS g(x, o)
           UNION ALL
-          SELECT y, 9223372036854775807 FROM ${T('attempts')} a, unnest(a.applied) AS y WHERE a.rollout_id = $1 AND a.tenant_id = $2 AND a.kind = 'migrate'
+          SELECT y, 9223372036854775807 FROM ${T('attempts')} a, unnest(a.applied) AS y WHERE a.rollout_id = $1 AND a.tenant_id = $2 AND a.kind IN ('migrate', 'revert')
         ) u GROUP BY name ORDER BY min(ord), name)
       WHERE t.rollout_id = $1 AND t.tenant_id = $2 AND t.generation = $3 AND t.state IN ('succeeded', 'failed')`,
     [rolloutId, tenantId, generation, total],

@@ -267,3 +267,17 @@ export async function recordApplied(
     row.appliedBy,
   ]);
 }
+
+/** A down file's commit: the reverted migration's tracking rows go in the same transaction. */
+export async function removeApplied(db: Queryable, l: LedgerLocation, names: readonly string[]): Promise<void> {
+  await db.query(`DELETE FROM ${qualified(l)} WHERE name = ANY($1::text[])`, [names]);
+}
+
+/** Baselined files: recorded as applied, nothing run (duration_ms NULL; core/baseline.ts). */
+export async function recordBaseline(db: Queryable, l: LedgerLocation, rows: { name: string; checksum: string }[], appliedBy: string): Promise<void> {
+  await db.query(
+    `INSERT INTO ${qualified(l)} (${FLOTILLA_COLUMNS.join(', ')})
+     SELECT x.name, x.checksum, clock_timestamp(), NULL, $2 FROM jsonb_to_recordset($1::jsonb) AS x(name text, checksum text)`,
+    [JSON.stringify(rows), appliedBy],
+  );
+}

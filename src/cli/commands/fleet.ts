@@ -47,6 +47,17 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--wait', 'then wait for the end (exit 0 only if every tenant succeeded)')
     .action((id: string, o, cmd) => run(async (ctx) => (await import('./rollout-resume.js')).rolloutResume(ctx, id, o), cmd));
 
+  rollout
+    .command('revert <id>')
+    .description("a new rollout running the down files of that rollout's files on the tenants that applied them")
+    .option('--canary <n|tag>', 'first wave: n tenants or those tagged; the rest waits for its success')
+    .option('--wave-size <n|%>', 'tenants per wave after the canary')
+    .option('--max-failures <n|%>', 'halt when more tenants than this failed (default 0)')
+    .option('--concurrency <n>', 'tenants reverting at once across all workers')
+    .option('--per-server <n>', 'tenants reverting at once per Postgres server (host:port)')
+    .option('--wait', 'show progress and wait for the end (exit 0 only if every tenant succeeded)')
+    .action((id: string, o, cmd) => run(async (ctx) => (await import('./rollout-revert.js')).rolloutRevert(ctx, id, o), cmd));
+
   program
     .command('rollouts')
     .description('list recent rollouts')

@@ -80,7 +80,7 @@ export function printStatus(out: Output, r: StatusReport): void {
   line('================');
   line();
   line('Applied:');
-  for (const a of r.applied) line(`  ✓ ${a.name}`);
+  for (const a of r.applied) line(`  ✓ ${a.name}${r.baseline.includes(a.name) ? ' (baseline: recorded, not run)' : ''}`);
   if (!r.applied.length) line('  (none)');
   line();
   line('Pending:');

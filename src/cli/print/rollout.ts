@@ -13,6 +13,10 @@ export interface RolloutView {
   wave: number;
   waves: number;
   dryRun: boolean;
+  /** a revert rollout: the rollout whose files it reverts */
+  revertOf: string | null;
+  /** tenants of the selection left out at creation (`--skip-drifted`) */
+  skipped: { id: string; reason: string }[];
   createdAt: Date;
   finishedAt: Date | null;
   counts: Record<TenantState, number>;
@@ -38,6 +42,8 @@ export function rolloutView(r: RolloutRow, tenants: RolloutTenantRow[]): Rollout
     wave: r.currentWave + 1,
     waves: r.waveCount,
     dryRun: r.options.dryRun,
+    revertOf: r.options.revert?.of ?? null,
+    skipped: r.options.skipped ?? [],
     createdAt: r.createdAt,
     finishedAt: r.finishedAt,
     counts,
@@ -56,7 +62,9 @@ export function rolloutView(r: RolloutRow, tenants: RolloutTenantRow[]): Rollout
 
 /** The per-tenant table and the totals (`rollout status`, and every `--wait` at its end). */
 export function printRollout(out: Output, v: RolloutView): void {
-  out.line(`Rollout ${v.id}: ${v.state}${v.haltReason ? ` (${v.haltReason})` : ''}${v.dryRun ? ' [dry run]' : ''} · wave ${v.wave}/${v.waves}`);
+  out.line(
+    `Rollout ${v.id}${v.revertOf ? ` (revert of ${v.revertOf})` : ''}: ${v.state}${v.haltReason ? ` (${v.haltReason})` : ''}${v.dryRun ? ' [dry run]' : ''} · wave ${v.wave}/${v.waves}`,
+  );
   out.line();
   const w = Math.max(6, ...v.tenants.map((t) => t.id.length));
   out.line(`  ${'tenant'.padEnd(w)}  ${'state'.padEnd(9)}  applied  duration  error`);
@@ -67,9 +75,10 @@ export function printRollout(out: Output, v: RolloutView): void {
       `${mark} ${t.id.padEnd(w)}  ${t.state.padEnd(9)}  ${String(t.applied.length).padStart(7)}  ${dur.padStart(8)}  ${(t.error ?? '') + (t.drift ? ' (schema drift)' : '')}`.trimEnd(),
     );
   }
+  for (const x of v.skipped) out.line(`⊘ ${x.id.padEnd(w)}  skipped    ${x.reason}`);
   out.line();
   out.line(
-    `Total: ${v.counts.succeeded} succeeded, ${v.counts.failed} failed, ${v.counts.cancelled} cancelled, ${v.counts.running} running, ${v.counts.pending + v.counts.scheduled} waiting`,
+    `Total: ${v.counts.succeeded} succeeded, ${v.counts.failed} failed, ${v.counts.cancelled} cancelled, ${v.counts.running} running, ${v.counts.pending + v.counts.scheduled} waiting${v.skipped.length ? `, ${v.skipped.length} skipped` : ''}`,
   );
 }
 
