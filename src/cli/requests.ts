@@ -64,11 +64,13 @@ export interface RolloutCreateRequest {
   settings: RolloutSettings;
   dryRun: boolean;
   wait: boolean;
+  /** leave out tenants whose schema drifted from their version group's majority (cli/commands/drift.ts) */
+  skipDrifted?: boolean;
 }
 
 export function parseRolloutCreate(o: Flags): RolloutCreateRequest {
   const tenants = parseTenantsRequest(o);
-  return { tenants, settings: parseRolloutSettings(o), dryRun: !!o.dryRun, wait: !!o.wait };
+  return { tenants, settings: parseRolloutSettings(o), dryRun: !!o.dryRun, wait: !!o.wait, ...(o.skipDrifted ? { skipDrifted: true } : {}) };
 }
 
 export interface RolloutRetryRequest {

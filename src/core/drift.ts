@@ -88,8 +88,9 @@ export function describeDifferences(majority: readonly SchemaItem[], other: read
     const mv = a.get(k);
     const ov = b.get(k);
     const show = (vs: string[]) => (vs[0] && !DEFINITION_ONLY.has(kind) ? ` ${vs.join(' | ')}` : '');
-    if (!ov) out.push(`${kind} missing: ${object}${show(mv!)}`);
-    else if (!mv) out.push(`${kind} extra: ${object}${show(ov)}`);
+    const sep = object.startsWith('on ') ? ' ' : ': ';
+    if (!ov) out.push(`${kind} missing${sep}${object}${show(mv!)}`);
+    else if (!mv) out.push(`${kind} extra${sep}${object}${show(ov)}`);
     else if (mv.join('\n') !== ov.join('\n')) {
       if (DEFINITION_ONLY.has(kind)) out.push(`${kind} ${object}: definition differs from the majority's`);
       else if (mv.length === ov.length) out.push(`${kind} ${object}: ${ov.join(' | ')}, majority ${mv.join(' | ')}`);

@@ -278,6 +278,6 @@ export async function recordBaseline(db: Queryable, l: LedgerLocation, rows: { n
   await db.query(
     `INSERT INTO ${qualified(l)} (${FLOTILLA_COLUMNS.join(', ')})
      SELECT x.name, x.checksum, clock_timestamp(), NULL, $2 FROM jsonb_to_recordset($1::jsonb) AS x(name text, checksum text)`,
-    [JSON.stringify(rows), appliedBy],
+    [JSON.stringify(rows.map((r) => ({ name: r.name, checksum: r.checksum }))), appliedBy],
   );
 }

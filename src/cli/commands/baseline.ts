@@ -53,7 +53,8 @@ export async function baselineCommand(ctx: CommandContext, o: Flags, env: Record
   const set = await loadMigrationDir(ctx.config.dir);
   // refused before any database is touched when NNN names no file
   planBaseline(set, [], upTo);
-  if (o.tenants === undefined) return { upTo: String(upTo), database: await baselineOne(ctx, requireDatabaseUrl(ctx.config), undefined, upTo, set) };
+  const name = set.migrations.find((m) => m.version === upTo)!.name;
+  if (o.tenants === undefined) return { upTo: name, database: await baselineOne(ctx, requireDatabaseUrl(ctx.config), undefined, upTo, set) };
   const { selection, source } = parseSelectorFlags({ tenants: o.tenants, only: o.only, tag: o.tag, all: o.all });
   const tenants = await loadTenants({ ...(source.kind === 'file' ? { tenantsFile: source.path } : {}), selection }, undefined);
   const concurrency = intOption('--concurrency', o.concurrency) ?? 8;
@@ -73,7 +74,7 @@ export async function baselineCommand(ctx: CommandContext, o: Flags, env: Record
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, tenants.length)) }, lane));
-  return { upTo: String(upTo), tenants: results };
+  return { upTo: name, tenants: results };
 }
 
 export function printBaseline(out: Output, r: BaselineResult): void {

@@ -97,7 +97,7 @@ export function printDrift(out: Output, r: DriftResult): void {
     out.line();
     out.line(`${g.version} (${g.applied} applied): ${g.tenants.length} tenant${g.tenants.length === 1 ? '' : 's'}`);
     out.line(
-      `  ${g.tie ? 'no majority; first fingerprint' : 'majority'} ${g.majority.fingerprint.slice(0, 12)}: ${g.majority.tenants.join(', ')} (${g.majority.tenants.length})`,
+      `  ${g.tie ? 'no majority; first fingerprint' : 'majority'} ${g.majority.fingerprint.slice(0, 12)}: ${shortList(g.majority.tenants)} (${g.majority.tenants.length})`,
     );
     for (const x of g.outliers) {
       out.line(`  ✗ ${x.id} ${g.tie ? 'differs' : 'drifted'} (${x.fingerprint.slice(0, 12)}):`);
@@ -112,6 +112,10 @@ export function printDrift(out: Output, r: DriftResult): void {
   }
 }
 
+function shortList(ids: string[], max = 10): string {
+  return ids.length > max ? `${ids.slice(0, max).join(', ')} and ${ids.length - max} more` : ids.join(', ');
+}
+
 export function driftExitCode(r: DriftResult): number {
   if (r.drifted.length) return 1;
   return r.unreadable.length ? 3 : 0;
@@ -121,4 +125,29 @@ export async function drift(ctx: CommandContext, o: Flags): Promise<number> {
   const r = await driftCommand(ctx, o);
   printDrift(ctx.out, r);
   return driftExitCode(r);
+}
+
+/**
+ * `rollout --skip-drifted`: the selection without its drifted tenants, each
+ * with the reason frozen in the rollout (shown by `rollout status`). A tenant
+ * that cannot be read stays in (the rollout reports its connection failure).
+ */
+export async function withoutDrifted(
+  fctx: CommandContext,
+  tenants: Tenant[],
+  env: Record<string, string | undefined> = process.env,
+): Promise<{ tenants: Tenant[]; skipped: { id: string; reason: string }[] }> {
+  const r = await driftOfTenants(tenants, { trackingTable: fctx.config.trackingTable, concurrency: 8, env });
+  for (const u of r.unreadable) fctx.out.error(`! --skip-drifted: could not read ${u.id} (${u.error}); it stays in the rollout`);
+  const reasons = new Map<string, string>();
+  for (const g of r.groups)
+    for (const x of g.outliers)
+      if (r.drifted.includes(x.id)) {
+        const more = x.differences.length > 1 ? ` (+${x.differences.length - 1} more)` : '';
+        reasons.set(x.id, `schema drift at ${g.version}: ${x.differences[0] ?? 'fingerprint differs'}${more}`);
+      }
+  return {
+    tenants: tenants.filter((t) => !reasons.has(t.id)),
+    skipped: tenants.filter((t) => reasons.has(t.id)).map((t) => ({ id: t.id, reason: reasons.get(t.id)! })),
+  };
 }

@@ -26,6 +26,7 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--per-server <n>', 'tenants migrating at once per Postgres server (host:port)')
     .option('--dry-run', 'apply and validate each tenant in a transaction, then roll back')
     .option('--wait', 'show progress and wait for the end (exit 0 only if every tenant succeeded)')
+    .option('--skip-drifted', "leave out tenants whose schema differs from their version group's majority (see `flotilla drift`)")
     .action((o, cmd) => run(async (ctx) => (await import('./rollout-create.js')).rolloutCreate(ctx, o), cmd));
   rollout
     .command('status <id>')

@@ -14,6 +14,7 @@ import { printRollout, rolloutView, tenantsInWaves, warnLiteralPasswords, type R
 import { parseRolloutCreate, type Flags, type RolloutCreateRequest } from '../requests.js';
 import { loadTenants } from '../tenants-source.js';
 import { cliIdentity, type CommandContext } from './single.js';
+import { withoutDrifted } from './drift.js';
 
 export interface RolloutCreateResult {
   created: CreatedRollout;
@@ -36,8 +37,9 @@ export async function rolloutCreateCommand(
   const store = await openStore(fleet, out);
   let queue: ReturnType<typeof openQueue> | undefined;
   try {
-    const tenants = fromFile ?? (await loadTenants(req.tenants, store));
-    warnLiteralPasswords(out, tenants);
+    const selected = fromFile ?? (await loadTenants(req.tenants, store));
+    warnLiteralPasswords(out, selected);
+    const { tenants, skipped } = req.skipDrifted ? await withoutDrifted(fctx, selected) : { tenants: selected, skipped: [] };
     // only now: opening a queue writes to Redis, and a refused selection must leave nothing there
     queue = openQueue(MIGRATE_QUEUE, fleet);
     const created = await createRollout(store, queue, {
@@ -47,6 +49,7 @@ export async function rolloutCreateCommand(
       dryRun: req.dryRun,
       engine: rolloutEngineSettings(config),
       createdBy: cliIdentity(),
+      ...(skipped.length ? { extra: { skipped } } : {}),
     });
     fctx.logger.info({ rolloutId: created.id, tenants: created.tenants, waves: created.waves, enqueueMs: created.enqueueMs }, 'rollout created');
     if (!req.wait) return { created, view: rolloutView((await store.getRollout(created.id))!, await store.rolloutTenants(created.id)), waited: false };
@@ -62,7 +65,9 @@ export function printRolloutCreated(out: Output, r: RolloutCreateResult): void {
   if (out.json) out.data(r.view);
   else if (r.waited) printRollout(out, r.view);
   else
-    out.line(`Rollout ${r.created.id} created: ${tenantsInWaves(r.created.tenants, r.created.waves)}. Follow it with: flotilla rollout status ${r.created.id}`);
+    out.line(
+      `Rollout ${r.created.id} created: ${tenantsInWaves(r.created.tenants, r.created.waves)}${r.view.skipped.length ? ` (${r.view.skipped.length} skipped: ${r.view.skipped.map((x) => x.id).join(', ')})` : ''}. Follow it with: flotilla rollout status ${r.created.id}`,
+    );
 }
 
 export async function rolloutCreate(ctx: CommandContext, o: Flags, env: Record<string, string | undefined> = process.env): Promise<number> {
