@@ -133,7 +133,14 @@ export class Migrator {
       this.phase = 'reverting migrations';
       report.pending = steps.map((s) => s.down.name);
       this.emit({ type: 'found-pending', names: report.pending });
-      const run: RunContext = { ledger, req: { signal: req.signal }, report, time, scopeCache: {}, reverting: new Map(steps.map((s) => [s.down.name, s.rows])) };
+      const run: RunContext = {
+        ledger,
+        req: { signal: req.signal },
+        report,
+        time,
+        scopeCache: {},
+        reverting: new Map(steps.map((s) => [s.down.name, s.rows])),
+      };
       for (const s of steps) {
         if (req.signal?.aborted) {
           report.interrupted = true;

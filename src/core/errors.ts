@@ -667,6 +667,9 @@ export class RevertRefusedError extends FlotillaError {
     readonly rolloutId: string,
     readonly problems: string[],
   ) {
-    super(`cannot revert rollout ${rolloutId}: ${problems.join('; ')}`, 'Nothing was created. Fix what is named above and run `flotilla rollout revert` again.');
+    super(
+      `cannot revert rollout ${rolloutId}: ${problems.join('; ')}`,
+      'Nothing was created. Fix what is named above and run `flotilla rollout revert` again.',
+    );
   }
 }

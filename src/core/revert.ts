@@ -65,7 +65,11 @@ export function planRevert(pairs: RevertPairs, rows: readonly AppliedRow[], sele
     chosen = applied.filter((v) => ups.has(v) && byVersion.get(v)!.some((r) => rolloutOfAppliedBy(r.appliedBy) === select.rollout));
     const lowest = chosen[chosen.length - 1];
     const above = lowest === undefined ? [] : applied.filter((v) => v > lowest && !chosen.includes(v));
-    if (above.length) throw new RevertBlockedError(chosen.map((v) => nameOf(v, ups, byVersion)).reverse(), above.map((v) => nameOf(v, ups, byVersion)));
+    if (above.length)
+      throw new RevertBlockedError(
+        chosen.map((v) => nameOf(v, ups, byVersion)).reverse(),
+        above.map((v) => nameOf(v, ups, byVersion)),
+      );
   }
   const downs = new Map(pairs.downs.map((d) => [d.version, d]));
   const missing: string[] = [];

@@ -118,7 +118,11 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     client = await tenants.connect(url);
     ms.connect = clock.now() - t;
     t = clock.now();
-    const settings = engineSettingsOf(claim.options.engine, { schema: claim.tenant.schema, lockWaitTimeoutMs: 0, appliedBy: rolloutAppliedBy(deps.workerId, rolloutId) });
+    const settings = engineSettingsOf(claim.options.engine, {
+      schema: claim.tenant.schema,
+      lockWaitTimeoutMs: 0,
+      appliedBy: rolloutAppliedBy(deps.workerId, rolloutId),
+    });
     // a revert rollout runs the down files of what the reverted rollout applied here (core/revert.ts)
     const revert = claim.options.revert;
     const report = revert

@@ -105,9 +105,7 @@ describe('rollout --skip-drifted', { timeout: 240_000 }, () => {
     });
     expect(r.code, why(r)).toBe(0);
     expect(r.json.tenants.map((t: { id: string }) => t.id)).toEqual(['sd-a', 'sd-b', 'sd-d']);
-    expect(r.json.skipped).toEqual([
-      { id: 'sd-c', reason: 'schema drift at 003_orders_idx.sql: column orders.note: text, majority character varying(200)' },
-    ]);
+    expect(r.json.skipped).toEqual([{ id: 'sd-c', reason: 'schema drift at 003_orders_idx.sql: column orders.note: text, majority character varying(200)' }]);
     expect((await trackingRows(tenants[2]!))?.map((x) => x.name)).toEqual(Object.keys(UPS));
     const status = await fleet.cli(['rollout', 'status', r.json.id]);
     expect(status.stdout).toMatch(/⊘ sd-c\s+skipped\s+schema drift at 003_orders_idx.sql/);

@@ -23,7 +23,11 @@ import { pairsOf, planRevert, planRolloutRevert } from '../../src/core/revert.js
 
 /** The error a call throws or a promise rejects with (undefined when it does not). */
 function rejection(f: (() => unknown) | Promise<unknown>): any {
-  if (typeof f !== 'function') return f.then(() => undefined, (e: unknown) => e);
+  if (typeof f !== 'function')
+    return f.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   try {
     f();
   } catch (e) {
@@ -172,7 +176,9 @@ describe('planRolloutRevert', () => {
       'no down file for 003_idx.sql',
       'the up file on disk differs from the one the rollout ran (or is gone): 002_note.sql',
     ]);
-    const none = rejection(() => planRolloutRevert({ id: 'r2', state: 'succeeded', dryRun: false }, s.migrations, s, [{ id: 'a', state: 'succeeded', applied: [] }]));
+    const none = rejection(() =>
+      planRolloutRevert({ id: 'r2', state: 'succeeded', dryRun: false }, s.migrations, s, [{ id: 'a', state: 'succeeded', applied: [] }]),
+    );
     expect((none as RevertRefusedError).problems).toEqual(['no tenant applied a file in it']);
   });
 });
@@ -200,7 +206,7 @@ describe('drift', () => {
   it('differences read as what changed, against the majority', () => {
     const majority = normaliseItems(raw('public'), 'public');
     const other = normaliseItems(
-      raw('public', [['constraint', 'orders', 'CHECK ((note <> \'\'::text))']])
+      raw('public', [['constraint', 'orders', "CHECK ((note <> ''::text))"]])
         .filter(([k]) => k !== 'index')
         .map(([k, o, v]) => [k, o, o === 'orders.note' ? 'text' : v]),
       'public',

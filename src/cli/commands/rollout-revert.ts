@@ -24,7 +24,12 @@ import { parseRolloutSettings, type Flags } from '../requests.js';
 import { printRolloutCreated, type RolloutCreateResult } from './rollout-create.js';
 import { cliIdentity, type CommandContext } from './single.js';
 
-export async function rolloutRevertCommand(fctx: FleetContext, id: string, o: Flags, started: (c: RolloutCreateResult['created']) => void = () => {}): Promise<RolloutCreateResult> {
+export async function rolloutRevertCommand(
+  fctx: FleetContext,
+  id: string,
+  o: Flags,
+  started: (c: RolloutCreateResult['created']) => void = () => {},
+): Promise<RolloutCreateResult> {
   const settings = parseRolloutSettings(o);
   const disk = await loadMigrationDir(fctx.config.dir);
   const store = await openStore(fctx.fleet, fctx.out);
