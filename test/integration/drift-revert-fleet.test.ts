@@ -81,6 +81,10 @@ describe('rollout revert', { timeout: 240_000 }, () => {
     const again = await fleet.cli(['rollout', 'revert', r.json.id, '--dir', d.dir]);
     expect(again.code, why(again)).toBe(2);
     expect(again.stderr).toContain('it is itself a revert');
+    // its frozen down files are what a retry runs: the files on disk never replace them
+    const refresh = await fleet.cli(['rollout', 'retry', r.json.id, '--refresh', '--dir', d.dir]);
+    expect(refresh.code, why(refresh)).toBe(2);
+    expect(refresh.stderr).toContain(`reverts ${id} with the down files it froze`);
 
     // the files apply again on top (the tenant is back where it was before the rollout)
     const redo = await fleet.cliJson(['rollout', '--tenants', file, '--all', '--dir', d.dir, '--wait']);
