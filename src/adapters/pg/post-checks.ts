@@ -33,7 +33,9 @@ const CATALOG_SQL = `
 WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1),
 dep AS (
   SELECT d.classid, d.objid FROM pg_depend d
-   WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = (SELECT oid FROM ns) AND d.refobjsubid = 0 AND d.deptype = 'n'),
+   WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = (SELECT oid FROM ns) AND d.refobjsubid = 0 AND d.deptype = 'n'
+     -- an extension's own objects stand under the extension's name and version
+     AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = 'e')),
 rel AS (
   SELECT c.oid, c.relname::text AS name, c.relkind::text AS kind FROM dep JOIN pg_class c ON c.oid = dep.objid
    WHERE dep.classid = 'pg_class'::regclass AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND c.relname <> $2),
@@ -60,6 +62,7 @@ items AS (
         || coalesce(' default ' || ty.typdefault, '')
         || coalesce((SELECT ' ' || string_agg(pg_get_constraintdef(k.oid), ' ' ORDER BY 1) FROM pg_constraint k WHERE k.contypid = ty.oid), '') END
     FROM dep JOIN pg_type ty ON ty.oid = dep.objid WHERE dep.classid = 'pg_type'::regclass AND ty.typtype IN ('e', 'd')
+  UNION ALL SELECT 'extension', x.extname, x.extversion FROM dep JOIN pg_extension x ON x.oid = dep.objid WHERE dep.classid = 'pg_extension'::regclass
   -- sequences a serial or identity column owns are named by Postgres: their column's default stands for them
   UNION ALL SELECT 'sequence', s.name, '' FROM rel s WHERE s.kind = 'S'
      AND NOT EXISTS (SELECT 1 FROM pg_depend o WHERE o.classid = 'pg_class'::regclass AND o.objid = s.oid AND o.deptype IN ('a', 'i'))
