@@ -336,24 +336,12 @@ export class ControlStore {
     now: Date,
   ): Promise<DispatchedJob[]> {
     const error = a.error ? JSON.parse(redactSecrets(JSON.stringify(a.error))) : null;
+    const kind = a.kind ?? 'migrate';
     // one round trip, one short transaction (control migration 003_record_attempt.sql) ...
     const record = (c: pg.Pool | pg.PoolClient) =>
       c.query<{ rollout_state: string | null; options: RolloutOptions | null; in_flight: number | null; waiting: number | null }>(
         `SELECT * FROM ${T('record_attempt')}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-        [
-          a.rolloutId,
-          a.tenantId,
-          a.generation,
-          a.attempt,
-          a.kind ?? 'migrate',
-          a.state,
-          a.applied,
-          error,
-          a.checks ?? null,
-          a.worker,
-          a.startedAt,
-          a.durationMs,
-        ],
+        [a.rolloutId, a.tenantId, a.generation, a.attempt, kind, a.state, a.applied, error, a.checks ?? null, a.worker, a.startedAt, a.durationMs],
       );
     // ... plus, when earlier attempts exist, the applied list reconciled in the same transaction
     const history = a.state !== 'retrying' && (a.appliedTotal !== undefined || a.generation > 0 || a.attempt !== 1);
