@@ -29,7 +29,8 @@ export interface SchemaCatalog extends PostChecks {
   items: SchemaItem[];
 }
 
-const CATALOG_SQL = `
+/** Exported for bench/drift.ts (its EXPLAIN). */
+export const CATALOG_SQL = `
 WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1),
 dep AS (
   SELECT d.classid, d.objid FROM pg_depend d
