@@ -117,7 +117,7 @@ export class Migrator {
 
   private async runRevert(pairs: RevertPairs, req: RevertRequest): Promise<MigrateReport> {
     const ledger = await this.location();
-    const report = emptyReport(ledger.schema, false);
+    const report = emptyReport(ledger.schema, !!req.dryRun);
     const time = timer(report.timings, this.clock);
     // refused here, before the lock, when the database as it is cannot be reverted
     const first = planRevert(pairs, await time('plan', () => readLedger(this.db, ledger)), req.select);
@@ -141,6 +141,15 @@ export class Migrator {
         scopeCache: {},
         reverting: new Map(steps.map((s) => [s.down.name, s.rows])),
       };
+      // a dry run: every down file in one transaction, rolled back (non-transactional ones cannot be tried)
+      if (req.dryRun) {
+        await this.applier.applyGroup(
+          steps.map((s) => s.down),
+          { finish: 'rollback' },
+          run,
+        );
+        return report;
+      }
       for (const s of steps) {
         if (req.signal?.aborted) {
           report.interrupted = true;

@@ -65,6 +65,7 @@ export function buildProgram(run: (action: (ctx: CommandContext) => Promise<numb
     .command('down')
     .description('revert the last applied migration with its NNN_description.down.sql (--to <NNN>: every one above NNN)')
     .option('--to <NNN>', 'revert every applied migration numbered above NNN (0: all of them)')
+    .option('--dry-run', 'run and validate the down files in one transaction, then roll back')
     .action((o, cmd) => run(async (ctx) => (await import('./commands/down.js')).down(ctx, o), cmd));
   program
     .command('baseline')

@@ -110,6 +110,8 @@ export interface StatusReport {
 /** What `Migrator.revert` undoes (core/revert.ts RevertSelect), and its stop signal. */
 export interface RevertRequest {
   select: import('../core/revert.js').RevertSelect;
+  /** run and validate the down files in one transaction, then roll it all back */
+  dryRun?: boolean;
   signal?: AbortSignal;
 }
 

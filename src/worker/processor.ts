@@ -126,7 +126,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     // a revert rollout runs the down files of what the reverted rollout applied here (core/revert.ts)
     const revert = claim.options.revert;
     const report = revert
-      ? await tenants.revert(client, url, settings, frozenRevertPairs(set, revert), { select: { rollout: revert.of }, signal })
+      ? await tenants.revert(client, url, settings, frozenRevertPairs(set, revert), { select: { rollout: revert.of }, signal, dryRun: claim.options.dryRun })
       : await tenants.migrate(client, url, settings, set, { dryRun: claim.options.dryRun, signal });
     schema = report.schema;
     ms.engine = clock.now() - t;

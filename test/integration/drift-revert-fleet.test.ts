@@ -54,6 +54,11 @@ describe('rollout revert', { timeout: 240_000 }, () => {
     expect((await fleet.controlQuery('SELECT count(*)::int AS n FROM flotilla.rollouts')).rows[0].n).toBe(before);
 
     d.write('003_orders_idx.down.sql', 'DROP INDEX CONCURRENTLY orders_user_idx;\n');
+    // a dry run first: each tenant tries its down files in a transaction, rolled back
+    const dry = await fleet.cliJson(['rollout', 'revert', id, '--dir', d.dir, '--dry-run', '--wait']);
+    expect(dry.code, why(dry)).toBe(0);
+    expect(dry.json).toMatchObject({ state: 'succeeded', revertOf: id, dryRun: true });
+    for (const t of tenants) expect(await relationExists(t, 'orders'), t.id).toBe(true);
     const r = await fleet.cliJson(['rollout', 'revert', id, '--dir', d.dir, '--canary', 'canary', '--wait']);
     expect(r.code, why(r)).toBe(0);
     expect(r.json).toMatchObject({ state: 'succeeded', revertOf: id, waves: 2 });

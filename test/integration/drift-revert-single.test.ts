@@ -43,6 +43,11 @@ describe('flotilla down', { timeout: 120_000, concurrent: true }, () => {
     const db = await createTestDatabase('down');
     const d = dir(FILES);
     expect((await cli(db, ['pending', '--dir', d.dir])).code).toBe(0);
+    // a dry run cannot try a down file that runs outside a transaction
+    const dryIdx = await cli(db, ['down', '--dry-run', '--dir', d.dir]);
+    expect(dryIdx.code, show(dryIdx)).toBe(0);
+    expect(dryIdx.stderr).toContain('003_note_idx.down.sql runs outside a transaction and cannot be tried in a dry run');
+    expect(await exists(db, 'users_note_idx')).toBe(true);
     const one = await cli(db, ['down', '--dir', d.dir]);
     expect(one.code, show(one)).toBe(0);
     expect(one.stdout).toContain('→ Reverting with: 003_note_idx.down.sql');
@@ -50,6 +55,12 @@ describe('flotilla down', { timeout: 120_000, concurrent: true }, () => {
     expect(await names(db)).toEqual(['001_users.sql', '002_note.sql']);
     const status = await cli(db, ['status', '--dir', d.dir]);
     expect(status.stdout).toContain('○ 003_note_idx.sql');
+    // a dry run tries the down files in one transaction (each validated) and rolls it back
+    const dry = await cli(db, ['down', '--to', '0', '--dry-run', '--dir', d.dir]);
+    expect(dry.code, show(dry)).toBe(0);
+    expect(dry.stdout).toContain('✓ Completed: 2 reverted, 0 failed (dry run: everything rolled back)');
+    expect(await names(db)).toEqual(['001_users.sql', '002_note.sql']);
+    expect(await exists(db, 'users')).toBe(true);
 
     const all = await runCli(['down', '--to', '0', '--dir', d.dir, '--database-url', db.url, '--json']);
     expect(all.code, show(all)).toBe(0);

@@ -26,13 +26,18 @@ export function parseDown(o: Flags): RevertSelect {
   return { to: BigInt(m[1]!) };
 }
 
-export async function downCommand(ctx: CommandContext, select: RevertSelect, emit: (e: EngineEvent) => void = () => {}): Promise<MigrateReport> {
+export async function downCommand(
+  ctx: CommandContext,
+  select: RevertSelect,
+  emit: (e: EngineEvent) => void = () => {},
+  dryRun = false,
+): Promise<MigrateReport> {
   const set = await loadMigrationDir(ctx.config.dir);
   const url = requireDatabaseUrl(ctx.config);
   const client = await connect(url, { applicationName: 'flotilla-cli' });
   try {
     const lockSessions = connectLockSessions(url, { applicationName: 'flotilla-cli lock' });
-    return await new Migrator(client, engineSettings(ctx.config, cliIdentity()), emit, { lockSessions }).revert(pairsOf(set), { select });
+    return await new Migrator(client, engineSettings(ctx.config, cliIdentity()), emit, { lockSessions }).revert(pairsOf(set), { select, dryRun });
   } finally {
     await client.end().catch(() => {});
   }
@@ -51,8 +56,12 @@ function printer(out: Output): (e: EngineEvent) => void {
 
 export async function down(ctx: CommandContext, o: Flags): Promise<number> {
   const select = parseDown(o);
-  const report = await downCommand(ctx, select, ctx.out.json ? () => {} : printer(ctx.out));
+  const report = await downCommand(ctx, select, ctx.out.json ? () => {} : printer(ctx.out), !!o.dryRun);
   if (ctx.out.json) ctx.out.data({ ...report, reverted: report.applied });
-  else if (report.pending.length) ctx.out.line(`${report.failed ? '✗' : '✓'} Completed: ${report.applied.length} reverted, ${report.failed ? 1 : 0} failed`);
+  else for (const w of report.dryRun ? report.warnings : []) ctx.out.error(`⚠ ${w}`);
+  if (!ctx.out.json && report.pending.length)
+    ctx.out.line(
+      `${report.failed ? '✗' : '✓'} Completed: ${report.applied.length} reverted, ${report.failed ? 1 : 0} failed${report.dryRun ? ' (dry run: everything rolled back)' : ''}`,
+    );
   return exitCodeOf(report);
 }

@@ -56,6 +56,7 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--max-failures <n|%>', 'halt when more tenants than this failed (default 0)')
     .option('--concurrency <n>', 'tenants reverting at once across all workers')
     .option('--per-server <n>', 'tenants reverting at once per Postgres server (host:port)')
+    .option('--dry-run', 'run and validate the down files on each tenant in a transaction, then roll back')
     .option('--wait', 'show progress and wait for the end (exit 0 only if every tenant succeeded)')
     .action((id: string, o, cmd) => run(async (ctx) => (await import('./rollout-revert.js')).rolloutRevert(ctx, id, o), cmd));
 

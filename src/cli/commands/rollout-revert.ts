@@ -53,7 +53,7 @@ export async function rolloutRevertCommand(
       tenants: targets.filter((t) => chosen.has(t.tenant.id)).map((t) => t.tenant),
       set: { migrations: plan.downs, checksum: setChecksum(plan.downs) },
       ...settings,
-      dryRun: false,
+      dryRun: !!o.dryRun,
       // the reverted rollout's engine settings: the same tracking table, timeouts and validation
       engine: rollout.options.engine,
       createdBy: cliIdentity(),
