@@ -55,6 +55,9 @@ describe('flotilla down', { timeout: 120_000, concurrent: true }, () => {
     expect(await names(db)).toEqual(['001_users.sql', '002_note.sql']);
     const status = await cli(db, ['status', '--dir', d.dir]);
     expect(status.stdout).toContain('○ 003_note_idx.sql');
+    const list = await runCli(['list', '--dir', d.dir]);
+    expect(list.stdout).toContain('  002_note.sql  (down: 002_note.down.sql)');
+    expect(list.stdout).toContain('Total: 3 migrations');
     // a dry run tries the down files in one transaction (each validated) and rolls it back
     const dry = await cli(db, ['down', '--to', '0', '--dry-run', '--dir', d.dir]);
     expect(dry.code, show(dry)).toBe(0);

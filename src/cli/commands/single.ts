@@ -52,6 +52,7 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
         checksum: m.checksum,
         transactional: m.transactional,
         statements: m.statements.length,
+        down: set.downs?.find((d) => d.version === m.version)?.name ?? null,
       })),
     });
     return 0;
@@ -60,7 +61,10 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
   line('Available Migrations');
   line('====================');
   line();
-  for (const m of set.migrations) line(`  ${m.name}${m.transactional ? '' : '  (runs outside a transaction)'}`);
+  for (const m of set.migrations) {
+    const down = set.downs?.find((d) => d.version === m.version);
+    line(`  ${m.name}${m.transactional ? '' : '  (runs outside a transaction)'}${down ? `  (down: ${down.name})` : ''}`);
+  }
   line();
   line(`Total: ${set.migrations.length} migrations`);
   return 0;
