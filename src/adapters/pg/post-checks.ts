@@ -68,18 +68,28 @@ items AS (
   UNION ALL SELECT 'sequence', s.name, '' FROM rel s WHERE s.kind = 'S'
      AND NOT EXISTS (SELECT 1 FROM pg_depend o WHERE o.classid = 'pg_class'::regclass AND o.objid = s.oid AND o.deptype IN ('a', 'i'))
 )
-SELECT
+SELECT $1::text AS schema,
   (SELECT coalesce(json_agg(json_build_array(k, o, v)), '[]'::json) FROM items) AS items,
   (SELECT coalesce(array_agg(ic.relname::text ORDER BY ic.relname), '{}'::text[]) FROM t JOIN pg_index i ON i.indrelid = t.oid JOIN pg_class ic ON ic.oid = i.indexrelid WHERE NOT i.indisvalid) AS invalid_indexes,
   (SELECT coalesce(array_agg((t.name || '.' || k.conname)::text ORDER BY 1), '{}'::text[]) FROM t JOIN pg_constraint k ON k.conrelid = t.oid WHERE NOT k.convalidated) AS not_valid`;
 
-/** The schema's structure as items (core/drift.ts), its fingerprint, and what the post-commit checks look for. */
-export async function schemaCatalog(db: Queryable, schema: string, trackingTable: string): Promise<SchemaCatalog> {
-  await db.query(`SET search_path TO ${quoteIdent(schema)}`);
-  const r = await db.query(CATALOG_SQL, [schema, trackingTable]);
-  const row = r.rows[0];
-  const items = normaliseItems(row.items as [string, string, string][], schema);
+/** The checks as two queries (the session's search_path, then the catalog), so a caller may batch them; the second's rows go to readPostChecks. */
+export function postChecksQueries(schema: string, trackingTable: string): { text: string; values?: unknown[] }[] {
+  return [{ text: `SET search_path TO ${quoteIdent(schema)}` }, { text: CATALOG_SQL, values: [schema, trackingTable] }];
+}
+
+/** The catalog query's rows -> the schema's items (core/drift.ts), its fingerprint, and what the post-commit checks look for. */
+export function readPostChecks(rows: any[]): SchemaCatalog {
+  const row = rows[0];
+  const items = normaliseItems(row.items as [string, string, string][], row.schema);
   return { items, fingerprint: fingerprintOf(items), invalidIndexes: row.invalid_indexes, notValidConstraints: row.not_valid };
+}
+
+/** The schema's structure as items, its fingerprint, and the post-commit checks' findings. */
+export async function schemaCatalog(db: Queryable, schema: string, trackingTable: string): Promise<SchemaCatalog> {
+  const [set, q] = postChecksQueries(schema, trackingTable);
+  await db.query(set!.text);
+  return readPostChecks((await db.query(q!.text, q!.values)).rows);
 }
 
 export async function postChecks(db: Queryable, schema: string, trackingTable: string): Promise<PostChecks> {
