@@ -270,7 +270,13 @@ export async function recordApplied(
 
 /** A down file's commit: the reverted migration's tracking rows go in the same transaction. */
 export async function removeApplied(db: Queryable, l: LedgerLocation, names: readonly string[]): Promise<void> {
-  await db.query(`DELETE FROM ${qualified(l)} WHERE name = ANY($1::text[])`, [names]);
+  const q = removeAppliedQuery(l, names);
+  await db.query(q.text, q.values);
+}
+
+/** removeApplied as one query (for a caller that batches its round trips). */
+export function removeAppliedQuery(l: LedgerLocation, names: readonly string[]): { text: string; values: unknown[] } {
+  return { text: `DELETE FROM ${qualified(l)} WHERE name = ANY($1::text[])`, values: [names] };
 }
 
 /** Baselined files: recorded as applied, nothing run (duration_ms NULL; core/baseline.ts). */
