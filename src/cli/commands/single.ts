@@ -52,7 +52,7 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
         checksum: m.checksum,
         transactional: m.transactional,
         statements: m.statements.length,
-        down: set.downs?.find((d) => d.version === m.version)?.name ?? null,
+        ...downOf(set, m.version),
       })),
     });
     return 0;
@@ -68,6 +68,12 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
   line();
   line(`Total: ${set.migrations.length} migrations`);
   return 0;
+}
+
+/** `{ down: name }` when the migration has a down file (a key only then: the guide's list keeps its shape). */
+function downOf(set: MigrationSet, version: bigint): { down?: string } {
+  const d = set.downs?.find((x) => x.version === version);
+  return d ? { down: d.name } : {};
 }
 
 export async function statusCommand(ctx: CommandContext): Promise<number> {
