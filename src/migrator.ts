@@ -21,8 +21,10 @@ import { ChangedMigrationError, UnknownMigrationError } from './core/errors.js';
 import type { Migration, MigrationSet } from './core/migration-set.js';
 import type { Clock } from './core/ports.js';
 import { plan, type AppliedRow, type Plan } from './core/plan.js';
+import { planRevert, type RevertPairs } from './core/revert.js';
+import { baselineAppliedBy, isBaselineRow, planBaseline } from './core/baseline.js';
 import type { Queryable } from './adapters/pg/connection.js';
-import { ensureLedger, readLedger, resolveLedger, type LedgerLocation } from './adapters/pg/ledger.js';
+import { ensureLedger, readLedger, recordBaseline, resolveLedger, type LedgerLocation } from './adapters/pg/ledger.js';
 import { siblingLockSessions } from './adapters/pg/lock.js';
 import { explainRefusal } from './adapters/pg/refusals.js';
 import { systemClock, systemRandom } from './adapters/clock.js';
@@ -39,6 +41,8 @@ import {
   type MigrateRequest,
   type MigratorPorts,
   type StatusReport,
+  type RevertRequest,
+  type BaselineReport,
 } from './engine/types.js';
 
 export {
@@ -50,6 +54,8 @@ export {
   type MigratorPorts,
   type StatusReport,
   type Timings,
+  type RevertRequest,
+  type BaselineReport,
 } from './engine/types.js';
 
 export class Migrator {
@@ -98,7 +104,108 @@ export class Migrator {
       missing: p.missing,
       outOfOrder: p.outOfOrder.map((m) => m.name),
       duplicates: p.duplicates.map((d) => ({ ...d, version: String(d.version) })),
+      baseline: rows.filter(isBaselineRow).map((r) => r.name),
     };
+  }
+
+  /**
+   * Revert applied migrations with their down files, newest first (core/revert.ts
+   * decides which; everything that stops it is refused before anything runs).
+   * Each down file goes through the same applyGroup/applyAlone as an up file
+   * (validated, committed with the lock check), its commit removing the
+   * reverted migration's tracking rows. The report's `applied` lists the down
+   * files that ran.
+   */
+  async revert(pairs: RevertPairs, req: RevertRequest): Promise<MigrateReport> {
+    this.phase = 'reading the tracking table';
+    return this.explained(
+      () => this.phase,
+      () => this.runRevert(pairs, req),
+    );
+  }
+
+  private async runRevert(pairs: RevertPairs, req: RevertRequest): Promise<MigrateReport> {
+    const ledger = await this.location();
+    const report = emptyReport(ledger.schema, !!req.dryRun);
+    const time = timer(report.timings, this.clock);
+    // refused here, before the lock, when the database as it is cannot be reverted
+    const first = planRevert(pairs, await time('plan', () => readLedger(this.db, ledger)), req.select);
+    if (!first.length) {
+      this.emit({ type: 'found-pending', names: [] });
+      return report;
+    }
+    this.phase = 'taking the migration lock';
+    report.lockWaitMs = await time('lock', () => this.lock.acquire(ledger));
+    try {
+      this.phase = 'reading the tracking table';
+      const steps = await time('plan', async () => planRevert(pairs, await readLedger(this.db, ledger), req.select));
+      this.phase = 'reverting migrations';
+      report.pending = steps.map((s) => s.down.name);
+      this.emit({ type: 'found-pending', names: report.pending });
+      const run: RunContext = {
+        ledger,
+        req: { signal: req.signal },
+        report,
+        time,
+        scopeCache: {},
+        reverting: new Map(steps.map((s) => [s.down.name, s.rows])),
+      };
+      // a dry run: every down file in one transaction, rolled back (non-transactional ones cannot be tried)
+      if (req.dryRun) {
+        await this.applier.applyGroup(
+          steps.map((s) => s.down),
+          { finish: 'rollback' },
+          run,
+        );
+        return report;
+      }
+      for (const s of steps) {
+        if (req.signal?.aborted) {
+          report.interrupted = true;
+          break;
+        }
+        const ok = s.down.transactional ? (await this.applier.applyGroup([s.down], { finish: 'commit' }, run)).ok : await this.applier.applyAlone(s.down, run);
+        if (!ok) break;
+      }
+      return report;
+    } finally {
+      await this.lock.release();
+    }
+  }
+
+  /**
+   * Record the files up to `upTo` as applied without running them (core/baseline.ts),
+   * under the migration lock, in one transaction; refused (nothing recorded) when
+   * no file has that number or one of them is recorded with another checksum.
+   */
+  async baseline(set: MigrationSet, upTo: bigint): Promise<BaselineReport> {
+    this.phase = 'reading the tracking table';
+    return this.explained(
+      () => this.phase,
+      async () => {
+        const ledger = await this.location();
+        planBaseline(set, await readLedger(this.db, ledger), upTo);
+        this.phase = 'taking the migration lock';
+        await this.lock.acquire(ledger);
+        try {
+          this.phase = `creating the tracking table ${ledger.schema}.${ledger.table}`;
+          await this.db.query('BEGIN');
+          try {
+            await ensureLedger(this.db, ledger, { inTransaction: true });
+            this.phase = 'recording the baseline';
+            const p = planBaseline(set, await readLedger(this.db, ledger), upTo);
+            if (p.record.length) await recordBaseline(this.db, ledger, p.record, baselineAppliedBy(this.settings.appliedBy));
+            await this.lock.commit(p.record[p.record.length - 1]?.name ?? 'baseline');
+            return { schema: ledger.schema, recorded: p.record.map((m) => m.name), already: p.already };
+          } catch (e) {
+            await this.db.query('ROLLBACK').catch(() => {});
+            throw e;
+          }
+        } finally {
+          await this.lock.release();
+        }
+      },
+    );
   }
 
   async migrate(set: MigrationSet, req: MigrateRequest = {}): Promise<MigrateReport> {

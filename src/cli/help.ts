@@ -66,6 +66,11 @@ export const EXAMPLES: Record<string, string[]> = {
   'schedule remove': ['flotilla schedule remove sunday'],
   lint: ['flotilla lint --dir migrations', 'flotilla lint --database-url postgres://app@localhost:5432/app --json'],
   plan: ['flotilla plan --tenants tenants.yaml', 'flotilla plan --tenants tenants.yaml --tag eu --json'],
+  'rollouts prune': ['flotilla rollouts prune --older-than 30d --dry-run', 'flotilla rollouts prune --older-than 90d'],
+  'rollout revert': ['flotilla rollout revert 3f2a9c1e --canary 1 --wait', 'flotilla rollout revert 3f2a9c1e --dry-run'],
+  down: ['flotilla down                 # reverts the last applied migration', 'flotilla down --to 004 --dry-run'],
+  baseline: ['flotilla baseline --up-to 005', 'flotilla baseline --up-to 005 --tenants tenants.yaml --all'],
+  drift: ['flotilla drift --tenants tenants.yaml', 'flotilla drift --tenants tenants.yaml --tag eu --json'],
 };
 
 export function commandPath(cmd: Command): string {

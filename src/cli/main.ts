@@ -81,6 +81,31 @@ export function buildProgram(run: (action: (ctx: CommandContext) => Promise<numb
     .command('completion <shell>')
     .description('print a shell completion script (bash or zsh), e.g. eval "$(flotilla completion bash)"')
     .action((shell: string, _o, cmd) => run(async (ctx) => (await import('./commands/completion.js')).completionCommand(ctx, shell, cmd.parent!), cmd));
+  program
+    .command('down')
+    .description('revert the last applied migration with its NNN_description.down.sql (--to <NNN>: every one above NNN)')
+    .option('--to <NNN>', 'revert every applied migration numbered above NNN (0: all of them)')
+    .option('--dry-run', 'run and validate the down files in one transaction, then roll back')
+    .action((o, cmd) => run(async (ctx) => (await import('./commands/down.js')).down(ctx, o), cmd));
+  program
+    .command('baseline')
+    .description('record the files up to NNN as applied without running them (a database that existed before Flotilla)')
+    .option('--up-to <NNN>', 'the last file to record (its number or name)')
+    .option('--tenants <file>', 'a fleet: the tenants file (with --only, --tag or --all)')
+    .option('--only <ids>', 'only these tenant ids (comma-separated)')
+    .option('--tag <tag...>', 'only tenants with these tags')
+    .option('--all', 'every tenant of the file')
+    .option('--concurrency <n>', 'tenants at once (default 8)')
+    .action((o, cmd) => run(async (ctx) => (await import('./commands/baseline.js')).baseline(ctx, o), cmd));
+  program
+    .command('drift')
+    .description("compare the tenants' schemas, grouped by applied version: the majority and each outlier's differences")
+    .option('--tenants <file>', 'tenants file (YAML or JSON)')
+    .option('--only <ids>', 'only these tenant ids (comma-separated)')
+    .option('--tag <tag...>', 'only tenants with these tags')
+    .option('--all', 'every tenant of the file (the default)')
+    .option('--concurrency <n>', 'tenants read at once (default 8)')
+    .action((o, cmd) => run(async (ctx) => (await import('./commands/drift.js')).drift(ctx, o), cmd));
   registerFleetCommands(program, run);
   registerSafetyCommands(program, run);
   strictOptions(program);

@@ -69,13 +69,21 @@ export interface RolloutCreateRequest {
   settings: RolloutSettings;
   dryRun: boolean;
   wait: boolean;
+  /** leave out tenants whose schema drifted from their version group's majority (cli/commands/drift.ts) */
+  skipDrifted?: boolean;
 }
 
 export function parseRolloutCreate(o: Flags): RolloutCreateRequest {
   const tenants = parseTenantsRequest(o);
   // --notify (repeatable): checked here, before anything is opened; without it, the config file's list applies
   const notify = o.notify !== undefined ? parseTargets('--notify', [o.notify].flat()) : undefined;
-  return { tenants, settings: { ...parseRolloutSettings(o), ...(notify && { notify }) }, dryRun: !!o.dryRun, wait: !!o.wait };
+  return {
+    tenants,
+    settings: { ...parseRolloutSettings(o), ...(notify && { notify }) },
+    dryRun: !!o.dryRun,
+    wait: !!o.wait,
+    ...(o.skipDrifted ? { skipDrifted: true } : {}),
+  };
 }
 
 export interface RolloutRetryRequest {

@@ -19,7 +19,7 @@ import { serverKey } from '../core/tenants.js';
 import type { Target } from '../core/frozen.js';
 import type { RolloutOptions, WaveAssignment } from '../core/rollout-plan.js';
 import { windowStillFull, type RolloutState, type TenantState } from '../core/dispatch.js';
-import type { DispatchedJob } from '../core/jobs.js';
+import type { DispatchedJob, JobKind } from '../core/jobs.js';
 import { pgConfig, type SslMode } from '../adapters/pg/connection.js';
 import { ConnectionError, QueuePrefixMismatchError } from '../core/errors.js';
 import { DEFAULT_PREFIX } from '../queue.js';
@@ -453,6 +453,8 @@ export class ControlStore {
       durationMs: number;
       /** what the whole rollout applied to the tenant, read from its tracking table (see reconcileApplied) */
       appliedTotal?: string[];
+      /** the job's kind (core/jobs.ts): a revert rollout's attempts are `revert` */
+      kind?: JobKind;
       /** how long this attempt waited for locks on the tenant's objects, and how many lock_timeouts it hit (engine/lock-wait.ts) */
       lockWaitMs?: number | null;
       lockTimeouts?: number | null;
@@ -460,6 +462,7 @@ export class ControlStore {
     now: Date,
   ): Promise<DispatchedJob[]> {
     const error = a.error ? JSON.parse(redactSecrets(JSON.stringify(a.error))) : null;
+    const kind = a.kind ?? 'migrate';
     // one round trip, one short transaction, no lock on the rollout (control migration 006) ...
     const record = (c: pg.Pool | pg.PoolClient) =>
       c.query<{ rollout_state: string | null; options: RolloutOptions | null; in_flight: number | null; waiting: number | null }>(
@@ -469,7 +472,7 @@ export class ControlStore {
           a.tenantId,
           a.generation,
           a.attempt,
-          'migrate',
+          kind,
           a.state,
           a.applied,
           error,
@@ -653,7 +656,7 @@ async function reconcileApplied(c: pg.PoolClient, rolloutId: string, tenantId: s
         SELECT name FROM (
           SELECT g.x AS name, g.o::bigint AS ord FROM unnest($4::text[]) WITH ORDINALITY AS g(x, o)
           UNION ALL
-          SELECT y, 9223372036854775807 FROM ${T('attempts')} a, unnest(a.applied) AS y WHERE a.rollout_id = $1 AND a.tenant_id = $2 AND a.kind = 'migrate'
+          SELECT y, 9223372036854775807 FROM ${T('attempts')} a, unnest(a.applied) AS y WHERE a.rollout_id = $1 AND a.tenant_id = $2 AND a.kind IN ('migrate', 'revert')
         ) u GROUP BY name ORDER BY min(ord), name)
       WHERE t.rollout_id = $1 AND t.tenant_id = $2 AND t.generation = $3 AND t.state IN ('succeeded', 'failed')`,
     [rolloutId, tenantId, generation, total],

@@ -644,3 +644,68 @@ export class BadArgumentError extends FlotillaError {
     super(message, hint);
   }
 }
+
+// --- baseline, down files and revert
+
+/** NNN_x.down.sql with no NNN_*.sql beside it. */
+export class DownWithoutUpError extends FlotillaError {
+  readonly code = 'down_without_up';
+  readonly kind = 'input';
+  constructor(readonly files: string[]) {
+    super(
+      `down file${files.length > 1 ? 's' : ''} without an up migration of the same number: ${files.join(', ')}`,
+      'A down file NNN_description.down.sql reverts the migration NNN_description.sql beside it: add the up file, or fix the number, or delete the down file.',
+    );
+  }
+}
+
+/** Versions to revert that have no down file (or no file at all): nothing was run. */
+export class MissingDownError extends FlotillaError {
+  readonly code = 'missing_down';
+  readonly kind = 'input';
+  constructor(readonly migrations: string[]) {
+    super(
+      `no down file for ${migrations.join(', ')}: nothing was reverted`,
+      'Write NNN_description.down.sql beside each of these migrations (it must undo the up file), then run again.',
+    );
+  }
+}
+
+/** A revert that would leave migrations applied on top of the ones it reverts. */
+export class RevertBlockedError extends FlotillaError {
+  readonly code = 'revert_blocked';
+  readonly kind = 'migration';
+  constructor(
+    readonly reverting: string[],
+    readonly above: string[],
+  ) {
+    super(
+      `cannot revert ${reverting.join(', ')}: ${above.join(', ')} ${above.length > 1 ? 'were' : 'was'} applied after ${reverting.length > 1 ? 'them' : 'it'} and would stay applied on top`,
+      'Revert the later migrations first (flotilla down --to <NNN>, or revert the rollout that applied them); nothing was reverted on this database.',
+    );
+  }
+}
+
+/** `baseline` refused: nothing was recorded. */
+export class BaselineRefusedError extends FlotillaError {
+  readonly code = 'baseline_refused';
+  readonly kind = 'input';
+  constructor(readonly problems: string[]) {
+    super(`baseline refused: ${problems.join('; ')}`, 'Nothing was recorded. Fix what is named above (or pick another --up-to) and run again.');
+  }
+}
+
+/** `rollout revert` refused before anything was created. */
+export class RevertRefusedError extends FlotillaError {
+  readonly code = 'revert_refused';
+  readonly kind = 'input';
+  constructor(
+    readonly rolloutId: string,
+    readonly problems: string[],
+  ) {
+    super(
+      `cannot revert rollout ${rolloutId}: ${problems.join('; ')}`,
+      'Nothing was created. Fix what is named above and run `flotilla rollout revert` again.',
+    );
+  }
+}

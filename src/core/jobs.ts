@@ -5,6 +5,18 @@
  * the reconciler can ask Redis about a tenant's job by name.
  */
 
+/**
+ * What a tenant job does: apply the frozen set (`migrate`), or run its down
+ * files (`revert`, a rollout made by `rollout revert`). Decided by the
+ * rollout's frozen options, which the worker reads when it claims the job,
+ * never by the payload (a job cannot be turned into the other kind in Redis).
+ */
+export type JobKind = 'migrate' | 'revert';
+
+export function jobKindOf(options: { revert?: unknown }): JobKind {
+  return options.revert ? 'revert' : 'migrate';
+}
+
 /** The data of a tenant job (queue "migrate", job name "migrate"). */
 export interface TenantJobData {
   rolloutId: string;

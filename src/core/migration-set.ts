@@ -17,9 +17,10 @@ import {
   InvalidEncodingError,
   MigrationTooLargeError,
   ParserLimitError,
+  DownWithoutUpError,
 } from './errors.js';
 import { byteLengthOf, checkMigrationText, MAX_MIGRATION_BYTES, type EncodingProblem } from './file-bytes.js';
-import { isMigrationCandidate, parseFileName } from './filename.js';
+import { isMigrationCandidate, parseDownFileName, parseFileName } from './filename.js';
 import { loadParser, splitStatements, type Statement } from './statements.js';
 import { rowEffects, type RowEffects } from './effects.js';
 import { parseValidationHeader, type ValidationOptions } from './validation.js';
@@ -47,11 +48,19 @@ export interface Migration {
 export interface MigrationSet {
   migrations: readonly Migration[];
   checksum: string;
+  /**
+   * Down files (NNN_description.down.sql), each the down of the migration with
+   * its version, in version order. Not part of `checksum` (what an up rollout
+   * freezes) and never run as up migrations: only `down` and `rollout revert` run them.
+   */
+  downs?: readonly Migration[];
 }
 
 export async function buildMigrationSet(files: MigrationFile[]): Promise<MigrationSet> {
   await loadParser();
-  const candidates = checkedText(files.filter((f) => isMigrationCandidate(f.name)));
+  const all = checkedText(files.filter((f) => isMigrationCandidate(f.name)));
+  const downFiles = all.filter((f) => parseDownFileName(f.name));
+  const candidates = all.filter((f) => !parseDownFileName(f.name));
   const bad = candidates.filter((f) => !parseFileName(f.name)).map((f) => f.name);
   if (bad.length) throw new InvalidFileNameError(bad.sort());
 
@@ -68,7 +77,31 @@ export async function buildMigrationSet(files: MigrationFile[]): Promise<Migrati
     }
   }
   const migrations = parsed.map(({ file, meta }) => buildMigration(file, meta.version));
-  return { migrations, checksum: setChecksum(migrations) };
+  const downs = buildDowns(downFiles, migrations);
+  return { migrations, checksum: setChecksum(migrations), ...(downs.length ? { downs } : {}) };
+}
+
+/**
+ * Down files: each names the version of an up file beside it (a down without
+ * its up is refused, every one at once), one per version, and each is checked
+ * and parsed like an up file.
+ */
+function buildDowns(files: MigrationFile[], ups: readonly Migration[]): Migration[] {
+  const versions = new Set(ups.map((m) => m.version));
+  const parsed = files
+    .map((f) => ({ file: f, version: parseDownFileName(f.name)!.version }))
+    .sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : a.file.name.localeCompare(b.file.name)));
+  const orphans = parsed.filter((d) => !versions.has(d.version)).map((d) => d.file.name);
+  if (orphans.length) throw new DownWithoutUpError(orphans);
+  for (let i = 1; i < parsed.length; i++) {
+    const v = parsed[i]!.version;
+    if (v === parsed[i - 1]!.version)
+      throw new DuplicateVersionError(
+        `${v} (down)`,
+        parsed.filter((d) => d.version === v).map((d) => d.file.name),
+      );
+  }
+  return parsed.map(({ file, version }) => buildMigration(file, version));
 }
 
 /**

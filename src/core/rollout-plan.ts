@@ -94,6 +94,16 @@ export interface RolloutOptions {
     validation: Partial<ValidationOptions>;
     singleTransaction: boolean;
   };
+  /** a revert rollout (`rollout revert <id>`): its jobs run down files (core/jobs.ts jobKindOf) */
+  revert?: RevertOf;
+  /** tenants of the selection left out at creation (`--skip-drifted`), and why */
+  skipped?: { id: string; reason: string }[];
+}
+
+/** What a revert rollout undoes: the rollout, and the up files (as it ran them) whose down files its set holds. */
+export interface RevertOf {
+  of: string;
+  ups: { name: string; version: string; checksum: string }[];
 }
 
 /** The per-rollout flags (`rollout` and `schedule`), parsed: the specs, before any tenant is counted. */

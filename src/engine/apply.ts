@@ -14,7 +14,7 @@ import type { Clock } from '../core/ports.js';
 import type { Statement } from '../core/statements.js';
 import { DEFAULT_VALIDATION_OPTIONS, diffSnapshots, type Snapshot, type ValidationOptions } from '../core/validation.js';
 import { quoteIdent, type Queryable } from '../adapters/pg/connection.js';
-import { recordApplied, type LedgerLocation } from '../adapters/pg/ledger.js';
+import { recordApplied, removeApplied, type LedgerLocation } from '../adapters/pg/ledger.js';
 import { validationScope } from '../adapters/pg/row-scope.js';
 import { refuseOtherSessions, type OtherSessionsCache } from '../adapters/pg/other-sessions.js';
 import { restoreInitiallyDeferred } from '../adapters/pg/deferred.js';
@@ -34,10 +34,11 @@ export class Applier {
   ) {}
 
   /** A file made of non-transactional statements, alone and outside a transaction. False when it failed. */
-  async applyAlone(m: Migration, { ledger, report, time }: RunContext): Promise<boolean> {
+  async applyAlone(m: Migration, run: RunContext): Promise<boolean> {
+    const { ledger, report, time } = run;
     this.emit({ type: 'migration-start', name: m.name, transactional: false });
     try {
-      const durationMs = await time('apply', () => this.applyOutsideTransaction(m, ledger));
+      const durationMs = await time('apply', () => this.applyOutsideTransaction(m, ledger, run));
       this.applied(report, { name: m.name, durationMs });
       return true;
     } catch (e) {
@@ -73,6 +74,16 @@ export class Applier {
 
   private snapshotScope(ledger: LedgerLocation) {
     return { schemas: this.settings.schema ? [this.settings.schema] : [], exclude: ledger };
+  }
+
+  /**
+   * The file's tracking-table change, in its transaction: an up file's row is
+   * written; a down file (run.reverting) removes the rows of the migration it reverts.
+   */
+  private track(run: RunContext, m: Migration, durationMs: number): Promise<void> {
+    const rows = run.reverting?.get(m.name);
+    if (rows) return removeApplied(this.db, run.ledger, rows);
+    return recordApplied(this.db, run.ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy });
   }
 
   private applied(report: MigrateReport, done: { name: string; durationMs: number }): void {
@@ -124,7 +135,7 @@ export class Applier {
         let durationMs = 0;
         const record = () => {
           if (!rollback) durationMs = elapsed();
-          return recordApplied(this.db, run.ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy });
+          return this.track(run, m, durationMs);
         };
         const step = { acrossTransactions: previous !== undefined && previous === opts.carried, more: k < last };
         if (!rollback) {
@@ -268,7 +279,7 @@ export class Applier {
   }
 
   /** CREATE INDEX CONCURRENTLY & co.: one statement at a time, autocommit. */
-  private async applyOutsideTransaction(m: Migration, ledger: LedgerLocation): Promise<number> {
+  private async applyOutsideTransaction(m: Migration, ledger: LedgerLocation, run: RunContext): Promise<number> {
     // SET (unlike SET LOCAL) outlives the migration: give the caller its session back as it was
     const saved = (
       await this.db.query<{ lt: string; st: string; sp: string }>(
@@ -276,7 +287,7 @@ export class Applier {
       )
     ).rows[0]!;
     try {
-      return await this.runOutsideTransaction(m, ledger);
+      return await this.runOutsideTransaction(m, ledger, run);
     } finally {
       await this.db
         .query(`SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), set_config('search_path', $3, false)`, [
@@ -288,7 +299,7 @@ export class Applier {
     }
   }
 
-  private async runOutsideTransaction(m: Migration, ledger: LedgerLocation): Promise<number> {
+  private async runOutsideTransaction(m: Migration, ledger: LedgerLocation, run: RunContext): Promise<number> {
     const started = this.clock.now();
     await this.db.query(this.sessionSettings(false));
     // IF NOT EXISTS would silently skip an INVALID index left by an earlier failed build.
@@ -325,7 +336,7 @@ export class Applier {
     // the tracking row commits only while the lock is held
     await this.db.query('BEGIN');
     try {
-      await recordApplied(this.db, ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy });
+      await this.track(run, m, durationMs);
       await this.lock.commit(m.name);
     } catch (e) {
       await this.db.query('ROLLBACK').catch(() => {});
@@ -369,6 +380,8 @@ export interface RunContext {
   /** event triggers seen by this run (adapters/pg/row-scope.ts) */
   /** event triggers and session-opening extensions seen by this run (row-scope.ts, other-sessions.ts) */
   scopeCache: OtherSessionsCache;
+  /** the direction: set for a revert, down file name -> the tracking rows its commit removes (else each file's row is written) */
+  reverting?: ReadonlyMap<string, readonly string[]>;
 }
 
 export type Time = <T>(phase: keyof Timings, fn: () => Promise<T>) => Promise<T>;

@@ -107,6 +107,24 @@ export interface StatusReport {
   outOfOrder: string[];
   /** a version recorded by several rows (e.g. 1_x.sql and 001_x.sql): one applied migration, `kept` stands for it */
   duplicates: { version: string; kept: string; extra: string[] }[];
+  /** applied rows recorded by `flotilla baseline` (nothing ran): core/baseline.ts */
+  baseline: string[];
+}
+
+/** What `Migrator.revert` undoes (core/revert.ts RevertSelect), and its stop signal. */
+export interface RevertRequest {
+  select: import('../core/revert.js').RevertSelect;
+  /** run and validate the down files in one transaction, then roll it all back */
+  dryRun?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface BaselineReport {
+  schema: string;
+  /** files recorded as applied by this baseline */
+  recorded: string[];
+  /** files up to the version that were already recorded (same checksum) */
+  already: string[];
 }
 
 export type Emit = (e: EngineEvent) => void;

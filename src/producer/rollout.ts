@@ -19,6 +19,10 @@ export interface RolloutRequest extends RolloutSettings {
   dryRun: boolean;
   engine: RolloutOptions['engine'];
   createdBy: string;
+  /** frozen with the options: a revert rollout's files (`rollout revert`), tenants left out (`--skip-drifted`) */
+  extra?: Pick<RolloutOptions, 'revert' | 'skipped'>;
+  /** false: leave the registry as it is (a revert runs the reverted rollout's frozen targets) */
+  register?: boolean;
 }
 
 export interface CreatedRollout {
@@ -37,10 +41,10 @@ export async function createRollout(store: ControlStore, queue: Queue, req: Roll
   if (req.concurrency !== undefined && req.concurrency < 1) throw new ConfigError(['--concurrency: must be at least 1']);
   if (req.perServer !== undefined && req.perServer < 1) throw new ConfigError(['--per-server: must be at least 1']);
   const { assignments, waveCount } = assignWaves(req.tenants, req.canary, req.waveSize);
-  const options = rolloutOptions(req, req.tenants.length, req.dryRun, req.engine);
+  const options = { ...rolloutOptions(req, req.tenants.length, req.dryRun, req.engine), ...req.extra };
   const id = newRolloutId(now(), randomBytes(3).toString('hex'));
   // a dry run leaves the registry as it was: it must not change what later rollouts or schedules select
-  if (!req.dryRun) await store.upsertTenants(req.tenants);
+  if (!req.dryRun && req.register !== false) await store.upsertTenants(req.tenants);
   await store.saveMigrationSet(req.set);
   await store.createRollout({ id, setChecksum: req.set.checksum, options, waveCount, createdBy: req.createdBy, assignments });
   const jobs = await dispatchAndEnqueue(store, queue, id, now());

@@ -16,7 +16,8 @@ import type { ConnectionCache } from '../adapters/pg/connection-cache.js';
 import { readLedger, resolveLedger } from '../adapters/pg/ledger.js';
 import { connectLockSessions } from '../adapters/pg/lock.js';
 import { postChecks, type PostChecks } from '../adapters/pg/post-checks.js';
-import { Migrator, type EngineSettings, type MigrateReport, type MigrateRequest } from '../migrator.js';
+import { Migrator, type EngineSettings, type MigrateReport, type MigrateRequest, type RevertRequest } from '../migrator.js';
+import type { RevertPairs } from '../core/revert.js';
 
 /** One attempt of a tenant job, as the control database records it. */
 export type AttemptRecord = Parameters<ControlStore['recordAttempt']>[0];
@@ -43,6 +44,8 @@ export interface TenantTarget {
   release(url: string, client: pg.Client, reusable: boolean): Promise<void>;
   /** the engine on that connection (its lock session is a second connection to `url`) */
   migrate(client: pg.Client, url: string, settings: Partial<EngineSettings>, set: MigrationSet, req: MigrateRequest): Promise<MigrateReport>;
+  /** the engine's revert on that connection (a revert rollout's job: down files) */
+  revert(client: pg.Client, url: string, settings: Partial<EngineSettings>, pairs: RevertPairs, req: RevertRequest): Promise<MigrateReport>;
   /** post-commit checks: invalid indexes, NOT VALID constraints, the schema's fingerprint */
   postChecks(client: pg.Client, schema: string, trackingTable: string): Promise<PostChecks>;
   /** the tenant's tracking table */
@@ -63,6 +66,10 @@ export function pgTenants(workerId: string, connections?: ConnectionCache): Tena
       // the lock session: a second connection, taken only when something is pending (adapters/pg/lock.ts)
       const lockSessions = connections ? connections.lockSessions(url) : connectLockSessions(url, { applicationName: `${applicationName} lock` });
       return new Migrator(client, settings, undefined, { lockSessions }).migrate(set, req);
+    },
+    revert: (client, url, settings, pairs, req) => {
+      const lockSessions = connections ? connections.lockSessions(url) : connectLockSessions(url, { applicationName: `${applicationName} lock` });
+      return new Migrator(client, settings, undefined, { lockSessions }).revert(pairs, req);
     },
     postChecks: (client, schema, trackingTable) => postChecks(client, schema, trackingTable),
     // where the engine keeps it (resolved as the engine does: adapters/pg/ledger.ts)

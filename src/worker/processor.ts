@@ -34,7 +34,8 @@ import { systemClock, systemRandom } from '../adapters/clock.js';
 import type { ClaimedJob } from '../control/store.js';
 import type { Clock, Random } from '../core/ports.js';
 import { pgTenants, type FleetFingerprints, type ProcessorStore, type TenantTarget } from './ports.js';
-import type { TenantJobData } from '../core/jobs.js';
+import { jobKindOf, type JobKind, type TenantJobData } from '../core/jobs.js';
+import { frozenRevertPairs } from '../core/revert.js';
 import { recordAndDispatch } from '../producer/dispatcher.js';
 import type { Logger } from '../logger.js';
 import type { AttemptEvent } from './metrics.js';
@@ -63,7 +64,7 @@ export interface ProcessorDeps {
 
 export interface TenantJobResult {
   tenantId: string;
-  kind: 'migrate';
+  kind: JobKind;
   outcome: 'succeeded' | 'migrated' | 'skipped';
   applied: string[];
   ms: Record<string, number>;
@@ -124,13 +125,16 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     client = await tenants.connect(url, tenantId);
     ms.connect = clock.now() - t;
     t = clock.now();
-    const report = await tenants.migrate(
-      client,
-      url,
-      engineSettingsOf(claim.options.engine, { schema: claim.tenant.schema, lockWaitTimeoutMs: 0, appliedBy: rolloutAppliedBy(deps.workerId, rolloutId) }),
-      set,
-      { dryRun: claim.options.dryRun, signal },
-    );
+    const settings = engineSettingsOf(claim.options.engine, {
+      schema: claim.tenant.schema,
+      lockWaitTimeoutMs: 0,
+      appliedBy: rolloutAppliedBy(deps.workerId, rolloutId),
+    });
+    // a revert rollout runs the down files of what the reverted rollout applied here (core/revert.ts)
+    const revert = claim.options.revert;
+    const report = revert
+      ? await tenants.revert(client, url, settings, frozenRevertPairs(set, revert), { select: { rollout: revert.of }, signal, dryRun: claim.options.dryRun })
+      : await tenants.migrate(client, url, settings, set, { dryRun: claim.options.dryRun, signal });
     schema = report.schema;
     locks = { lockWaitMs: report.tableLockWaitMs, lockTimeouts: report.lockTimeouts };
     ms.engine = clock.now() - t;
@@ -163,6 +167,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
         error: checked?.error ?? null,
         checks: checked?.checks ?? null,
         worker: deps.workerId,
+        kind: jobKindOf(claim.options),
         startedAt,
         durationMs: Math.round(clock.now() - t0),
         ...locks,
@@ -174,7 +179,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     deps.observe?.(checked?.error ? { outcome: 'failed', ms, error: checked.error } : { outcome: applied.length ? 'migrated' : 'up_to_date', ms });
     if (checked?.error) throw new UnrecoverableError(String(checked.error.message));
     log.info({ applied, ...(report.createdSchema ? { createdSchema: report.schema } : {}), ms: roundAll(ms) }, applied.length ? 'migrated' : 'up to date');
-    return { tenantId, kind: 'migrate', outcome: applied.length ? 'migrated' : 'succeeded', applied, ms: roundAll(ms) };
+    return { tenantId, kind: jobKindOf(claim.options), outcome: applied.length ? 'migrated' : 'succeeded', applied, ms: roundAll(ms) };
   } catch (e) {
     if (e instanceof DelayedError || e instanceof UnrecoverableError) throw e;
     // the control database stayed away (pool.ts gave up): nothing to record now; BullMQ retries the job and
@@ -227,6 +232,7 @@ async function failed(
       appliedTotal,
       error,
       worker: deps.workerId,
+      kind: jobKindOf(claim.options),
       startedAt,
       durationMs: Math.round(deps.clock.now() - t0),
       ...locks,

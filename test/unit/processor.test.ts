@@ -77,6 +77,7 @@ function harness(engine: () => Promise<MigrateReport>, opts: { claim?: ClaimedJo
     connect: async () => client,
     release: async (_url, _client, reusable) => void released.push(reusable),
     migrate: () => engine(),
+    revert: () => engine(),
     postChecks: async () => ({ invalidIndexes: [], notValidConstraints: [], fingerprint: 'fp-a' }) as never,
     readLedger: async () => [],
   };

@@ -267,3 +267,23 @@ export async function recordApplied(
     row.appliedBy,
   ]);
 }
+
+/** A down file's commit: the reverted migration's tracking rows go in the same transaction. */
+export async function removeApplied(db: Queryable, l: LedgerLocation, names: readonly string[]): Promise<void> {
+  const q = removeAppliedQuery(l, names);
+  await db.query(q.text, q.values);
+}
+
+/** removeApplied as one query (for a caller that batches its round trips). */
+export function removeAppliedQuery(l: LedgerLocation, names: readonly string[]): { text: string; values: unknown[] } {
+  return { text: `DELETE FROM ${qualified(l)} WHERE name = ANY($1::text[])`, values: [names] };
+}
+
+/** Baselined files: recorded as applied, nothing run (duration_ms NULL; core/baseline.ts). */
+export async function recordBaseline(db: Queryable, l: LedgerLocation, rows: { name: string; checksum: string }[], appliedBy: string): Promise<void> {
+  await db.query(
+    `INSERT INTO ${qualified(l)} (${FLOTILLA_COLUMNS.join(', ')})
+     SELECT x.name, x.checksum, clock_timestamp(), NULL, $2 FROM jsonb_to_recordset($1::jsonb) AS x(name text, checksum text)`,
+    [JSON.stringify(rows.map((r) => ({ name: r.name, checksum: r.checksum }))), appliedBy],
+  );
+}

@@ -33,6 +33,7 @@ export function registerFleetCommands(program: Command, run: Run): void {
       '--notify <url...>',
       "POST a JSON event (Slack-compatible) when the rollout halts, fails, succeeds or is cancelled; repeatable; '${VAR}' resolved by the worker that sends",
     )
+    .option('--skip-drifted', "leave out tenants whose schema differs from their version group's majority (see `flotilla drift`)")
     .action((o, cmd) => run(async (ctx) => (await import('./rollout-create.js')).rolloutCreate(ctx, o), cmd));
   rollout
     .command('status <id>')
@@ -56,6 +57,18 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .description('rebuild the queue from the control database (after Redis lost its data); safe any time')
     .option('--wait', 'then wait for the end (exit 0 only if every tenant succeeded)')
     .action((id: string, o, cmd) => run(async (ctx) => (await import('./rollout-resume.js')).rolloutResume(ctx, id, o), cmd));
+
+  rollout
+    .command('revert <id>')
+    .description("a new rollout running the down files of that rollout's files on the tenants that applied them")
+    .option('--canary <n|tag>', 'first wave: n tenants or those tagged; the rest waits for its success')
+    .option('--wave-size <n|%>', 'tenants per wave after the canary')
+    .option('--max-failures <n|%>', 'halt when more tenants than this failed (default 0)')
+    .option('--concurrency <n>', 'tenants reverting at once across all workers')
+    .option('--per-server <n>', 'tenants reverting at once per Postgres server (host:port)')
+    .option('--dry-run', 'run and validate the down files on each tenant in a transaction, then roll back')
+    .option('--wait', 'show progress and wait for the end (exit 0 only if every tenant succeeded)')
+    .action((id: string, o, cmd) => run(async (ctx) => (await import('./rollout-revert.js')).rolloutRevert(ctx, id, o), cmd));
 
   const rollouts = program
     .command('rollouts')

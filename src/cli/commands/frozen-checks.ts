@@ -48,6 +48,14 @@ export interface RetryPreparation {
  */
 export async function prepareRetry(store: ControlStore, rollout: RolloutRow, dir: string, refresh: boolean): Promise<RetryPreparation> {
   const notices = await targetChangeNotices(store, rollout.id);
+  // a revert rollout's set is down files (cli/commands/rollout-revert.ts): the files on disk are no refresh of it
+  if (rollout.options.revert) {
+    if (refresh)
+      throw new ConfigError([
+        `--refresh: rollout ${rollout.id} reverts ${rollout.options.revert.of} with the down files it froze; to run other down files, retry without --refresh and start a new \`flotilla rollout revert ${rollout.options.revert.of}\` once it is done`,
+      ]);
+    return { notices };
+  }
   let disk: MigrationSet;
   try {
     disk = await loadMigrationDir(dir);

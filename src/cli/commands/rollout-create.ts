@@ -15,6 +15,7 @@ import { parseRolloutCreate, type Flags, type RolloutCreateRequest } from '../re
 import { loadTenants } from '../tenants-source.js';
 import { cliIdentity, type CommandContext } from './single.js';
 import { actorOf, NO_SAFETY_FLAGS, noteAcks, orderTenants, parseSafetyFlags, recordAcks, riskGate, type SafetyRequest } from './lint-gate.js';
+import { withoutDrifted } from './drift.js';
 
 export interface RolloutCreateResult {
   created: CreatedRollout;
@@ -40,7 +41,7 @@ export async function rolloutCreateCommand(
   const store = await openStore(fleet, out);
   let queue: ReturnType<typeof openQueue> | undefined;
   try {
-    let tenants = fromFile ?? (await loadTenants(req.tenants, store));
+    const selected = fromFile ?? (await loadTenants(req.tenants, store));
     // error-level lint findings must each be acknowledged before anything starts (exit 2 naming them)
     const acks = await riskGate(
       set,
@@ -48,10 +49,11 @@ export async function rolloutCreateCommand(
       safety.acceptRisk,
       who.actor,
       store.pool,
-      tenants.map((t) => t.id),
+      selected.map((t) => t.id),
     );
+    warnLiteralPasswords(out, selected);
+    let { tenants, skipped } = req.skipDrifted ? await withoutDrifted(fctx, selected) : { tenants: selected, skipped: [] as { id: string; reason: string }[] };
     if (safety.orderBy === 'size') tenants = await orderTenants(tenants, set, config, env, out);
-    warnLiteralPasswords(out, tenants);
     // only now: opening a queue writes to Redis, and a refused selection must leave nothing there
     queue = openQueue(MIGRATE_QUEUE, fleet);
     const created = await createRollout(store, queue, {
@@ -63,6 +65,7 @@ export async function rolloutCreateCommand(
       dryRun: req.dryRun,
       engine: rolloutEngineSettings(config),
       createdBy: cliIdentity(),
+      ...(skipped.length ? { extra: { skipped } } : {}),
     });
     await recordAcks(store.pool, { rolloutId: created.id, queuePrefix: fleet.prefix, setChecksum: set.checksum }, acks, who.osUser);
     noteAcks(out, acks);
@@ -80,7 +83,9 @@ export function printRolloutCreated(out: Output, r: RolloutCreateResult): void {
   if (out.json) out.data(r.view);
   else if (r.waited) printRollout(out, r.view);
   else
-    out.line(`Rollout ${r.created.id} created: ${tenantsInWaves(r.created.tenants, r.created.waves)}. Follow it with: flotilla rollout status ${r.created.id}`);
+    out.line(
+      `Rollout ${r.created.id} created: ${tenantsInWaves(r.created.tenants, r.created.waves)}${r.view.skipped.length ? ` (${r.view.skipped.length} skipped: ${r.view.skipped.map((x) => x.id).join(', ')})` : ''}. Follow it with: flotilla rollout status ${r.created.id}`,
+    );
 }
 
 export async function rolloutCreate(ctx: CommandContext, o: Flags, env: Record<string, string | undefined> = process.env): Promise<number> {

@@ -26,7 +26,7 @@ export function printRolloutsList(out: Output, list: RolloutsList): void {
   for (const r of list) {
     const c = r.counts;
     out.line(
-      `${r.id}  ${r.state.padEnd(9)}  ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled, ${c.running + c.pending + c.scheduled} open  ${r.createdAt.toISOString()}`,
+      `${r.id}  ${r.state.padEnd(9)}  ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled, ${c.running + c.pending + c.scheduled} open  ${r.createdAt.toISOString()}${r.options.revert ? `  revert of ${r.options.revert.of}` : ''}`,
     );
   }
   if (!list.length) out.line('No rollouts yet.');

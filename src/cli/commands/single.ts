@@ -76,6 +76,7 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
         checksum: m.checksum,
         transactional: m.transactional,
         statements: m.statements.length,
+        ...downOf(set, m.version),
       })),
     });
     return 0;
@@ -84,10 +85,19 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
   line('Available Migrations');
   line('====================');
   line();
-  for (const m of set.migrations) line(`  ${m.name}${m.transactional ? '' : '  (runs outside a transaction)'}`);
+  for (const m of set.migrations) {
+    const down = set.downs?.find((d) => d.version === m.version);
+    line(`  ${m.name}${m.transactional ? '' : '  (runs outside a transaction)'}${down ? `  (down: ${down.name})` : ''}`);
+  }
   line();
   line(`Total: ${set.migrations.length} migrations`);
   return 0;
+}
+
+/** `{ down: name }` when the migration has a down file (a key only then: the guide's list keeps its shape). */
+function downOf(set: MigrationSet, version: bigint): { down?: string } {
+  const d = set.downs?.find((x) => x.version === version);
+  return d ? { down: d.name } : {};
 }
 
 export async function statusCommand(ctx: CommandContext): Promise<number> {
@@ -105,7 +115,7 @@ export function printStatus(out: Output, r: StatusReport): void {
   line('================');
   line();
   line('Applied:');
-  for (const a of r.applied) line(`  ✓ ${a.name}`);
+  for (const a of r.applied) line(`  ✓ ${a.name}${r.baseline.includes(a.name) ? ' (baseline: recorded, not run)' : ''}`);
   if (!r.applied.length) line('  (none)');
   line();
   line('Pending:');

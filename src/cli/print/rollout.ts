@@ -14,6 +14,10 @@ export interface RolloutView {
   wave: number;
   waves: number;
   dryRun: boolean;
+  /** a revert rollout: the rollout whose files it reverts */
+  revertOf: string | null;
+  /** tenants of the selection left out at creation (`--skip-drifted`) */
+  skipped: { id: string; reason: string }[];
   createdAt: Date;
   finishedAt: Date | null;
   counts: Record<TenantState, number>;
@@ -76,6 +80,8 @@ export function rolloutView(r: RolloutRow, tenants: RolloutTenantRow[], detail?:
     wave: r.currentWave + 1,
     waves: r.waveCount,
     dryRun: r.options.dryRun,
+    revertOf: r.options.revert?.of ?? null,
+    skipped: r.options.skipped ?? [],
     createdAt: r.createdAt,
     finishedAt: r.finishedAt,
     counts,
@@ -124,7 +130,9 @@ export async function rolloutViewOf(store: ControlStore, id: string, page: Tenan
 
 /** The per-tenant table and the totals (`rollout status`, and every `--wait` at its end). */
 export function printRollout(out: Output, v: RolloutView): void {
-  out.line(`Rollout ${v.id}: ${v.state}${v.haltReason ? ` (${v.haltReason})` : ''}${v.dryRun ? ' [dry run]' : ''} · wave ${v.wave}/${v.waves}`);
+  out.line(
+    `Rollout ${v.id}${v.revertOf ? ` (revert of ${v.revertOf})` : ''}: ${v.state}${v.haltReason ? ` (${v.haltReason})` : ''}${v.dryRun ? ' [dry run]' : ''} · wave ${v.wave}/${v.waves}`,
+  );
   out.line();
   printWaves(out, v);
   // the lock-wait column when something was measured (or a limit is set)
@@ -150,9 +158,10 @@ export function printRollout(out: Output, v: RolloutView): void {
       `  … showing ${v.tenants.length ? `${p.offset + 1}-${p.offset + v.tenants.length}` : 'none'} of ${p.matching}${which} tenants (--limit 0 lists every one, --offset pages, --state failed only the failed ones, --json gives them all)`,
     );
   }
+  for (const x of v.skipped) out.line(`⊘ ${x.id.padEnd(w)}  skipped    ${x.reason}`);
   out.line();
   out.line(
-    `Total: ${v.counts.succeeded} succeeded, ${v.counts.failed} failed, ${v.counts.cancelled} cancelled, ${v.counts.running} running, ${v.counts.pending + v.counts.scheduled} waiting · ${attempts} attempt${attempts === 1 ? '' : 's'} (${retries} retr${retries === 1 ? 'y' : 'ies'})${v.page && v.page.matching > v.tenants.length ? ' among the tenants shown' : ''}`,
+    `Total: ${v.counts.succeeded} succeeded, ${v.counts.failed} failed, ${v.counts.cancelled} cancelled, ${v.counts.running} running, ${v.counts.pending + v.counts.scheduled} waiting${v.skipped.length ? `, ${v.skipped.length} skipped` : ''} · ${attempts} attempt${attempts === 1 ? '' : 's'} (${retries} retr${retries === 1 ? 'y' : 'ies'})${v.page && v.page.matching > v.tenants.length ? ' among the tenants shown' : ''}`,
   );
 }
 
