@@ -82,7 +82,12 @@ export class Migrator {
       const pid = backendPid(db) ?? (db as { processID?: number | null }).processID;
       return conn && pid ? { conn, pid } : undefined;
     });
-    this.applier = new Applier(this.meter.wrap(db), this.settings, emit, this.clock, this.lock);
+    // a file outside a transaction (CREATE INDEX CONCURRENTLY) is never watched from the lock session: engine/lock-wait.ts
+    const applierEmit: Emit = (ev) => {
+      if (ev.type === 'migration-start') this.meter.watchLocks(ev.transactional);
+      emit(ev);
+    };
+    this.applier = new Applier(this.meter.wrap(db), this.settings, applierEmit, this.clock, this.lock);
   }
 
   /** What is applied, pending, changed or missing. Reads only; creates nothing. */

@@ -25,6 +25,12 @@
  *    sampling wait_event alone would not give the start. Waits on a
  *    virtualxid are left out: that is CREATE INDEX CONCURRENTLY waiting for
  *    older transactions to end, which blocks no one.
+ *  - Never while a file runs outside a transaction (`watchLocks(false)`): a
+ *    sample is a query in the lock session's open transaction, and CREATE
+ *    INDEX CONCURRENTLY (REINDEX/DETACH ... CONCURRENTLY) waits for every
+ *    transaction that held a snapshot at one of its phases to END: it would
+ *    wait for the lock session, which ends only after the migration, until
+ *    lock_timeout, and leave an INVALID index. Lock timeouts are still counted.
  */
 import type { Queryable } from '../adapters/pg/connection.js';
 import type { Clock } from '../core/ports.js';
@@ -47,6 +53,7 @@ const WAITING = `SELECT pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.->>) 'waitsta
 
 export class LockWaitMeter {
   private into: LockWaitTotals | undefined;
+  private watching = true;
   constructor(
     private readonly clock: Clock,
     private readonly probe: () => WaitProbe | undefined,
@@ -56,6 +63,11 @@ export class LockWaitMeter {
   /** Measure into `totals` from now on (one run at a time, as the Migrator). */
   start(totals: LockWaitTotals): void {
     this.into = totals;
+  }
+
+  /** Whether long queries may be watched from the lock session: false while a file runs outside a transaction (see above). */
+  watchLocks(on: boolean): void {
+    this.watching = on;
   }
 
   /** `db` with every query measured; everything else passes through. */
@@ -81,7 +93,7 @@ export class LockWaitMeter {
     let wake: () => void = () => {};
     let watching: Promise<void> | undefined;
     const watch = async () => {
-      const p = this.probe();
+      const p = this.watching ? this.probe() : undefined;
       while (p && !stop) {
         const r = await p.conn.query<{ since: string | null; waited: number | null }>(WAITING, [p.pid]).catch(() => undefined);
         if (!r || stop) return;
@@ -101,9 +113,11 @@ export class LockWaitMeter {
         });
       }
     };
-    const timer = setTimeout(() => {
-      watching = watch();
-    }, this.timing.afterMs);
+    const timer = this.watching
+      ? setTimeout(() => {
+          watching = watch();
+        }, this.timing.afterMs)
+      : undefined;
     try {
       return await run();
     } catch (e) {

@@ -135,8 +135,8 @@ export function printRollout(out: Output, v: RolloutView): void {
   );
   out.line();
   printWaves(out, v);
-  // the lock-wait column when something was measured (or a limit is set)
-  const locks = !!v.lockWaits?.total || v.lockWaits?.limitMs != null;
+  // the lock-wait column when some tenant waited for a lock or hit lock_timeout (or a limit is set)
+  const locks = waitedForLocks(v);
   const w = Math.max(6, ...v.tenants.map((t) => t.id.length));
   out.line(`  ${'tenant'.padEnd(w)}  ${'state'.padEnd(9)}  applied  attempts  duration  ${locks ? 'lock wait  ' : ''}error`);
   let attempts = 0;
@@ -165,10 +165,16 @@ export function printRollout(out: Output, v: RolloutView): void {
   );
 }
 
+/** Lock waits worth a line: a measured wait or lock timeout (every attempt is measured, most wait 0 ms), or a --max-lock-wait limit. */
+function waitedForLocks(v: RolloutView): boolean {
+  const t = v.lockWaits?.total;
+  return (!!t && (t.maxMs > 0 || t.timeouts > 0)) || v.lockWaits?.limitMs != null;
+}
+
 /** The counters per wave and the lock waits (`rollout status`); nothing for a one-wave rollout without lock waits. */
 function printWaves(out: Output, v: RolloutView): void {
   const lw = v.lockWaits;
-  if (lw?.total || lw?.limitMs != null) {
+  if (lw && waitedForLocks(v)) {
     const t = lw.total;
     const limit = lw.limitMs != null ? ` · --max-lock-wait ${formatMs(lw.limitMs)}` : '';
     out.line(
