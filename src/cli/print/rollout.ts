@@ -25,6 +25,8 @@ export interface RolloutView {
     attempts: number;
     durationMs: number | null;
     drift: boolean;
+    /** a `scheduled` tenant: when its maintenance window opens */
+    notBefore: Date | null;
   }[];
 }
 
@@ -50,6 +52,7 @@ export function rolloutView(r: RolloutRow, tenants: RolloutTenantRow[]): Rollout
       durationMs: t.durationMs,
       error: t.error ? String(t.error.message ?? JSON.stringify(t.error)) : null,
       drift: !!t.checks?.drift,
+      notBefore: t.notBefore,
     })),
   };
 }
