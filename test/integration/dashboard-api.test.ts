@@ -170,7 +170,7 @@ describe('dashboard: the JSON API is the CLI', () => {
     // `rollout retry --json`: the view plus notices
     expect(retried.notices).toEqual([]);
     const { notices: _n, ...retriedView } = retried;
-    expect(JSON.stringify(retriedView, null, 2) + '\n').toBe((await fleet.cli(['rollout', 'status', otherId, '--json'])).stdout);
+    expect(`${JSON.stringify(retriedView, null, 2)}\n`).toBe((await fleet.cli(['rollout', 'status', otherId, '--json'])).stdout);
     expect(retried).toMatchObject({ state: 'running', tenants: [{ id: 'api-1', state: 'pending' }] });
     expect((await fleet.tenantStates(otherId)).get('api-1')!.generation).toBe(1);
 
