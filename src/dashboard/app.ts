@@ -41,6 +41,7 @@ import {
   tenantPage,
   TENANT_STATES,
   type PageContext,
+  type Regions,
   type TenantFilter,
 } from './pages.js';
 
@@ -183,8 +184,12 @@ export function createDashboard(o: DashboardOptions): Dashboard {
   };
   const listRequest = (c: Ctx) => parseRolloutsList({ limit: c.req.query('limit') });
 
-  /** Server-sent events: the live region's HTML each time it changes; a comment now and then keeps proxies from closing it. */
-  const live = (c: Ctx, render: () => Promise<string>) => {
+  /**
+   * Server-sent events: the page's live regions (JSON: element id -> HTML) each time they change;
+   * a comment now and then keeps proxies from closing the stream.
+   */
+  const live = (c: Ctx, renderRegions: () => Promise<Regions>) => {
+    const render = async () => JSON.stringify(Object.fromEntries(Object.entries(await renderRegions()).map(([id, h]) => [id, h.text])));
     if (closing.signal.aborted) return c.text('shutting down', 503);
     return streamSSE(c, async (stream) => {
       let last = '';
@@ -229,7 +234,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     } catch (e) {
       return jsonError(c, e);
     }
-    return live(c, async () => rolloutsLive(pageContext(''), await shared.get(`list:${req.limit}`, () => o.backend.rollouts(req)), req.limit).text);
+    return live(c, async () => rolloutsLive(pageContext(''), await shared.get(`list:${req.limit}`, () => o.backend.rollouts(req)), req.limit));
   });
 
   app.get('/rollouts/:id', async (c) => {
@@ -249,7 +254,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     } catch (e) {
       return jsonError(c, e);
     }
-    return live(c, async () => rolloutLive(pageContext(''), await shared.get(`rollout:${id}`, () => o.backend.rollout(id)), f).text);
+    return live(c, async () => rolloutLive(pageContext(''), await shared.get(`rollout:${id}`, () => o.backend.rollout(id)), f));
   });
 
   /** The rollout's view and this tenant's history (undefined: no such tenant). */
@@ -278,7 +283,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     return live(c, async () => {
       const d = await tenantData(id, tenantId, true);
       if (!d) throw noTenant(id, tenantId);
-      return tenantLive(d.v, d.t, d.h).text;
+      return tenantLive(d.v, d.t, d.h);
     });
   });
 

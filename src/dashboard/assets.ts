@@ -3,9 +3,10 @@
  * the response's nonce: the Content-Security-Policy allows nothing else). No build step.
  *
  * The script does two things:
- * - live updates: the page's live region (`#live[data-stream]`) subscribes to its event stream
- *   (server-sent events) and replaces its HTML with each `live` event, which the server
- *   rendered and escaped exactly as it renders the page; EventSource reconnects by itself.
+ * - live updates: the page (`main[data-stream]`) subscribes to its event stream (server-sent
+ *   events); each `live` event carries the page's live regions (element id -> HTML), rendered
+ *   and escaped by the server exactly as in the page, and replaces them. EventSource
+ *   reconnects by itself.
  * - actions: a `button[data-action]` POSTs to /api/rollouts/<id>/<action> with
  *   `Authorization: Bearer <token>`. The token is asked once with a prompt and kept in
  *   sessionStorage (this tab only, gone when it closes; never in a cookie, the URL or the page);
@@ -57,7 +58,8 @@ button.link { background: none; border: none; color: inherit; text-decoration: u
 .notice { margin: 0 1.2em; }
 .notice:not(:empty) { margin-top: .8em; padding: .5em .8em; background: #e8f5e9; border-left: 4px solid var(--ok); }
 .notice.bad:not(:empty) { background: #ffebee; border-left-color: var(--bad); }
-form.filter { margin: .8em 0; display: flex; gap: 1em; align-items: center; }
+p.filtered { margin: .3em 0; }
+form.filter { margin: .4em 0 .8em; display: flex; gap: 1em; align-items: center; }
 .tag { font-size: .8em; padding: 0 .4em; border: 1px solid #90a4ae; border-radius: 3px; }
 .drift { color: #ef6c00; font-weight: 600; }
 .muted, .empty { color: #9e9e9e; }
@@ -68,16 +70,20 @@ export const CLIENT_SCRIPT = `
 (function () {
   'use strict';
   var KEY = 'flotilla-dashboard-token';
-  var live = document.getElementById('live');
+  var main = document.querySelector('main[data-stream]');
   var conn = document.getElementById('conn');
   var notice = document.getElementById('notice');
   var forget = document.getElementById('forget');
   function say(text, bad) { notice.textContent = text; notice.className = bad ? 'notice bad' : 'notice'; }
   function showForget() { if (forget) forget.hidden = !sessionStorage.getItem(KEY); }
-  if (live && live.dataset.stream && window.EventSource) {
-    var es = new EventSource(live.dataset.stream);
+  if (main && window.EventSource) {
+    var es = new EventSource(main.dataset.stream);
     es.addEventListener('live', function (e) {
-      live.innerHTML = e.data;
+      var regions = JSON.parse(e.data);
+      Object.keys(regions).forEach(function (id) {
+        var el = document.getElementById(id);
+        if (el && el.classList.contains('region')) el.innerHTML = regions[id];
+      });
       conn.textContent = 'live · ' + new Date().toLocaleTimeString();
     });
     es.addEventListener('problem', function (e) { conn.textContent = e.data; });

@@ -1,9 +1,10 @@
 /**
  * The dashboard's pages, rendered on the server from the data the CLI commands return
- * (`rollouts`, `rollout status`) and a tenant's history (control/history.ts). Each page is a
- * layout around one live region; the region's HTML is also what the page's event stream sends
- * when something changed, so there is one renderer, here, and every value goes through `html`
- * (escaped and redacted).
+ * (`rollouts`, `rollout status`) and a tenant's history (control/history.ts). A page is a
+ * layout around live regions (`Regions`: element id -> HTML); the page's event stream sends
+ * the same regions, rendered by the same functions, when something changed. So there is one
+ * renderer, here, and every value goes through `html` (escaped and redacted). What the user
+ * types into (the filter form) sits outside the regions, so an update never eats it.
  */
 import type { TenantHistory } from '../control/history.js';
 import type { RolloutState, TenantState } from '../core/dispatch.js';
@@ -34,6 +35,14 @@ export interface TenantFilter {
   page: number;
 }
 
+/** The live parts of a page, by element id. */
+export type Regions = Record<string, Html>;
+
+/** A live region's element, filled with its current HTML. */
+export function region(regions: Regions, id: string): Html {
+  return html`<div id="${id}" class="region">${regions[id]}</div>`;
+}
+
 export function layout(ctx: PageContext, title: string, crumbs: Html, body: Html, stream: string | undefined): Html {
   return html`<!doctype html>
 <html lang="en">
@@ -52,18 +61,13 @@ export function layout(ctx: PageContext, title: string, crumbs: Html, body: Html
   <span id="conn" class="conn">${stream ? 'connecting…' : ''}</span>
 </header>
 <div id="notice" class="notice" role="status" aria-live="polite"></div>
-<main>
+<main${stream ? html` data-stream="${stream}"` : ''}>
 ${body}
 </main>
 <script nonce="${ctx.nonce}">${raw(CLIENT_SCRIPT)}</script>
 </body>
 </html>
 `;
-}
-
-/** The live region: replaced whole by each `live` event of `stream`. */
-export function liveRegion(stream: string, content: Html): Html {
-  return html`<div id="live" data-stream="${stream}">${content}</div>`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -115,10 +119,14 @@ function progressBar(counts: Record<TenantState, number>, big = false): Html {
 
 export function rolloutsPage(ctx: PageContext, list: RolloutsList, limit: number): Html {
   const stream = `/events?limit=${limit}`;
-  return layout(ctx, 'Rollouts', html`<span>Rollouts</span>`, html`<h1>Rollouts</h1>${liveRegion(stream, rolloutsLive(ctx, list, limit))}`, stream);
+  return layout(ctx, 'Rollouts', html`<span>Rollouts</span>`, html`<h1>Rollouts</h1>${region(rolloutsLive(ctx, list, limit), 'rollouts')}`, stream);
 }
 
-export function rolloutsLive(ctx: PageContext, list: RolloutsList, limit: number): Html {
+export function rolloutsLive(ctx: PageContext, list: RolloutsList, limit: number): Regions {
+  return { rollouts: rolloutsTable(ctx, list, limit) };
+}
+
+function rolloutsTable(ctx: PageContext, list: RolloutsList, limit: number): Html {
   if (!list.length) return html`<p class="empty">No rollouts yet. Start one with <code>flotilla rollout --tenants tenants.yaml --all</code>.</p>`;
   const rows = list.map((r) => {
     const c = r.counts;
@@ -159,16 +167,19 @@ export function rolloutPage(ctx: PageContext, v: RolloutView, f: TenantFilter): 
   const base = `/rollouts/${encodeURIComponent(v.id)}`;
   const stream = `${base}/events${filterQuery(f, {})}`;
   const stateOptions = TENANT_STATES.map((s) => html`<option value="${s}"${f.state === s ? raw(' selected') : ''}>${s}</option>`);
+  const regions = rolloutLive(ctx, v, f);
   return layout(
     ctx,
     `Rollout ${v.id}`,
     html`<a href="/">Rollouts</a> › <span>${v.id}</span>`,
-    html`${liveRegion(stream, rolloutLive(ctx, v, f))}
+    html`${region(regions, 'summary')}
+<h2>Tenants</h2>
 <form class="filter" method="get" action="${base}">
   <label>state <select name="state"><option value="">any</option>${stateOptions}</select></label>
   <label>tenant id <input type="search" name="q" value="${f.q ?? ''}" maxlength="100" placeholder="part of an id"></label>
   <button type="submit">Filter</button>
-</form>`,
+</form>
+${region(regions, 'tenants')}`,
     stream,
   );
 }
@@ -190,7 +201,7 @@ function actions(ctx: PageContext, v: RolloutView): Html {
   return html`<div class="actions">${buttons}</div>`;
 }
 
-export function rolloutLive(ctx: PageContext, v: RolloutView, f: TenantFilter): Html {
+export function rolloutLive(ctx: PageContext, v: RolloutView, f: TenantFilter): Regions {
   const n = v.tenants.length;
   const base = `/rollouts/${encodeURIComponent(v.id)}`;
   const counts = TENANT_STATES.map(
@@ -225,7 +236,7 @@ export function rolloutLive(ctx: PageContext, v: RolloutView, f: TenantFilter): 
 </tr>`,
   );
   const filterText = [f.state ? `state ${f.state}` : '', f.q ? `id containing “${f.q}”` : ''].filter(Boolean).join(', ');
-  return html`<section class="summary">
+  const summary = html`<section class="summary">
 <h1>Rollout <code>${v.id}</code> ${stateBadge(v.state)}${v.dryRun ? html` <span class="tag">dry run</span>` : ''}</h1>
 ${v.haltReason ? html`<p class="halt">${v.state === 'cancelled' ? 'Cancelled' : 'Halted'}: ${v.haltReason}</p>` : ''}
 <dl class="facts">
@@ -244,9 +255,9 @@ ${actions(ctx, v)}
 <h2>Waves</h2>
 <table class="waves"><thead><tr><th>wave</th><th class="num">tenants</th><th class="num">succeeded</th><th class="num">failed</th><th class="num">cancelled</th><th class="num">running</th><th class="num">waiting</th><th>progress</th></tr></thead>
 <tbody>${waves}</tbody></table>
-</section>
-<section>
-<h2>Tenants ${filterText ? html`<small>(${filterText}: ${selected.length} of ${n}, <a href="${base}">show all</a>)</small>` : ''}</h2>
+</section>`;
+  const tenants = html`<section>
+${filterText ? html`<p class="filtered">${filterText}: ${selected.length} of ${n} tenants · <a href="${base}">show all</a></p>` : ''}
 <table class="tenants">
 <thead><tr><th>tenant</th><th>state</th><th class="num">wave</th><th class="num">attempts</th><th class="num">duration</th><th class="num">applied</th><th>last error</th><th>drift</th><th>window opens</th></tr></thead>
 <tbody>${rows.length ? rows : html`<tr><td colspan="9" class="empty">No tenant${filterText ? ' matches' : ''}.</td></tr>`}</tbody>
@@ -259,6 +270,7 @@ ${
     : ''
 }
 </section>`;
+  return { summary, tenants };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,12 +285,16 @@ export function tenantPage(ctx: PageContext, v: RolloutView, t: TenantEntry, h: 
     ctx,
     `${t.id} · ${v.id}`,
     html`<a href="/">Rollouts</a> › <a href="${base}">${v.id}</a> › <span>${t.id}</span>`,
-    liveRegion(stream, tenantLive(v, t, h)),
+    region(tenantLive(v, t, h), 'tenant'),
     stream,
   );
 }
 
-export function tenantLive(v: RolloutView, t: TenantEntry, h: TenantHistory): Html {
+export function tenantLive(v: RolloutView, t: TenantEntry, h: TenantHistory): Regions {
+  return { tenant: tenantDetail(v, t, h) };
+}
+
+function tenantDetail(v: RolloutView, t: TenantEntry, h: TenantHistory): Html {
   const w = h.target.window;
   const attempts = h.attempts.map(
     (a) => html`<tr data-state="${a.state}">
