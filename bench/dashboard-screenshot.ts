@@ -4,7 +4,9 @@
  * of 6, two workers, the guide's migrations plus a slow one so the picture catches the rollout
  * half-way, and one tenant that fails (a conflicting `products` table).
  *
- *   npm run build && npm run build:bench && node .bench-dist/bench/dashboard-screenshot.js [out.png]
+ *   npm run build && npm run build:bench && node .bench-dist/bench/dashboard-screenshot.js [out.png [tenant.png]]
+ *
+ * (the second picture, of the failed tenant's page once the rollout ended, only when asked for)
  *
  * Needs /usr/bin/chromium (apt-get install -y chromium). DROPS AND RE-CREATES the databases
  * flotilla_shot_* on DEMO_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres);
@@ -21,6 +23,7 @@ import { CLI, REPO, writeTenantsFile, type TenantsFileEntry } from '../test/help
 const admin = process.env.DEMO_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const out = resolve(process.argv[2] ?? join(REPO, 'docs', 'dashboard.png'));
+const tenantOut = process.argv[3] ? resolve(process.argv[3]) : undefined;
 const TOKEN = 'screenshot-token-not-a-secret-0123';
 
 const dbUrl = (name: string) => {
@@ -151,6 +154,11 @@ async function main(): Promise<number> {
     console.log(`Screenshot: ${out}`);
     await page.waitForFunction(() => (globalThis as any).document.querySelector('.summary .state')?.textContent !== 'running', undefined, { timeout: 180_000 });
     console.log(`Rollout ended: ${await page.locator('.summary .state').textContent()}`);
+    if (tenantOut) {
+      await page.goto(`${url}/rollouts/${id}/tenants/initech`);
+      await page.screenshot({ path: tenantOut, fullPage: true });
+      console.log(`Screenshot: ${tenantOut}`);
+    }
     return 0;
   } finally {
     await browser.close();

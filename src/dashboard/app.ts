@@ -53,8 +53,8 @@ export interface DashboardOptions {
   refreshMs?: number;
   /** one line per write action (who, what, outcome), for the operator's terminal */
   audit?: (line: string) => void;
-  /** what commands say on stderr (retry/resume notices) */
-  notices?: (line: string) => void;
+  /** unexpected errors (a bug, or a database refusal no command explained), for the operator's terminal */
+  errors?: (line: string) => void;
   now?: () => Date;
 }
 
@@ -155,7 +155,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     const status = statusOf(e);
     const title = status === 404 ? 'Not found' : status === 400 ? 'Bad request' : status === 503 ? 'Unavailable' : 'Error';
     if (e instanceof FlotillaError) return page(c, (ctx) => problemPage(ctx, title, e.message, e.hint), status);
-    o.notices?.(`dashboard: ${redactSecrets(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);
+    o.errors?.(`dashboard: ${redactSecrets(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);
     return page(c, (ctx) => problemPage(ctx, title, redactSecrets(e instanceof Error ? e.message : String(e))), 500);
   };
 
@@ -352,7 +352,6 @@ export function createDashboard(o: DashboardOptions): Dashboard {
         const r = await o.backend.retry(id);
         text = cliJson((out) => printRolloutRetried(out, r));
         outcome = `${r.retried} tenant${r.retried === 1 ? '' : 's'} re-enqueued`;
-        for (const n of r.notices) o.notices?.(`! ${n}`);
       } else if (action === 'cancel') {
         const v = await o.backend.cancel(id);
         text = cliJson((out) => printRolloutCancelled(out, v));
@@ -361,7 +360,6 @@ export function createDashboard(o: DashboardOptions): Dashboard {
         const r = await o.backend.resume(id);
         text = cliJson((out) => printRolloutResumed(out, r));
         outcome = `${r.resume.recreated} jobs re-created, ${r.resume.dispatched} dispatched`;
-        for (const n of r.notices) o.notices?.(`! ${n}`);
       }
       o.audit?.(`dashboard: ${action} ${id} from ${who}: ${outcome}`);
       return json(c, text);

@@ -16,6 +16,8 @@ import { html, raw, type Html } from './html.js';
 export const TENANT_STATES: readonly TenantState[] = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'cancelled'];
 /** tenants per page of the rollout's table */
 export const PAGE_SIZE = 200;
+/** rows of the waves table (around the current wave) */
+const MAX_WAVE_ROWS = 25;
 
 /** What a page may show besides its data. */
 export interface PageContext {
@@ -208,10 +210,20 @@ export function rolloutLive(ctx: PageContext, v: RolloutView, f: TenantFilter): 
     (s) =>
       html`<li><a class="count s-${s}${f.state === s ? ' current' : ''}" data-state="${s}" href="${base}${filterQuery(f, { state: s, page: 1 })}"><b>${v.counts[s]}</b> ${s}</a></li>`,
   );
+  // one pass over the tenants; a rollout of many small waves shows the ones around the current wave
+  const perWave = Array.from(
+    { length: v.waves },
+    (): Record<TenantState, number> => ({ pending: 0, scheduled: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 }),
+  );
+  for (const t of v.tenants) {
+    const c = perWave[t.wave - 1];
+    if (c) c[t.state]++;
+  }
+  const first = Math.max(1, Math.min(v.wave - Math.floor(MAX_WAVE_ROWS / 2), v.waves - MAX_WAVE_ROWS + 1));
+  const last = Math.min(v.waves, first + MAX_WAVE_ROWS - 1);
   const waves: Html[] = [];
-  for (let w = 1; w <= v.waves; w++) {
-    const c: Record<TenantState, number> = { pending: 0, scheduled: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
-    for (const t of v.tenants) if (t.wave === w) c[t.state]++;
+  for (let w = first; w <= last; w++) {
+    const c = perWave[w - 1]!;
     waves.push(html`<tr class="${w === v.wave && v.state === 'running' ? 'current' : ''}">
   <td>${w}</td><td class="num">${total(c)}</td><td class="num ok">${c.succeeded}</td><td class="num bad">${c.failed}</td>
   <td class="num">${c.cancelled}</td><td class="num">${c.running}</td><td class="num">${c.pending + c.scheduled}</td><td class="barcell">${progressBar(c)}</td>
@@ -252,7 +264,7 @@ ${progressBar(v.counts, true)}
 ${actions(ctx, v)}
 </section>
 <section>
-<h2>Waves</h2>
+<h2>Waves${first > 1 || last < v.waves ? html` <small>(${first}–${last} of ${v.waves})</small>` : ''}</h2>
 <table class="waves"><thead><tr><th>wave</th><th class="num">tenants</th><th class="num">succeeded</th><th class="num">failed</th><th class="num">cancelled</th><th class="num">running</th><th class="num">waiting</th><th>progress</th></tr></thead>
 <tbody>${waves}</tbody></table>
 </section>`;

@@ -23,7 +23,7 @@ export async function dashboardRun(ctx: CommandContext, o: Flags, env: Record<st
       backend: commandBackend({ ...fctx, store }),
       token,
       audit: (line) => ctx.out.error(line),
-      notices: (line) => ctx.out.error(line),
+      errors: (line) => ctx.out.error(line),
     });
     const running = await listen(dashboard, req);
     ctx.out.error(
