@@ -24,9 +24,9 @@ export interface RolloutView {
     wave: number;
     attempts: number;
     durationMs: number | null;
-    drift: boolean;
     /** a `scheduled` tenant: when its maintenance window opens */
     notBefore: Date | null;
+    drift: boolean;
   }[];
 }
 
@@ -51,8 +51,8 @@ export function rolloutView(r: RolloutRow, tenants: RolloutTenantRow[]): Rollout
       attempts: t.attempts,
       durationMs: t.durationMs,
       error: t.error ? String(t.error.message ?? JSON.stringify(t.error)) : null,
-      drift: !!t.checks?.drift,
       notBefore: t.notBefore,
+      drift: !!t.checks?.drift,
     })),
   };
 }
