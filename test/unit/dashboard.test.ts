@@ -15,6 +15,13 @@ import type { RolloutView } from '../../src/cli/print/rollout.js';
 const TOKEN = 'unit-token-0123456789abcdef';
 const XSS = '<script>alert(1)</script>';
 
+type TenantEntry = RolloutView['tenants'][number];
+
+/** A tenant of the view (a cast: fields other helpers add to the view stay out of this test). */
+function tenant(over: Partial<TenantEntry> & Pick<TenantEntry, 'id' | 'state'>): TenantEntry {
+  return { applied: [], error: null, wave: 1, attempts: 0, durationMs: null, drift: false, notBefore: null, ...over } as TenantEntry;
+}
+
 function view(over: Partial<RolloutView> = {}): RolloutView {
   return {
     id: 'r1',
@@ -27,29 +34,9 @@ function view(over: Partial<RolloutView> = {}): RolloutView {
     finishedAt: new Date('2026-12-01T10:01:05Z'),
     counts: { pending: 0, scheduled: 1, running: 0, succeeded: 1, failed: 1, cancelled: 0 },
     tenants: [
-      { id: 'ok', state: 'succeeded', applied: ['001_a.sql'], error: null, wave: 1, attempts: 1, durationMs: 1500, drift: true, notBefore: null },
-      {
-        id: XSS,
-        state: 'failed',
-        applied: [],
-        error: `<img src=x onerror=alert(2)> postgres://app:pw123@db/x`,
-        wave: 1,
-        attempts: 2,
-        durationMs: 20,
-        drift: false,
-        notBefore: null,
-      },
-      {
-        id: 'later',
-        state: 'scheduled',
-        applied: [],
-        error: null,
-        wave: 1,
-        attempts: 0,
-        durationMs: null,
-        drift: false,
-        notBefore: new Date('2026-12-06T02:00:00Z'),
-      },
+      tenant({ id: 'ok', state: 'succeeded', applied: ['001_a.sql'], attempts: 1, durationMs: 1500, drift: true }),
+      tenant({ id: XSS, state: 'failed', error: `<img src=x onerror=alert(2)> postgres://app:pw123@db/x`, attempts: 2, durationMs: 20 }),
+      tenant({ id: 'later', state: 'scheduled', notBefore: new Date('2026-12-06T02:00:00Z') }),
     ],
     ...over,
   };
