@@ -36,7 +36,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([rw?.stop(), ro?.stop()]);
   await fleet?.cleanup();
-}, 120_000);
+}, 240_000);
 
 async function get(base: string, path: string, headers: Record<string, string> = {}) {
   const res = await fetch(base + path, { headers });

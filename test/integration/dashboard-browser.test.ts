@@ -53,7 +53,7 @@ afterAll(async () => {
   await Promise.all([rw?.stop(), ro?.stop()]);
   await fleet?.cleanup();
   for (const d of dirs) d.cleanup();
-}, 120_000);
+}, 240_000);
 
 const rowState = (page: Page, tenant: string) => page.locator(`tr[data-tenant="${tenant}"]`).getAttribute('data-state');
 

@@ -37,7 +37,9 @@ export async function dashboardRun(ctx: CommandContext, o: Flags, env: Record<st
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => process.exit(130));
     await running.close();
   } finally {
-    await store.close();
+    // a query riding out a control-database outage (pool.ts retries for a while) must not hold the exit
+    await Promise.race([store.close(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
   }
+  setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
   return 0;
 }
