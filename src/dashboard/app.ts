@@ -7,6 +7,7 @@
  *   GET  /api/rollouts/<id>                   = `flotilla rollout status <id> --json`
  *   GET  /api/rollouts/<id>/tenants/<tenant>  the tenant page's data
  *   POST /api/rollouts/<id>/retry|cancel|resume  = `rollout retry|cancel|resume <id> --json`; bearer token
+ *   GET  /healthz                             liveness (200 "ok")
  *
  * The JSON is written by the CLI's own printers (a captured --json Output), so it is the same
  * bytes as the terminal's, redaction included; errors are the CLI's `{ "error": ... }`.
@@ -288,6 +289,8 @@ export function createDashboard(o: DashboardOptions): Dashboard {
   });
 
   app.get('/favicon.ico', (c) => c.body(null, 204));
+  // liveness for a container's probe: the process serves (the control database is checked by the pages themselves)
+  app.get('/healthz', (c) => c.text('ok\n'));
 
   // ------------------------------------------------------------------------------------------
   // JSON API

@@ -154,6 +154,7 @@ describe('routes over a plain-object backend', () => {
     expect((await app.request('/api/rollouts/down')).status).toBe(503);
     expect((await app.request('/rollouts/down')).status).toBe(503);
     expect((await app.request('/nothing/here')).status).toBe(404);
+    expect(await (await app.request('/healthz')).text()).toBe('ok\n');
   });
 
   it('a write without the right token never reaches the backend; with it, each action calls its command once', async () => {
