@@ -20,8 +20,9 @@ let otherId: string;
 beforeAll(async () => {
   fleet = await Fleet.create();
   const tenants = await fleet.addTenants([
-    { id: 'api-1', password: 'literal' },
-    { id: 'api-2', password: 'env' },
+    // schema tenants: one shared database (a database each costs a DROP DATABASE at the end); no worker runs them
+    { id: 'api-1', kind: 'schema', password: 'literal' },
+    { id: 'api-2', kind: 'schema', password: 'env' },
     { id: 'api-3', kind: 'schema', tags: ['canary'] },
   ]);
   const r = await fleet.cliJson(['rollout', '--tenants', fleet.writeTenantsFile(tenants), '--all', '--canary', 'canary']);
