@@ -1,8 +1,13 @@
 /**
- * `npm run bench:single [-- --runs 5]`: apply the repo's migrations/ set to an
- * empty database with Flotilla and with `psql -f` (the same SQL concatenated),
- * same machine, same run, fresh database each time. Medians, end to end
- * (process start to exit), plus the in-process time of each.
+ * `npm run bench:single [-- --runs 5 --startup-runs 21]`: apply the repo's
+ * migrations/ set to an empty database with Flotilla and with `psql -f` (the
+ * same SQL concatenated), same machine, same run, fresh database each time.
+ * Medians, end to end (process start to exit), plus the in-process time of each.
+ *
+ * Then the CLI's start-up: `flotilla list` and `flotilla status` (on the
+ * migrated database) next to `node -e 0`, runs interleaved so a busy machine
+ * weighs on all three alike; median of each and the ratio to `node -e 0`
+ * (issue 11 target: at most 3x).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +19,14 @@ import { loadMigrationDir, readMigrationFiles } from '../src/adapters/fs-source.
 import { Migrator } from '../src/migrator.js';
 import { CLI, REPO, adminQuery, dbUrl } from '../test/helpers/fleet-base.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    'startup-runs': { type: 'string', default: '21' },
+    // another build's dist/cli/main.js (e.g. of the commit before a change), timed in the same interleaved runs
+    'baseline-cli': { type: 'string' },
+  },
+});
 const admin = process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const dir = join(REPO, 'migrations');
 const DB = 'flotilla_bench_single';
@@ -68,6 +80,21 @@ async function main(): Promise<void> {
     url = await fresh();
     r.pgRaw!.push(await inProcess(url, (c) => c.query(sql)));
   }
+  // start-up: the database as `flotilla pending` left it (8 applied), so status reads a full ledger
+  const migrated = await fresh();
+  timed(process.execPath, [CLI, 'pending', '--dir', dir, '--database-url', migrated], process.env);
+  const startup: Record<string, number[]> = { node: [], list: [], status: [], baseList: [], baseStatus: [] };
+  const startupRuns = Number(values['startup-runs']);
+  const baseline = values['baseline-cli'];
+  for (let i = 0; i < startupRuns; i++) {
+    startup.node!.push(timed(process.execPath, ['-e', '0'], process.env));
+    startup.list!.push(timed(process.execPath, [CLI, 'list', '--dir', dir], process.env));
+    startup.status!.push(timed(process.execPath, [CLI, 'status', '--dir', dir, '--database-url', migrated], process.env));
+    if (baseline) {
+      startup.baseList!.push(timed(process.execPath, [baseline, 'list', '--dir', dir], process.env));
+      startup.baseStatus!.push(timed(process.execPath, [baseline, 'status', '--dir', dir, '--database-url', migrated], process.env));
+    }
+  }
   await adminQuery(admin, `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
   rmSync(tmpDir, { recursive: true, force: true });
   console.log(`8 guide migrations onto an empty database, median of ${runs} runs`);
@@ -78,6 +105,22 @@ async function main(): Promise<void> {
   console.log(`pg client, concatenated SQL (in process)     ${median(r.pgRaw!).toFixed(0).padStart(9)}`);
   console.log(`Migrator.migrate, validated (in process)     ${median(r.engine!).toFixed(0).padStart(9)}`);
   console.log(`Migrator.migrate, --no-validate (in process) ${median(r.engineNoValidate!).toFixed(0).padStart(9)}`);
+  const base = median(startup.node!);
+  console.log('');
+  console.log(`CLI start-up on the same 8 files, median of ${startupRuns} interleaved runs (target: at most 3x node -e 0)`);
+  console.log('');
+  console.log('command                                      median ms   x node -e 0');
+  console.log(`node -e 0                                    ${base.toFixed(0).padStart(9)}   ${'1.00'.padStart(11)}`);
+  for (const [name, label] of [
+    ['list', 'flotilla list'],
+    ['status', 'flotilla status (8 applied)'],
+    ['baseList', 'flotilla list (--baseline-cli)'],
+    ['baseStatus', 'flotilla status (--baseline-cli)'],
+  ] as const) {
+    if (!startup[name]!.length) continue;
+    const m = median(startup[name]!);
+    console.log(`${label.padEnd(45)}${m.toFixed(0).padStart(9)}   ${(m / base).toFixed(2).padStart(11)}`);
+  }
 }
 
 main().catch((e) => {

@@ -7,14 +7,16 @@
  * one place (`engineSettings`, and the part a rollout freezes).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from './core/errors.js';
 import { redactUrl } from './core/redact.js';
 import { VALIDATION_OPTION_NAMES, type ValidationOptions } from './core/validation.js';
+import { RULE_IDS } from './core/lint/rules.js';
 import type { RolloutOptions } from './core/rollout-plan.js';
-import { DEFAULT_PREFIX } from './adapters/redis.js';
-import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './migrator.js';
+import { DEFAULT_PREFIX, clusterPrefixProblem, isClusterUrl, parseClusterUrl } from './adapters/redis.js';
+import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from './engine/types.js';
 import type { QueueSettings } from './queue.js';
+import { describeTarget, targetProblem } from './notify/targets.js';
 
 export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -61,6 +63,19 @@ const ConfigSchema = z
     }),
     validation: z.object(validationShape).strict(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    /** config file only: `"lint": { "disable": ["rename-column"] }` turns lint rules off (core/lint) */
+    lint: z.object({ disable: z.array(z.enum(RULE_IDS, { error: `must be lint rule ids: ${RULE_IDS.join(', ')}` })) }).strict(),
+    // webhook targets of every rollout this config creates (`rollout --notify` replaces them): notify/targets.ts
+    notify: z
+      .array(
+        z
+          .string()
+          .superRefine(
+            (t, ctx) =>
+              void (targetProblem(t) && ctx.addIssue({ code: 'custom', message: `${t.trim() === '' ? '' : `${describeTarget(t)} `}${targetProblem(t)}` })),
+          ),
+      )
+      .optional(),
   })
   .strict();
 
@@ -114,6 +129,7 @@ export function loadConfig(input: LoadConfigInput): Config {
     singleTransaction: false,
     validation: {},
     logLevel: 'warn',
+    lint: { disable: [] },
   };
   const problems: string[] = [];
   if (input.configFile === undefined && input.env.FLOTILLA_CONFIG?.trim() === '') problems.push(emptyVariable('FLOTILLA_CONFIG'));
@@ -216,8 +232,8 @@ export interface FleetSettings extends QueueSettings {
 const FleetEnv = z.object({
   REDIS_URL: z
     .string()
-    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
-    .refine((u) => URL.canParse(u), 'is not a valid URL (check the port; percent-encode special characters in the password)')
+    .regex(/^rediss?(\+cluster)?:\/\//, 'must be a redis://, rediss:// or (a Redis Cluster) redis+cluster://h1:p1,h2:p2 URL')
+    .refine((u) => isClusterUrl(u) || URL.canParse(u), 'is not a valid URL (check the port; percent-encode special characters in the password)')
     .default('redis://127.0.0.1:6379'),
   CONTROL_DATABASE_URL: z
     .string()
@@ -250,6 +266,12 @@ export function fleetSettings(config: Config, env: Record<string, string | undef
   const controlUrl = parsed.data.CONTROL_DATABASE_URL ?? config.databaseUrl;
   if (!controlUrl) throw new ConfigError(['no control database: set CONTROL_DATABASE_URL (or DATABASE_URL)']);
   const d = parsed.data;
+  if (isClusterUrl(d.REDIS_URL)) {
+    // the URL's own problems (exit 2), and a prefix without a hash tag: BullMQ's multi-key scripts would fail with CROSSSLOT
+    parseClusterUrl(d.REDIS_URL);
+    const problem = clusterPrefixProblem(d.FLOTILLA_QUEUE_PREFIX);
+    if (problem) throw new ConfigError([problem]);
+  }
   return {
     redisUrl: d.REDIS_URL,
     prefix: d.FLOTILLA_QUEUE_PREFIX,

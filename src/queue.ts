@@ -7,8 +7,8 @@
  *   queue "control": "reconcile" (every few seconds, any worker) and
  *                    "scheduled-rollout" (from `flotilla schedule`)
  */
-import { Queue, type JobsOptions } from 'bullmq';
-import { redisConnection } from './adapters/redis.js';
+import { Queue, type JobsOptions, type QueueOptions } from 'bullmq';
+import { bullConnection } from './adapters/redis-client.js';
 
 export const MIGRATE_QUEUE = 'migrate';
 export const CONTROL_QUEUE = 'control';
@@ -29,8 +29,29 @@ export const TENANT_JOB_OPTIONS: JobsOptions = {
   removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
 };
 
+/** A queue on a single server or a Redis Cluster (REDIS_URL=redis+cluster://...); `close()` ends its connection either way. */
 export function openQueue(name: string, s: QueueSettings): Queue {
-  const q = new Queue(name, { connection: redisConnection(s.redisUrl), prefix: s.prefix });
+  const c = bullConnection(s.redisUrl);
+  const q = new OwnedQueue(name, { connection: c.connection, prefix: s.prefix }, c.close);
   q.on('error', () => {});
   return q;
+}
+
+/** BullMQ never closes a client it was handed (a cluster's): this queue closes its own after itself. */
+class OwnedQueue extends Queue {
+  constructor(
+    name: string,
+    opts: QueueOptions,
+    private readonly closeConnection: () => Promise<void>,
+  ) {
+    super(name, opts);
+  }
+
+  override async close(): Promise<void> {
+    try {
+      await super.close();
+    } finally {
+      await this.closeConnection();
+    }
+  }
 }

@@ -7,13 +7,16 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, type Config, type RawSettings } from '../config.js';
 import { VALIDATION_OPTION_NAMES } from '../core/validation.js';
-import { createLogger } from '../logger.js';
-import { listCommand, pendingCommand, runCommand, statusCommand, type CommandContext } from './commands/single.js';
+import { createLogger, type Logger } from '../logger.js';
+import type { CommandContext } from './commands/single.js';
 import { processOutput, reportError } from './output.js';
 import { registerFleetCommands } from './commands/fleet.js';
+import { registerSafetyCommands } from './commands/safety.js';
+import { describeCommands, VALIDATION_SWITCHES } from './help.js';
 import type { Flags } from './requests.js';
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -39,30 +42,49 @@ export function buildProgram(run: (action: (ctx: CommandContext) => Promise<numb
     .exitOverride()
     .configureOutput({ writeErr: (s) => void process.stderr.write(s) });
   for (const name of VALIDATION_OPTION_NAMES) {
-    program.addOption(new Option(`--${kebab(name)}`, `validation: ${name}=true`).hideHelp());
-    program.addOption(new Option(`--no-${kebab(name)}`, `validation: ${name}=false`).hideHelp());
+    // shown in their own group (help.ts): the form that changes the default; both forms work
+    const [on, off] = [new Option(`--${kebab(name)}`, VALIDATION_SWITCHES[name].on), new Option(`--no-${kebab(name)}`, VALIDATION_SWITCHES[name].off)];
+    program.addOption((VALIDATION_SWITCHES[name].shown === 'on' ? on : on.hideHelp()).helpGroup('Validation switches (global):'));
+    program.addOption((VALIDATION_SWITCHES[name].shown === 'off' ? off : off.hideHelp()).helpGroup('Validation switches (global):'));
   }
 
+  // Each command's module loads only when it runs: `flotilla list` must not pay for pg, the
+  // engine or BullMQ, and `flotilla worker` never loads the SQL parser (docs/performance.md).
+  const single = () => import('./commands/single.js');
   program
     .command('status')
     .description('show applied and pending migrations')
-    .action((_o, cmd) => run(statusCommand, cmd));
+    .action((_o, cmd) => run(async (ctx) => (await single()).statusCommand(ctx), cmd));
   program
     .command('list')
     .description('list the migrations in the directory (no database needed)')
-    .action((_o, cmd) => run(listCommand, cmd));
+    .action((_o, cmd) => run(async (ctx) => (await single()).listCommand(ctx), cmd));
   program
     .command('pending')
     .description('apply every pending migration, in order')
-    .option('--dry-run', 'apply and validate in one transaction, then roll back')
-    .action((o, cmd) => run((ctx) => pendingCommand(ctx, { dryRun: o.dryRun }), cmd));
+    .option('--dry-run', 'apply and validate in one transaction, then roll back: nothing is kept')
+    .action((o, cmd) => run(async (ctx) => (await single()).pendingCommand(ctx, { dryRun: o.dryRun }), cmd));
   program
     .command('run <name>')
     .description('apply one migration by file name')
-    .option('--dry-run', 'apply and validate, then roll back')
-    .action((name: string, o, cmd) => run((ctx) => runCommand(ctx, name, { dryRun: o.dryRun }), cmd));
+    .option('--dry-run', 'apply and validate, then roll back: nothing is kept')
+    .action((name: string, o, cmd) => run(async (ctx) => (await single()).runCommand(ctx, name, { dryRun: o.dryRun }), cmd));
+  program
+    .command('new <description>')
+    .description('create the next NNN_description.sql in the migrations directory, from a short template')
+    .action((description: string, _o, cmd) => run(async (ctx) => (await import('./commands/new.js')).newCommand(ctx, description), cmd));
+  program
+    .command('init')
+    .description('create migrations/, flotilla.config.json and tenants.example.yaml (never overwrites)')
+    .action((_o, cmd) => run(async (ctx) => (await import('./commands/init.js')).initCommand(ctx), cmd));
+  program
+    .command('completion <shell>')
+    .description('print a shell completion script (bash or zsh), e.g. eval "$(flotilla completion bash)"')
+    .action((shell: string, _o, cmd) => run(async (ctx) => (await import('./commands/completion.js')).completionCommand(ctx, shell, cmd.parent!), cmd));
   registerFleetCommands(program, run);
+  registerSafetyCommands(program, run);
   strictOptions(program);
+  describeCommands(program);
   return program;
 }
 
@@ -72,25 +94,34 @@ export function buildProgram(run: (action: (ctx: CommandContext) => Promise<numb
  * command it is declared on. Options are positional (commander's
  * `enablePositionalOptions`): a command reads its own options before its
  * subcommand, and the subcommand reads what follows. The program's options are
- * global: each subcommand gets a hidden copy, so `flotilla status --json` and
+ * global: each subcommand run gets a hidden copy, so `flotilla status --json` and
  * `flotilla --json status` both work. A parent command's own options
  * (`rollout --wait`) cannot reach its subcommands: `rollout resume <id> --wait`
  * is resume's own --wait, `rollout status <id> --wait` is an unknown option,
  * and `rollout --wait status <id>` is refused rather than silently ignored.
  */
 export function strictOptions(program: Command): void {
+  // the copies are made for the commands a run goes through, when it goes through them
+  // (preSubcommand): some 30 global options on every command would cost each start-up ~10 ms
+  const withGlobals = new WeakSet<Command>();
+  const addGlobals = (cmd: Command) => {
+    if (withGlobals.has(cmd)) return;
+    withGlobals.add(cmd);
+    for (const o of program.options) {
+      // --version is the program's alone (a copy would be accepted and ignored)
+      if (o.long === '--version' || cmd.options.some((x) => x.long === o.long)) continue;
+      const copy = new Option(o.flags, o.description).hideHelp();
+      if (o.defaultValue !== undefined && !o.negate) copy.default(o.defaultValue, o.defaultValueDescription);
+      onlyOnce(copy);
+      cmd.addOption(copy);
+    }
+  };
   const walk = (cmd: Command) => {
     cmd.exitOverride();
     cmd.allowUnknownOption(false);
-    if (cmd.commands.length) cmd.enablePositionalOptions();
-    if (cmd !== program) {
-      for (const o of program.options) {
-        // --version is the program's alone (a copy would be accepted and ignored)
-        if (o.long === '--version' || cmd.options.some((x) => x.long === o.long)) continue;
-        const copy = new Option(o.flags, o.description).hideHelp();
-        if (o.defaultValue !== undefined && !o.negate) copy.default(o.defaultValue, o.defaultValueDescription);
-        cmd.addOption(copy);
-      }
+    if (cmd.commands.length) {
+      cmd.enablePositionalOptions();
+      cmd.hook('preSubcommand', (_self, sub) => addGlobals(sub));
     }
     for (const o of cmd.options) onlyOnce(o);
     for (const sub of cmd.commands) walk(sub);
@@ -182,8 +213,16 @@ export async function main(argv: string[]): Promise<number> {
     const out = processOutput(!!g.json);
     try {
       const config: Config = loadConfig({ flags: flagsOf(g), env: process.env, configFile: g.config });
-      const logger = createLogger({ level: config.logLevel });
-      exitCode = await action({ config, out, logger });
+      // made on first use: most commands never log, and pino is not free to load
+      let logger: Logger | undefined;
+      exitCode = await action({
+        config,
+        out,
+        get logger() {
+          logger ??= createLogger({ level: config.logLevel });
+          return logger;
+        },
+      });
     } catch (e) {
       exitCode = reportError(out, e);
     }
@@ -226,6 +265,10 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // The SQL parser is 1.7 MB of WASM that a command uses for milliseconds. V8's optimizing tier
+  // would compile it on background threads for a few hundred ms of CPU, and the process waits for
+  // that at exit: without it `flotilla list` takes half the time (docs/performance.md).
+  setFlagsFromString('--liftoff-only');
   ignoreClosedPipe();
   main(process.argv).then(
     (code) => {

@@ -12,6 +12,7 @@ import { scheduleProblems } from '../core/cron.js';
 import { parseCanary, parseCountSpec, type RolloutSettings } from '../core/rollout-plan.js';
 import { parseSelectorFlags, type TenantSelection } from '../core/tenants.js';
 import { parseDuration } from '../config.js';
+import { parseTargets } from '../notify/targets.js';
 
 /** Flags as commander hands them over (strings, booleans, string lists; "" when a shell variable was unset). */
 export type Flags = Record<string, any>;
@@ -68,7 +69,9 @@ export interface RolloutCreateRequest {
 
 export function parseRolloutCreate(o: Flags): RolloutCreateRequest {
   const tenants = parseTenantsRequest(o);
-  return { tenants, settings: parseRolloutSettings(o), dryRun: !!o.dryRun, wait: !!o.wait };
+  // --notify (repeatable): checked here, before anything is opened; without it, the config file's list applies
+  const notify = o.notify !== undefined ? parseTargets('--notify', [o.notify].flat()) : undefined;
+  return { tenants, settings: { ...parseRolloutSettings(o), ...(notify && { notify }) }, dryRun: !!o.dryRun, wait: !!o.wait };
 }
 
 export interface RolloutRetryRequest {
@@ -117,6 +120,7 @@ export function parseSchedule(o: Flags): ScheduleRequest {
   const { selection } = parseSelectorFlags({ tenants: o.tenants, tag: o.tag, all: o.all });
   // a schedule has no canary and no waves: only the flags it declares are read
   const settings = parseRolloutSettings({ maxFailures: o.maxFailures, concurrency: o.concurrency, perServer: o.perServer });
+  if (o.notify !== undefined) settings.notify = parseTargets('--notify', [o.notify].flat());
   return { name: o.name, cron: o.cron, tz: o.tz, ...(o.tenants && { tenantsFile: o.tenants }), selection, settings };
 }
 
@@ -125,12 +129,21 @@ export interface WorkerRequest {
   drainTimeoutMs: number;
   lockDurationMs: number;
   reconcileEveryMs: number;
+  /** --metrics-port / --metrics-host: serve Prometheus metrics (worker/metrics.ts) */
+  metrics?: { host: string; port: number };
 }
 
 export function parseWorker(o: Flags, env: Record<string, string | undefined>): WorkerRequest {
   const drain = parseDuration(o.drainTimeout);
   if (drain === undefined) throw new ConfigError([`--drain-timeout: "${o.drainTimeout}" is not a duration`]);
+  const port = intOption('--metrics-port', o.metricsPort, 0);
+  if (port !== undefined && port > 65535) throw new ConfigError([`--metrics-port: "${o.metricsPort}" must be a port number (0-65535)`]);
+  if (o.metricsHost !== undefined && (port === undefined || !/^[A-Za-z0-9.:_-]+$/.test(o.metricsHost)))
+    throw new ConfigError([
+      port === undefined ? '--metrics-host: give --metrics-port too' : `--metrics-host: "${o.metricsHost}" is not a host name or address`,
+    ]);
   return {
+    ...(port !== undefined && { metrics: { host: o.metricsHost ?? '0.0.0.0', port } }),
     concurrency: intOption('--concurrency', o.concurrency) ?? 2,
     drainTimeoutMs: drain,
     lockDurationMs: parseDuration(env.FLOTILLA_JOB_LOCK_DURATION ?? '30s') ?? 30_000,

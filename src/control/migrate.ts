@@ -10,7 +10,7 @@ import { Migrator } from '../migrator.js';
 import { checksumOf } from '../core/checksum.js';
 import { trustedMigrationSet } from '../core/migration-set.js';
 import { ConnectionError } from '../core/errors.js';
-import { connectionError, describeUrl, serverRefusedTls, targetLabel, type SslMode } from '../adapters/pg/connection.js';
+import { CONTROL_URL_SOURCE, connectionError, describeUrl, serverRefusedTls, targetLabel, type SslMode } from '../adapters/pg/connection.js';
 import { CONTROL_MIGRATIONS, CONTROL_SCHEMA, CONTROL_TRACKING_TABLE, T } from './schema.js';
 
 /** Safe to call from every process at once: the engine's migration lock serialises them. */
@@ -24,7 +24,7 @@ export async function migrateControlSchema(pool: pg.Pool, url: string, sslmode: 
       return pool.connect();
     });
   } catch (e) {
-    throw e instanceof ConnectionError ? e : connectionError(describeUrl(url), e, 10_000);
+    throw e instanceof ConnectionError ? e : connectionError(describeUrl(url), e, 10_000, CONTROL_URL_SOURCE);
   }
   try {
     if (await schemaIsCurrent(client)) return;
@@ -38,7 +38,7 @@ export async function migrateControlSchema(pool: pg.Pool, url: string, sslmode: 
       {
         lockSessions: {
           target: targetLabel(describeUrl(url)),
-          open: () => pool.connect().catch((e) => Promise.reject(connectionError(describeUrl(url), e, 10_000))),
+          open: () => pool.connect().catch((e) => Promise.reject(connectionError(describeUrl(url), e, 10_000, CONTROL_URL_SOURCE))),
           release: async (c, clean) => (c as pg.PoolClient).release(clean ? undefined : true),
         },
       },

@@ -15,7 +15,7 @@
 import type pg from 'pg';
 import { ConnectionError, ControlUnavailableError } from '../core/errors.js';
 import { isRetryable } from '../adapters/pg/sqlstate.js';
-import { connectionError, describeUrl } from '../adapters/pg/connection.js';
+import { CONTROL_URL_SOURCE, connectionError, describeUrl } from '../adapters/pg/connection.js';
 
 export interface OutageNotices {
   /** the control database stopped answering (once per outage) */
@@ -114,7 +114,7 @@ export class ControlRetrier {
 
   private gaveUp(e: unknown, waitedMs: number): ConnectionError {
     if (e instanceof ConnectionError) return e;
-    const c = connectionError(describeUrl(this.url), e, 10_000);
+    const c = connectionError(describeUrl(this.url), e, 10_000, CONTROL_URL_SOURCE);
     return new ControlUnavailableError(
       c.target,
       `${c.cause_}; still failing after ${Math.round(waitedMs / 1000)} s of retries`,

@@ -5,6 +5,7 @@
  * control/migrate.ts applies them.
  */
 import type { MigrationFile } from '../core/migration-set.js';
+import { NOTIFY_MIGRATION } from '../notify/schema.js';
 
 export const CONTROL_SCHEMA = 'flotilla';
 export const CONTROL_TRACKING_TABLE = 'control_migrations';
@@ -192,4 +193,40 @@ ALTER TABLE schedules ALTER COLUMN queue_prefix DROP DEFAULT;
 ALTER TABLE schedules DROP CONSTRAINT schedules_pkey, ADD PRIMARY KEY (queue_prefix, name);
 `,
   },
+  {
+    name: '007_risk_acks.sql',
+    sql: `
+-- flotilla:validate off
+-- Lint findings of error level acknowledged for a rollout or a schedule
+-- (--accept-risk <rule>, a file's "-- flotilla:allow <rule>" header, or an
+-- earlier acknowledgement of the same file content, rule and line), and who
+-- gave them: actor (FLOTILLA_ACTOR, else the OS user) and os_user (user@host).
+CREATE TABLE risk_acks (
+  id bigserial PRIMARY KEY,
+  rollout_id text REFERENCES rollouts (id) ON DELETE CASCADE,
+  schedule_name text,
+  queue_prefix text NOT NULL,
+  set_checksum text NOT NULL,
+  file text NOT NULL,
+  file_checksum text NOT NULL,
+  line integer NOT NULL,
+  rule text NOT NULL,
+  target text,
+  lock_mode text,
+  -- flag | header | earlier
+  via text NOT NULL,
+  actor text NOT NULL,
+  os_user text NOT NULL,
+  -- via earlier: where it was first acknowledged
+  earlier text,
+  acknowledged_at timestamptz NOT NULL DEFAULT now(),
+  CHECK ((rollout_id IS NULL) <> (schedule_name IS NULL))
+);
+CREATE INDEX risk_acks_rollout ON risk_acks (rollout_id);
+CREATE INDEX risk_acks_schedule ON risk_acks (queue_prefix, schedule_name);
+CREATE INDEX risk_acks_finding ON risk_acks (file_checksum, rule, line);
+`,
+  },
+  // 009 (ops): the notification outbox and its trigger
+  NOTIFY_MIGRATION,
 ];

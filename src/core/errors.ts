@@ -325,7 +325,9 @@ export class MigrationFailedError extends FlotillaError {
     this.kind = kind;
   }
   override toJSON(): Record<string, unknown> {
-    return { ...super.toJSON(), migration: this.migration, statement: this.statement, pg: this.pg, transactional: this.transactional };
+    // `number` is the one people see ("statement 2"), counted like `list --json` counts; `index` is the same, 0-based
+    const statement = this.statement && { number: this.statement.index + 1, ...this.statement };
+    return { ...super.toJSON(), migration: this.migration, statement, pg: this.pg, transactional: this.transactional };
   }
 }
 
@@ -620,3 +622,37 @@ export class QueuePrefixMismatchError extends FlotillaError {
 
 /** The control database stayed unreachable for the whole retry budget of control/pool.ts (already retried: never again). */
 export class ControlUnavailableError extends ConnectionError {}
+
+/** A rollout or schedule of a set with error-level lint findings nobody acknowledged (core/lint). */
+export class UnacknowledgedRiskError extends FlotillaError {
+  readonly code = 'unacknowledged_risk';
+  readonly kind = 'input';
+  constructor(readonly findings: { file: string; line: number; rule: string; lock: string | null; table: string | null; message: string }[]) {
+    const rules = [...new Set(findings.map((f) => f.rule))];
+    super(
+      `the migration set has ${findings.length} error-level lint finding${findings.length === 1 ? '' : 's'} nobody acknowledged: ${findings
+        .slice(0, 10)
+        .map((f) => `${f.file}:${f.line} ${f.rule} (${f.lock ? `${f.lock}${f.table ? ` on ${f.table}` : ''}` : 'fails'}: ${f.message})`)
+        .join('; ')}${findings.length > 10 ? `; and ${findings.length - 10} more (flotilla lint lists them all)` : ''}`,
+      `Nothing was started. See them with \`flotilla lint\` and rewrite the statements the safer way, or acknowledge them: ${rules
+        .map((r) => `--accept-risk ${r}`)
+        .join(' ')} (recorded with your name: FLOTILLA_ACTOR, else the OS user), or a "-- flotilla:allow <rule-id>" line at the top of the file.`,
+    );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), findings: this.findings };
+  }
+}
+
+/** A command's argument cannot be used as given (a bad description, a name that clashes): nothing was changed. */
+export class BadArgumentError extends FlotillaError {
+  readonly code = 'bad_argument';
+  readonly kind = 'input';
+  constructor(
+    readonly argument: string,
+    message: string,
+    hint: string,
+  ) {
+    super(message, hint);
+  }
+}

@@ -98,7 +98,8 @@ function buildMigration(file: MigrationFile, version: bigint): Migration {
   }
   const forbidden = split.statements.find((s) => s.mode === 'forbidden');
   if (forbidden) throw new UnsupportedStatementError(file.name, forbidden.line, forbidden.label);
-  const statements = split.statements.filter((s) => s.mode !== 'transaction-control');
+  // numbered among the statements that run: the numbers `list --json` counts and error messages cite
+  const statements = split.statements.filter((s) => s.mode !== 'transaction-control').map((s, index) => ({ ...s, index }));
   if (statements.length === 0) throw new EmptyMigrationError(file.name);
   const nonTx = statements.filter((s) => s.mode === 'non-transactional');
   if (nonTx.length > 0 && nonTx.length < statements.length) {

@@ -82,6 +82,8 @@ export interface RolloutOptions {
   concurrency: number | null;
   perServer: number | null;
   dryRun: boolean;
+  /** webhook targets (`--notify`, the config's `notify`), \${VAR} unresolved; notify/schema.ts reads them */
+  notify?: string[];
   engine: {
     trackingTable: string;
     lockTimeoutMs: number;
@@ -99,6 +101,8 @@ export interface RolloutSettings {
   maxFailures?: CountSpec;
   concurrency?: number;
   perServer?: number;
+  /** webhook targets, already checked (notify/targets.ts) */
+  notify?: string[];
 }
 
 /**
@@ -112,6 +116,7 @@ export function rolloutOptions(s: RolloutSettings, tenantCount: number, dryRun: 
     concurrency: s.concurrency ?? null,
     perServer: s.perServer ?? null,
     dryRun,
+    ...(s.notify?.length ? { notify: s.notify } : {}),
     engine,
   };
 }

@@ -9,7 +9,6 @@
  * Files larger than the parser can take are refused before it is called
  * (core/file-bytes.ts MAX_MIGRATION_BYTES).
  */
-import { loadModule, parseSync } from 'libpg-query';
 
 export type StatementMode =
   /** ordinary statement: runs inside the engine's transaction */
@@ -22,7 +21,11 @@ export type StatementMode =
   | 'forbidden';
 
 export interface Statement {
-  /** 0-based position among the file's statements */
+  /**
+   * 0-based position among the file's statements; in a Migration, among the
+   * statements that run (the file's own BEGIN/COMMIT are dropped and not
+   * counted). Shown 1-based: "statement 2 (line 5)".
+   */
   index: number;
   /** 1-based line of the statement's first token */
   line: number;
@@ -46,9 +49,18 @@ export interface ParseFailure {
 }
 
 let loaded: Promise<void> | undefined;
-/** The WASM parser loads once per process (about 20 ms). */
+let parseSync: ((sql: string) => unknown) | undefined;
+/**
+ * The WASM parser loads once per process, and only when asked for: importing
+ * libpg-query compiles its 1.7 MB of WASM, which a command that parses nothing
+ * (`--help`, `worker`, `rollout status`) must not pay for. Call it before
+ * splitStatements.
+ */
 export function loadParser(): Promise<void> {
-  loaded ??= loadModule();
+  loaded ??= import('libpg-query').then(async (m) => {
+    await m.loadModule();
+    parseSync = m.parseSync;
+  });
   return loaded;
 }
 
@@ -58,6 +70,7 @@ export function splitStatements(sql: string): { statements: Statement[] } | { er
   let result: { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
   // libpg-query throws "Query cannot be empty" for '' (but not for white space): no statements
   if (sql === '') return { statements: [] };
+  if (!parseSync) throw new Error('the SQL parser is not loaded: await loadParser() first');
   try {
     result = parseSync(sql) as any;
   } catch (e: any) {

@@ -7,7 +7,7 @@
  * at connection time, so a parsed registry can be logged, diffed or stored without leaking.
  */
 import { parseDocument } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { cronProblem, isTimeZone } from './cron.js';
 import { EmptySelectionError, SelectorError, TenantSelectionError, TenantsFileError, MissingEnvVarError } from './errors.js';
 import { quoteInput as quote, redactSecrets, redactUrl } from './redact.js';

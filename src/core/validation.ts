@@ -1,3 +1,5 @@
+import { isRuleId, RULE_IDS, type RuleId } from './lint/rules.js';
+
 /**
  * The guide's validator, as pure data: a snapshot of tables (row counts,
  * columns, constraints, indexes) and a diff of two snapshots under options.
@@ -133,12 +135,16 @@ export function diffSnapshots(before: Snapshot, after: Snapshot, options: Partia
   return { valid: issues.length === 0, issues };
 }
 
-export type HeaderDirective = { ok: true; enabled: boolean | undefined; options: Partial<ValidationOptions> } | { ok: false; line: number; problem: string };
+export type HeaderDirective =
+  | { ok: true; enabled: boolean | undefined; options: Partial<ValidationOptions>; allow: RuleId[] }
+  | { ok: false; line: number; problem: string };
 
 /**
  * Per-file options: `-- flotilla:validate allowRowChanges=true allowTableCreation=false`
  * or `-- flotilla:validate off`. Unknown names are refused (a typo must not
- * silently leave a guard on or off).
+ * silently leave a guard on or off). `-- flotilla:allow <rule-id> ...`
+ * acknowledges the file's lint findings of those rules (core/lint); unknown
+ * rule ids are refused the same way.
  *
  * Like a shebang or a pragma, a header is read only in the file's leading
  * comments: `--` lines before the first SQL token (blank lines and block
@@ -151,6 +157,7 @@ export type HeaderDirective = { ok: true; enabled: boolean | undefined; options:
  */
 export function parseValidationHeader(sql: string): HeaderDirective {
   const options: Partial<ValidationOptions> = {};
+  const allow: RuleId[] = [];
   let enabled: boolean | undefined;
   const lineAt = (pos: number) => (sql.slice(0, pos).match(/\r\n|\r|\n/g)?.length ?? 0) + 1;
   let p = 0;
@@ -162,8 +169,28 @@ export function parseValidationHeader(sql: string): HeaderDirective {
       const end = eol < 0 ? sql.length : p + eol;
       const line = sql.slice(p, end);
       const m = /^--\s*flotilla:validate\b(.*)$/.exec(line);
-      if (!m && /^--\s*flotilla:/i.test(line)) {
-        return { ok: false, line: lineAt(p), problem: `unknown header "${line.trim()}" (expected -- flotilla:validate followed by off, on, or settings)` };
+      const a = /^--\s*flotilla:allow\b(.*)$/.exec(line);
+      if (!m && !a && /^--\s*flotilla:/i.test(line)) {
+        return {
+          ok: false,
+          line: lineAt(p),
+          problem: `unknown header "${line.trim()}" (expected -- flotilla:validate followed by off, on, or settings, or -- flotilla:allow followed by lint rule ids)`,
+        };
+      }
+      if (a) {
+        const words = a[1]!
+          .trim()
+          .split(/[\s,]+/)
+          .filter(Boolean);
+        const bad = words.find((w) => !isRuleId(w));
+        if (words.length === 0 || bad !== undefined) {
+          return {
+            ok: false,
+            line: lineAt(p),
+            problem: `${bad === undefined ? 'no lint rule named after -- flotilla:allow' : `unknown lint rule "${bad}"`} (expected one or more of ${RULE_IDS.join(', ')})`,
+          };
+        }
+        for (const w of words) if (!allow.includes(w as RuleId)) allow.push(w as RuleId);
       }
       if (m) {
         for (const word of m[1]!
@@ -221,5 +248,5 @@ export function parseValidationHeader(sql: string): HeaderDirective {
         'Move it to the top of the file (or remove it if it is data)',
     };
   }
-  return { ok: true, enabled, options };
+  return { ok: true, enabled, options, allow };
 }

@@ -42,6 +42,7 @@ export async function startScheduledRollout(
       maxFailures: { count: s.options.maxFailures },
       ...(s.options.concurrency ? { concurrency: s.options.concurrency } : {}),
       ...(s.options.perServer ? { perServer: s.options.perServer } : {}),
+      ...(s.options.notify?.length ? { notify: s.options.notify } : {}),
     },
     now,
   );

@@ -11,7 +11,7 @@ import type { DispatchedJob } from '../core/jobs.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import type { AppliedRow } from '../core/plan.js';
 import type { Clock } from '../core/ports.js';
-import { connect } from '../adapters/pg/connection.js';
+import { connect, tenantUrlSource } from '../adapters/pg/connection.js';
 import type { ConnectionCache } from '../adapters/pg/connection-cache.js';
 import { readLedger, resolveLedger } from '../adapters/pg/ledger.js';
 import { connectLockSessions } from '../adapters/pg/lock.js';
@@ -37,8 +37,8 @@ export interface ProcessorStore {
 
 /** The tenant database: the only part of a tenant job that needs Postgres. */
 export interface TenantTarget {
-  /** a connection to the tenant (from the cache when there is one) */
-  connect(url: string): Promise<pg.Client>;
+  /** a connection to the tenant (from the cache when there is one); a failure's hint names the tenant's entry */
+  connect(url: string, tenantId: string): Promise<pg.Client>;
   /** done with it: kept for another job only when `reusable` (the job went well) */
   release(url: string, client: pg.Client, reusable: boolean): Promise<void>;
   /** the engine on that connection (its lock session is a second connection to `url`) */
@@ -53,7 +53,8 @@ export interface TenantTarget {
 export function pgTenants(workerId: string, connections?: ConnectionCache): TenantTarget {
   const applicationName = `flotilla-worker ${workerId}`;
   return {
-    connect: (url) => (connections ? connections.acquire(url) : connect(url, { applicationName })),
+    connect: (url, tenantId) =>
+      connections ? connections.acquire(url, tenantUrlSource(tenantId)) : connect(url, { applicationName, urlSource: tenantUrlSource(tenantId) }),
     release: async (url, client, reusable) => {
       if (connections) await connections.release(url, client, reusable);
       else await client.end().catch(() => {});

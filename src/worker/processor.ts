@@ -37,6 +37,7 @@ import { pgTenants, type FleetFingerprints, type ProcessorStore, type TenantTarg
 import type { TenantJobData } from '../core/jobs.js';
 import { recordAndDispatch } from '../producer/dispatcher.js';
 import type { Logger } from '../logger.js';
+import type { AttemptEvent } from './metrics.js';
 
 export interface ProcessorDeps {
   store: ProcessorStore;
@@ -56,6 +57,8 @@ export interface ProcessorDeps {
   clock?: Clock;
   /** jitter of the delay when another runner holds the tenant's lock (default: Math.random) */
   random?: Random;
+  /** what happened to each attempt (the worker's metrics: worker/metrics.ts); must not throw */
+  observe?: (e: AttemptEvent) => void;
 }
 
 export interface TenantJobResult {
@@ -91,12 +94,14 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
   const ms: Record<string, number> = { queue: job.processedOn ? Math.max(0, job.processedOn - job.timestamp - (job.delay ?? 0)) : 0, claim: clock.now() - t0 };
   if (!claim) {
     log.debug('job is stale (tenant finished, cancelled or retried): skipped');
+    deps.observe?.({ outcome: 'stale' });
     return { tenantId, kind: 'migrate', outcome: 'skipped', applied: [], ms };
   }
   const window = claim.tenant.window;
   if (window && !isInsideWindow(window, deps.now())) {
     const at = nextWindowStart(window, deps.now());
     await deps.store.markScheduled(rolloutId, tenantId, generation, at);
+    deps.observe?.({ outcome: 'scheduled' });
     log.info({ until: at.toISOString() }, 'outside the maintenance window: waiting for the next one');
     await job.moveToDelayed(at.getTime(), token);
     throw new DelayedError();
@@ -114,7 +119,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     set = await deps.store.loadMigrationSet(claim.setChecksum);
     url = resolveDatabaseUrl(claim.tenant.databaseUrl, deps.env, tenantId);
     let t = clock.now();
-    client = await tenants.connect(url);
+    client = await tenants.connect(url, tenantId);
     ms.connect = clock.now() - t;
     t = clock.now();
     const report = await tenants.migrate(
@@ -162,6 +167,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     );
     ms.record = clock.now() - t;
     reusable = true;
+    deps.observe?.(checked?.error ? { outcome: 'failed', ms, error: checked.error } : { outcome: applied.length ? 'migrated' : 'up_to_date', ms });
     if (checked?.error) throw new UnrecoverableError(String(checked.error.message));
     log.info({ applied, ...(report.createdSchema ? { createdSchema: report.schema } : {}), ms: roundAll(ms) }, applied.length ? 'migrated' : 'up to date');
     return { tenantId, kind: 'migrate', outcome: applied.length ? 'migrated' : 'succeeded', applied, ms: roundAll(ms) };
@@ -171,7 +177,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     // that attempt finds what this one committed in the tenant's tracking table
     if (e instanceof ControlUnavailableError) throw new Error(e.message);
     const total = client && set ? await rolloutApplied(tenants, client, claim, generation, rolloutId, set, schema).catch(() => undefined) : undefined;
-    return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure, total);
+    return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure, total, ms);
   } finally {
     if (client) await tenants.release(url, client, reusable);
   }
@@ -188,12 +194,14 @@ async function failed(
   log: Logger,
   applied: string[] = [],
   appliedTotal?: string[],
+  ms: Record<string, number> = {},
 ): Promise<never> {
   const { rolloutId, tenantId, generation } = job.data;
   if (e instanceof LockTimeoutError) {
     // another runner (a CLI, a worker of another rollout) is migrating this tenant: come back shortly
     const delay = 500 + Math.floor(deps.random() * 1500);
     log.info({ holder: e.holder, delay }, 'tenant is locked by another runner: retrying later');
+    deps.observe?.({ outcome: 'lock_busy' });
     await job.moveToDelayed(deps.now().getTime() + delay, token);
     throw new DelayedError();
   }
@@ -220,6 +228,7 @@ async function failed(
     deps.now(),
   );
   log.warn({ err: error, attempt: job.attemptsMade + 1, retry: state === 'retrying' }, 'tenant job failed');
+  deps.observe?.({ outcome: state, ms, error: e });
   const message = redactSecrets(String(error.message));
   if (state === 'retrying') throw new Error(message);
   throw new UnrecoverableError(message);

@@ -515,7 +515,7 @@ describe('rollouts under bad conditions', () => {
     const status = await withEnv(f.env, () => flotilla((ctx) => rolloutStatus(ctx, v.id)));
     expect(status.code, show(status)).toBe(0);
     expect(status.stdout).toMatch(
-      /^✗ needs-var +failed +0 +(?:[\d.]+ s +)?environment variable FLOTILLA_BAD_INPUT_PW is not set \(needed by tenant "needs-var"\)$/m,
+      /^✗ needs-var +failed +0 +1 +(?:[\d.]+ s +)?environment variable FLOTILLA_BAD_INPUT_PW is not set \(needed by tenant "needs-var"\)$/m,
     );
     expect(await contents(missing)).toEqual([]);
     expect(await contents(ok)).toEqual(['public.migrations', 'public.ok']);
@@ -553,7 +553,7 @@ describe('rollouts under bad conditions', () => {
     expect(status.code, show(status)).toBe(0);
     expect(status.stdout).toMatch(
       new RegExp(
-        `^→ far +running +0 +(?:[\\d.]+ s +)?cannot connect to PostgreSQL at 127\\.0\\.0\\.1:1/${far.name}: connection refused \\(ECONNREFUSED\\)$`,
+        `^→ far +running +0 +\\d+ +(?:[\\d.]+ s +)?cannot connect to PostgreSQL at 127\\.0\\.0\\.1:1/${far.name}: connection refused \\(ECONNREFUSED\\)$`,
         'm',
       ),
     );

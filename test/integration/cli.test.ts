@@ -52,7 +52,7 @@ describe('exit code 1: a migration or its validation failed', { timeout: 180_000
       '→ Running migration: 002_breaks.sql',
     ]);
     expect(out[6]).toBe('✗ Migration failed: 002_breaks.sql');
-    expect(out).toContain('  statement 3 (line 4): INSERT INTO no_such_table VALUES (1)');
+    expect(out).toContain('  statement 2 (line 4): INSERT INTO no_such_table VALUES (1)');
     expect(out).toContain('  ERROR 42P01: relation "no_such_table" does not exist');
     expect(out.at(-1)).toBe('✗ Completed: 1 applied, 1 failed');
     expect((await db.query(`SELECT to_regclass('partial') AS t`)).rows[0].t).toBeNull();
@@ -68,7 +68,7 @@ describe('exit code 1: a migration or its validation failed', { timeout: 180_000
         code: 'migration_failed',
         kind: 'migration',
         migration: '002_breaks.sql',
-        statement: { index: 2, line: 4 },
+        statement: { number: 2, index: 1, line: 4 },
         pg: { code: '42P01', message: 'relation "no_such_table" does not exist' },
         transactional: true,
       },

@@ -300,11 +300,11 @@ COMMIT;
     expect(m.statements.map((s) => s.sql.trim())).toEqual(['SELECT 1', 'SELECT 2']);
   });
 
-  it('numbers statements in file order, BEGIN included, and reports the line of the first token', async () => {
+  it("numbers the statements that run (the file's BEGIN/COMMIT are not counted), and reports the line of the first token", async () => {
     const m = await one('-- header\nBEGIN;\n\n-- about a\nCREATE TABLE a (id int);\n\n\n   CREATE TABLE b (id int);\nCOMMIT;\n');
     expect(m.statements.map((s) => [s.index, s.line])).toEqual([
-      [1, 5],
-      [2, 8],
+      [0, 5],
+      [1, 8],
     ]);
   });
 });

@@ -29,7 +29,8 @@ export class ConnectionCache {
 
   constructor(private readonly options: ConnectOptions & { idleMs?: number; maxIdle?: number } = {}) {}
 
-  async acquire(url: string): Promise<pg.Client> {
+  /** `urlSource`: where the URL came from, named in a connection error's hint (connection.ts) */
+  async acquire(url: string, urlSource?: string): Promise<pg.Client> {
     const list = this.idle.get(url);
     while (list?.length) {
       const { client, timer } = list.pop()!;
@@ -38,7 +39,7 @@ export class ConnectionCache {
       if (!this.dead.has(client)) return client;
       void client.end().catch(() => {});
     }
-    const client = await connect(url, this.options);
+    const client = await connect(url, urlSource ? { ...this.options, urlSource } : this.options);
     client.on('error', () => this.dead.add(client));
     client.on('end', () => this.dead.add(client));
     return client;

@@ -16,6 +16,16 @@ import { tlsProblem } from '../../core/tls.js';
 export interface ConnectOptions {
   applicationName?: string;
   connectTimeoutMs?: number;
+  /** where the URL came from, named in hints: `DATABASE_URL (or --database-url)`, `the databaseUrl of tenant "acme" (tenants file or registry)` */
+  urlSource?: string;
+}
+
+/** Where the URLs came from, as hints name them. */
+export const CLI_URL_SOURCE = 'the database URL (--database-url, DATABASE_URL or the config file)';
+export const CONTROL_URL_SOURCE = 'CONTROL_DATABASE_URL (or DATABASE_URL when it is not set)';
+
+export function tenantUrlSource(tenantId: string): string {
+  return `the databaseUrl of tenant "${tenantId}" (its entry in the tenants file, or the registry)`;
 }
 
 export interface Target {
@@ -156,11 +166,11 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
       throw e;
     }
   } catch (e) {
-    throw connectionError(describeUrl(url), e, timeoutMs);
+    throw connectionError(describeUrl(url), e, timeoutMs, options.urlSource);
   }
 }
 
-export function connectionError(t: Target, e: unknown, timeoutMs: number): ConnectionError {
+export function connectionError(t: Target, e: unknown, timeoutMs: number, urlSource = 'the database URL'): ConnectionError {
   const err = e as { code?: string; message?: string };
   const where = targetLabel(t);
   const ready = `pg_isready -h ${t.host} -p ${t.port}`;
@@ -169,14 +179,14 @@ export function connectionError(t: Target, e: unknown, timeoutMs: number): Conne
       return new ConnectionError(
         where,
         'connection refused (ECONNREFUSED)',
-        `Is PostgreSQL running and listening on ${t.host}:${t.port}? Check with: ${ready}; and check the host and port in DATABASE_URL.`,
+        `Is PostgreSQL running and listening on ${t.host}:${t.port}? Check with: ${ready}; and check the host and port in ${urlSource}.`,
       );
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return new ConnectionError(
         where,
         `host name "${t.host}" not found (${err.code})`,
-        'Check the host name in the database URL and DNS.',
+        `Check the host name in ${urlSource} and DNS.`,
         err.code === 'ENOTFOUND' ? 'input' : 'transient',
       );
     case 'ETIMEDOUT':
@@ -190,7 +200,7 @@ export function connectionError(t: Target, e: unknown, timeoutMs: number): Conne
       return new ConnectionError(
         where,
         `password authentication failed for user "${t.user}" (28P01)`,
-        'Check the user and password in the database URL (or the ${VAR} it refers to).',
+        `Check the user and password in ${urlSource} (or the \${VAR} it refers to).`,
         'input',
         err.code,
       );
@@ -209,7 +219,7 @@ export function connectionError(t: Target, e: unknown, timeoutMs: number): Conne
       return new ConnectionError(
         where,
         `database "${t.database}" does not exist (3D000)`,
-        `Create it (createdb -h ${t.host} -p ${t.port} ${t.database}) or fix the database name in the URL.`,
+        `Create it (createdb -h ${t.host} -p ${t.port} ${t.database}) or fix the database name in ${urlSource}.`,
         'input',
         err.code,
       );
@@ -244,7 +254,7 @@ export function connectionError(t: Target, e: unknown, timeoutMs: number): Conne
       return new ConnectionError(
         where,
         `${err.message ?? String(e)}${err.code ? ` (${err.code})` : ''}`,
-        `Check DATABASE_URL and that the server answers: ${ready}.`,
+        `Check ${urlSource} and that the server answers: ${ready}.`,
         'transient',
         err.code,
       );

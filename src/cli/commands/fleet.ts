@@ -26,6 +26,12 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--per-server <n>', 'tenants migrating at once per Postgres server (host:port)')
     .option('--dry-run', 'apply and validate each tenant in a transaction, then roll back')
     .option('--wait', 'show progress and wait for the end (exit 0 only if every tenant succeeded)')
+    .option('--accept-risk <rule...>', 'acknowledge error-level lint findings of these rules (recorded with FLOTILLA_ACTOR or the OS user)')
+    .option('--order-by <order>', 'size: small tenants first, the largest last (the canary comes from the small ones)')
+    .option(
+      '--notify <url...>',
+      "POST a JSON event (Slack-compatible) when the rollout halts, fails, succeeds or is cancelled; repeatable; '${VAR}' resolved by the worker that sends",
+    )
     .action((o, cmd) => run(async (ctx) => (await import('./rollout-create.js')).rolloutCreate(ctx, o), cmd));
   rollout
     .command('status <id>')
@@ -65,6 +71,8 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .description('run a worker: take tenant jobs from Redis and migrate them (SIGTERM drains)')
     .option('--concurrency <n>', 'tenants at once in this process', '2')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long running jobs may finish', '30s')
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port (GET /metrics), e.g. 9464')
+    .option('--metrics-host <host>', 'address the metrics server listens on (default 0.0.0.0)')
     .action((o, cmd) => run(async (ctx) => (await import('./worker.js')).workerRun(ctx, o), cmd));
 
   const schedule = program
@@ -79,6 +87,8 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--max-failures <n|%>', 'per rollout')
     .option('--concurrency <n>', 'per rollout')
     .option('--per-server <n>', 'per rollout')
+    .option('--accept-risk <rule...>', 'acknowledge error-level lint findings of these rules (recorded with FLOTILLA_ACTOR or the OS user)')
+    .option('--notify <url...>', 'per rollout: POST a JSON event when it halts, fails, succeeds or is cancelled (see rollout --notify)')
     .action((o, cmd) => run(async (ctx) => (await import('./schedule.js')).scheduleAdd(ctx, o), cmd));
   schedule
     .command('list')

@@ -14,6 +14,7 @@ import { printRollout, rolloutView, tenantsInWaves, warnLiteralPasswords, type R
 import { parseRolloutCreate, type Flags, type RolloutCreateRequest } from '../requests.js';
 import { loadTenants } from '../tenants-source.js';
 import { cliIdentity, type CommandContext } from './single.js';
+import { actorOf, NO_SAFETY_FLAGS, noteAcks, orderTenants, parseSafetyFlags, recordAcks, riskGate, type SafetyRequest } from './lint-gate.js';
 
 export interface RolloutCreateResult {
   created: CreatedRollout;
@@ -27,16 +28,29 @@ export async function rolloutCreateCommand(
   fctx: FleetContext,
   req: RolloutCreateRequest,
   started: (c: CreatedRollout) => void = () => {},
+  safety: SafetyRequest = NO_SAFETY_FLAGS,
+  env: Record<string, string | undefined> = process.env,
 ): Promise<RolloutCreateResult> {
   const { config, out, fleet } = fctx;
   const set = await loadMigrationDir(config.dir);
+  const who = actorOf(env);
   // a bad tenants file is refused before anything is touched (control schema, Redis)
   const fromFile = req.tenants.tenantsFile ? await loadTenants(req.tenants, undefined) : undefined;
   await checkRedis(fleet.redisUrl);
   const store = await openStore(fleet, out);
   let queue: ReturnType<typeof openQueue> | undefined;
   try {
-    const tenants = fromFile ?? (await loadTenants(req.tenants, store));
+    let tenants = fromFile ?? (await loadTenants(req.tenants, store));
+    // error-level lint findings must each be acknowledged before anything starts (exit 2 naming them)
+    const acks = await riskGate(
+      set,
+      config,
+      safety.acceptRisk,
+      who.actor,
+      store.pool,
+      tenants.map((t) => t.id),
+    );
+    if (safety.orderBy === 'size') tenants = await orderTenants(tenants, set, config, env, out);
     warnLiteralPasswords(out, tenants);
     // only now: opening a queue writes to Redis, and a refused selection must leave nothing there
     queue = openQueue(MIGRATE_QUEUE, fleet);
@@ -44,10 +58,14 @@ export async function rolloutCreateCommand(
       tenants,
       set,
       ...req.settings,
+      // --notify replaces the config file's list (flags win, as everywhere)
+      ...(!req.settings.notify && config.notify?.length ? { notify: config.notify } : {}),
       dryRun: req.dryRun,
       engine: rolloutEngineSettings(config),
       createdBy: cliIdentity(),
     });
+    await recordAcks(store.pool, { rolloutId: created.id, queuePrefix: fleet.prefix, setChecksum: set.checksum }, acks, who.osUser);
+    noteAcks(out, acks);
     fctx.logger.info({ rolloutId: created.id, tenants: created.tenants, waves: created.waves, enqueueMs: created.enqueueMs }, 'rollout created');
     if (!req.wait) return { created, view: rolloutView((await store.getRollout(created.id))!, await store.rolloutTenants(created.id)), waited: false };
     started(created);
@@ -67,9 +85,17 @@ export function printRolloutCreated(out: Output, r: RolloutCreateResult): void {
 
 export async function rolloutCreate(ctx: CommandContext, o: Flags, env: Record<string, string | undefined> = process.env): Promise<number> {
   const fctx = fleetContext(ctx, env);
-  const r = await rolloutCreateCommand(fctx, parseRolloutCreate(o), (c) => {
-    if (!ctx.out.json) ctx.out.line(`Rollout ${c.id}: ${tenantsInWaves(c.tenants, c.waves)}`);
-  });
+  const req = parseRolloutCreate(o);
+  const safety = parseSafetyFlags(o);
+  const r = await rolloutCreateCommand(
+    fctx,
+    req,
+    (c) => {
+      if (!ctx.out.json) ctx.out.line(`Rollout ${c.id}: ${tenantsInWaves(c.tenants, c.waves)}`);
+    },
+    safety,
+    env,
+  );
   printRolloutCreated(ctx.out, r);
   return r.waited ? rolloutExitCode(r.view) : 0;
 }

@@ -18,6 +18,7 @@ import { warnLiteralPasswords } from '../print/rollout.js';
 import { parseSchedule, type Flags, type ScheduleRequest } from '../requests.js';
 import { loadTenants } from '../tenants-source.js';
 import type { CommandContext } from './single.js';
+import { actorOf, NO_SAFETY_FLAGS, noteAcks, parseSafetyFlags, recordAcks, riskGate, type SafetyRequest } from './lint-gate.js';
 
 export interface ScheduleSaved {
   name: string;
@@ -28,21 +29,39 @@ export interface ScheduleSaved {
   options: RolloutOptions;
 }
 
-export async function scheduleAddCommand(fctx: FleetContext, req: ScheduleRequest): Promise<ScheduleSaved> {
+export async function scheduleAddCommand(
+  fctx: FleetContext,
+  req: ScheduleRequest,
+  safety: SafetyRequest = NO_SAFETY_FLAGS,
+  env: Record<string, string | undefined> = process.env,
+): Promise<ScheduleSaved> {
   return withStore(fctx, async (store) => {
     await checkRedis(fctx.fleet.redisUrl);
     const set = await loadMigrationDir(fctx.config.dir);
+    const who = actorOf(env);
     const registering = req.tenantsFile ? await loadTenants({ tenantsFile: req.tenantsFile, selection: { all: true } }, store) : [];
     // the selection must match tenants of the registry as it will be once the file is registered
     const registered = new Map((await store.registryTenants()).map((t) => [t.id, t]));
     for (const t of registering) registered.set(t.id, t);
     const selected = selectTenants([...registered.values()], req.selection);
+    // error-level lint findings must each be acknowledged before the schedule is saved (exit 2 naming them)
+    const acks = await riskGate(
+      set,
+      fctx.config,
+      safety.acceptRisk,
+      who.actor,
+      store.pool,
+      selected.map((t) => t.id),
+    );
     warnLiteralPasswords(fctx.out, registering);
     // the options a `rollout` of the tenants selected today would freeze (a percentage counts them)
-    const options = rolloutOptions(req.settings, selected.length, false, rolloutEngineSettings(fctx.config));
+    const notify = req.settings.notify ?? fctx.config.notify;
+    const options = rolloutOptions({ ...req.settings, ...(notify?.length && { notify }) }, selected.length, false, rolloutEngineSettings(fctx.config));
     await store.upsertTenants(registering);
     await store.saveMigrationSet(set);
     await store.saveSchedule({ name: req.name, cron: req.cron, tz: req.tz, setChecksum: set.checksum, selection: req.selection, options });
+    await recordAcks(store.pool, { scheduleName: req.name, queuePrefix: fctx.fleet.prefix, setChecksum: set.checksum }, acks, who.osUser);
+    noteAcks(fctx.out, acks);
     await withQueue(CONTROL_QUEUE, fctx.fleet, (control) => registerSchedule(control, { name: req.name, cron: req.cron, tz: req.tz }), false);
     return { name: req.name, cron: req.cron, tz: req.tz, setChecksum: set.checksum, migrations: set.migrations.length, options };
   });
@@ -55,7 +74,8 @@ export function printScheduleSaved(out: Output, s: ScheduleSaved): void {
 
 export async function scheduleAdd(ctx: CommandContext, o: Flags): Promise<number> {
   const req = parseSchedule(o);
-  printScheduleSaved(ctx.out, await scheduleAddCommand(fleetContext(ctx), req));
+  const safety = parseSafetyFlags({ acceptRisk: o.acceptRisk });
+  printScheduleSaved(ctx.out, await scheduleAddCommand(fleetContext(ctx), req, safety));
   return 0;
 }
 

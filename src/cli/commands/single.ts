@@ -7,11 +7,9 @@ import { hostname, userInfo } from 'node:os';
 import type pg from 'pg';
 import { engineSettings, requireDatabaseUrl, type Config } from '../../config.js';
 import { loadMigrationDir } from '../../adapters/fs-source.js';
-import { connect } from '../../adapters/pg/connection.js';
-import { connectLockSessions } from '../../adapters/pg/lock.js';
 import type { MigrationSet } from '../../core/migration-set.js';
 import { MigrationFailedError, ValidationFailedError, EXIT_CODES, type FlotillaError } from '../../core/errors.js';
-import { Migrator, type EngineEvent, type MigrateReport, type MigratorPorts, type StatusReport } from '../../migrator.js';
+import type { EngineEvent, MigrateReport, Migrator, MigratorPorts, StatusReport } from '../../migrator.js';
 import type { Logger } from '../../logger.js';
 import type { Output } from '../output.js';
 
@@ -29,15 +27,41 @@ export function cliIdentity(): string {
   return `cli ${user}@${hostname()}`;
 }
 
-/** The migration session, and where its lock session comes from (a second connection, opened only to migrate). */
-async function withDatabase<T>(ctx: CommandContext, fn: (client: pg.Client, ports: MigratorPorts) => Promise<T>): Promise<T> {
-  const url = requireDatabaseUrl(ctx.config);
-  const client = await connect(url, { applicationName: 'flotilla-cli' });
+/**
+ * The migration set and the migration session, read and opened at the same
+ * time (the parser starts while pg loads and connects); a problem with the
+ * files is reported before one with the database, as if done in turn. The
+ * lock session is a second connection, opened only to migrate. pg and the
+ * engine load here, so `list` never loads them.
+ */
+async function withSetAndDatabase<T>(
+  ctx: CommandContext,
+  fn: (set: MigrationSet, client: pg.Client, ports: MigratorPorts, engine: { Migrator: typeof Migrator }) => Promise<T>,
+): Promise<T> {
+  const opened = openDatabase(ctx);
+  const [set, db] = await Promise.allSettled([loadMigrationDir(ctx.config.dir), opened]);
+  if (set.status === 'rejected') {
+    if (db.status === 'fulfilled') await db.value.client.end().catch(() => {});
+    throw set.reason;
+  }
+  if (db.status === 'rejected') throw db.reason;
+  const { client, ports, engine } = db.value;
   try {
-    return await fn(client, { lockSessions: connectLockSessions(url, { applicationName: 'flotilla-cli lock' }) });
+    return await fn(set.value, client, ports, engine);
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+async function openDatabase(ctx: CommandContext): Promise<{ client: pg.Client; ports: MigratorPorts; engine: { Migrator: typeof Migrator } }> {
+  const url = requireDatabaseUrl(ctx.config);
+  const [{ connect, CLI_URL_SOURCE }, { connectLockSessions }, engine] = await Promise.all([
+    import('../../adapters/pg/connection.js'),
+    import('../../adapters/pg/lock.js'),
+    import('../../migrator.js'),
+  ]);
+  const client = await connect(url, { applicationName: 'flotilla-cli', urlSource: CLI_URL_SOURCE });
+  return { client, ports: { lockSessions: connectLockSessions(url, { applicationName: 'flotilla-cli lock' }) }, engine };
 }
 
 export async function listCommand(ctx: CommandContext): Promise<number> {
@@ -67,8 +91,9 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
 }
 
 export async function statusCommand(ctx: CommandContext): Promise<number> {
-  const set = await loadMigrationDir(ctx.config.dir);
-  const report = await withDatabase(ctx, (c, ports) => new Migrator(c, engineSettings(ctx.config, cliIdentity()), undefined, ports).status(set));
+  const report = await withSetAndDatabase(ctx, (set, c, ports, { Migrator }) =>
+    new Migrator(c, engineSettings(ctx.config, cliIdentity()), undefined, ports).status(set),
+  );
   if (ctx.out.json) ctx.out.data(report);
   else printStatus(ctx.out, report);
   return 0;
@@ -114,16 +139,19 @@ export async function runCommand(ctx: CommandContext, name: string, opts: { dryR
 }
 
 async function applyCommand(ctx: CommandContext, req: { only?: string; dryRun?: boolean }): Promise<number> {
-  const set: MigrationSet = await loadMigrationDir(ctx.config.dir);
-  const print = ctx.out.json ? (e: EngineEvent) => logEvent(ctx.logger, e) : humanPrinter(ctx);
-  const report = await withDatabase(ctx, (c, ports) => new Migrator(c, engineSettings(ctx.config, cliIdentity()), print, ports).migrate(set, req));
+  const print = ctx.out.json ? (e: EngineEvent) => logEvent(ctx.logger, e) : humanPrinter(ctx, !!req.dryRun);
+  const report = await withSetAndDatabase(ctx, (set, c, ports, { Migrator }) =>
+    new Migrator(c, engineSettings(ctx.config, cliIdentity()), print, ports).migrate(set, req),
+  );
   if (ctx.out.json) {
     ctx.out.data(report);
   } else if (!(req.only && report.alreadyApplied.length)) {
     ctx.out.line();
     const failed = report.failed ? 1 : 0;
     ctx.out.line(
-      `${failed ? '✗' : '✓'} Completed: ${report.applied.length} applied, ${failed} failed${report.dryRun ? ' (dry run: everything rolled back)' : ''}`,
+      report.dryRun
+        ? `${DRY_RUN}${failed ? '✗' : '✓'} Completed: ${report.applied.length} would apply, ${failed} failed (everything was rolled back)`
+        : `${failed ? '✗' : '✓'} Completed: ${report.applied.length} applied, ${failed} failed`,
     );
   }
   return exitCodeOf(report);
@@ -139,9 +167,18 @@ function logEvent(logger: Logger, e: EngineEvent): void {
   else logger.info({ event: e }, e.type);
 }
 
-function humanPrinter(ctx: CommandContext): (e: EngineEvent) => void {
-  const { line } = ctx.out;
+/** Every line of a dry run starts with this: nothing it prints happened for good. */
+export const DRY_RUN = '[dry run: nothing kept] ';
+
+function humanPrinter(ctx: CommandContext, dryRun: boolean): (e: EngineEvent) => void {
+  const mark = (text = '') => (dryRun && text ? `${DRY_RUN}${text}` : text);
+  const line = (text?: string) => ctx.out.line(mark(text));
+  let started = false;
   return (e) => {
+    if (dryRun && !started) {
+      started = true;
+      line('each file runs and is validated, then everything is rolled back');
+    }
     switch (e.type) {
       case 'lock-wait':
         line(`… Waiting for the migration lock${e.holder ? ` (held by ${e.holder})` : ''}`);
@@ -163,13 +200,13 @@ function humanPrinter(ctx: CommandContext): (e: EngineEvent) => void {
         line(`→ Running migration: ${e.name}`);
         break;
       case 'migration-done':
-        line(`✓ Migration completed: ${e.name}`);
+        line(dryRun ? `✓ Migration ran and passed validation (not kept): ${e.name}` : `✓ Migration completed: ${e.name}`);
         break;
       case 'migration-failed':
         for (const l of failureLines(e.name, e.error)) line(l);
         break;
       case 'warning':
-        ctx.out.error(`⚠ ${e.message}`);
+        ctx.out.error(mark(`⚠ ${e.message}`));
         break;
     }
   };

@@ -10,7 +10,7 @@ export async function workerRun(ctx: CommandContext, o: Flags, env: Record<strin
   await checkRedis(fleet.redisUrl);
   const req = parseWorker(o, env);
   const worker = await startWorker({ ...fleet, ...req, controlRetryMs: fleet.controlRetryMs }, ctx.logger);
-  if (!ctx.out.json) ctx.out.error(`worker ${worker.id} started (Ctrl-C to drain and stop)`);
+  if (!ctx.out.json) ctx.out.error(`worker ${worker.id} started (Ctrl-C to drain and stop)${worker.metricsUrl ? `; metrics on ${worker.metricsUrl}` : ''}`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGTERM', stop);

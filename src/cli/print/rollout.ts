@@ -62,17 +62,21 @@ export function printRollout(out: Output, v: RolloutView): void {
   out.line(`Rollout ${v.id}: ${v.state}${v.haltReason ? ` (${v.haltReason})` : ''}${v.dryRun ? ' [dry run]' : ''} · wave ${v.wave}/${v.waves}`);
   out.line();
   const w = Math.max(6, ...v.tenants.map((t) => t.id.length));
-  out.line(`  ${'tenant'.padEnd(w)}  ${'state'.padEnd(9)}  applied  duration  error`);
+  out.line(`  ${'tenant'.padEnd(w)}  ${'state'.padEnd(9)}  applied  attempts  duration  error`);
+  let attempts = 0;
+  let retries = 0;
   for (const t of v.tenants) {
+    attempts += t.attempts;
+    retries += Math.max(0, t.attempts - 1);
     const mark = t.state === 'succeeded' ? '✓' : t.state === 'failed' ? '✗' : t.state === 'cancelled' ? '⊘' : t.state === 'running' ? '→' : '○';
     const dur = t.durationMs === null ? '' : `${(t.durationMs / 1000).toFixed(2)} s`;
     out.line(
-      `${mark} ${t.id.padEnd(w)}  ${t.state.padEnd(9)}  ${String(t.applied.length).padStart(7)}  ${dur.padStart(8)}  ${(t.error ?? '') + (t.drift ? ' (schema drift)' : '')}`.trimEnd(),
+      `${mark} ${t.id.padEnd(w)}  ${t.state.padEnd(9)}  ${String(t.applied.length).padStart(7)}  ${String(t.attempts).padStart(8)}  ${dur.padStart(8)}  ${(t.error ?? '') + (t.drift ? ' (schema drift)' : '')}`.trimEnd(),
     );
   }
   out.line();
   out.line(
-    `Total: ${v.counts.succeeded} succeeded, ${v.counts.failed} failed, ${v.counts.cancelled} cancelled, ${v.counts.running} running, ${v.counts.pending + v.counts.scheduled} waiting`,
+    `Total: ${v.counts.succeeded} succeeded, ${v.counts.failed} failed, ${v.counts.cancelled} cancelled, ${v.counts.running} running, ${v.counts.pending + v.counts.scheduled} waiting · ${attempts} attempt${attempts === 1 ? '' : 's'} (${retries} retr${retries === 1 ? 'y' : 'ies'})`,
   );
 }
 
