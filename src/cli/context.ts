@@ -11,6 +11,8 @@ import type { CommandContext } from './commands/single.js';
 
 export interface FleetContext extends CommandContext {
   fleet: FleetSettings;
+  /** a store kept open by a long-lived process (the dashboard): commands use it and leave it open */
+  store?: ControlStore;
 }
 
 /** Settings are read (and refused, exit 2) before anything is opened. */
@@ -40,6 +42,7 @@ export async function openStore(settings: FleetSettings, out: Output): Promise<C
 }
 
 export async function withStore<T>(fctx: FleetContext, fn: (store: ControlStore) => Promise<T>): Promise<T> {
+  if (fctx.store) return fn(fctx.store);
   const store = await openStore(fctx.fleet, fctx.out);
   try {
     return await fn(store);

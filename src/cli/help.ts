@@ -64,6 +64,7 @@ export const EXAMPLES: Record<string, string[]> = {
   schedule: ['flotilla schedule --name sunday --cron "0 2 * * SUN" --tz Europe/Paris --tag eu'],
   'schedule list': ['flotilla schedule list --json'],
   'schedule remove': ['flotilla schedule remove sunday'],
+  dashboard: ['flotilla dashboard --port 8080', 'FLOTILLA_DASHBOARD_TOKEN=$(openssl rand -hex 32) flotilla dashboard --host 0.0.0.0 --port 8080'],
   lint: ['flotilla lint --dir migrations', 'flotilla lint --database-url postgres://app@localhost:5432/app --json'],
   plan: ['flotilla plan --tenants tenants.yaml', 'flotilla plan --tenants tenants.yaml --tag eu --json'],
   'rollouts prune': ['flotilla rollouts prune --older-than 30d --dry-run', 'flotilla rollouts prune --older-than 90d'],

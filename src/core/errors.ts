@@ -566,6 +566,18 @@ export class RolloutNotFoundError extends FlotillaError {
   }
 }
 
+/** A tenant id that is not part of the rollout (the dashboard's tenant page). */
+export class TenantNotInRolloutError extends FlotillaError {
+  readonly code = 'tenant_not_in_rollout';
+  readonly kind = 'input';
+  constructor(
+    readonly rolloutId: string,
+    readonly tenantId: string,
+  ) {
+    super(`rollout ${rolloutId} has no tenant ${tenantId}`, `See the rollout's tenants with \`flotilla rollout status ${rolloutId}\`.`);
+  }
+}
+
 export class RefreshRefusedError extends FlotillaError {
   readonly code = 'refresh_refused';
   readonly kind = 'input';

@@ -83,6 +83,13 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .action((o, cmd) => run(async (ctx) => (await import('./rollouts.js')).rolloutsPrune(ctx, o), cmd));
 
   program
+    .command('dashboard')
+    .description('serve a live web page of the rollouts; retry, cancel and resume with FLOTILLA_DASHBOARD_TOKEN (SIGTERM stops)')
+    .option('--port <n>', 'port to listen on (0: any free port)', '8080')
+    .option('--host <address>', 'address to listen on (0.0.0.0: every interface)', '127.0.0.1')
+    .action((o, cmd) => run(async (ctx) => (await import('./dashboard.js')).dashboardRun(ctx, o), cmd));
+
+  program
     .command('worker')
     .description('run a worker: take tenant jobs from Redis and migrate them (SIGTERM drains)')
     .option('--concurrency <n>', 'tenants at once in this process', '2')

@@ -29,6 +29,8 @@ export interface RolloutView {
     wave: number;
     attempts: number;
     durationMs: number | null;
+    /** a `scheduled` tenant: when its maintenance window opens */
+    notBefore: Date | null;
     drift: boolean;
     /** waited for locks on the tenant's objects, its attempts of this generation (null: not measured) */
     lockWaitMs: number | null;
@@ -93,6 +95,7 @@ export function rolloutView(r: RolloutRow, tenants: RolloutTenantRow[], detail?:
       attempts: t.attempts,
       durationMs: t.durationMs,
       error: t.error ? String(t.error.message ?? JSON.stringify(t.error)) : null,
+      notBefore: t.notBefore,
       drift: !!t.checks?.drift,
       lockWaitMs: t.lockWaitMs,
       lockTimeouts: t.lockTimeouts,
