@@ -7,6 +7,7 @@
  * schema stripped from index definitions, which Postgres always qualifies), so
  * schema-per-tenant and database-per-tenant tenants fingerprint alike.
  */
+import type { Sql } from './batch.js';
 import { quoteIdent, type Queryable } from './connection.js';
 
 export interface PostChecks {
@@ -16,9 +17,18 @@ export interface PostChecks {
 }
 
 export async function postChecks(db: Queryable, schema: string, trackingTable: string): Promise<PostChecks> {
-  await db.query(`SET search_path TO ${quoteIdent(schema)}`);
-  const r = await db.query(
-    `WITH t AS (
+  const [set, q] = postChecksQueries(schema, trackingTable);
+  await db.query(set!.text);
+  const r = await db.query(q!.text, q!.values as unknown[]);
+  return readPostChecks(r.rows);
+}
+
+/** The checks as two queries (the session's search_path, then the checks), for a batch (adapters/pg/batch.ts); the second's rows go to readPostChecks. */
+export function postChecksQueries(schema: string, trackingTable: string): Sql[] {
+  return [
+    { text: `SET search_path TO ${quoteIdent(schema)}` },
+    {
+      text: `WITH t AS (
        SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relname <> $2)
      SELECT
@@ -32,8 +42,12 @@ export async function postChecks(db: Queryable, schema: string, trackingTable: s
        ) parts) AS fingerprint,
        (SELECT coalesce(array_agg(ic.relname::text ORDER BY ic.relname), '{}'::text[]) FROM t JOIN pg_index i ON i.indrelid = t.oid JOIN pg_class ic ON ic.oid = i.indexrelid WHERE NOT i.indisvalid) AS invalid_indexes,
        (SELECT coalesce(array_agg((t.relname || '.' || k.conname)::text ORDER BY 1), '{}'::text[]) FROM t JOIN pg_constraint k ON k.conrelid = t.oid WHERE NOT k.convalidated) AS not_valid`,
-    [schema, trackingTable],
-  );
-  const row = r.rows[0];
+      values: [schema, trackingTable],
+    },
+  ];
+}
+
+export function readPostChecks(rows: any[]): PostChecks {
+  const row = rows[0];
   return { fingerprint: row.fingerprint, invalidIndexes: row.invalid_indexes, notValidConstraints: row.not_valid };
 }
