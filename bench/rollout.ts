@@ -45,11 +45,13 @@ const { values } = parseArgs({
     plot: { type: 'string', default: join(REPO, 'docs', 'performance-curve.svg') },
     json: { type: 'string', default: 'bench-results.json' },
     keep: { type: 'boolean', default: false },
+    // database names and Redis prefix: two runs (two commits) can go side by side on one machine
+    name: { type: 'string', default: 'flotilla_bench' },
   },
 });
 const admin = process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const prefix = '{flotilla-bench}';
+const prefix = `{${values.name!.replace(/_/g, '-')}}`;
 const MIGRATIONS = join(REPO, 'migrations');
 
 interface MethodRow {
@@ -75,11 +77,12 @@ async function main(): Promise<number> {
   let bad = 0;
 
   const t = performance.now();
-  const fleet = await createFleet(admin, 'flotilla_bench', n, 0);
+  const fleet = await createFleet(admin, values.name!, n, 0);
   const urls = fleet.tenants.map((x) => x.url);
   say(`created ${n} tenant databases in ${sec(performance.now() - t)} s; workers ${w} x concurrency ${c} (total ${w * c})`);
   try {
-    // 1. the floor
+    // 1. the floor (on tenants reset as for every method after it)
+    await resetTenants(urls);
     const floorMs = await floor(urls, w * c);
     rows.push({ method: 'floor (pg, concatenated SQL)', tenants: n, ok: n, totalMs: floorMs, msPerTenant: floorMs / n });
 
@@ -98,6 +101,10 @@ async function main(): Promise<number> {
       const single = await rollout(fleet, env, workers, ['--single-transaction']);
       rows.push({ method: 'flotilla rollout --single-transaction', tenants: n, ok: single.ok, totalMs: single.ms, msPerTenant: single.ms / n });
       bad += [perFile.ok, noop.upToDate, single.ok].filter((x) => x !== n).length;
+      // the floor again, last: the machine is shared, so this says how much the load moved during the run
+      await resetTenants(urls);
+      const again = await floor(urls, w * c);
+      rows.push({ method: 'floor again, after the rollouts', tenants: n, ok: n, totalMs: again, msPerTenant: again / n });
       results.enqueueMs = { perFile: perFile.enqueueMs, single: single.enqueueMs };
       results.phases = { perFile: perFile.phases, single: single.phases };
       results.roundTrips = { perFile: perFile.roundTrips, noop: noop.roundTrips, single: single.roundTrips };
@@ -172,12 +179,14 @@ interface RoundTrips {
   control: number;
   /** the tenant database's round trips by the first words of the query, per tenant */
   kinds: Record<string, number>;
+  /** the same for the control database */
+  controlKinds: Record<string, number>;
 }
 
 /** Collect (and reset) the workers' counts since the last call; per tenant of `tenants`. */
 async function roundTrips(workers: SpawnedWorker[], fleet: FleetFixture, tenants: number): Promise<RoundTrips> {
   const control = new URL(fleet.controlUrl).pathname.slice(1);
-  const sum: RoundTrips = { tenant: 0, connects: 0, control: 0, kinds: {} };
+  const sum: RoundTrips = { tenant: 0, connects: 0, control: 0, kinds: {}, controlKinds: {} };
   for (const x of workers) {
     const f = join(countsDir, `counts.${x.pid}`);
     rmSync(f, { force: true });
@@ -188,6 +197,7 @@ async function roundTrips(workers: SpawnedWorker[], fleet: FleetFixture, tenants
     for (const [db, c] of Object.entries(counts)) {
       if (db === control) {
         sum.control += c.queries;
+        for (const [k, v] of Object.entries(c.kinds)) sum.controlKinds[k] = (sum.controlKinds[k] ?? 0) + v;
         continue;
       }
       sum.tenant += c.queries;
@@ -200,12 +210,16 @@ async function roundTrips(workers: SpawnedWorker[], fleet: FleetFixture, tenants
     tenant: per(sum.tenant),
     connects: per(sum.connects),
     control: per(sum.control),
-    kinds: Object.fromEntries(
-      Object.entries(sum.kinds)
+    kinds: perKind(sum.kinds),
+    controlKinds: perKind(sum.controlKinds),
+  };
+  function perKind(kinds: Record<string, number>): Record<string, number> {
+    return Object.fromEntries(
+      Object.entries(kinds)
         .map(([k, v]) => [k, per(v)])
         .sort((a, b) => (b[1] as number) - (a[1] as number)),
-    ),
-  };
+    );
+  }
 }
 
 interface RolloutRun {
@@ -267,7 +281,14 @@ async function floor(urls: string[], concurrency: number): Promise<number> {
   return performance.now() - started;
 }
 
-/** Back to empty: every method created its objects and bookkeeping in schema public. */
+/**
+ * Back to empty: every method created its objects and bookkeeping in schema
+ * public. The catalogs are vacuumed too: the dropped objects leave dead rows in
+ * pg_class, pg_attribute... that every catalog query of the next method would
+ * otherwise wade through (without it, each method ran on more bloated catalogs
+ * than the one before, and --single-transaction, run last, looked slower than
+ * one transaction per file).
+ */
 async function resetTenants(urls: string[]): Promise<void> {
   let next = 0;
   await Promise.all(
@@ -276,11 +297,26 @@ async function resetTenants(urls: string[]): Promise<void> {
         const client = new pg.Client({ connectionString: urls[next++] });
         await client.connect();
         await client.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
+        await client.query(`VACUUM ${CATALOGS.map((t) => `pg_catalog.${t}`).join(', ')}`);
         await client.end();
       }
     }),
   );
 }
+
+const CATALOGS = [
+  'pg_class',
+  'pg_attribute',
+  'pg_type',
+  'pg_constraint',
+  'pg_depend',
+  'pg_index',
+  'pg_attrdef',
+  'pg_trigger',
+  'pg_proc',
+  'pg_namespace',
+  'pg_sequence',
+];
 
 async function clearRedis(): Promise<number> {
   const redis = new Redis(redisUrl);
@@ -335,6 +371,8 @@ function printRoundTrips(runs: Record<string, RoundTrips>): void {
     for (const [run, r] of Object.entries(runs)) {
       say(`  ${run}: tenant database round trips per tenant, by query`);
       for (const [k, v] of Object.entries(r.kinds)) say(`  ${v.toFixed(2).padStart(8)}  ${k}`);
+      say(`  ${run}: control database round trips per tenant, by query`);
+      for (const [k, v] of Object.entries(r.controlKinds)) say(`  ${v.toFixed(2).padStart(8)}  ${k}`);
     }
 }
 
@@ -381,7 +419,7 @@ async function curve(fleet: FleetFixture, urls: string[], c: number): Promise<vo
  * validator without row-count scoping does, twice per migration).
  */
 async function bigTenant(rowsN: number): Promise<void> {
-  const name = 'flotilla_bench_big';
+  const name = `${values.name}_big`;
   await adminQuery(admin, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await adminQuery(admin, `CREATE DATABASE ${name}`);
   const url = dbUrl(admin, name);

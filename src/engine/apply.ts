@@ -423,6 +423,8 @@ export class Applier {
     ];
     const scope = before?.scope ?? guess?.reuse?.scope ?? guess?.scope;
     if (scope) tail.push(part(snapshotQuery(scope)), part(MARK));
+    // no savepoint left behind: a later batch failing before its own must not find this one
+    tail.push(part('RELEASE SAVEPOINT flotilla_batch'));
     // other files follow in this transaction: give them the INITIALLY DEFERRED defaults back
     if (step.more) tail.push(part(INITIALLY_DEFERRED_SQL));
     parts.push(...tail);
@@ -473,6 +475,8 @@ export class Applier {
    * deadlock or the deferred triggers, is reported as it was, for the file).
    */
   private async batchFailed(run: RunContext, m: Migration, e: unknown): Promise<'careful' | unknown> {
+    // the carried COMMIT's check failed: the transaction it was for is aborted, nothing after the check ran
+    if (this.commitInFlight && isLockLostError(e)) await this.resolvePending(run, e);
     const atSavepoint = await this.db.query('ROLLBACK TO SAVEPOINT flotilla_batch').then(
       () => true,
       () => false,

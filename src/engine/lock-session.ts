@@ -67,7 +67,8 @@ export class LockSession {
     const held = this.held;
     this.held = undefined;
     if (!held) return;
-    const clean = await held.release();
+    // a connection about to be closed needs no ROLLBACK: the lock ends with its session (before the close completes)
+    const clean = await held.release(!this.lockSessions.closes);
     await this.lockSessions.release(held.conn, clean).catch(() => {});
   }
 
