@@ -160,8 +160,11 @@ export class Applier {
       if (!commit) return { ok: false };
       prefix.push(commit);
     }
-    const settings = this.sessionSettings(true);
-    prefix.push({ text: `BEGIN${validated ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${settings}`, statements: 1 + settings.split('; ').length });
+    // BEGIN and two or three SET LOCAL (counted, not split: a schema's name may hold "; ")
+    prefix.push({
+      text: `BEGIN${validated ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`,
+      statements: 1 + (this.settings.schema ? 3 : 2),
+    });
     this.restoreDeferred = undefined;
     const group = known ?? [];
     const done: { name: string; durationMs: number }[] = [];

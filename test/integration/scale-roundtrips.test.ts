@@ -218,6 +218,23 @@ describe('the scope guard', () => {
   });
 });
 
+describe('schema tenants', () => {
+  it('a schema named with "; " and quotes: the batch reads the right results, a destructive file is still refused', async () => {
+    const db = await createTestDatabase('rt');
+    const schema = 't; x "y"';
+    const c = await client(db);
+    const files = { '001_t.sql': 'CREATE TABLE t (id int, name text);', '002_idx.sql': 'CREATE INDEX t_id ON t (id);' };
+    const r = await new Migrator(c, { schema }).migrate(await set(files), WORKER);
+    expect(r.failed).toBeUndefined();
+    expect(r.applied.map((a) => a.name)).toEqual(['001_t.sql', '002_idx.sql']);
+    expect(r.postChecks?.invalidIndexes).toEqual([]);
+    const bad = await new Migrator(c, { schema }).migrate(await set({ ...files, '003_drop.sql': 'ALTER TABLE t DROP COLUMN name;' }), WORKER);
+    expect(bad.failed?.error).toBeInstanceOf(ValidationFailedError);
+    const rows = await db.query(`SELECT name FROM "t; x ""y"""."migrations" ORDER BY name`);
+    expect(rows.rows.map((x) => x.name)).toEqual(['001_t.sql', '002_idx.sql']);
+  });
+});
+
 describe('inline()', () => {
   it('writes parameters as literals that the server reads as it reads the parameters', async () => {
     const db = await createTestDatabase('rt');
