@@ -107,6 +107,8 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
   let url = '';
   // a connection goes back to the cache only after a job that went well (and for a schema tenant)
   let reusable = false;
+  // the job went well: a connection that is not kept is closed without waiting for it
+  let done = false;
   // files committed before a failure stay applied: the failed attempt must say so
   let appliedBeforeFailure: string[] = [];
   let set: MigrationSet | undefined;
@@ -166,6 +168,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     // a schema tenant's database serves the next tenants (reset with DISCARD ALL first); a tenant database
     // of its own is closed: another job for it is unlikely soon, and the reset would be a round trip for nothing
     reusable = claim.tenant.schema !== undefined;
+    done = true;
     if (checked?.error) throw new UnrecoverableError(String(checked.error.message));
     log.info({ applied, ...(report.createdSchema ? { createdSchema: report.schema } : {}), ms: roundAll(ms) }, applied.length ? 'migrated' : 'up to date');
     return { tenantId, kind: 'migrate', outcome: applied.length ? 'migrated' : 'succeeded', applied, ms: roundAll(ms) };
@@ -177,7 +180,11 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     const total = client && set ? await rolloutApplied(tenants, client, claim, generation, rolloutId, set, schema).catch(() => undefined) : undefined;
     return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure, total);
   } finally {
-    if (client) await tenants.release(url, client, reusable);
+    if (client) {
+      const released = tenants.release(url, client, reusable);
+      if (done && !reusable) released.catch(() => {});
+      else await released;
+    }
   }
 }
 
