@@ -18,8 +18,10 @@
  * Figures go to stdout and, as JSON, to --json (default bench-results.json).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -43,11 +45,13 @@ const { values } = parseArgs({
     plot: { type: 'string', default: join(REPO, 'docs', 'performance-curve.svg') },
     json: { type: 'string', default: 'bench-results.json' },
     keep: { type: 'boolean', default: false },
+    // database names and Redis prefix: two runs (two commits) can go side by side on one machine
+    name: { type: 'string', default: 'flotilla_bench' },
   },
 });
 const admin = process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const prefix = '{flotilla-bench}';
+const prefix = `{${values.name!.replace(/_/g, '-')}}`;
 const MIGRATIONS = join(REPO, 'migrations');
 
 interface MethodRow {
@@ -73,11 +77,12 @@ async function main(): Promise<number> {
   let bad = 0;
 
   const t = performance.now();
-  const fleet = await createFleet(admin, 'flotilla_bench', n, 0);
+  const fleet = await createFleet(admin, values.name!, n, 0);
   const urls = fleet.tenants.map((x) => x.url);
   say(`created ${n} tenant databases in ${sec(performance.now() - t)} s; workers ${w} x concurrency ${c} (total ${w * c})`);
   try {
-    // 1. the floor
+    // 1. the floor (on tenants reset as for every method after it)
+    await resetTenants(urls);
     const floorMs = await floor(urls, w * c);
     rows.push({ method: 'floor (pg, concatenated SQL)', tenants: n, ok: n, totalMs: floorMs, msPerTenant: floorMs / n });
 
@@ -85,7 +90,7 @@ async function main(): Promise<number> {
     await resetTenants(urls);
     const env = fleetEnv(fleet);
     await clearRedis();
-    const workers = Array.from({ length: w }, () => spawnWorker({ env: { ...env, LOG_LEVEL: 'info' }, concurrency: c }));
+    const workers = Array.from({ length: w }, () => spawnWorker({ env: countingEnv({ ...env, LOG_LEVEL: 'info' }), concurrency: c }));
     await Promise.all(workers.map((x) => x.started));
     try {
       const perFile = await rollout(fleet, env, workers, []);
@@ -96,8 +101,13 @@ async function main(): Promise<number> {
       const single = await rollout(fleet, env, workers, ['--single-transaction']);
       rows.push({ method: 'flotilla rollout --single-transaction', tenants: n, ok: single.ok, totalMs: single.ms, msPerTenant: single.ms / n });
       bad += [perFile.ok, noop.upToDate, single.ok].filter((x) => x !== n).length;
+      // the floor again, last: the machine is shared, so this says how much the load moved during the run
+      await resetTenants(urls);
+      const again = await floor(urls, w * c);
+      rows.push({ method: 'floor again, after the rollouts', tenants: n, ok: n, totalMs: again, msPerTenant: again / n });
       results.enqueueMs = { perFile: perFile.enqueueMs, single: single.enqueueMs };
       results.phases = { perFile: perFile.phases, single: single.phases };
+      results.roundTrips = { perFile: perFile.roundTrips, noop: noop.roundTrips, single: single.roundTrips };
       results.workerPeakRssMb = workers.map((x) => Math.round(x.peakRssMb()));
     } finally {
       await Promise.all(workers.map((x) => x.stop()));
@@ -130,6 +140,7 @@ async function main(): Promise<number> {
     results.methods = rows;
     printMethods(w * c);
     printPhases(results.phases as Record<string, Record<string, number>>);
+    printRoundTrips(results.roundTrips as Record<string, RoundTrips>);
     say(`time to enqueue (rollout command: register, freeze, dispatch, addBulk): ${JSON.stringify(results.enqueueMs)} ms`);
     say(`peak RSS per worker: ${(results.workerPeakRssMb as number[]).map((x) => `${x} MB`).join(', ')}`);
 
@@ -151,8 +162,69 @@ function fleetEnv(fleet: FleetFixture): NodeJS.ProcessEnv {
   return { ...process.env, CONTROL_DATABASE_URL: fleet.controlUrl, REDIS_URL: redisUrl, FLOTILLA_QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn' };
 }
 
+/** Where the workers write their round-trip counts (bench/round-trips.ts). */
+const countsDir = mkdtempSync(join(tmpdir(), 'flotilla-bench-counts-'));
+process.on('exit', () => rmSync(countsDir, { recursive: true, force: true }));
+
+/** A worker's environment with the round-trip counter loaded. */
+function countingEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const counter = pathToFileURL(join(REPO, '.bench-dist', 'bench', 'round-trips.js')).href;
+  return { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import ${counter}`.trim(), FLOTILLA_BENCH_COUNTS: join(countsDir, 'counts') };
+}
+
+interface RoundTrips {
+  /** per migrated tenant: round trips to its database, sessions opened on it, round trips to the control database */
+  tenant: number;
+  connects: number;
+  control: number;
+  /** the tenant database's round trips by the first words of the query, per tenant */
+  kinds: Record<string, number>;
+  /** the same for the control database */
+  controlKinds: Record<string, number>;
+}
+
+/** Collect (and reset) the workers' counts since the last call; per tenant of `tenants`. */
+async function roundTrips(workers: SpawnedWorker[], fleet: FleetFixture, tenants: number): Promise<RoundTrips> {
+  const control = new URL(fleet.controlUrl).pathname.slice(1);
+  const sum: RoundTrips = { tenant: 0, connects: 0, control: 0, kinds: {}, controlKinds: {} };
+  for (const x of workers) {
+    const f = join(countsDir, `counts.${x.pid}`);
+    rmSync(f, { force: true });
+    x.child.kill('SIGUSR2');
+    for (let i = 0; i < 100 && !existsSync(f); i++) await new Promise((r) => setTimeout(r, 20));
+    if (!existsSync(f)) continue;
+    const counts = JSON.parse(readFileSync(f, 'utf8')) as Record<string, { queries: number; connects: number; kinds: Record<string, number> }>;
+    for (const [db, c] of Object.entries(counts)) {
+      if (db === control) {
+        sum.control += c.queries;
+        for (const [k, v] of Object.entries(c.kinds)) sum.controlKinds[k] = (sum.controlKinds[k] ?? 0) + v;
+        continue;
+      }
+      sum.tenant += c.queries;
+      sum.connects += c.connects;
+      for (const [k, v] of Object.entries(c.kinds)) sum.kinds[k] = (sum.kinds[k] ?? 0) + v;
+    }
+  }
+  const per = (v: number) => Math.round((v / Math.max(1, tenants)) * 100) / 100;
+  return {
+    tenant: per(sum.tenant),
+    connects: per(sum.connects),
+    control: per(sum.control),
+    kinds: perKind(sum.kinds),
+    controlKinds: perKind(sum.controlKinds),
+  };
+  function perKind(kinds: Record<string, number>): Record<string, number> {
+    return Object.fromEntries(
+      Object.entries(kinds)
+        .map(([k, v]) => [k, per(v)])
+        .sort((a, b) => (b[1] as number) - (a[1] as number)),
+    );
+  }
+}
+
 interface RolloutRun {
   ms: number;
+  roundTrips: RoundTrips;
   ok: number;
   upToDate: number;
   enqueueMs: number;
@@ -183,6 +255,7 @@ async function rollout(fleet: FleetFixture, env: NodeJS.ProcessEnv, workers: Spa
   for (const k of Object.keys(phases)) phases[k] = Math.round((phases[k]! / Math.max(1, count)) * 10) / 10;
   return {
     ms: r.ms,
+    roundTrips: await roundTrips(workers, fleet, tenants.length),
     ok: tenants.filter((x) => x.state === 'succeeded').length,
     upToDate: tenants.filter((x) => x.state === 'succeeded' && x.applied.length === 0).length,
     enqueueMs: created ? Number(created[1]) : NaN,
@@ -208,7 +281,14 @@ async function floor(urls: string[], concurrency: number): Promise<number> {
   return performance.now() - started;
 }
 
-/** Back to empty: every method created its objects and bookkeeping in schema public. */
+/**
+ * Back to empty: every method created its objects and bookkeeping in schema
+ * public. The catalogs are vacuumed too: the dropped objects leave dead rows in
+ * pg_class, pg_attribute... that every catalog query of the next method would
+ * otherwise wade through (without it, each method ran on more bloated catalogs
+ * than the one before, and --single-transaction, run last, looked slower than
+ * one transaction per file).
+ */
 async function resetTenants(urls: string[]): Promise<void> {
   let next = 0;
   await Promise.all(
@@ -217,11 +297,26 @@ async function resetTenants(urls: string[]): Promise<void> {
         const client = new pg.Client({ connectionString: urls[next++] });
         await client.connect();
         await client.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
+        await client.query(`VACUUM ${CATALOGS.map((t) => `pg_catalog.${t}`).join(', ')}`);
         await client.end();
       }
     }),
   );
 }
+
+const CATALOGS = [
+  'pg_class',
+  'pg_attribute',
+  'pg_type',
+  'pg_constraint',
+  'pg_depend',
+  'pg_index',
+  'pg_attrdef',
+  'pg_trigger',
+  'pg_proc',
+  'pg_namespace',
+  'pg_sequence',
+];
 
 async function clearRedis(): Promise<number> {
   const redis = new Redis(redisUrl);
@@ -266,6 +361,21 @@ function printPhases(phases: Record<string, Record<string, number>>): void {
   );
 }
 
+function printRoundTrips(runs: Record<string, RoundTrips>): void {
+  say('');
+  say('round trips per tenant (counted in the workers: bench/round-trips.ts); the floor: 1 session, 1 round trip');
+  say(`${'run'.padEnd(22)}${'tenant db'.padStart(11)}${'sessions'.padStart(11)}${'control db'.padStart(11)}`);
+  for (const [run, r] of Object.entries(runs))
+    say(`${run.padEnd(22)}${r.tenant.toFixed(2).padStart(11)}${r.connects.toFixed(2).padStart(11)}${r.control.toFixed(2).padStart(11)}`);
+  if (process.env.BENCH_ROUND_TRIP_KINDS)
+    for (const [run, r] of Object.entries(runs)) {
+      say(`  ${run}: tenant database round trips per tenant, by query`);
+      for (const [k, v] of Object.entries(r.kinds)) say(`  ${v.toFixed(2).padStart(8)}  ${k}`);
+      say(`  ${run}: control database round trips per tenant, by query`);
+      for (const [k, v] of Object.entries(r.controlKinds)) say(`  ${v.toFixed(2).padStart(8)}  ${k}`);
+    }
+}
+
 /** Throughput with 1, 2 and 4 worker processes (and the floor at the same total concurrency); plotted. */
 async function curve(fleet: FleetFixture, urls: string[], c: number): Promise<void> {
   const points: CurvePoint[] = [];
@@ -275,7 +385,7 @@ async function curve(fleet: FleetFixture, urls: string[], c: number): Promise<vo
     const floorMs = await floor(urls, w * c);
     await resetTenants(urls);
     await clearRedis();
-    const workers = Array.from({ length: w }, () => spawnWorker({ env: { ...env, LOG_LEVEL: 'info' }, concurrency: c }));
+    const workers = Array.from({ length: w }, () => spawnWorker({ env: countingEnv({ ...env, LOG_LEVEL: 'info' }), concurrency: c }));
     await Promise.all(workers.map((x) => x.started));
     try {
       const r = await rollout(fleet, env, workers, []);
@@ -309,7 +419,7 @@ async function curve(fleet: FleetFixture, urls: string[], c: number): Promise<vo
  * validator without row-count scoping does, twice per migration).
  */
 async function bigTenant(rowsN: number): Promise<void> {
-  const name = 'flotilla_bench_big';
+  const name = `${values.name}_big`;
   await adminQuery(admin, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await adminQuery(admin, `CREATE DATABASE ${name}`);
   const url = dbUrl(admin, name);
@@ -366,7 +476,7 @@ async function scale(s: number, w: number, c: number): Promise<number> {
   say(`scale: ${s} schema-per-tenant tenants in one database (fixture in ${sec(performance.now() - t)} s), ${w} workers x ${c}`);
   const env = { ...fleetEnv(fleet), FLOTILLA_QUEUE_PREFIX: prefix };
   await clearRedis();
-  const workers = Array.from({ length: w }, () => spawnWorker({ env: { ...env, LOG_LEVEL: 'info' }, concurrency: c }));
+  const workers = Array.from({ length: w }, () => spawnWorker({ env: countingEnv({ ...env, LOG_LEVEL: 'info' }), concurrency: c }));
   await Promise.all(workers.map((x) => x.started));
   let bad = 0;
   try {

@@ -24,8 +24,10 @@ import { plan, type AppliedRow, type Plan } from './core/plan.js';
 import { planRevert, type RevertPairs } from './core/revert.js';
 import { baselineAppliedBy, isBaselineRow, planBaseline } from './core/baseline.js';
 import type { Queryable } from './adapters/pg/connection.js';
-import { ensureLedger, readLedger, recordBaseline, resolveLedger, type LedgerLocation } from './adapters/pg/ledger.js';
+import { ensureLedger, readLedger, readLedgerShape, recordBaseline, resolveLedger, type LedgerLocation } from './adapters/pg/ledger.js';
 import { siblingLockSessions } from './adapters/pg/lock.js';
+import { part } from './adapters/pg/batch.js';
+import { postChecksQueries, readPostChecks } from './adapters/pg/post-checks.js';
 import { explainRefusal } from './adapters/pg/refusals.js';
 import { systemClock, systemRandom } from './adapters/clock.js';
 import { Applier, timer, type Checkpoint, type RunContext } from './engine/apply.js';
@@ -241,7 +243,10 @@ export class Migrator {
     const time = timer(report.timings, this.clock);
     const run: RunContext = { ledger, req, report, time, scopeCache: {} };
     // Fast path, no lock: a committed ledger that already has everything is the answer.
-    const first = this.checkedPlan(set, await time('plan', () => readLedger(this.db, ledger)));
+    // (No tracking table anywhere, `new`: nothing to read; it is created under the lock.)
+    const skip = ledger.how === 'new' && set.migrations.length > 0;
+    const read = skip ? { rows: [], complete: false } : await time('plan', () => readLedgerShape(this.db, ledger));
+    const first = this.checkedPlan(set, read.rows);
     if (this.todo(first, req, report).length === 0 && !req.dryRun) return this.finish(report, first);
 
     this.phase = 'taking the migration lock';
@@ -253,6 +258,11 @@ export class Migrator {
         return report;
       }
       const p = await time('plan', async () => {
+        // a complete tracking table of ours: reading it again under the lock is the whole check (no DDL, one round trip)
+        if (read.complete) {
+          const again = await readLedgerShape(this.db, ledger);
+          if (again.complete) return this.checkedPlan(set, again.rows);
+        }
         this.phase = `creating the tracking table ${ledger.schema}.${ledger.table}`;
         this.created(report, await ensureLedger(this.db, ledger));
         this.phase = 'reading the tracking table';
@@ -263,8 +273,9 @@ export class Migrator {
       this.warn(p, report);
       report.pending = p.pending.map((m) => m.name);
       if (!req.only) this.emit({ type: 'found-pending', names: todo.map((m) => m.name) });
-      // the snapshot after the last committed file, when it counted no rows (engine/apply.ts runInOpenTransaction)
+      // the snapshot after the last committed file, when it counted no rows (engine/apply.ts runFile)
       let carried: Checkpoint | undefined;
+      let ok = true;
       for (let i = 0; i < todo.length; ) {
         if (req.signal?.aborted) {
           report.interrupted = true;
@@ -274,7 +285,10 @@ export class Migrator {
         if (!m.transactional) {
           i++;
           carried = undefined;
-          if (!(await this.applier.applyAlone(m, run))) break;
+          if (!(await this.applier.settle(run)).ok || !(await this.applier.applyAlone(m, run))) {
+            ok = false;
+            break;
+          }
           continue;
         }
         // a group of one, or with --single-transaction every consecutive transactional file
@@ -282,12 +296,36 @@ export class Migrator {
         while (this.settings.singleTransaction && todo[i + n]?.transactional) n++;
         const group = await this.applier.applyGroup(todo.slice(i, i + n), { finish: 'commit', carried }, run);
         i += n;
-        if (!group.ok) break;
+        // committed now, or (deferCommits) with the next file; the last group's COMMIT takes the post-commit checks along
+        if (group.ok && !req.deferCommits && i < todo.length) group.ok = (await this.applier.settle(run)).ok;
+        if (!group.ok) {
+          ok = false;
+          break;
+        }
         carried = group.carried;
       }
+      if (ok) await this.settleLast(run);
       return report;
     } finally {
+      await this.applier.abandon();
       await this.lock.release();
+    }
+  }
+
+  /** The last COMMIT, and the post-commit checks in its round trip when asked for. */
+  private async settleLast(run: RunContext): Promise<void> {
+    const { req, report } = run;
+    const checks = req.postChecks ? postChecksQueries(report.schema, this.settings.trackingTable) : [];
+    const t0 = this.clock.now();
+    const ledger = report.timings.ledger;
+    const end = await this.applier.settle(
+      run,
+      checks.map((q) => part(q)),
+    );
+    if (checks.length && end.results) {
+      // what the COMMIT did not take of the round trip went to the checks
+      const ms = Math.round((this.clock.now() - t0 - (report.timings.ledger - ledger)) * 10) / 10;
+      report.postChecks = { ...readPostChecks(end.results.tail(1)), ms: Math.max(0, ms) };
     }
   }
 

@@ -9,20 +9,76 @@
  * tracking row after the last one.
  */
 import { FlotillaError, LockLostError, MigrationFailedError, ValidationFailedError } from '../core/errors.js';
+import { changesAnyRows } from '../core/effects.js';
 import type { Migration } from '../core/migration-set.js';
 import type { Clock } from '../core/ports.js';
 import type { Statement } from '../core/statements.js';
-import { DEFAULT_VALIDATION_OPTIONS, diffSnapshots, type Snapshot, type ValidationOptions } from '../core/validation.js';
+import { DEFAULT_VALIDATION_OPTIONS, diffSnapshots, type ValidationOptions } from '../core/validation.js';
+import { inline, part, runBatch, type BatchResult, type Part } from '../adapters/pg/batch.js';
 import { quoteIdent, type Queryable } from '../adapters/pg/connection.js';
-import { recordApplied, removeApplied, type LedgerLocation } from '../adapters/pg/ledger.js';
-import { validationScope } from '../adapters/pg/row-scope.js';
-import { refuseOtherSessions, type OtherSessionsCache } from '../adapters/pg/other-sessions.js';
-import { restoreInitiallyDeferred } from '../adapters/pg/deferred.js';
-import { invalidIndexes, takeSnapshot, type SnapshotScope } from '../adapters/pg/snapshot.js';
+import {
+  DURATION_START_SQL,
+  qualified,
+  recordApplied,
+  recordAppliedQuery,
+  removeApplied,
+  removeAppliedQuery,
+  type LedgerLocation,
+} from '../adapters/pg/ledger.js';
+import { isLockLostError } from '../adapters/pg/lock.js';
+import { scopeQuery, validationScope } from '../adapters/pg/row-scope.js';
+import { OTHER_SESSION_EXTENSIONS, refuseOtherSessions, type OtherSessionsCache } from '../adapters/pg/other-sessions.js';
+import { INITIALLY_DEFERRED_SQL, setDeferredSql } from '../adapters/pg/deferred.js';
+import { invalidIndexes, readSnapshot, snapshotQuery, takeSnapshot, type SnapshotScope } from '../adapters/pg/snapshot.js';
+import type { Snapshot } from '../core/validation.js';
 import { explainMigrationFailure } from '../adapters/pg/refusals.js';
 import { isRetryable } from '../adapters/pg/sqlstate.js';
 import type { LockSession } from './lock-session.js';
 import type { Emit, EngineSettings, MigrateReport, MigrateRequest, Timings } from './types.js';
+
+/** A clock mark in a batch: when the batch arrived (s) and now (t), seconds since the epoch. */
+const MARK = `SELECT pg_catalog.date_part('epoch', pg_catalog.statement_timestamp()) AS s, pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) AS t`;
+/** many small catalog subplans look expensive to the planner: JIT would compile the scope query for seconds (row-scope.ts) */
+const JIT_OFF = `SELECT pg_catalog.set_config('flotilla.jit', pg_catalog.current_setting('jit'), true), pg_catalog.set_config('jit', 'off', true)`;
+const JIT_BACK = `SELECT pg_catalog.set_config('jit', pg_catalog.current_setting('flotilla.jit'), true)`;
+/** raised by the scope guard of a batch (Applier.guardSql) */
+const SCOPE_MARKER = 'flotilla: this file needs the careful validation path';
+
+function isScopeGuard(e: unknown): boolean {
+  const err = e as { code?: string; message?: string };
+  return err?.code === '22P02' && typeof err.message === 'string' && err.message.includes(SCOPE_MARKER);
+}
+
+/** The COMMIT of the group before did not happen (carried in a batch that failed). */
+class PendingCommitFailed extends Error {
+  constructor(readonly error: unknown) {
+    super('the COMMIT of the previous group failed');
+  }
+}
+
+/**
+ * Line comments naming the file and quoting its first lines: a batch starts
+ * with our own queries, and pg_stat_activity shows only the first 1 kB of it
+ * (track_activity_query_size), so this is what an operator sees there.
+ */
+function signature(m: Migration): string {
+  const lines = m.statements
+    .map((s) => s.sql)
+    .join('\n')
+    .slice(0, 600)
+    .split(/\r\n|\r|\n/)
+    .filter((l) => l.trim());
+  return [`flotilla: ${m.name}`, ...lines].map((l) => `-- ${l.replace(/[\r\n]/g, ' ')}`).join('\n');
+}
+
+function interrupted(m: Migration, s: Statement): MigrationFailedError {
+  return new MigrationFailedError(m.name, statementRef(s), { code: '57014', message: 'interrupted: the worker is shutting down' }, true, 'transient');
+}
+
+/** Adds `ms` to a phase (0.1 precision), as timer() does. */
+function add(into: Timings, phase: keyof Timings, ms: number): void {
+  into[phase] = Math.round((into[phase] + Math.max(0, ms)) * 10) / 10;
+}
 
 export class Applier {
   constructor(
@@ -86,6 +142,13 @@ export class Applier {
     return recordApplied(this.db, run.ledger, { name: m.name, checksum: m.checksum, durationMs, appliedBy: this.settings.appliedBy });
   }
 
+  /** track() as one query for the file's batch (the server measures an up file's duration: recordAppliedQuery). */
+  private trackQuery(run: RunContext, m: Migration) {
+    const rows = run.reverting?.get(m.name);
+    if (rows) return removeAppliedQuery(run.ledger, rows);
+    return recordAppliedQuery(run.ledger, { name: m.name, checksum: m.checksum, appliedBy: this.settings.appliedBy });
+  }
+
   private applied(report: MigrateReport, done: { name: string; durationMs: number }): void {
     report.applied.push(done);
     this.emit({ type: 'migration-done', ...done });
@@ -96,30 +159,49 @@ export class Applier {
    * validating: both snapshots see the same committed data, so concurrent
    * application writes cannot fake or hide a row-count change) with the
    * session settings; then each file: statements, tracking row, deferred
-   * triggers, validation (runInOpenTransaction); then
-   *   finish 'commit':   "lock still held?" + COMMIT in one round trip; any
-   *                      failure rolls the whole group back. A single file is a
-   *                      group of one; --single-transaction groups consecutive
-   *                      files. `migration-done` follows the COMMIT.
+   * triggers, validation (runFile: one round trip per file); then
+   *   finish 'commit':   the group is validated and its transaction left open,
+   *                      waiting for settle(): "lock still held?" + COMMIT in one
+   *                      round trip, alone or (req.deferCommits) in front of the
+   *                      next file's batch. Any failure rolls the whole group back.
+   *                      A single file is a group of one; --single-transaction
+   *                      groups consecutive files. `migration-done` follows the COMMIT.
    *   finish 'rollback': a dry run. Each file behind a savepoint, so a failure
    *                      is explained inside the transaction and ends the run;
    *                      non-transactional files are skipped; ROLLBACK at the end.
    * `files` may be found once the transaction is open (the dry run plans in it).
-   * Fills the report and emits the events; `ok` is false when a file failed.
+   * Fills the report and emits the events; `ok` is false when a file failed
+   * (or the COMMIT of the group before it).
    */
   async applyGroup(files: Migration[] | (() => Promise<Migration[]>), opts: GroupOptions, run: RunContext): Promise<{ ok: boolean; carried?: Checkpoint }> {
     const rollback = opts.finish === 'rollback';
     const known = typeof files === 'function' ? undefined : files;
     if (!rollback && known?.some((m) => !m.transactional)) throw new Error('Migrator: a non-transactional file in a committed group');
+    if (rollback && this.pending) throw new Error('Migrator: a dry run after an uncommitted group');
     const validated = rollback || !!known?.some((m) => this.validationFor(m).enabled);
-    await run.time('apply', () => this.db.query(`BEGIN${validated ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`));
+    // the COMMIT of the group before (deferCommits), and this transaction's start: sent with the first file
+    let prefix: Part[] = [];
+    if (this.pending) {
+      const commit = await this.pendingCommitPart(run);
+      if (!commit) return { ok: false };
+      prefix.push(commit);
+    }
+    // BEGIN and two or three SET LOCAL (counted, not split: a schema's name may hold "; ")
+    prefix.push({
+      text: `BEGIN${validated ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${this.sessionSettings(true)}`,
+      statements: 1 + (this.settings.schema ? 3 : 2),
+    });
+    this.restoreDeferred = undefined;
     const group = known ?? [];
     const done: { name: string; durationMs: number }[] = [];
     let current: Migration | undefined;
     let previous = opts.carried;
-    let started = 0;
     try {
-      if (!known) group.push(...(await (files as () => Promise<Migration[]>)()));
+      if (!known) {
+        await run.time('apply', () => this.send(prefix, run));
+        prefix = [];
+        group.push(...(await (files as () => Promise<Migration[]>)()));
+      }
       const last = group.length - 1;
       for (const [k, m] of group.entries()) {
         if (!m.transactional) {
@@ -128,142 +210,387 @@ export class Applier {
           continue;
         }
         current = m;
-        this.emit({ type: 'migration-start', name: m.name, transactional: true });
         const t0 = this.clock.now();
-        started = t0;
-        const elapsed = () => Math.round(this.clock.now() - t0);
-        let durationMs = 0;
-        const record = () => {
-          if (!rollback) durationMs = elapsed();
-          return this.track(run, m, durationMs);
-        };
         const step = { acrossTransactions: previous !== undefined && previous === opts.carried, more: k < last };
+        if (this.restoreDeferred) prefix.push(part(this.restoreDeferred));
+        this.restoreDeferred = undefined;
         if (!rollback) {
-          previous = await this.runInOpenTransaction(m, run, this.validationFor(m), record, previous, step);
-          done.push({ name: m.name, durationMs });
+          previous = await this.runFile(m, run, this.validationFor(m), previous, step, prefix);
+          prefix = [];
+          done.push({ name: m.name, durationMs: Math.round(this.clock.now() - t0) });
           continue;
         }
         try {
-          await this.db.query('SAVEPOINT flotilla_dry_run');
-          previous = await this.runInOpenTransaction(m, run, this.validationFor(m), record, previous, step);
-          await this.db.query('RELEASE SAVEPOINT flotilla_dry_run');
+          prefix.push(part('SAVEPOINT flotilla_dry_run'));
+          previous = await this.runFile(m, run, this.validationFor(m), previous, step, prefix);
+          prefix = [part('RELEASE SAVEPOINT flotilla_dry_run')];
         } catch (e) {
           await this.db.query('ROLLBACK TO SAVEPOINT flotilla_dry_run').catch(() => {});
+          this.announce(m);
           await this.failed(run.report, m, [m], this.asMigrationError(m, e, undefined));
           return { ok: false };
         }
         // alone behind its savepoint: the file's time runs to its end
-        this.applied(run.report, { name: m.name, durationMs: elapsed() });
+        this.applied(run.report, { name: m.name, durationMs: Math.round(this.clock.now() - t0) });
       }
       if (rollback) return { ok: true };
-      await run.time('ledger', () => this.lock.commit(current!.name));
-      // alone in its transaction, the file's time includes the COMMIT; files sharing one count until their tracking row
-      if (group.length === 1) done[0]!.durationMs = Math.round(this.clock.now() - started);
+      this.pending = { group, done };
     } catch (e) {
+      if (e instanceof PendingCommitFailed) return this.pendingFailed(run, e.error);
       if (rollback) throw e; // the dry run's plan failed (its files are caught one by one)
       await this.db.query('ROLLBACK').catch(() => {});
       if (!current) throw e;
+      this.announce(current);
       await this.failed(run.report, current, group, this.asMigrationError(current, e, undefined));
       return { ok: false };
     } finally {
       if (rollback) await this.db.query('ROLLBACK').catch(() => {});
     }
-    for (const d of done) this.applied(run.report, d);
-    // structure only (no rows counted): the next group may start from it (see runInOpenTransaction)
+    // structure only (no rows counted): the next group may start from it (see runFile)
     const countsNothing = previous !== undefined && Array.isArray(previous.scope.count) && previous.scope.count.length === 0;
     return { ok: true, carried: countsNothing ? previous : undefined };
   }
 
   /**
-   * Apply one file's statements in the caller's open transaction and validate
-   * them. Returns the snapshot after the file, which the next file may reuse
-   * as its "before": in the same transaction when it counted the tables the
-   * next one can change; across committed transactions only when neither
-   * counts rows (structure only: the application changes rows between our
-   * transactions, not the schema we hold the migration lock on), which saves a
-   * catalog snapshot per file.
+   * COMMIT the validated group waiting for it (applyGroup), with the lock check,
+   * and `after` (queries run once it committed, such as the post-commit checks) in
+   * the same round trip. `ok` false: the group failed (reported); `results`: the
+   * batch's, when `after` ran. Nothing waiting: ok, no round trip.
    */
-  private async runInOpenTransaction(
-    m: Migration,
-    { ledger, req, time, scopeCache }: RunContext,
-    v: { enabled: boolean; options: ValidationOptions },
-    /** writes the file's tracking row: before the after-snapshot, so what it fires (a trigger on the tracking table) is validated too */
-    record: () => Promise<unknown>,
-    previous: Checkpoint | undefined,
-    /** acrossTransactions: `previous` was taken in an earlier, committed transaction; more: other files follow in this transaction */
-    step: { acrossTransactions: boolean; more: boolean },
-  ): Promise<Checkpoint | undefined> {
-    const before = !v.enabled
-      ? undefined
-      : await time('validation', async (): Promise<Checkpoint> => {
-          // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts);
-          // under --schema, also look at the tables it names elsewhere (ALTER TABLE public.x ...)
-          if (!v.options.allowOtherSessions) await refuseOtherSessions(this.db, m.name, m.effects, scopeCache);
-          const named = !v.options.allowRowChanges || this.settings.schema ? await validationScope(this.db, m.effects, scopeCache, [ledger]) : undefined;
-          const count = v.options.allowRowChanges ? [] : named?.count;
-          const look = this.settings.schema ? (named?.look ?? []) : [];
-          const reusable = previous && look.every((t) => previous.scope.look?.includes(t) || previous.snapshot.tables[t]);
-          if (reusable && (step.acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count)))
-            return previous;
-          // counting every table means every schema: code we could not see through may write outside --schema;
-          // a DROP ... CASCADE may take columns and constraints of tables in any schema
-          const everywhere = count === undefined || m.effects.cascades !== false;
-          const scope = { ...this.snapshotScope(ledger), count, look, ...(everywhere ? { schemas: [] } : {}) };
-          return { scope, snapshot: await takeSnapshot(this.db, scope) };
-        });
-    await time('apply', () => this.execAll(m, req));
-    await time('ledger', record);
-    await time('apply', async () => {
-      // deferred triggers fire now, not at COMMIT after the snapshot (adapters/pg/deferred.ts)
-      await this.db.query('SET CONSTRAINTS ALL IMMEDIATE').catch((e) => {
-        throw this.asMigrationError(m, e, undefined);
-      });
-    });
-    // other files follow in this transaction: give them the INITIALLY DEFERRED defaults back
-    const restore = () => (step.more ? time('apply', () => restoreInitiallyDeferred(this.db)) : Promise.resolve());
-    if (!before) return restore().then(() => undefined);
-    const after = await time('validation', () => takeSnapshot(this.db, before.scope));
-    const result = diffSnapshots(before.snapshot, after, v.options);
-    if (!result.valid) throw new ValidationFailedError(m.name, result.issues);
-    await restore();
-    return { scope: before.scope, snapshot: after };
+  async settle(run: RunContext, after: Part[] = []): Promise<{ ok: boolean; results?: BatchResult }> {
+    const pending = this.pending;
+    if (!pending) return { ok: true };
+    const commit = await this.pendingCommitPart(run);
+    if (!commit) return { ok: false };
+    const t0 = this.clock.now();
+    try {
+      // with `after`: a clock mark after the COMMIT, so the COMMIT's time is told apart (head(1))
+      const results = await runBatch(this.db, after.length ? [commit, part(MARK), ...after] : [commit]);
+      const wall = this.clock.now() - t0;
+      const mark = results.head(1)[0];
+      add(run.report.timings, 'ledger', after.length && mark ? (Number(mark.t) - Number(mark.s)) * 1000 : wall);
+      // alone in its transaction, the file's time includes the COMMIT (unless it was sent with the next file)
+      this.committed(run, pending.group.length === 1 && !run.req.deferCommits ? wall : 0);
+      return { ok: true, results };
+    } catch (e) {
+      try {
+        await this.resolvePending(run, e);
+      } catch (failed) {
+        if (failed instanceof PendingCommitFailed) return this.pendingFailed(run, failed.error);
+        throw failed;
+      }
+      // committed: what failed is `after`, which the caller may run again on its own
+      return { ok: true };
+    }
+  }
+
+  /** An unexpected error ends the run: a group still waiting for its COMMIT is rolled back. */
+  async abandon(): Promise<void> {
+    if (!this.pending) return;
+    this.pending = undefined;
+    await this.db.query('ROLLBACK').catch(() => {});
+  }
+
+  /** the validated group whose COMMIT has not been sent yet */
+  private pending: { group: Migration[]; done: { name: string; durationMs: number }[] } | undefined;
+  /** the COMMIT of `pending` is in the batch being sent */
+  private commitInFlight = false;
+  /** SET CONSTRAINTS ... DEFERRED for the next file of this transaction (adapters/pg/deferred.ts) */
+  private restoreDeferred: string | undefined;
+  /** files whose migration-start was emitted */
+  private readonly announced = new WeakSet<Migration>();
+
+  private announce(m: Migration): void {
+    if (this.announced.has(m)) return;
+    this.announced.add(m);
+    this.emit({ type: 'migration-start', name: m.name, transactional: true });
+  }
+
+  /** The check + COMMIT of the waiting group; undefined (and the group failed, reported) when the lock is known lost. */
+  private async pendingCommitPart(run: RunContext): Promise<Part | undefined> {
+    const last = this.pending!.group[this.pending!.group.length - 1]!;
+    try {
+      const commit = this.lock.commitPart(last.name);
+      this.commitInFlight = true;
+      return commit;
+    } catch (e) {
+      await this.pendingFailed(run, e);
+      return undefined;
+    }
+  }
+
+  /** The waiting group committed: its files are applied. */
+  private committed(run: RunContext, commitMs = 0): void {
+    const pending = this.pending;
+    this.pending = undefined;
+    this.commitInFlight = false;
+    if (!pending) return;
+    if (commitMs && pending.done.length === 1) pending.done[0]!.durationMs += Math.round(commitMs);
+    for (const d of pending.done) this.applied(run.report, d);
+  }
+
+  /** The waiting group did not commit: roll it back, report it on its last file. */
+  private async pendingFailed(run: RunContext, e: unknown): Promise<{ ok: false }> {
+    const pending = this.pending;
+    this.pending = undefined;
+    this.commitInFlight = false;
+    await this.db.query('ROLLBACK').catch(() => {});
+    if (pending) {
+      const last = pending.group[pending.group.length - 1]!;
+      await this.failed(run.report, last, pending.group, e instanceof LockLostError ? e : this.asMigrationError(last, e, undefined));
+    }
+    return { ok: false };
   }
 
   /**
-   * A transactional file's statements in the open transaction: one round trip
-   * for all of them (behind a savepoint). When that fails, back to the
-   * savepoint and run them one by one, so the error names the statement that
-   * failed and its line; an error that does not happen again (a lock timeout,
-   * a deadlock) is reported as it was, for the file.
+   * A batch that carried the waiting group's COMMIT failed with `e`: did the
+   * COMMIT happen? A lost lock fails the check before it; otherwise the
+   * tracking table says (only the lock holder writes it). Committed: marked so,
+   * and the error belongs to what followed. Not: PendingCommitFailed.
    */
-  private async execAll(m: Migration, req: MigrateRequest): Promise<void> {
-    const interrupted = (s: Statement) =>
-      new MigrationFailedError(m.name, statementRef(s), { code: '57014', message: 'interrupted: the worker is shutting down' }, true, 'transient');
-    if (req.signal?.aborted) throw interrupted(m.statements[0]!);
-    if (m.statements.length === 1) return this.exec(m, m.statements[0]!, true);
-    // newline before each separator: a statement may end in a -- comment
-    const batch = m.statements.map((s) => s.sql).join('\n;\n');
+  private async resolvePending(run: RunContext, e: unknown): Promise<void> {
+    if (!this.commitInFlight) return;
+    const last = this.pending!.group[this.pending!.group.length - 1]!;
+    if (isLockLostError(e)) throw new PendingCommitFailed(this.lock.lost(last.name, true));
+    await this.db.query('ROLLBACK').catch(() => {});
+    let committed: boolean;
     try {
-      await this.db.query(`SAVEPOINT flotilla_batch;\n${batch}`);
-      return;
-    } catch (first) {
-      await this.db.query('ROLLBACK TO SAVEPOINT flotilla_batch').catch(() => {
-        throw this.asMigrationError(m, first, undefined);
-      });
-      for (const s of m.statements) {
-        if (req.signal?.aborted) throw interrupted(s);
-        await this.exec(m, s, true);
-      }
-      throw this.asMigrationError(m, first, undefined);
+      const r = await this.db.query(`SELECT EXISTS (SELECT 1 FROM ${qualified(run.ledger)} WHERE name = $1) AS done`, [last.name]);
+      committed = r.rows[0]!.done === true;
+    } catch {
+      committed = false;
     }
+    if (!committed) throw new PendingCommitFailed(e);
+    this.committed(run);
   }
 
-  private async exec(m: Migration, s: Statement, transactional: boolean): Promise<void> {
+  /** Send a prefix alone (before the careful path's round trips, or a dry run's plan). */
+  private async send(prefix: Part[], run: RunContext): Promise<void> {
+    if (!prefix.length) return;
     try {
-      await this.db.query(s.sql);
+      await runBatch(this.db, prefix);
     } catch (e) {
-      throw this.asMigrationError(m, e, s, transactional);
+      await this.resolvePending(run, e);
+      throw e;
     }
+    if (this.commitInFlight) this.committed(run);
+  }
+
+  /**
+   * Apply one file in the open transaction and validate it, in one round trip
+   * when it can (a batch, adapters/pg/batch.ts): `prefix` (the COMMIT of the
+   * group before, BEGIN, settings), then
+   *   SAVEPOINT; [scope guard; before-snapshot]; the statements; tracking row;
+   *   deferred triggers fired; after-snapshot; [INITIALLY DEFERRED constraints]
+   * with clock marks between them for the timings. The tracking row comes
+   * before the after-snapshot, so what it fires (a trigger on the tracking
+   * table) is validated too.
+   *
+   * Which tables to count is asked in the same round trip, as a guard: a file
+   * that writes no table by name can usually be validated on structure alone,
+   * and the guard checks that (the row scope, adapters/pg/row-scope.ts, counts
+   * nothing but the tracking table, and under --schema every table the file
+   * names is in the snapshot), failing the batch before any statement of the
+   * file runs otherwise. Then, and for files that write tables, the careful
+   * path: other sessions refused, scope and before-snapshot in round trips of
+   * their own (checkpointBefore), then the batch without the guard.
+   *
+   * Returns the snapshot after the file, which the next file may reuse as its
+   * "before": in the same transaction when it counted the tables the next one
+   * can change; across committed transactions only when neither counts rows
+   * (structure only: the application changes rows between our transactions,
+   * not the schema we hold the migration lock on), which saves a catalog
+   * snapshot per file.
+   */
+  private async runFile(
+    m: Migration,
+    run: RunContext,
+    v: { enabled: boolean; options: ValidationOptions },
+    previous: Checkpoint | undefined,
+    /** acrossTransactions: `previous` was taken in an earlier, committed transaction; more: other files follow in this transaction */
+    step: { acrossTransactions: boolean; more: boolean },
+    prefix: Part[],
+    careful = false,
+  ): Promise<Checkpoint | undefined> {
+    const { req, ledger } = run;
+    if (req.signal?.aborted) {
+      // what is validated still commits
+      await this.send(prefix, run);
+      throw interrupted(m, m.statements[0]!);
+    }
+    const guess = v.enabled && !careful ? this.guess(m, ledger, previous, step) : undefined;
+    let before: Checkpoint | undefined;
+    if (v.enabled && !guess) {
+      await run.time('ledger', () => this.send(prefix, run));
+      prefix = [];
+      before = await run.time('validation', () => this.checkpointBefore(m, run, v, previous, step));
+    }
+    if (!req.deferCommits || !this.commitInFlight) this.announce(m);
+
+    // the batch: parts read from the start (head) up to the statements, from the end (tail) after them;
+    // it opens with the file's name and first lines, which is what pg_stat_activity shows of it
+    const parts: Part[] = [{ text: signature(m), statements: 0 }, ...prefix, part('SAVEPOINT flotilla_batch')];
+    const at = (p: Part) => parts.push(p) - 1;
+    const start = at(part(MARK));
+    let snapshotAt: number | undefined;
+    if (guess) {
+      at(part(JIT_OFF));
+      at(part(this.guardSql(m, ledger, guess.covered)));
+      at(part(JIT_BACK));
+      if (guess.scope) snapshotAt = at(part(snapshotQuery(guess.scope)));
+    }
+    const statementsStart = at(part(MARK));
+    at(part(DURATION_START_SQL));
+    parts.push({ text: m.statements.map((s) => s.sql).join('\n;\n'), statements: m.statements.length });
+    const tail: Part[] = [
+      part(MARK),
+      part(this.trackQuery(run, m)),
+      part(MARK),
+      // deferred triggers fire now, not at COMMIT after the snapshot (adapters/pg/deferred.ts)
+      part('SET CONSTRAINTS ALL IMMEDIATE'),
+      part(MARK),
+    ];
+    const scope = before?.scope ?? guess?.reuse?.scope ?? guess?.scope;
+    if (scope) tail.push(part(snapshotQuery(scope)), part(MARK));
+    // no savepoint left behind: a later batch failing before its own must not find this one
+    tail.push(part('RELEASE SAVEPOINT flotilla_batch'));
+    // other files follow in this transaction: give them the INITIALLY DEFERRED defaults back
+    if (step.more) tail.push(part(INITIALLY_DEFERRED_SQL));
+    parts.push(...tail);
+    const fromEnd = (i: number) => tail.length - i; // tail index -> tail(k)
+
+    const t0 = this.clock.now();
+    let res: BatchResult;
+    try {
+      res = await runBatch(this.db, parts);
+    } catch (e) {
+      const next = await this.batchFailed(run, m, e);
+      if (next === 'careful') return this.runFile(m, run, v, previous, step, [], true);
+      throw next;
+    }
+    const wall = this.clock.now() - t0;
+    if (this.commitInFlight) this.committed(run);
+    this.announce(m);
+
+    // timings from the server's clock: [batch start] prefix [start] guard + before [statementsStart] statements
+    // [a] tracking row [b] deferred triggers [c] after-snapshot [d]; the rest (the round trip) is the statements'
+    const mark = (rows: any[]) => Number(rows[0]?.t ?? 0) * 1000;
+    const first = res.head(start)[0] ?? {};
+    const received = Number(first.s ?? 0) * 1000;
+    const [s0, s1] = [mark(res.head(start)), mark(res.head(statementsStart))];
+    const [a, b, c] = [mark(res.tail(fromEnd(0))), mark(res.tail(fromEnd(2))), mark(res.tail(fromEnd(4)))];
+    const d = scope ? mark(res.tail(fromEnd(6))) : c;
+    const server = { ledger: s0 - received + (b - a), validation: s1 - s0 + (d - c), apply: a - s1 + (c - b) };
+    add(run.report.timings, 'ledger', server.ledger);
+    add(run.report.timings, 'validation', server.validation);
+    add(run.report.timings, 'apply', Math.max(0, wall - server.ledger - server.validation));
+
+    if (step.more) this.restoreDeferred = setDeferredSql(res.tail(1));
+    if (!scope) return undefined;
+    if (guess && !guess.reuse) before = { scope: guess.scope!, snapshot: readSnapshot(res.head(snapshotAt!)) };
+    before ??= guess?.reuse;
+    const after = readSnapshot(res.tail(fromEnd(5)));
+    const result = diffSnapshots(before!.snapshot, after, v.options);
+    if (!result.valid) throw new ValidationFailedError(m.name, result.issues);
+    return { scope: before!.scope, snapshot: after };
+  }
+
+  /**
+   * A file's batch failed. The COMMIT it carried (if any) is resolved first
+   * (resolvePending). Then, back at the file's savepoint: the scope guard means
+   * "take the careful path"; anything else is the file's error, found again by
+   * running its statements one by one, so the error names the statement that
+   * failed and its line (an error that does not happen again, a lock timeout, a
+   * deadlock or the deferred triggers, is reported as it was, for the file).
+   */
+  private async batchFailed(run: RunContext, m: Migration, e: unknown): Promise<'careful' | unknown> {
+    // the carried COMMIT's check failed: the transaction it was for is aborted, nothing after the check ran
+    if (this.commitInFlight && isLockLostError(e)) await this.resolvePending(run, e);
+    const atSavepoint = await this.db.query('ROLLBACK TO SAVEPOINT flotilla_batch').then(
+      () => true,
+      () => false,
+    );
+    if (!atSavepoint) {
+      // it failed before the file's savepoint: the COMMIT carried, BEGIN or the session settings
+      await this.resolvePending(run, e);
+      return this.asMigrationError(m, e, undefined);
+    }
+    if (this.commitInFlight) this.committed(run);
+    this.announce(m);
+    if (isScopeGuard(e)) return 'careful';
+    for (const s of m.statements) {
+      if (run.req.signal?.aborted) return interrupted(m, s);
+      try {
+        await this.db.query(s.sql);
+      } catch (again) {
+        return this.asMigrationError(m, again, s, true);
+      }
+    }
+    return this.asMigrationError(m, e, undefined);
+  }
+
+  /**
+   * Can this file's scope be guessed ("counts nothing") and checked by the
+   * batch's guard? Not for a file that writes tables by name, may change any
+   * rows, cascades, or creates an extension that opens other sessions: those
+   * take the careful path. The guess reuses `previous` when the careful path
+   * would (counting nothing), else takes a structure-only before-snapshot in the
+   * batch. `covered`: under --schema, the tables the snapshot holds outside it.
+   */
+  private guess(
+    m: Migration,
+    ledger: LedgerLocation,
+    previous: Checkpoint | undefined,
+    step: { acrossTransactions: boolean },
+  ): { reuse?: Checkpoint; scope?: SnapshotScope; covered?: string[] } | undefined {
+    const fx = m.effects;
+    if (changesAnyRows(fx) || fx.cascades !== false || fx.writes.length) return undefined;
+    if ((fx.extensions ?? []).some((e) => OTHER_SESSION_EXTENSIONS.includes(e))) return undefined;
+    const schemaMode = !!this.settings.schema;
+    if (previous && (!step.acrossTransactions || previous.scope.count?.length === 0)) {
+      return { reuse: previous, covered: schemaMode ? [...(previous.scope.look ?? []), ...Object.keys(previous.snapshot.tables)] : undefined };
+    }
+    return { scope: { ...this.snapshotScope(ledger), count: [], look: [] }, covered: schemaMode ? [] : undefined };
+  }
+
+  /**
+   * The guard: fails (22P02, SCOPE_MARKER) unless the row scope of the file
+   * counts nothing but the tracking table and, under --schema, every table the
+   * file names is `covered` (the careful path would otherwise look at it).
+   */
+  private guardSql(m: Migration, ledger: LedgerLocation, covered: string[] | undefined): string {
+    const own = [`${ledger.schema}.${ledger.table}`];
+    const list = (xs: string[]) => `${inline({ text: '$1', values: [xs] })}::pg_catalog.text[]`;
+    const named = covered === undefined ? '' : ` AND s.named OPERATOR(pg_catalog.<@) ${list([...covered, ...own])}`;
+    return `SELECT CAST(CASE WHEN NOT s.everything AND s.tables OPERATOR(pg_catalog.<@) ${list(own)}${named} THEN '1' ELSE '${SCOPE_MARKER}' END AS pg_catalog.int4) AS flotilla_scope
+      FROM (${inline(scopeQuery(m.effects, [ledger]))}) s`;
+  }
+
+  /**
+   * The careful "before": other sessions refused, the row scope asked, then the
+   * previous snapshot reused or a new one taken, each a round trip of its own.
+   */
+  private async checkpointBefore(
+    m: Migration,
+    { ledger, scopeCache }: RunContext,
+    v: { enabled: boolean; options: ValidationOptions },
+    previous: Checkpoint | undefined,
+    step: { acrossTransactions: boolean },
+  ): Promise<Checkpoint> {
+    // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts);
+    // under --schema, also look at the tables it names elsewhere (ALTER TABLE public.x ...)
+    if (!v.options.allowOtherSessions) await refuseOtherSessions(this.db, m.name, m.effects, scopeCache);
+    const named = !v.options.allowRowChanges || this.settings.schema ? await validationScope(this.db, m.effects, scopeCache, [ledger]) : undefined;
+    const count = v.options.allowRowChanges ? [] : named?.count;
+    const look = this.settings.schema ? (named?.look ?? []) : [];
+    const reusable = previous && look.every((t) => previous.scope.look?.includes(t) || previous.snapshot.tables[t]);
+    if (reusable && (step.acrossTransactions ? count?.length === 0 && previous.scope.count?.length === 0 : covers(previous.scope.count, count)))
+      return previous;
+    // counting every table means every schema: code we could not see through may write outside --schema;
+    // a DROP ... CASCADE may take columns and constraints of tables in any schema
+    const everywhere = count === undefined || m.effects.cascades !== false;
+    const scope = { ...this.snapshotScope(ledger), count, look, ...(everywhere ? { schemas: [] } : {}) };
+    return { scope, snapshot: await takeSnapshot(this.db, scope) };
   }
 
   private asMigrationError(m: Migration, e: unknown, s: Statement | undefined, transactional = true): FlotillaError {

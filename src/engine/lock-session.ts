@@ -7,6 +7,7 @@
  */
 import { LockLostError, LockTimeoutError } from '../core/errors.js';
 import type { Clock, Random } from '../core/ports.js';
+import type { Part } from '../adapters/pg/batch.js';
 import type { Queryable } from '../adapters/pg/connection.js';
 import type { LedgerLocation } from '../adapters/pg/ledger.js';
 import { isLockLostError, lockHolder, tryAcquire, type HeldLock, type LockConnection, type LockSessions } from '../adapters/pg/lock.js';
@@ -71,7 +72,8 @@ export class LockSession {
     const held = this.held;
     this.held = undefined;
     if (!held) return;
-    const clean = await held.release();
+    // a connection about to be closed needs no ROLLBACK: the lock ends with its session (before the close completes)
+    const clean = await held.release(!this.lockSessions.closes);
     await this.lockSessions.release(held.conn, clean).catch(() => {});
   }
 
@@ -81,12 +83,23 @@ export class LockSession {
    * COMMIT is skipped and the caller rolls back.
    */
   async commit(migration: string): Promise<void> {
-    const held = this.heldLock(migration, true);
+    const commit = this.commitPart(migration);
     try {
-      await this.db.query(`${held.checkSql}; COMMIT`);
+      await this.db.query(commit.text);
     } catch (e) {
       throw isLockLostError(e) ? this.lost(migration, true) : e;
     }
+  }
+
+  /**
+   * The check and the COMMIT as the first part of a batch (engine/apply.ts):
+   * when the lock is gone, the check fails and nothing after it runs
+   * (isLockLostError). Throws the LockLostError at once when the client already
+   * saw the lock session end.
+   */
+  commitPart(migration: string): Part {
+    const held = this.heldLock(migration, true);
+    return { text: `${held.checkSql};\nCOMMIT`, statements: 2 };
   }
 
   /** Outside a transaction (non-transactional files): is the lock still ours? A round trip of its own. */

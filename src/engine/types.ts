@@ -8,6 +8,7 @@ import type { AppliedRow } from '../core/plan.js';
 import type { Clock, Random } from '../core/ports.js';
 import type { ValidationOptions } from '../core/validation.js';
 import type { LockSessions } from '../adapters/pg/lock.js';
+import type { PostChecks } from '../adapters/pg/post-checks.js';
 
 export interface EngineSettings {
   /** run with this search_path and keep the tracking table there; default: current_schema() */
@@ -62,6 +63,15 @@ export interface MigrateRequest {
   dryRun?: boolean;
   /** checked between migrations and statements: stop cleanly when aborted */
   signal?: AbortSignal;
+  /**
+   * Send each transaction's COMMIT (with the lock check) in front of the next
+   * file's statements, one round trip fewer per file (workers). Nothing commits
+   * later on the server; the client learns of it later, so `migration-done` and
+   * the next `migration-start` follow the next file's round trip.
+   */
+  deferCommits?: boolean;
+  /** run the post-commit checks (adapters/pg/post-checks.ts) in the round trip of the last COMMIT, into `report.postChecks` */
+  postChecks?: boolean;
 }
 
 export interface MigrateReport {
@@ -86,6 +96,8 @@ export interface MigrateReport {
   interrupted: boolean;
   /** where the time went, ms: plan (ledger reads), lock, apply (statements), validation (scope + snapshots + diff), ledger (tracking rows, commit) */
   timings: Timings;
+  /** the post-commit checks, when asked for (`postChecks`) and this run committed something: taken right after its last COMMIT */
+  postChecks?: PostChecks & { ms: number };
 }
 
 export interface Timings {

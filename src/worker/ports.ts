@@ -63,8 +63,10 @@ export function pgTenants(workerId: string, connections?: ConnectionCache): Tena
       else await client.end().catch(() => {});
     },
     migrate: (client, url, settings, set, req) => {
-      // the lock session: a second connection, taken only when something is pending (adapters/pg/lock.ts)
-      const lockSessions = connections ? connections.lockSessions(url) : connectLockSessions(url, { applicationName: `${applicationName} lock` });
+      // the lock session: a second connection, taken only when something is pending (adapters/pg/lock.ts); from the
+      // cache for a schema tenant (its database serves the next tenants), else opened and closed (the lock ends with it)
+      const lockSessions =
+        connections && settings.schema !== undefined ? connections.lockSessions(url) : connectLockSessions(url, { applicationName: `${applicationName} lock` });
       return new Migrator(client, settings, undefined, { lockSessions }).migrate(set, req);
     },
     revert: (client, url, settings, pairs, req) => {

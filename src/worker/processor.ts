@@ -29,6 +29,7 @@ import { appliedByRollout, rolloutAppliedBy } from '../core/rollout-applied.js';
 import { ControlUnavailableError } from '../control/pool.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import type { ConnectionCache } from '../adapters/pg/connection-cache.js';
+import type { PostChecks } from '../adapters/pg/post-checks.js';
 import { isRetryable } from '../adapters/pg/sqlstate.js';
 import { systemClock, systemRandom } from '../adapters/clock.js';
 import type { ClaimedJob } from '../control/store.js';
@@ -110,8 +111,10 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
   const startedAt = deps.now();
   let client: pg.Client | undefined;
   let url = '';
-  // a connection goes back to the cache only after a job that went well
+  // a connection goes back to the cache only after a job that went well (and for a schema tenant)
   let reusable = false;
+  // the job went well: a connection that is not kept is closed without waiting for it
+  let done = false;
   // files committed before a failure stay applied: the failed attempt must say so
   let appliedBeforeFailure: string[] = [];
   let set: MigrationSet | undefined;
@@ -134,7 +137,13 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     const revert = claim.options.revert;
     const report = revert
       ? await tenants.revert(client, url, settings, frozenRevertPairs(set, revert), { select: { rollout: revert.of }, signal, dryRun: claim.options.dryRun })
-      : await tenants.migrate(client, url, settings, set, { dryRun: claim.options.dryRun, signal });
+      : await tenants.migrate(client, url, settings, set, {
+          dryRun: claim.options.dryRun,
+          signal,
+          // each COMMIT travels with the next file, the post-commit checks with the last COMMIT (fewer round trips)
+          deferCommits: true,
+          postChecks: !claim.options.dryRun,
+        });
     schema = report.schema;
     locks = { lockWaitMs: report.tableLockWaitMs, lockTimeouts: report.lockTimeouts };
     ms.engine = clock.now() - t;
@@ -149,7 +158,7 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     // its checks), and on a `rollout retry` (generation 1 and up: the last attempt may have failed them)
     const checked =
       !claim.options.dryRun && (applied.length > 0 || (appliedTotal?.length ?? 0) > 0 || generation > 0)
-        ? await runChecks(deps, client, claim, report.schema, rolloutId, log)
+        ? await runChecks(deps, client, claim, report.schema, rolloutId, log, report.postChecks)
         : undefined;
     if (checked) ms.checks = checked.ms;
     t = clock.now();
@@ -175,7 +184,10 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
       deps.now(),
     );
     ms.record = clock.now() - t;
-    reusable = true;
+    // a schema tenant's database serves the next tenants (reset with DISCARD ALL first); a tenant database
+    // of its own is closed: another job for it is unlikely soon, and the reset would be a round trip for nothing
+    reusable = claim.tenant.schema !== undefined;
+    done = true;
     deps.observe?.(checked?.error ? { outcome: 'failed', ms, error: checked.error } : { outcome: applied.length ? 'migrated' : 'up_to_date', ms });
     if (checked?.error) throw new UnrecoverableError(String(checked.error.message));
     log.info({ applied, ...(report.createdSchema ? { createdSchema: report.schema } : {}), ms: roundAll(ms) }, applied.length ? 'migrated' : 'up to date');
@@ -188,7 +200,11 @@ async function migrateJob(deps: Deps, job: Job<TenantJobData>, token: string | u
     const total = client && set ? await rolloutApplied(tenants, client, claim, generation, rolloutId, set, schema).catch(() => undefined) : undefined;
     return await failed(deps, job, token, claim, e, startedAt, t0, log, appliedBeforeFailure, total, ms, locks);
   } finally {
-    if (client) await tenants.release(url, client, reusable);
+    if (client) {
+      const released = tenants.release(url, client, reusable);
+      if (done && !reusable) released.catch(() => {});
+      else await released;
+    }
   }
 }
 
@@ -275,9 +291,20 @@ async function rolloutApplied(
  * Post-commit checks: every index valid, every constraint validated, and the
  * schema's fingerprint against the rollout's majority (drift is a warning).
  */
-async function runChecks(deps: Deps, client: pg.Client, claim: ClaimedJob, schema: string, rolloutId: string, log: Logger) {
-  const t = deps.clock.now();
-  const checks = await deps.tenants.postChecks(client, schema, claim.options.engine.trackingTable);
+async function runChecks(
+  deps: Deps,
+  client: pg.Client,
+  claim: ClaimedJob,
+  schema: string,
+  rolloutId: string,
+  log: Logger,
+  /** taken by the engine right after its last COMMIT (MigrateRequest.postChecks) */
+  taken?: PostChecks & { ms: number },
+) {
+  const t = deps.clock.now() - (taken?.ms ?? 0);
+  const checks = taken
+    ? { fingerprint: taken.fingerprint, invalidIndexes: taken.invalidIndexes, notValidConstraints: taken.notValidConstraints }
+    : await deps.tenants.postChecks(client, schema, claim.options.engine.trackingTable);
   const majority = await deps.fingerprints.majority(deps.store, rolloutId);
   const drift = majority !== undefined && majority !== checks.fingerprint;
   const problems = [

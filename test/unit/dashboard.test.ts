@@ -30,6 +30,8 @@ function view(over: Partial<RolloutView> = {}): RolloutView {
     wave: 1,
     waves: 1,
     dryRun: false,
+    revertOf: null,
+    skipped: [],
     createdAt: new Date('2026-12-01T10:00:00Z'),
     finishedAt: new Date('2026-12-01T10:01:05Z'),
     counts: { pending: 0, scheduled: 1, running: 0, succeeded: 1, failed: 1, cancelled: 0 },

@@ -111,8 +111,8 @@ const failedWith = (error: MigrationFailedError | ValidationFailedError | LockLo
   report({ failed: { name: '002_b.sql', error }, applied: [{ name: '001_a.sql', durationMs: 5 }] });
 
 describe('tenant processor', () => {
-  it('records a success: nothing pending is "succeeded", and the connection goes back to the cache', async () => {
-    const h = harness(async () => report());
+  it('records a success: nothing pending is "succeeded", and a schema tenant\'s connection goes back to the cache', async () => {
+    const h = harness(async () => report(), { claim: claimed({ tenant: { id: 't1', databaseUrl: 'postgres://db.example/shared', schema: 't1', tags: [] } }) });
     const r = await h.run();
     expect(r).toMatchObject({ tenantId: 't1', kind: 'migrate', outcome: 'succeeded', applied: [] });
     expect(h.recorded).toHaveLength(1);
@@ -127,6 +127,12 @@ describe('tenant processor', () => {
       startedAt: NOW,
     });
     expect(h.released).toEqual([true]);
+  });
+
+  it('a tenant database of its own is closed after a success, not reset for a next job that is unlikely to come', async () => {
+    const h = harness(async () => report());
+    await h.run();
+    expect(h.released).toEqual([false]);
   });
 
   it('records what was applied, with the post-commit checks and the fleet fingerprint', async () => {

@@ -16,10 +16,16 @@
 import { quoteIdent, type Queryable } from './connection.js';
 
 export async function restoreInitiallyDeferred(db: Queryable): Promise<void> {
-  const r = await db.query<{ schema: string; name: string }>(
-    `SELECT DISTINCT n.nspname AS schema, k.conname AS name FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
-      WHERE k.condeferrable AND k.condeferred AND has_schema_privilege(n.oid, 'USAGE') ORDER BY 1, 2`,
-  );
-  if (r.rows.length === 0) return;
-  await db.query(`SET CONSTRAINTS ${r.rows.map((c) => `${quoteIdent(c.schema)}.${quoteIdent(c.name)}`).join(', ')} DEFERRED`);
+  const set = setDeferredSql((await db.query<{ schema: string; name: string }>(INITIALLY_DEFERRED_SQL)).rows);
+  if (set) await db.query(set);
+}
+
+/** The INITIALLY DEFERRED constraints (schema, name): for a batch, whose next one starts with setDeferredSql(rows). */
+export const INITIALLY_DEFERRED_SQL = `SELECT DISTINCT n.nspname AS schema, k.conname AS name FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
+      WHERE k.condeferrable AND k.condeferred AND has_schema_privilege(n.oid, 'USAGE') ORDER BY 1, 2`;
+
+/** SET CONSTRAINTS ... DEFERRED for those rows, or undefined when there are none. */
+export function setDeferredSql(rows: { schema: string; name: string }[]): string | undefined {
+  if (rows.length === 0) return undefined;
+  return `SET CONSTRAINTS ${rows.map((c) => `${quoteIdent(c.schema)}.${quoteIdent(c.name)}`).join(', ')} DEFERRED`;
 }

@@ -23,6 +23,7 @@ import { AmbiguousLedgerError, ForeignTrackingTableError, LedgerMovedError, Sche
 import { FLOTILLA_COLUMNS, ledgerShape, type TableInfo } from '../../core/ledger-shape.js';
 import type pg from 'pg';
 import type { AppliedRow } from '../../core/plan.js';
+import { part, runBatch, type Part, type Sql } from './batch.js';
 import { quoteIdent, type Queryable } from './connection.js';
 import { SQLSTATE } from './sqlstate.js';
 
@@ -133,6 +134,15 @@ function refuseForeign(l: LedgerLocation, info: TableInfo): Extract<ReturnType<t
  * types), then its rows; another tool's table is refused before its rows are used.
  */
 export async function readLedger(db: Queryable, l: LedgerLocation): Promise<AppliedRow[]> {
+  return (await readLedgerShape(db, l)).rows;
+}
+
+/**
+ * readLedger, and whether the table has every column of Flotilla's (`complete`:
+ * ensureLedger would change nothing, so a runner holding the lock needs no
+ * more than this one round trip).
+ */
+export async function readLedgerShape(db: Queryable, l: LedgerLocation): Promise<{ rows: AppliedRow[]; complete: boolean }> {
   let results: pg.QueryResult[];
   try {
     const res = await db.query(
@@ -142,21 +152,22 @@ export async function readLedger(db: Queryable, l: LedgerLocation): Promise<Appl
   } catch (e: any) {
     if (e?.code === SQLSTATE.undefinedTable || e?.code === SQLSTATE.invalidSchemaName) {
       await refuseTwins(db, l);
-      return [];
+      return { rows: [], complete: false };
     }
     // no `name` column: not ours (Laravel's `migration`, ...); not something rows can be read from (an index)
     if (e?.code === SQLSTATE.undefinedColumn || e?.code === WRONG_OBJECT_TYPE) throw await foreign(db, l);
     throw e;
   }
   const info = results[0]?.rows[0]?.info as TableInfo | undefined;
-  if (info) refuseForeign(l, info);
-  return results[1]!.rows.map((row) => ({
+  const shape = info ? refuseForeign(l, info) : undefined;
+  const rows = results[1]!.rows.map((row) => ({
     name: row.name,
     checksum: row.checksum ?? null,
     appliedAt: row.applied_at ?? row.executed_at ?? null,
     durationMs: row.duration_ms ?? null,
     appliedBy: row.applied_by ?? null,
   }));
+  return { rows, complete: shape !== undefined && shape.missing.length === 0 };
 }
 
 async function foreign(db: Queryable, l: LedgerLocation): Promise<ForeignTrackingTableError> {
@@ -213,12 +224,9 @@ export async function ensureLedger(db: Queryable, l: LedgerLocation, opts: { inT
   }
   if (!ddl.length) return { createdSchema: false };
   const createsTable = !info && l.how === 'new';
-  if (opts.inTransaction) return { createdSchema: await runDdl(db, l, ddl, !schema, createsTable) };
+  if (opts.inTransaction) return { createdSchema: await runDdl(db, l, ddl, !schema, createsTable, false) };
   try {
-    await db.query('BEGIN');
-    const created = await runDdl(db, l, ddl, !schema, createsTable);
-    await db.query('COMMIT');
-    return { createdSchema: created };
+    return { createdSchema: await runDdl(db, l, ddl, !schema, createsTable, true) };
   } catch (e) {
     await db.query('ROLLBACK').catch(() => {});
     throw e;
@@ -235,23 +243,30 @@ export async function ensureLedger(db: Queryable, l: LedgerLocation, opts: { inT
  * second, finding the first's table in another schema, stops (transient: run
  * again, it resolves to that table and waits for its lock).
  */
-async function runDdl(db: Queryable, l: LedgerLocation, ddl: string[], createsSchema: boolean, createsTable: boolean): Promise<boolean> {
+async function runDdl(db: Queryable, l: LedgerLocation, ddl: string[], createsSchema: boolean, createsTable: boolean, own: boolean): Promise<boolean> {
+  // `own`: a transaction of its own, BEGIN sent with the checks and COMMIT with the DDL (two round trips in all)
+  const checks: Part[] = own ? [part('BEGIN')] : [];
   if (createsTable) {
-    await db.query(`SELECT pg_advisory_xact_lock(hashtext('flotilla tracking table'), hashtext($1))`, [l.table]);
-    const r = await db.query<{ named: Named }>(`SELECT ${NAMED_SQL} AS named`, [l.table]);
-    const elsewhere = ledgersIn(r.rows[0]!.named).filter((s) => s !== l.schema);
-    if (elsewhere.length) throw new LedgerMovedError(l.table, l.schema, elsewhere[0]!);
+    checks.push(part({ text: `SELECT pg_advisory_xact_lock(hashtext('flotilla tracking table'), hashtext($1))`, values: [l.table] }));
+    checks.push(part({ text: `SELECT ${NAMED_SQL} AS named`, values: [l.table] }));
   }
   if (createsSchema) {
-    await db.query(`SELECT pg_advisory_xact_lock(hashtext('flotilla schema case'), hashtext(lower($1)))`, [l.schema]);
-    const r = await db.query<{ exact: boolean; twins: string[] | null }>(
-      `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS exact, (${TWINS_SQL}) AS twins`,
-      [l.schema],
-    );
-    if (r.rows[0]?.twins?.length) throw new SchemaCaseError(l.schema, r.rows[0].twins);
-    createsSchema = !r.rows[0]?.exact;
+    checks.push(part({ text: `SELECT pg_advisory_xact_lock(hashtext('flotilla schema case'), hashtext(lower($1)))`, values: [l.schema] }));
+    checks.push(part({ text: `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS exact, (${TWINS_SQL}) AS twins`, values: [l.schema] }));
   }
-  await db.query(ddl.join(';\n'));
+  if (checks.length) {
+    const r = await runBatch(db, checks);
+    if (createsTable) {
+      const elsewhere = ledgersIn(r.head(own ? 2 : 1)[0]!.named).filter((s) => s !== l.schema);
+      if (elsewhere.length) throw new LedgerMovedError(l.table, l.schema, elsewhere[0]!);
+    }
+    if (createsSchema) {
+      const row = r.tail(1)[0] as { exact: boolean; twins: string[] | null } | undefined;
+      if (row?.twins?.length) throw new SchemaCaseError(l.schema, row.twins);
+      createsSchema = !row?.exact;
+    }
+  }
+  await db.query([...ddl, ...(own ? ['COMMIT'] : [])].join(';\n'));
   return createsSchema;
 }
 
@@ -260,12 +275,8 @@ export async function recordApplied(
   l: LedgerLocation,
   row: { name: string; checksum: string; durationMs: number; appliedBy: string },
 ): Promise<void> {
-  await db.query(`INSERT INTO ${qualified(l)} (${FLOTILLA_COLUMNS.join(', ')}) VALUES ($1, $2, clock_timestamp(), $3, $4)`, [
-    row.name,
-    row.checksum,
-    row.durationMs,
-    row.appliedBy,
-  ]);
+  const q = recordAppliedQuery(l, row);
+  await db.query(q.text, q.values as unknown[]);
 }
 
 /** A down file's commit: the reverted migration's tracking rows go in the same transaction. */
@@ -287,3 +298,23 @@ export async function recordBaseline(db: Queryable, l: LedgerLocation, rows: { n
     [JSON.stringify(rows.map((r) => ({ name: r.name, checksum: r.checksum }))), appliedBy],
   );
 }
+
+/**
+ * The tracking row's INSERT, for a batch (adapters/pg/batch.ts). Without a
+ * durationMs, the server measures it: from the moment a batch stored in
+ * `flotilla.t0` (DURATION_START_SQL, just before the file's statements) to the
+ * INSERT, or from the batch's arrival when the file reset that setting.
+ */
+export function recordAppliedQuery(l: LedgerLocation, row: { name: string; checksum: string; durationMs?: number; appliedBy: string }): Sql {
+  const duration =
+    row.durationMs === undefined
+      ? `pg_catalog.round((pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) - COALESCE(NULLIF(pg_catalog.current_setting('flotilla.t0', true), '')::float8, pg_catalog.date_part('epoch', pg_catalog.statement_timestamp()))) * 1000)::int`
+      : '$3';
+  return {
+    text: `INSERT INTO ${qualified(l)} (${FLOTILLA_COLUMNS.join(', ')}) VALUES ($1, $2, clock_timestamp(), ${duration}, $4)`,
+    values: [row.name, row.checksum, row.durationMs ?? null, row.appliedBy],
+  };
+}
+
+/** Where the server starts measuring a file's duration (recordAppliedQuery), in the file's transaction. */
+export const DURATION_START_SQL = `SELECT pg_catalog.set_config('flotilla.t0', pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())::text, true)`;

@@ -52,6 +52,8 @@ export interface LockSessions {
   open(): Promise<LockConnection>;
   /** `clean`: its transaction ended and it ran nothing else (reusable as is); otherwise close it */
   release(c: LockConnection, clean: boolean): Promise<void>;
+  /** release() always closes the connection: the lock ends with the session, no ROLLBACK round trip needed first */
+  readonly closes?: boolean;
 }
 
 /** Lock sessions as new connections to `url`, closed after use (the CLI). */
@@ -60,6 +62,7 @@ export function connectLockSessions(url: string, options: ConnectOptions = {}): 
     target: targetLabel(describeUrl(url)),
     open: () => connect(url, options),
     release: async (c) => void (await (c as pg.Client).end().catch(() => {})),
+    closes: true,
   };
 }
 
@@ -96,6 +99,7 @@ export function siblingLockSessions(db: Queryable): LockSessions | undefined {
       return lock;
     },
     release: async (lock) => void (await (lock as pg.Client).end().catch(() => {})),
+    closes: true,
   };
 }
 
@@ -127,11 +131,14 @@ export class HeldLock {
     return this.ended;
   }
 
-  /** End the transaction (and with it the lock). Returns false when the connection is not reusable. */
-  async release(): Promise<boolean> {
+  /**
+   * End the transaction (and with it the lock). Returns false when the connection is not reusable.
+   * `rollback` false: the caller closes the connection, which ends the session and the lock with it.
+   */
+  async release(rollback = true): Promise<boolean> {
     this.conn.off?.('end', this.onEnd);
     this.conn.off?.('error', this.onEnd);
-    if (this.ended) return false;
+    if (this.ended || !rollback) return false;
     try {
       await this.conn.query('ROLLBACK');
       return true;

@@ -28,6 +28,7 @@
  * "every table". Exact where it matters, cheap where nothing can change.
  */
 import { changesAnyRows, type RowEffects } from '../../core/effects.js';
+import type { Sql } from './batch.js';
 import type { Queryable } from './connection.js';
 
 const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${oid})`;
@@ -166,20 +167,10 @@ export async function validationScope(
   if (names.every((n) => n.length === 0) && cache.eventTriggers !== undefined) return { count: cache.eventTriggers ? undefined : [], look: [] };
   // many small catalog subplans look expensive to the planner: JIT would compile them for seconds
   const jit = (await db.query<{ jit: string }>(`SELECT s.jit, set_config('jit', 'off', false) FROM (SELECT current_setting('jit') AS jit) s`)).rows[0]!.jit;
-  let row: { tables: string[]; named: string[]; everything: boolean; events: boolean };
+  let row: ScopeRow;
   try {
-    const r = await db.query<typeof row>(SCOPE_SQL, [
-      writes.map((w) => w.schema ?? ''),
-      writes.map((w) => w.name),
-      fx.relations!.map((w) => w.schema ?? ''),
-      fx.relations!.map((w) => w.name),
-      fx.functions,
-      fx.operators,
-      fx.opclasses,
-      fx.types,
-      fx.searchPath!.schemas,
-      fx.searchPath!.unknown,
-    ]);
+    const q = scopeQuery(fx, alsoWritten);
+    const r = await db.query<ScopeRow>(q.text, q.values as unknown[]);
     row = r.rows[0]!;
   } finally {
     // after a failure the transaction is aborted and rolls the setting back itself: keep the original error
@@ -190,4 +181,35 @@ export async function validationScope(
   const own = new Set(alsoWritten.map((t) => `${t.schema}.${t.table}`));
   const mine = (list: string[]) => list.filter((t) => !own.has(t)).sort();
   return { count: row.everything ? undefined : mine(row.tables), look: mine(row.named) };
+}
+
+/** A row of the scope query: `tables` to count (with the engine's own), relations `named`, `everything`, enabled event triggers. */
+export interface ScopeRow {
+  tables: string[];
+  named: string[];
+  everything: boolean;
+  events: boolean;
+}
+
+/**
+ * The scope query for a file that names something (not changesAnyRows), for a
+ * batch (adapters/pg/batch.ts); run it with jit off. Its row is a ScopeRow.
+ */
+export function scopeQuery(fx: RowEffects, alsoWritten: { schema: string; table: string }[] = []): Sql {
+  const writes = [...fx.writes, ...alsoWritten.map((t) => ({ schema: t.schema, name: t.table }))];
+  return {
+    text: SCOPE_SQL,
+    values: [
+      writes.map((w) => w.schema ?? ''),
+      writes.map((w) => w.name),
+      fx.relations!.map((w) => w.schema ?? ''),
+      fx.relations!.map((w) => w.name),
+      fx.functions,
+      fx.operators,
+      fx.opclasses,
+      fx.types,
+      fx.searchPath!.schemas,
+      fx.searchPath!.unknown,
+    ],
+  };
 }

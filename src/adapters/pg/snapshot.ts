@@ -10,6 +10,7 @@
  * table (code it could not see through may write anywhere).
  */
 import type { Snapshot, TableSnapshot } from '../../core/validation.js';
+import type { Sql } from './batch.js';
 import type { Queryable } from './connection.js';
 
 export interface SnapshotScope {
@@ -49,16 +50,21 @@ SELECT t.schema, t.name,
 FROM t`;
 
 export async function takeSnapshot(db: Queryable, scope: SnapshotScope): Promise<Snapshot> {
-  const r = await db.query(SNAPSHOT_SQL, [
-    scope.schemas,
-    scope.tables ?? [],
-    scope.count ?? null,
-    scope.exclude?.schema ?? '',
-    scope.exclude?.table ?? '',
-    scope.look ?? [],
-  ]);
+  const q = snapshotQuery(scope);
+  return readSnapshot((await db.query(q.text, q.values as unknown[])).rows);
+}
+
+/** The snapshot's query, for a batch (adapters/pg/batch.ts); its rows go to readSnapshot. */
+export function snapshotQuery(scope: SnapshotScope): Sql {
+  return {
+    text: SNAPSHOT_SQL,
+    values: [scope.schemas, scope.tables ?? [], scope.count ?? null, scope.exclude?.schema ?? '', scope.exclude?.table ?? '', scope.look ?? []],
+  };
+}
+
+export function readSnapshot(rows: any[]): Snapshot {
   const tables: Record<string, TableSnapshot> = {};
-  for (const row of r.rows) {
+  for (const row of rows) {
     tables[`${row.schema}.${row.name}`] = {
       schema: row.schema,
       name: row.name,
