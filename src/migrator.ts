@@ -134,6 +134,7 @@ export class Migrator {
   private async runRevert(pairs: RevertPairs, req: RevertRequest): Promise<MigrateReport> {
     const ledger = await this.location();
     const report = emptyReport(ledger.schema, !!req.dryRun);
+    this.meter.start(report);
     const time = timer(report.timings, this.clock);
     // refused here, before the lock, when the database as it is cannot be reverted
     const first = planRevert(pairs, await time('plan', () => readLedger(this.db, ledger)), req.select);
@@ -171,11 +172,17 @@ export class Migrator {
           report.interrupted = true;
           break;
         }
-        const ok = s.down.transactional ? (await this.applier.applyGroup([s.down], { finish: 'commit' }, run)).ok : await this.applier.applyAlone(s.down, run);
+        let ok: boolean;
+        if (s.down.transactional) {
+          // committed now: applyGroup leaves a group's COMMIT waiting for the next batch (engine/apply.ts settle)
+          ok = (await this.applier.applyGroup([s.down], { finish: 'commit' }, run)).ok;
+          if (ok) ok = (await this.applier.settle(run)).ok;
+        } else ok = (await this.applier.settle(run)).ok && (await this.applier.applyAlone(s.down, run));
         if (!ok) break;
       }
       return report;
     } finally {
+      await this.applier.abandon();
       await this.lock.release();
     }
   }
@@ -325,7 +332,9 @@ export class Migrator {
     if (checks.length && end.results) {
       // what the COMMIT did not take of the round trip went to the checks
       const ms = Math.round((this.clock.now() - t0 - (report.timings.ledger - ledger)) * 10) / 10;
-      report.postChecks = { ...readPostChecks(end.results.tail(1)), ms: Math.max(0, ms) };
+      // the checks and the fingerprint only: the schema's items are for `flotilla drift`, not the job's record
+      const { fingerprint, invalidIndexes, notValidConstraints } = readPostChecks(end.results.tail(1));
+      report.postChecks = { fingerprint, invalidIndexes, notValidConstraints, ms: Math.max(0, ms) };
     }
   }
 

@@ -80,6 +80,9 @@ function add(into: Timings, phase: keyof Timings, ms: number): void {
   into[phase] = Math.round((into[phase] + Math.max(0, ms)) * 10) / 10;
 }
 
+/** SQLSTATEs a failed batch is not run again for (batchFailed): lock_not_available, deadlock, serialization, canceled (statement_timeout), insufficient resources, operator intervention. */
+const NO_REPLAY = /^(55P03|40P01|40001|57014|53...|57P0.)$/;
+
 export class Applier {
   constructor(
     private readonly db: Queryable,
@@ -500,8 +503,10 @@ export class Applier {
    * (resolvePending). Then, back at the file's savepoint: the scope guard means
    * "take the careful path"; anything else is the file's error, found again by
    * running its statements one by one, so the error names the statement that
-   * failed and its line (an error that does not happen again, a lock timeout, a
-   * deadlock or the deferred triggers, is reported as it was, for the file).
+   * failed and its line (an error that does not happen again, the deferred
+   * triggers, is reported as it was, for the file). Never for a lock timeout, a
+   * deadlock, a statement timeout (NO_REPLAY): running the file again would wait
+   * on the tenant's traffic a second time.
    */
   private async batchFailed(run: RunContext, m: Migration, e: unknown): Promise<'careful' | unknown> {
     // the carried COMMIT's check failed: the transaction it was for is aborted, nothing after the check ran
@@ -518,6 +523,10 @@ export class Applier {
     if (this.commitInFlight) this.committed(run);
     this.announce(m);
     if (isScopeGuard(e)) return 'careful';
+    // waiting again would block the tenant's traffic a second time (a lock timeout twice as long, a deadlock
+    // risked again): reported as it was, named by its statement only when the file has one
+    const code = (e as { code?: unknown })?.code;
+    if (typeof code === 'string' && NO_REPLAY.test(code)) return this.asMigrationError(m, e, m.statements.length === 1 ? m.statements[0] : undefined, true);
     for (const s of m.statements) {
       if (run.req.signal?.aborted) return interrupted(m, s);
       try {
