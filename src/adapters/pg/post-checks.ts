@@ -6,6 +6,12 @@
  * Definitions are printed with search_path set to the tenant's schema (and the
  * schema stripped from index definitions, which Postgres always qualifies), so
  * schema-per-tenant and database-per-tenant tenants fingerprint alike.
+ *
+ * The schema's relations and enum types are found through pg_depend's index
+ * on (refclassid, refobjid), from the schema's oid; their columns, constraints
+ * and indexes through attrelid, conrelid and indrelid: nothing here reads more
+ * of the catalog than the schema's own objects (a schema-per-tenant database
+ * holds the whole fleet's).
  */
 import { quoteIdent, type Queryable } from './connection.js';
 
@@ -19,7 +25,9 @@ export async function postChecks(db: Queryable, schema: string, trackingTable: s
   await db.query(`SET search_path TO ${quoteIdent(schema)}`);
   const r = await db.query(
     `WITH t AS (
-       SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       SELECT c.oid, c.relname FROM pg_namespace n
+         JOIN pg_depend d ON d.refclassid = 'pg_namespace'::regclass AND d.refobjid = n.oid AND d.classid = 'pg_class'::regclass AND d.objsubid = 0
+         JOIN pg_class c ON c.oid = d.objid
         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relname <> $2)
      SELECT
        (SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM (
@@ -28,7 +36,9 @@ export async function postChecks(db: Queryable, schema: string, trackingTable: s
           UNION ALL SELECT 'con ' || t.relname || '.' || k.conname || ' ' || pg_get_constraintdef(k.oid) FROM t JOIN pg_constraint k ON k.conrelid = t.oid
           UNION ALL SELECT 'idx ' || replace(pg_get_indexdef(i.indexrelid), ' ON ' || quote_ident($1) || '.', ' ON ') FROM t JOIN pg_index i ON i.indrelid = t.oid
           UNION ALL SELECT 'typ ' || ty.typname || ' ' || coalesce((SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = ty.oid), '')
-            FROM pg_type ty JOIN pg_namespace n ON n.oid = ty.typnamespace WHERE n.nspname = $1 AND ty.typtype = 'e'
+            FROM pg_namespace n
+            JOIN pg_depend d ON d.refclassid = 'pg_namespace'::regclass AND d.refobjid = n.oid AND d.classid = 'pg_type'::regclass AND d.objsubid = 0
+            JOIN pg_type ty ON ty.oid = d.objid WHERE n.nspname = $1 AND ty.typtype = 'e'
        ) parts) AS fingerprint,
        (SELECT coalesce(array_agg(ic.relname::text ORDER BY ic.relname), '{}'::text[]) FROM t JOIN pg_index i ON i.indrelid = t.oid JOIN pg_class ic ON ic.oid = i.indexrelid WHERE NOT i.indisvalid) AS invalid_indexes,
        (SELECT coalesce(array_agg((t.relname || '.' || k.conname)::text ORDER BY 1), '{}'::text[]) FROM t JOIN pg_constraint k ON k.conrelid = t.oid WHERE NOT k.convalidated) AS not_valid`,
