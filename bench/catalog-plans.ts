@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   }
   const client = new PlanRecordingClient({ connectionString: url });
   await client.connect();
-  if (values['seqscan-off']) client.explainSettings = { enable_seqscan: 'off' };
+  if (values['seqscan-off']) client.explainSettings = { enable_seqscan: 'off', jit: 'off' };
   client.analyze = values.analyze!;
   const schema = `plans_${Date.now()}`;
   let failure: string | undefined;

@@ -33,31 +33,30 @@ import type { Queryable } from './connection.js';
 const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${oid})`;
 const EVENT_TRIGGERS = `EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled <> 'D')`;
 const SYSTEM = `('pg_catalog', 'information_schema')`;
+// OFFSET 0: a lookup by oid per row, never pulled up into a join that scans pg_proc to hash it
 const USER_PROC = (oid: string) =>
-  `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND n.nspname NOT IN ${SYSTEM})`;
+  `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND n.nspname NOT IN ${SYSTEM} OFFSET 0)`;
 const USER_OPERATOR = (oid: string) =>
-  `EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR ${USER_PROC('o.oprcode')}))`;
+  `EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR ${USER_PROC('o.oprcode')}) OFFSET 0)`;
 /*
  * $1/$2 write targets and $3/$4 relations named, as parallel arrays of schema ('' = unqualified) and name;
  * $5 functions, $6 operators, $7 operator classes, $8 types; $9 schemas the file adds to its path; $10 every schema
  */
 const SCOPE_SQL = `
-WITH RECURSIVE path AS (
-  SELECT n.oid FROM pg_namespace n
-   WHERE n.nspname = ANY (current_schemas(true) || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($9::text[]) s))
+WITH RECURSIVE path AS MATERIALIZED (
+  SELECT n.oid FROM unnest(current_schemas(true) || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($9::text[]) s)) AS p(name)
+    CROSS JOIN LATERAL (SELECT n.oid FROM pg_namespace n WHERE n.nspname = p.name OFFSET 0) n
 ), named(kind, schema, name) AS (
   SELECT 'w', x.s, x.n FROM unnest($1::text[], $2::text[]) AS x(s, n)
   UNION ALL SELECT 'r', x.s, x.n FROM unnest($3::text[], $4::text[]) AS x(s, n)
 ), resolved AS (
-  -- by (relname, relnamespace): qualified names in their schema, unqualified ones in each schema of the paths;
+  -- by (relname, relnamespace): qualified names in their schema, unqualified ones in each schema of the paths,
   -- by name in every schema only when the file changes name resolution in a way we cannot read ($10)
-  SELECT nm.kind, c.oid, c.relkind FROM named nm JOIN pg_namespace n ON n.nspname = nm.schema
-    JOIN pg_class c ON c.relname = nm.name AND c.relnamespace = n.oid
-   WHERE nm.schema <> ''
-  UNION ALL
-  SELECT nm.kind, c.oid, c.relkind FROM named nm CROSS JOIN path p
-    JOIN pg_class c ON c.relname = nm.name AND c.relnamespace = p.oid
-   WHERE nm.schema = '' AND NOT $10
+  SELECT nm.kind, c.oid, c.relkind FROM named nm
+    CROSS JOIN LATERAL (
+      SELECT n.oid FROM pg_namespace n WHERE nm.schema <> '' AND n.nspname = nm.schema
+      UNION SELECT p.oid FROM path p WHERE nm.schema = '' AND NOT $10 OFFSET 0) ns
+    CROSS JOIN LATERAL (SELECT c.oid, c.relkind FROM pg_class c WHERE c.relname = nm.name AND c.relnamespace = ns.oid OFFSET 0) c
   UNION ALL
   SELECT nm.kind, c.oid, c.relkind FROM named nm JOIN pg_class c ON c.relname = nm.name
    WHERE nm.schema = '' AND $10
@@ -67,7 +66,7 @@ WITH RECURSIVE path AS (
   SELECT oid FROM targets
   UNION
   SELECT s.other FROM closure cl, LATERAL (
-    -- a foreign key depends on the table it references (pg_depend's reference index; pg_constraint has none on confrelid)
+    -- a foreign key depends on the table it references (pg_depend's reference index: pg_constraint has none on confrelid)
     SELECT k.conrelid AS other FROM pg_depend d JOIN pg_constraint k ON k.oid = d.objid
      WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = cl.oid AND d.classid = 'pg_constraint'::regclass
        AND k.contype = 'f' AND k.confrelid = cl.oid
@@ -143,10 +142,12 @@ SELECT
   OR EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_namespace n ON n.oid = oc.opcnamespace
               WHERE n.nspname NOT IN ${SYSTEM} AND (oc.opcname = ANY($7::text[]) OR (oc.opcdefault AND oc.opcintype IN (SELECT oid FROM types))))
   -- names the file uses: functions (and aggregates), operators
-  OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-              WHERE p.proname = ANY($5::text[]) AND n.nspname NOT IN ${SYSTEM})
-  OR EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-              WHERE o.oprname = ANY($6::text[]) AND n.nspname NOT IN ${SYSTEM})
+  OR EXISTS (SELECT 1 FROM unnest($5::text[]) f(name) CROSS JOIN LATERAL (
+              SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE p.proname = f.name AND n.nspname NOT IN ${SYSTEM} OFFSET 0) x)
+  OR EXISTS (SELECT 1 FROM unnest($6::text[]) f(name) CROSS JOIN LATERAL (
+              SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+               WHERE o.oprname = f.name AND n.nspname NOT IN ${SYSTEM} OFFSET 0) x)
   OR ${EVENT_TRIGGERS} AS everything,
   ${EVENT_TRIGGERS} AS events`;
 
