@@ -63,7 +63,7 @@ const CATALOG = /\bpg_(class|attribute|constraint|namespace|type|depend|index|at
 
 /** One statement per SELECT/WITH of a simple-protocol batch (catalog statements never contain a `;` of their own). */
 function catalogStatements(text: string, values: unknown[] | undefined): string[] {
-  const parts = values?.length ? [text] : text.split(/;\s*(?=[A-Za-z])/);
+  const parts = values?.length ? [text] : text.replace(/--[^\n]*/g, '').split(/;\s*(?=[A-Za-z])/);
   return parts.map((p) => p.trim().replace(/;\s*$/, '')).filter((p) => /^(SELECT|WITH)\b/i.test(p) && CATALOG.test(p));
 }
 

@@ -161,3 +161,35 @@ describe('every table under --schema: write counters outside the tenant schema',
     }
   });
 });
+
+describe('type names: looked for in the path and the schemas that qualify them, not in every schema', () => {
+  it('a domain with user code is found where the file qualifies it, and not where the name cannot resolve', async () => {
+    await db.query(`CREATE SCHEMA typed;
+      CREATE FUNCTION typed.positive(x int) RETURNS boolean LANGUAGE sql AS 'SELECT x > 0';
+      CREATE DOMAIN typed.pos AS int CHECK (typed.positive(VALUE))`);
+    const scope = async (sql: string, old = false) => {
+      const set = await buildMigrationSet([{ name: '001_x.sql', sql }]);
+      const fx = { ...set.migrations[0]!.effects };
+      if (old) delete fx.typeSchemas;
+      const c = await db.client();
+      try {
+        await c.query('SET search_path TO public');
+        return await rowCountScope(c, fx);
+      } finally {
+        await c.end();
+      }
+    };
+    expect(
+      (await buildMigrationSet([{ name: '001_x.sql', sql: 'SELECT 1::typed.pos, CAST(2 AS s.other), 3::pg_catalog.int4;' }])).migrations[0]!.effects
+        .typeSchemas,
+    ).toEqual(['s', 'typed']);
+    // qualified: its CHECK calls a user function, so the file can run user code: every table
+    expect(await scope('SELECT 1::typed.pos;')).toBeUndefined();
+    // unqualified, off the path: the name resolves to nothing there (the file itself would fail on it)
+    expect(await scope('SELECT 1::pos;')).toEqual([]);
+    // a set frozen before typeSchemas was recorded: the name is looked for in every schema, as before
+    expect(await scope('SELECT 1::pos;', true)).toBeUndefined();
+    // on the path (SET in the file): found
+    expect(await scope('SET LOCAL search_path TO typed, public;\nSELECT 1::pos;')).toBeUndefined();
+  });
+});

@@ -40,7 +40,8 @@ const USER_OPERATOR = (oid: string) =>
   `EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR ${USER_PROC('o.oprcode')}) OFFSET 0)`;
 /*
  * $1/$2 write targets and $3/$4 relations named, as parallel arrays of schema ('' = unqualified) and name;
- * $5 functions, $6 operators, $7 operator classes, $8 types; $9 schemas the file adds to its path; $10 every schema
+ * $5 functions, $6 operators, $7 operator classes, $8 types; $9 schemas the file adds to its path; $10 every schema;
+ * $11 schemas qualifying type names; $12 type names in every schema (a set frozen before typeSchemas was recorded)
  */
 const SCOPE_SQL = `
 WITH RECURSIVE path AS MATERIALIZED (
@@ -83,7 +84,14 @@ WITH RECURSIVE path AS MATERIALIZED (
       JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
      WHERE w.ev_class = r.oid AND w.rulename = '_RETURN' AND d.refobjid <> r.oid OFFSET 0) x -- OFFSET 0: an index lookup per view, not a scan of pg_depend
 ), types(oid) AS (
-  SELECT t.oid FROM pg_type t WHERE t.typname = ANY($8::text[])
+  -- a type name in the schemas of the paths and those the file qualifies type names with ($11), by (typname,
+  -- typnamespace), in every schema when the path is unknown ($10) or the set is older than typeSchemas ($12)
+  SELECT x.oid FROM unnest($8::text[]) AS tn(name) CROSS JOIN LATERAL (
+    SELECT t.oid FROM pg_type t WHERE t.typname = tn.name AND ($10 OR $12)
+    UNION ALL
+    SELECT t.oid FROM (SELECT p.oid FROM path p UNION SELECT n.oid FROM pg_namespace n WHERE n.nspname = ANY($11::text[])) ns
+      CROSS JOIN LATERAL (SELECT t.oid FROM pg_type t WHERE t.typname = tn.name AND t.typnamespace = ns.oid OFFSET 0) t
+     WHERE NOT ($10 OR $12) OFFSET 0) x
   UNION SELECT a.atttypid FROM rels r CROSS JOIN LATERAL (
     SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped OFFSET 0) a
   UNION
@@ -200,6 +208,8 @@ export async function validationScope(
     fx.types!,
     fx.searchPath!.schemas,
     fx.searchPath!.unknown,
+    fx.typeSchemas ?? [],
+    fx.typeSchemas === undefined,
   ];
   const results = (await db.query(
     `SELECT set_config('flotilla.saved_jit', current_setting('jit'), true), set_config('jit', 'off', true);
