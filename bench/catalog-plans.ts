@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   // one line per distinct query text and step
   const seen = new Set<string>();
   let bad = 0;
-  const out: { step: string; sql: string; scans: string[]; growingSeqScans: string[]; plan: string; rowsRead?: number; reads?: unknown }[] = [];
+  const out: { step: string; sql: string; scans: string[]; growingSeqScans: string[]; plan: string; rowsRead?: number; reads?: unknown; analyzeMs?: number }[] = [];
   for (const p of client.plans) {
     const key = `${p.step}\n${p.sql}`;
     if (seen.has(key)) continue;
@@ -90,10 +90,10 @@ async function main(): Promise<void> {
     const g = growingSeqScans(p.plan);
     bad += g.length ? 1 : 0;
     const rowsRead = p.reads?.filter((x) => GROWING_CATALOGS.includes(x.relation)).reduce((a, x) => a + x.rows, 0);
-    out.push({ step: p.step, sql: p.sql, scans: scans(p.plan), growingSeqScans: g, plan: p.plan, rowsRead, reads: p.reads });
+    out.push({ step: p.step, sql: p.sql, scans: scans(p.plan), growingSeqScans: g, plan: p.plan, rowsRead, reads: p.reads, analyzeMs: p.analyzeMs });
     console.log(`\n[${p.step}] ${p.sql.replace(/\s+/g, ' ').slice(0, 140)}`);
     console.log(`  ${g.length ? 'SEQ SCAN OF A GROWING CATALOG: ' : ''}${[...new Set(scans(p.plan))].join('; ') || p.plan.split('\n')[0]}`);
-    if (rowsRead !== undefined) console.log(`  rows read from catalogs that grow with the fleet: ${rowsRead}`);
+    if (rowsRead !== undefined) console.log(`  rows read from catalogs that grow with the fleet: ${rowsRead}; EXPLAIN ANALYZE ${p.analyzeMs} ms`);
   }
   writeFileSync(values.json!, `${JSON.stringify({ database: values.database, ...info, failure, queries: out }, null, 2)}\n`);
   if (failure) console.log(`\nthe scenario stopped: ${failure}`);
