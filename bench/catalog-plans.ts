@@ -82,7 +82,8 @@ async function main(): Promise<void> {
   // one line per distinct query text and step
   const seen = new Set<string>();
   let bad = 0;
-  const out: { step: string; sql: string; scans: string[]; growingSeqScans: string[]; plan: string; rowsRead?: number; reads?: unknown; analyzeMs?: number }[] = [];
+  const out: { step: string; sql: string; scans: string[]; growingSeqScans: string[]; plan: string; rowsRead?: number; reads?: unknown; analyzeMs?: number }[] =
+    [];
   for (const p of client.plans) {
     const key = `${p.step}\n${p.sql}`;
     if (seen.has(key)) continue;
