@@ -53,6 +53,12 @@ export interface RowEffects {
   opclasses?: string[];
   /** type names used (casts, column types): a domain or type with user code means "any" */
   types?: string[];
+  /**
+   * schemas that qualify a type name in the file (`CAST(x AS s.t)`): a type name is looked for there and in the
+   * search path only (absent, from an older version: in every schema, which on a schema-per-tenant database
+   * finds every tenant's copy of it)
+   */
+  typeSchemas?: string[];
   /** every relation the file names, read or written: code attached to it (view body, index expression...) means "any" */
   relations?: RelationRef[];
   /** schemas the file adds to its search_path by a literal SET / set_config; unknown: a change the analysis cannot read */
@@ -232,7 +238,7 @@ export function rowEffects(statements: { kind: string; node: Node }[]): RowEffec
     cascades: false,
     extensions: [],
   };
-  const names: Names = { functions: new Set(), operators: new Set(), opclasses: new Set(), types: new Set() };
+  const names: Names = { functions: new Set(), operators: new Set(), opclasses: new Set(), types: new Set(), typeSchemas: new Set() };
   let implicitCode = false;
   const views = new Set<string>();
   for (const s of statements) {
@@ -290,7 +296,7 @@ export function rowEffects(statements: { kind: string; node: Node }[]): RowEffec
       }
       case 'AlterDomainStmt':
         // its name is a plain list: VALIDATE CONSTRAINT re-runs the domain's CHECK on every column of it
-        addName(names.types, n.typeName);
+        addType(names, n.typeName);
         break;
       case 'AlterTableStmt':
         // a foreign key added now makes this table a cascade target of DML later in the file (the catalog
@@ -321,6 +327,7 @@ export function rowEffects(statements: { kind: string; node: Node }[]): RowEffec
   fx.operators = [...names.operators].sort();
   fx.opclasses = [...names.opclasses].sort();
   fx.types = [...names.types].sort();
+  fx.typeSchemas = [...names.typeSchemas].sort();
   return fx;
 }
 
@@ -329,6 +336,7 @@ interface Names {
   operators: Set<string>;
   opclasses: Set<string>;
   types: Set<string>;
+  typeSchemas: Set<string>;
 }
 
 /** SET / SET LOCAL / RESET of a setting that changes name resolution. */
@@ -415,10 +423,10 @@ function walk(node: unknown, fx: RowEffects, names: Names): void {
         break;
       case 'typeName':
       case 'TypeName':
-        addName(names.types, v?.names);
+        addType(names, v?.names);
         break;
       case 'ofTypename':
-        addName(names.types, v?.names);
+        addType(names, v?.names);
         break;
     }
     walk(value, fx, names);
@@ -438,6 +446,14 @@ function qualified(list: unknown): string | undefined {
   const parts = list.map((p: Node) => String(p?.String?.sval ?? ''));
   if (parts.length >= 2 && parts[parts.length - 2] === 'pg_catalog') return undefined;
   return parts[parts.length - 1] || undefined;
+}
+
+/** A type name, and the schema that qualifies it if any (pg_catalog's are built-ins: left out, as by addName). */
+function addType(names: Names, list: unknown): void {
+  addName(names.types, list);
+  if (!Array.isArray(list) || list.length < 2) return;
+  const schema = String((list[list.length - 2] as Node)?.String?.sval ?? '');
+  if (schema && schema !== 'pg_catalog') names.typeSchemas.add(schema);
 }
 
 function addName(into: Set<string>, list: unknown): void {

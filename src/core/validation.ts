@@ -63,6 +63,13 @@ export interface TableSnapshot {
   name: string;
   /** exact count(*), or null where the table was not counted */
   rowCount: number | null;
+  /**
+   * Where "every table" is to be counted but this one was not (outside the
+   * schemas counted, adapters/pg/snapshot.ts): this transaction's inserted and
+   * deleted tuples (pg_stat_get_xact_*), and whether the transaction holds an
+   * ACCESS EXCLUSIVE lock on it (a TRUNCATE, which those counters do not see).
+   */
+  written?: { inserted: number; deleted: number; exclusive: boolean };
   columns: Record<string, ColumnSnapshot>;
   constraints: Record<string, ConstraintSnapshot>;
   indexes: Record<string, IndexSnapshot>;
@@ -93,6 +100,18 @@ export function diffSnapshots(before: Snapshot, after: Snapshot, options: Partia
     }
     if (!o.allowRowChanges && b.rowCount !== null && a.rowCount !== null && b.rowCount !== a.rowCount) {
       issues.push(`${T}: row count changed from ${b.rowCount} to ${a.rowCount}`);
+    }
+    if (!o.allowRowChanges && a.written && b.written) {
+      const net = a.written.inserted - a.written.deleted - (b.written.inserted - b.written.deleted);
+      if (a.written.exclusive)
+        issues.push(`${T}: locked ACCESS EXCLUSIVE by code the file runs (a TRUNCATE or an ALTER TABLE); its row count cannot be compared without counting it`);
+      else if (net !== 0 && (b.rowCount === null || a.rowCount === null))
+        // counted after (it was written), not before: what it held before is what the file's writes explain
+        issues.push(
+          a.rowCount !== null
+            ? `${T}: row count changed from ${a.rowCount - net} to ${a.rowCount} (by the rows this file inserted and deleted, attempts rolled back to a savepoint included)`
+            : `${T}: row count changed by ${net > 0 ? '+' : ''}${net} (rows inserted minus rows deleted by this file)`,
+        );
     }
     for (const [col, bc] of Object.entries(b.columns)) {
       const ac = a.columns[col];

@@ -598,7 +598,9 @@ export class Applier {
     // counting every table means every schema: code we could not see through may write outside --schema;
     // a DROP ... CASCADE may take columns and constraints of tables in any schema
     const everywhere = count === undefined || m.effects.cascades !== false;
-    const scope = { ...this.snapshotScope(ledger), count, look, ...(everywhere ? { schemas: [] } : {}) };
+    // every table: counted in the tenant's schema, elsewhere read from this transaction's write counters (adapters/pg/snapshot.ts)
+    const countIn = count === undefined && this.settings.schema ? [this.settings.schema] : undefined;
+    const scope = { ...this.snapshotScope(ledger), count, look, ...(everywhere ? { schemas: [] } : {}), ...(countIn ? { countIn } : {}) };
     return { scope, snapshot: await takeSnapshot(this.db, scope) };
   }
 

@@ -52,11 +52,15 @@ const TWINS_SQL = `SELECT array_agg(nspname::text ORDER BY nspname) FROM pg_name
 
 /**
  * Relations of schema $1 named like table $2 but for case, when $3 (the
- * qualified table) does not exist. Only then: lower(relname) cannot use
- * pg_class's index, and the CASE keeps the scan off the common path.
+ * qualified table) does not exist. Only then (the CASE). The schema's
+ * relations come from pg_depend's (refclassid, refobjid) index: pg_class has
+ * no index on relnamespace, and a schema-per-tenant database's pg_class holds
+ * the whole fleet.
  */
 const TABLE_TWINS_SQL = `CASE WHEN to_regclass($3) IS NULL THEN (SELECT array_agg(c.relname::text ORDER BY c.relname)
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  FROM pg_namespace n
+  JOIN pg_depend d ON d.refclassid = 'pg_namespace'::regclass AND d.refobjid = n.oid AND d.classid = 'pg_class'::regclass AND d.objsubid = 0
+  JOIN pg_class c ON c.oid = d.objid
   WHERE n.nspname = $1 AND lower(c.relname) = lower($2) AND c.relname <> $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) END`;
 
 /** A relation's kind and columns (core/ledger-shape.ts TableInfo), as json; `c` is its pg_class row. */
@@ -86,7 +90,7 @@ export async function resolveLedger(db: Queryable, schema: string | undefined, t
   // the other schemas are looked at only when the current one has nothing of that name
   const r = await db.query<{ current: string | null; path: string[]; here: boolean; named: Named | null }>(
     `SELECT current_schema()::text AS current, current_schemas(false)::text[] AS path, x.here, CASE WHEN NOT x.here THEN ${NAMED_SQL} END AS named
-       FROM (SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = $1 AND n.nspname = current_schema()) AS here) x`,
+       FROM (SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = $1 AND c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema())) AS here) x`,
     [table],
   );
   const { current, path, here, named } = r.rows[0]!;

@@ -34,31 +34,44 @@ import type { Queryable } from './connection.js';
 const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${oid})`;
 const EVENT_TRIGGERS = `EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled <> 'D')`;
 const SYSTEM = `('pg_catalog', 'information_schema')`;
+// OFFSET 0: a lookup by oid per row, never pulled up into a join that scans pg_proc to hash it
 const USER_PROC = (oid: string) =>
-  `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND n.nspname NOT IN ${SYSTEM})`;
+  `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND n.nspname NOT IN ${SYSTEM} OFFSET 0)`;
 const USER_OPERATOR = (oid: string) =>
-  `EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR ${USER_PROC('o.oprcode')}))`;
+  `EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR ${USER_PROC('o.oprcode')}) OFFSET 0)`;
 /*
  * $1/$2 write targets and $3/$4 relations named, as parallel arrays of schema ('' = unqualified) and name;
- * $5 functions, $6 operators, $7 operator classes, $8 types; $9 schemas the file adds to its path; $10 every schema
+ * $5 functions, $6 operators, $7 operator classes, $8 types; $9 schemas the file adds to its path; $10 every schema;
+ * $11 schemas qualifying type names; $12 type names in every schema (a set frozen before typeSchemas was recorded)
  */
 const SCOPE_SQL = `
-WITH RECURSIVE path AS (
-  SELECT n.oid FROM pg_namespace n
-   WHERE n.nspname = ANY (current_schemas(true) || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($9::text[]) s))
+WITH RECURSIVE path AS MATERIALIZED (
+  SELECT n.oid FROM unnest(current_schemas(true) || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($9::text[]) s)) AS p(name)
+    CROSS JOIN LATERAL (SELECT n.oid FROM pg_namespace n WHERE n.nspname = p.name OFFSET 0) n
 ), named(kind, schema, name) AS (
   SELECT 'w', x.s, x.n FROM unnest($1::text[], $2::text[]) AS x(s, n)
   UNION ALL SELECT 'r', x.s, x.n FROM unnest($3::text[], $4::text[]) AS x(s, n)
 ), resolved AS (
-  SELECT nm.kind, c.oid, c.relkind FROM named nm JOIN pg_class c ON c.relname = nm.name JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE CASE WHEN nm.schema <> '' THEN n.nspname = nm.schema ELSE $10 OR c.relnamespace IN (SELECT oid FROM path) END
+  -- by (relname, relnamespace): qualified names in their schema, unqualified ones in each schema of the paths,
+  -- by name in every schema only when the file changes name resolution in a way we cannot read ($10)
+  SELECT nm.kind, c.oid, c.relkind FROM named nm
+    CROSS JOIN LATERAL (
+      SELECT n.oid FROM pg_namespace n WHERE nm.schema <> '' AND n.nspname = nm.schema
+      UNION SELECT p.oid FROM path p WHERE nm.schema = '' AND NOT $10 OFFSET 0) ns
+    CROSS JOIN LATERAL (SELECT c.oid, c.relkind FROM pg_class c WHERE c.relname = nm.name AND c.relnamespace = ns.oid OFFSET 0) c
+  UNION ALL
+  SELECT nm.kind, c.oid, c.relkind FROM named nm JOIN pg_class c ON c.relname = nm.name
+   WHERE nm.schema = '' AND $10
 ), targets AS (
   SELECT oid, relkind FROM resolved WHERE kind = 'w'
 ), closure(oid) AS (
   SELECT oid FROM targets
   UNION
   SELECT s.other FROM closure cl, LATERAL (
-    SELECT k.conrelid AS other FROM pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cl.oid
+    -- a foreign key depends on the table it references (pg_depend's reference index: pg_constraint has none on confrelid)
+    SELECT k.conrelid AS other FROM pg_depend d JOIN pg_constraint k ON k.oid = d.objid
+     WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = cl.oid AND d.classid = 'pg_constraint'::regclass
+       AND k.contype = 'f' AND k.confrelid = cl.oid
     UNION ALL SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = cl.oid
     UNION ALL SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = cl.oid
   ) s
@@ -72,8 +85,16 @@ WITH RECURSIVE path AS (
       JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
      WHERE w.ev_class = r.oid AND w.rulename = '_RETURN' AND d.refobjid <> r.oid OFFSET 0) x -- OFFSET 0: an index lookup per view, not a scan of pg_depend
 ), types(oid) AS (
-  SELECT t.oid FROM pg_type t WHERE t.typname = ANY($8::text[])
-  UNION SELECT a.atttypid FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+  -- a type name in the schemas of the paths and those the file qualifies type names with ($11), by (typname,
+  -- typnamespace), in every schema when the path is unknown ($10) or the set is older than typeSchemas ($12)
+  SELECT x.oid FROM unnest($8::text[]) AS tn(name) CROSS JOIN LATERAL (
+    SELECT t.oid FROM pg_type t WHERE t.typname = tn.name AND ($10 OR $12)
+    UNION ALL
+    SELECT t.oid FROM (SELECT p.oid FROM path p UNION SELECT n.oid FROM pg_namespace n WHERE n.nspname = ANY($11::text[])) ns
+      CROSS JOIN LATERAL (SELECT t.oid FROM pg_type t WHERE t.typname = tn.name AND t.typnamespace = ns.oid OFFSET 0) t
+     WHERE NOT ($10 OR $12) OFFSET 0) x
+  UNION SELECT a.atttypid FROM rels r CROSS JOIN LATERAL (
+    SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped OFFSET 0) a
   UNION
   -- array elements, domain bases, range subtypes, composite attributes (0 and NULL lead nowhere)
   SELECT x.oid FROM types ty CROSS JOIN LATERAL (
@@ -87,46 +108,55 @@ WITH RECURSIVE path AS (
 ), attached(classid, objid) AS (
   -- catalog objects whose expressions run when the file touches what it names: view bodies, defaults and
   -- generated columns, constraints, index expressions, policies, statistics, domain checks and defaults
-  SELECT 'pg_rewrite'::regclass, w.oid FROM rels r JOIN pg_rewrite w ON w.ev_class = r.oid
-  UNION ALL SELECT 'pg_attrdef'::regclass, a.oid FROM rels r JOIN pg_attrdef a ON a.adrelid = r.oid
-  UNION ALL SELECT 'pg_constraint'::regclass, k.oid FROM rels r JOIN pg_constraint k ON k.conrelid = r.oid
-  UNION ALL SELECT 'pg_class'::regclass, i.indexrelid FROM rels r JOIN pg_index i ON i.indrelid = r.oid
-  UNION ALL SELECT 'pg_policy'::regclass, pl.oid FROM rels r JOIN pg_policy pl ON pl.polrelid = r.oid
-  UNION ALL SELECT 'pg_statistic_ext'::regclass, st.oid FROM rels r JOIN pg_statistic_ext st ON st.stxrelid = r.oid
-  UNION ALL SELECT 'pg_constraint'::regclass, k.oid FROM user_types t JOIN pg_constraint k ON k.contypid = t.oid
+  -- (each a lookup per relation or type, by the catalog's index on it: LATERAL ... OFFSET 0 keeps the planner from
+  -- scanning a whole catalog to hash it, which it may estimate cheaper, and which grows with every tenant)
+  SELECT x.* FROM rels r CROSS JOIN LATERAL (
+    SELECT 'pg_rewrite'::regclass, w.oid FROM pg_rewrite w WHERE w.ev_class = r.oid
+    UNION ALL SELECT 'pg_attrdef'::regclass, a.oid FROM pg_attrdef a WHERE a.adrelid = r.oid
+    UNION ALL SELECT 'pg_constraint'::regclass, k.oid FROM pg_constraint k WHERE k.conrelid = r.oid
+    UNION ALL SELECT 'pg_class'::regclass, i.indexrelid FROM pg_index i WHERE i.indrelid = r.oid
+    UNION ALL SELECT 'pg_policy'::regclass, pl.oid FROM pg_policy pl WHERE pl.polrelid = r.oid
+    UNION ALL SELECT 'pg_statistic_ext'::regclass, st.oid FROM pg_statistic_ext st WHERE st.stxrelid = r.oid OFFSET 0) x
+  UNION ALL SELECT x.* FROM user_types t CROSS JOIN LATERAL (
+    SELECT 'pg_constraint'::regclass, k.oid FROM pg_constraint k WHERE k.contypid = t.oid OFFSET 0) x
   UNION ALL SELECT 'pg_type'::regclass, t.oid FROM user_types t
 ), code AS (
-  SELECT d.refclassid, d.refobjid FROM attached a
-    JOIN pg_depend d ON d.classid = a.classid AND d.objid = a.objid AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+  SELECT d.refclassid, d.refobjid FROM attached a CROSS JOIN LATERAL (
+    SELECT d.refclassid, d.refobjid FROM pg_depend d
+     WHERE d.classid = a.classid AND d.objid = a.objid AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass) OFFSET 0) d
 )
 SELECT
   -- (scalar subqueries: one index lookup per table, never a scan of pg_class)
   (SELECT coalesce(array_agg(${QUALIFIED('cl.oid')}), '{}'::text[]) FROM closure cl) AS tables,
   (SELECT coalesce(array_agg(DISTINCT ${QUALIFIED('r.oid')}), '{}'::text[]) FROM resolved r WHERE r.relkind IN ('r', 'p')) AS named,
   EXISTS (SELECT 1 FROM targets WHERE relkind NOT IN ('r', 'p', 'f'))
-  OR EXISTS (SELECT 1 FROM closure cl JOIN pg_trigger t ON t.tgrelid = cl.oid WHERE NOT t.tgisinternal)
-  OR EXISTS (SELECT 1 FROM closure cl JOIN pg_rewrite r ON r.ev_class = cl.oid WHERE r.rulename <> '_RETURN')
+  OR EXISTS (SELECT 1 FROM closure cl CROSS JOIN LATERAL (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = cl.oid AND NOT t.tgisinternal OFFSET 0) x)
+  OR EXISTS (SELECT 1 FROM closure cl CROSS JOIN LATERAL (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = cl.oid AND r.rulename <> '_RETURN' OFFSET 0) x)
   -- foreign tables run their wrapper's code
   OR EXISTS (SELECT 1 FROM rels r WHERE (SELECT c.relkind FROM pg_class c WHERE c.oid = r.oid) = 'f')
   OR EXISTS (SELECT 1 FROM code c WHERE (c.refclassid = 'pg_proc'::regclass AND ${USER_PROC('c.refobjid')})
                                      OR (c.refclassid = 'pg_operator'::regclass AND ${USER_OPERATOR('c.refobjid')}))
   -- operator classes of the indexes of what is named (index builds and inserts call their support functions)
-  OR EXISTS (SELECT 1 FROM rels r JOIN pg_index i ON i.indrelid = r.oid CROSS JOIN LATERAL unnest(i.indclass::oid[]) AS ic(oid)
+  OR EXISTS (SELECT 1 FROM rels r CROSS JOIN LATERAL (SELECT i.indclass FROM pg_index i WHERE i.indrelid = r.oid OFFSET 0) i
+               CROSS JOIN LATERAL unnest(i.indclass::oid[]) AS ic(oid)
                JOIN pg_opclass oc ON oc.oid = ic.oid JOIN pg_namespace n ON n.oid = oc.opcnamespace WHERE n.nspname NOT IN ${SYSTEM})
   -- types with code: base, range and multirange types outside pg_catalog (arrays are judged by their element),
   -- any type with user operators, casts or operator classes
-  OR EXISTS (SELECT 1 FROM user_types t WHERE (t.typtype IN ('b', 'r', 'm') AND t.typsubscript <> 'array_subscript_handler'::regproc)
-               OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_type'::regclass AND d.refobjid = t.oid
-                            AND d.classid IN ('pg_operator'::regclass, 'pg_cast'::regclass, 'pg_opclass'::regclass)))
+  OR EXISTS (SELECT 1 FROM user_types t WHERE t.typtype IN ('b', 'r', 'm') AND t.typsubscript <> 'array_subscript_handler'::regproc)
+  OR EXISTS (SELECT 1 FROM user_types t CROSS JOIN LATERAL (
+               SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_type'::regclass AND d.refobjid = t.oid
+                  AND d.classid IN ('pg_operator'::regclass, 'pg_cast'::regclass, 'pg_opclass'::regclass) OFFSET 0) x)
   -- a user-defined cast runs when something must become its target type: a type named, or a column's
   OR EXISTS (SELECT 1 FROM pg_cast ca WHERE ca.castfunc <> 0 AND ca.casttarget IN (SELECT oid FROM types) AND ${USER_PROC('ca.castfunc')})
   OR EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_namespace n ON n.oid = oc.opcnamespace
               WHERE n.nspname NOT IN ${SYSTEM} AND (oc.opcname = ANY($7::text[]) OR (oc.opcdefault AND oc.opcintype IN (SELECT oid FROM types))))
   -- names the file uses: functions (and aggregates), operators
-  OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-              WHERE p.proname = ANY($5::text[]) AND n.nspname NOT IN ${SYSTEM})
-  OR EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-              WHERE o.oprname = ANY($6::text[]) AND n.nspname NOT IN ${SYSTEM})
+  OR EXISTS (SELECT 1 FROM unnest($5::text[]) f(name) CROSS JOIN LATERAL (
+              SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE p.proname = f.name AND n.nspname NOT IN ${SYSTEM} OFFSET 0) x)
+  OR EXISTS (SELECT 1 FROM unnest($6::text[]) f(name) CROSS JOIN LATERAL (
+              SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+               WHERE o.oprname = f.name AND n.nspname NOT IN ${SYSTEM} OFFSET 0) x)
   OR ${EVENT_TRIGGERS} AS everything,
   ${EVENT_TRIGGERS} AS events`;
 
@@ -210,6 +240,8 @@ export function scopeQuery(fx: RowEffects, alsoWritten: { schema: string; table:
       fx.types,
       fx.searchPath!.schemas,
       fx.searchPath!.unknown,
+      fx.typeSchemas ?? [],
+      fx.typeSchemas === undefined,
     ],
   };
 }

@@ -18,6 +18,8 @@ export const SQLSTATE = {
   deadlockDetected: '40P01',
   serializationFailure: '40001',
   tooManyConnections: '53300',
+  /** out of shared memory: the lock table is full (another session holds thousands of locks); it frees up */
+  outOfMemory: '53200',
   adminShutdown: '57P01',
   crashShutdown: '57P02',
   cannotConnectNow: '57P03',
@@ -30,6 +32,7 @@ const RETRYABLE = new Set<string>([
   SQLSTATE.deadlockDetected,
   SQLSTATE.serializationFailure,
   SQLSTATE.tooManyConnections,
+  SQLSTATE.outOfMemory,
   SQLSTATE.adminShutdown,
   SQLSTATE.crashShutdown,
   SQLSTATE.cannotConnectNow,
