@@ -87,6 +87,8 @@ const EXPECTED: { sql: RegExp; values?: (v: unknown[] | undefined) => boolean; w
   // a file whose code cannot be proved harmless: the structure of every schema is compared (rows are not counted
   // outside the tenant's schema: adapters/pg/snapshot.ts); 901 deletes from users, whose referrer invoices has a trigger
   { sql: /^WITH exclusive AS MATERIALIZED/, values: (v) => Array.isArray(v?.[0]) && (v[0] as unknown[]).length === 0, why: 'every schema' },
+  // the same, sent in a file's batch with its parameters inlined (adapters/pg/batch.ts inline): $1 is '{}'
+  { sql: /^WITH exclusive AS MATERIALIZED[\s\S]*n\.nspname = ANY\('\{\}'::text\[\]\)/, why: 'every schema (batched)' },
   // --single-transaction: restoring INITIALLY DEFERRED constraints lists the whole database's
   { sql: /condeferrable AND k\.condeferred/, why: 'SET CONSTRAINTS by name, database-wide' },
 ];
