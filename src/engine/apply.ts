@@ -468,6 +468,9 @@ export class Applier {
       res = await runBatch(this.db, parts);
     } catch (e) {
       const next = await this.batchFailed(run, m, e);
+      // a failed batch is the file's time too (a statement that waited for a lock until lock_timeout, metrics' apply
+      // phase); the scope guard stopping it early was the validation's
+      add(run.report.timings, next === 'careful' ? 'validation' : 'apply', this.clock.now() - t0);
       if (next === 'careful') return this.runFile(m, run, v, previous, step, [], true);
       throw next;
     }

@@ -24,9 +24,9 @@ async function migrate(db: TestDatabase, files: MigrationFile[], settings: Parti
 
 const count = async (db: TestDatabase, table: string) => (await db.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
 
-async function expectCaught(db: TestDatabase, r: MigrateReport, victim: string) {
+async function expectCaught(db: TestDatabase, r: MigrateReport, victim: string, why = /row count changed from 5 to 0/) {
   expect(r.failed?.error, JSON.stringify(r.failed)).toBeInstanceOf(ValidationFailedError);
-  expect(r.failed!.error.message).toMatch(/row count changed from 5 to 0/);
+  expect(r.failed!.error.message).toMatch(why);
   expect(await count(db, victim)).toBe(5);
 }
 
@@ -41,6 +41,9 @@ describe('DROP ... CASCADE counts every table', () => {
       db,
       await migrate(db, [{ name: '001_drop_type.sql', sql: `DROP TYPE public.comp CASCADE;\nCREATE TABLE public.victim2 (a int);` }], { schema: 'tenant' }),
       'victim2',
+      // under --schema, a table outside it is judged by this transaction's write counters and locks, not counted
+      // (adapters/pg/snapshot.ts): the recreated table is held ACCESS EXCLUSIVE, so it cannot be compared
+      /row count changed from 5 to 0|victim2: locked ACCESS EXCLUSIVE by code the file runs/,
     );
   });
 
