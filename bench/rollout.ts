@@ -17,7 +17,7 @@
  * 1, 2 and 4 worker processes, plotted to docs/performance-curve.svg.
  * Figures go to stdout and, as JSON, to --json (default bench-results.json).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +29,8 @@ import { readMigrationFiles, loadMigrationDir } from '../src/adapters/fs-source.
 import { takeSnapshot } from '../src/adapters/pg/snapshot.js';
 import { buildMigrationSet } from '../src/core/migration-set.js';
 import { Migrator } from '../src/migrator.js';
-import { CLI, REPO, adminQuery, createFleet, dbUrl, spawnWorker, type FleetFixture, type SpawnedWorker } from '../test/helpers/fleet-base.js';
+import { REPO, adminQuery, createFleet, dbUrl, spawnWorker, type FleetFixture, type SpawnedWorker } from '../test/helpers/fleet-base.js';
+import { runCliTimed } from './cli-run.js';
 import { PEER_METHODS, preparePeerMigrations, runPeer } from './peers.js';
 import { curveSvg, type CurvePoint } from './curve.js';
 
@@ -234,7 +235,7 @@ interface RolloutRun {
 /** `flotilla rollout --wait` over the fleet; phases averaged from the workers' log lines of this run. */
 async function rollout(fleet: FleetFixture, env: NodeJS.ProcessEnv, workers: SpawnedWorker[], args: string[]): Promise<RolloutRun> {
   const marks = workers.map((x) => x.output().length);
-  const r = await runCli(['rollout', '--tenants', fleet.tenantsFile, '--all', '--wait', '--json', ...args], { ...env, LOG_LEVEL: 'info' });
+  const r = await runCliTimed(['rollout', '--tenants', fleet.tenantsFile, '--all', '--wait', '--json', ...args], { ...env, LOG_LEVEL: 'info' });
   if (r.code !== 0) say(`rollout exited with ${r.code}: ${r.stderr.slice(-800)}`);
   const view = JSON.parse(r.stdout || '{"tenants":[]}');
   const tenants = view.tenants as { state: string; applied: string[] }[];
@@ -513,20 +514,6 @@ async function scale(s: number, w: number, c: number): Promise<number> {
     if (!values.keep) await fleet.drop();
   }
   return bad;
-}
-
-/** Run the built CLI with exactly `env`, timed. */
-function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, ms: performance.now() - started }));
-  });
 }
 
 function gitCommit(): string | undefined {

@@ -10,13 +10,14 @@
  * end), worker peak RSS (VmHWM), Redis keys left, the control database's size.
  * Then `--databases` database tenants: migrated, then the no-op rerun per tenant.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { CLI, REPO, createFleet, spawnWorker, type FleetFixture, type SpawnedWorker } from '../test/helpers/fleet-base.js';
+import { REPO, createFleet, spawnWorker, type FleetFixture, type SpawnedWorker } from '../test/helpers/fleet-base.js';
+import { runCliTimed } from './cli-run.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,19 +35,6 @@ const prefix = '{flotilla-scale}';
 const say = (s = '') => console.log(s);
 const sec = (ms: number) => (ms / 1000).toFixed(2);
 const results: Record<string, unknown> = {};
-
-function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, ms: performance.now() - started }));
-  });
-}
 
 async function redis<T>(fn: (r: Redis) => Promise<T>): Promise<T> {
   const r = new Redis(redisUrl);
@@ -94,7 +82,7 @@ async function quarters(fleet: FleetFixture): Promise<number[]> {
 }
 
 async function rollout(fleet: FleetFixture, env: NodeJS.ProcessEnv) {
-  const r = await runCli(['rollout', '--tenants', fleet.tenantsFile, '--all', '--wait', '--json'], env);
+  const r = await runCliTimed(['rollout', '--tenants', fleet.tenantsFile, '--all', '--wait', '--json'], env);
   if (r.code !== 0) say(`rollout exited with ${r.code}: ${r.stderr.slice(-600)}`);
   const tenants = (JSON.parse(r.stdout || '{"tenants":[]}').tenants ?? []) as { state: string; applied: string[] }[];
   return {
