@@ -17,7 +17,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../test/helpers/browser.js';
 import { CLI, REPO, writeTenantsFile, type TenantsFileEntry } from '../test/helpers/fleet-base.js';
 
 const admin = process.env.DEMO_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -100,18 +100,7 @@ async function main(): Promise<number> {
   let said = '';
   dashboard.stderr!.on('data', (d) => (said += d));
   const workers = [run(['worker', '--concurrency', '2']), run(['worker', '--concurrency', '2'])];
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-    ],
-  });
+  const browser = await launchChromium();
   try {
     while (!/listening on (\S+)/.test(said)) {
       if (dashboard.exitCode !== null) throw new Error(`dashboard exited: ${said}`);

@@ -7,14 +7,12 @@
  * the page. Every tenant is a schema on one shared database (a database each would cost a
  * DROP DATABASE, slow on a busy server, at the end).
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../helpers/browser.js';
 import { migrationDir } from '../helpers/migrations.js';
 import { Fleet, SECRET, waitFor, why, type FleetTenant } from '../helpers/fleet.js';
 import { startDashboard, TOKEN, type DashboardProcess } from './dashboard-helpers.js';
-
-const CHROMIUM = '/usr/bin/chromium';
 
 // what the functions passed to page.evaluate/waitForFunction see, in the browser (the project has no DOM types)
 declare const document: any;
@@ -28,21 +26,9 @@ let ro: DashboardProcess;
 const dirs: { cleanup(): void }[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)`);
   fleet = await Fleet.create();
   [browser, rw, ro] = await Promise.all([
-    chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-      ],
-    }),
+    launchChromium(),
     startDashboard(fleet.cliEnv({ FLOTILLA_DASHBOARD_TOKEN: TOKEN })),
     startDashboard(fleet.cliEnv()),
     fleet.startWorkers(2),
