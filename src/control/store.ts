@@ -666,11 +666,11 @@ async function reconcileApplied(c: pg.PoolClient, rolloutId: string, tenantId: s
 const STATES: TenantState[] = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'cancelled'];
 
 /** The per-state sums of `rollout_counts` rows aliased `c` (pending: handed out or not). */
-const COUNTS_SQL = (c: string) =>
+export const COUNTS_SQL = (c: string) =>
   `coalesce(sum(${c}.waiting + ${c}.queued), 0)::int AS pending, coalesce(sum(${c}.scheduled), 0)::int AS scheduled, coalesce(sum(${c}.running), 0)::int AS running,
    coalesce(sum(${c}.succeeded), 0)::int AS succeeded, coalesce(sum(${c}.failed), 0)::int AS failed, coalesce(sum(${c}.cancelled), 0)::int AS cancelled`;
 
-function toCounts(x: pg.QueryResultRow): Record<TenantState, number> {
+export function toCounts(x: pg.QueryResultRow): Record<TenantState, number> {
   return Object.fromEntries(STATES.map((s) => [s, Number(x[s] ?? 0)])) as Record<TenantState, number>;
 }
 

@@ -15,6 +15,7 @@ import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError } from '../core/errors.js';
 import { T } from '../control/schema.js';
+import { COUNTS_SQL, toCounts } from '../control/store.js';
 
 /** What happened to one attempt of a tenant job (emitted by processor.ts). */
 export type AttemptEvent =
@@ -229,18 +230,21 @@ export class WorkerMetrics {
   }
 }
 
-/** The active rollouts of a fleet and their tenants by state: one grouped read of the control database. */
+/**
+ * The active rollouts of a fleet and their tenants by state, from the counters
+ * the control database keeps per rollout and wave (control migration 006):
+ * one read per scrape, never a count over the rollouts' tenants.
+ */
 export async function activeRolloutProgress(pool: Pick<pg.Pool, 'query'>, queuePrefix: string): Promise<RolloutProgress[]> {
-  const r = await pool.query<{ id: string; current_wave: number; wave_count: number; counts: Record<string, number> | null }>(
-    `SELECT r.id, r.current_wave, r.wave_count,
-            (SELECT jsonb_object_agg(state, n) FROM (SELECT state, count(*)::int AS n FROM ${T('rollout_tenants')} WHERE rollout_id = r.id GROUP BY state) s) AS counts
+  const r = await pool.query(
+    `SELECT r.id, r.current_wave, r.wave_count, n.*
        FROM ${T('rollouts')} r
-      WHERE r.queue_prefix = $1 AND (r.state = 'running'
-         OR EXISTS (SELECT 1 FROM ${T('rollout_tenants')} t WHERE t.rollout_id = r.id AND t.state = 'running'))
+       CROSS JOIN LATERAL (SELECT ${COUNTS_SQL('c')} FROM ${T('rollout_counts')} c WHERE c.rollout_id = r.id) n
+      WHERE r.queue_prefix = $1 AND (r.state = 'running' OR n.running > 0)
       ORDER BY r.created_at LIMIT 100`,
     [queuePrefix],
   );
-  return r.rows.map((x) => ({ id: x.id, currentWave: x.current_wave, waveCount: x.wave_count, counts: x.counts ?? {} }));
+  return r.rows.map((x) => ({ id: x.id, currentWave: x.current_wave, waveCount: x.wave_count, counts: toCounts(x) }));
 }
 
 export interface MetricsServer {
