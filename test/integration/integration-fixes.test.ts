@@ -11,6 +11,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadMigrationDir } from '../../src/adapters/fs-source.js';
 import { Migrator } from '../../src/migrator.js';
+import { validationScope } from '../../src/adapters/pg/row-scope.js';
+import { buildMigrationSet } from '../../src/core/migration-set.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, dropAllTestDatabases } from '../helpers/db.js';
 import { migrationDir } from '../helpers/migrations.js';
@@ -42,6 +44,25 @@ describe('integration fixes', { timeout: 90_000, concurrent: true }, () => {
     } finally {
       await blocker.query('COMMIT');
       await blocker.end();
+      await c.end();
+    }
+  });
+
+  it('the row-scope query turns JIT off and back in its own round trip (was three)', async () => {
+    const db = await createTestDatabase('fix');
+    await db.query('CREATE TABLE t (id int)');
+    const set = await buildMigrationSet([{ name: '001_x.sql', sql: 'UPDATE t SET id = 1 WHERE id = 2;' }]);
+    const c = await db.client();
+    try {
+      await c.query("SET jit = 'on'");
+      const sent: unknown[] = [];
+      const query = c.query.bind(c);
+      const counting = { query: (...a: unknown[]) => (sent.push(a[0]), (query as (...x: unknown[]) => unknown)(...a)) } as unknown as typeof c;
+      const scope = await validationScope(counting, set.migrations[0]!.effects);
+      expect(scope.count).toEqual(['public.t']);
+      expect(sent).toHaveLength(1);
+      expect((await c.query('SHOW jit')).rows[0].jit).toBe('on');
+    } finally {
       await c.end();
     }
   });

@@ -28,7 +28,7 @@
  * "every table". Exact where it matters, cheap where nothing can change.
  */
 import { changesAnyRows, type RowEffects } from '../../core/effects.js';
-import type { Sql } from './batch.js';
+import { inline, type Sql } from './batch.js';
 import type { Queryable } from './connection.js';
 
 const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${oid})`;
@@ -195,17 +195,15 @@ export async function validationScope(
   const names = [writes, fx.relations!, fx.functions, fx.operators!, fx.opclasses!, fx.types!];
   // names nothing (SET, NOTIFY, COMMENT...): only an event trigger could change rows
   if (names.every((n) => n.length === 0) && cache.eventTriggers !== undefined) return { count: cache.eventTriggers ? undefined : [], look: [] };
-  // many small catalog subplans look expensive to the planner: JIT would compile them for seconds
-  const jit = (await db.query<{ jit: string }>(`SELECT s.jit, set_config('jit', 'off', false) FROM (SELECT current_setting('jit') AS jit) s`)).rows[0]!.jit;
-  let row: ScopeRow;
-  try {
-    const q = scopeQuery(fx, alsoWritten);
-    const r = await db.query<ScopeRow>(q.text, q.values as unknown[]);
-    row = r.rows[0]!;
-  } finally {
-    // after a failure the transaction is aborted and rolls the setting back itself: keep the original error
-    if (jit !== 'off') await db.query(`SELECT set_config('jit', $1, false)`, [jit]).catch(() => {});
-  }
+  // Many small catalog subplans look expensive to the planner: JIT would compile them for seconds. jit is off for
+  // this query alone, in its round trip: saved, off, the query, restored (transaction-local settings, which a
+  // failure rolls back anyway). Its parameters go in as literals (adapters/pg/batch.ts inline: the simple protocol).
+  const results = (await db.query(
+    `SELECT set_config('flotilla.saved_jit', current_setting('jit'), true), set_config('jit', 'off', true);
+     ${inline(scopeQuery(fx, alsoWritten))};
+     SELECT set_config('jit', current_setting('flotilla.saved_jit'), true)`,
+  )) as unknown as { rows: ScopeRow[] }[];
+  const row = results[1]!.rows[0]!;
   cache.eventTriggers = row.events;
   // the engine's own tables are left out of every snapshot
   const own = new Set(alsoWritten.map((t) => `${t.schema}.${t.table}`));
