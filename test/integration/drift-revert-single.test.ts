@@ -23,6 +23,12 @@ function dir(files: Record<string, string>) {
   return d;
 }
 
+/** the exit code, with what the command said when it is not 0 */
+const ok = async (p: Promise<CliResult>) => {
+  const r = await p;
+  if (r.code !== 0) console.error(show(r));
+  return r.code;
+};
 const show = (r: CliResult) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 const cli = (db: TestDatabase, args: string[]) => runCli([...args, '--database-url', db.url]);
 const names = async (db: TestDatabase, schema = 'public') =>
@@ -42,7 +48,7 @@ describe('flotilla down', { timeout: 120_000, concurrent: true }, () => {
   it('reverts the last applied migration only, then everything above --to, newest first', async () => {
     const db = await createTestDatabase('down');
     const d = dir(FILES);
-    expect((await cli(db, ['pending', '--dir', d.dir])).code).toBe(0);
+    expect(await ok(cli(db, ['pending', '--dir', d.dir]))).toBe(0);
     // a dry run cannot try a down file that runs outside a transaction
     const dryIdx = await cli(db, ['down', '--dry-run', '--dir', d.dir]);
     expect(dryIdx.code, show(dryIdx)).toBe(0);
@@ -80,7 +86,7 @@ describe('flotilla down', { timeout: 120_000, concurrent: true }, () => {
   it('refuses, naming every version without a down file, before anything runs (exit 2)', async () => {
     const db = await createTestDatabase('down');
     const d = dir({ ...FILES, '004_x.sql': 'CREATE TABLE x (id int);\n', '005_y.sql': 'CREATE TABLE y (id int);\n' });
-    expect((await cli(db, ['pending', '--dir', d.dir])).code).toBe(0);
+    expect(await ok(cli(db, ['pending', '--dir', d.dir]))).toBe(0);
     const r = await cli(db, ['down', '--to', '1', '--dir', d.dir]);
     expect(r.code, show(r)).toBe(2);
     expect(r.stderr).toContain('no down file for 004_x.sql, 005_y.sql: nothing was reverted');
@@ -94,7 +100,7 @@ describe('flotilla down', { timeout: 120_000, concurrent: true }, () => {
   it('a down file is validated like an up file: a refused drop rolls back and keeps the tracking row (exit 1)', async () => {
     const db = await createTestDatabase('down');
     const d = dir({ '001_users.sql': FILES['001_users.sql'], '001_users.down.sql': 'DROP TABLE users;\n' });
-    expect((await cli(db, ['pending', '--dir', d.dir])).code).toBe(0);
+    expect(await ok(cli(db, ['pending', '--dir', d.dir]))).toBe(0);
     const r = await cli(db, ['down', '--dir', d.dir]);
     expect(r.code, show(r)).toBe(1);
     expect(r.stdout).toContain('✗ Migration validation failed:');
@@ -105,7 +111,7 @@ describe('flotilla down', { timeout: 120_000, concurrent: true }, () => {
   it('a changed up file is refused: its down was written for another', async () => {
     const db = await createTestDatabase('down');
     const d = dir(FILES);
-    expect((await cli(db, ['pending', '--dir', d.dir])).code).toBe(0);
+    expect(await ok(cli(db, ['pending', '--dir', d.dir]))).toBe(0);
     d.write('003_note_idx.sql', 'CREATE INDEX CONCURRENTLY users_note_idx ON users (note, id);\n');
     const r = await cli(db, ['down', '--dir', d.dir]);
     expect(r.code, show(r)).toBe(2);
@@ -154,7 +160,7 @@ describe('flotilla baseline', { timeout: 120_000, concurrent: true }, () => {
     expect(none.code, show(none)).toBe(2);
     expect(none.stderr).toContain('no migration file numbered 7');
     expect(await exists(db, 'migrations')).toBe(false);
-    expect((await cli(db, ['baseline', '--up-to', '1', '--dir', d.dir])).code).toBe(0);
+    expect(await ok(cli(db, ['baseline', '--up-to', '1', '--dir', d.dir]))).toBe(0);
     await db.query(`UPDATE migrations SET checksum = 'edited'`);
     const changed = await cli(db, ['baseline', '--up-to', '2', '--dir', d.dir]);
     expect(changed.code, show(changed)).toBe(2);
@@ -190,12 +196,12 @@ describe('flotilla drift', { timeout: 120_000, concurrent: true }, () => {
     const d = dir(FILES);
     const dbs = await Promise.all([createTestDatabase('drift'), createTestDatabase('drift'), createTestDatabase('drift')]);
     const shared = await createTestDatabase('drift');
-    for (const db of dbs) expect((await cli(db, ['pending', '--dir', d.dir])).code).toBe(0);
-    expect((await runCli(['pending', '--dir', d.dir, '--database-url', shared.url, '--schema', 'tenant_s'])).code).toBe(0);
+    for (const db of dbs) expect(await ok(cli(db, ['pending', '--dir', d.dir]))).toBe(0);
+    expect(await ok(runCli(['pending', '--dir', d.dir, '--database-url', shared.url, '--schema', 'tenant_s']))).toBe(0);
     // one tenant behind (another version group), one altered by hand
     const behind = await createTestDatabase('drift');
     const two = dir({ '001_users.sql': FILES['001_users.sql'], '002_note.sql': FILES['002_note.sql'] });
-    expect((await cli(behind, ['pending', '--dir', two.dir])).code).toBe(0);
+    expect(await ok(cli(behind, ['pending', '--dir', two.dir]))).toBe(0);
     await dbs[2]!.query(`ALTER TABLE users ALTER COLUMN note TYPE text; CREATE INDEX ON users (email, id); DROP INDEX users_note_idx`);
     const file = writeTenantsFile(`${d.dir}/../tenants-${shared.name}.yaml`, [
       { id: 'a', databaseUrl: dbs[0]!.url },
