@@ -26,7 +26,7 @@ import {
   type LedgerLocation,
 } from '../adapters/pg/ledger.js';
 import { isLockLostError } from '../adapters/pg/lock.js';
-import { scopeQuery, validationScope } from '../adapters/pg/row-scope.js';
+import { codeFreeQuery, scopeQuery, validationScope } from '../adapters/pg/row-scope.js';
 import { OTHER_SESSION_EXTENSIONS, refuseOtherSessions, type OtherSessionsCache } from '../adapters/pg/other-sessions.js';
 import { INITIALLY_DEFERRED_SQL, setDeferredSql } from '../adapters/pg/deferred.js';
 import { invalidIndexes, readSnapshot, snapshotQuery, takeSnapshot, type SnapshotScope } from '../adapters/pg/snapshot.js';
@@ -43,10 +43,12 @@ const JIT_OFF = `SELECT pg_catalog.set_config('flotilla.jit', pg_catalog.current
 const JIT_BACK = `SELECT pg_catalog.set_config('jit', pg_catalog.current_setting('flotilla.jit'), true)`;
 /** raised by the scope guard of a batch (Applier.guardSql) */
 const SCOPE_MARKER = 'flotilla: this file needs the careful validation path';
+/** raised by the code-free guard of a batch (Applier.codeFreeGuardSql) */
+const CODE_MARKER = 'flotilla: user code within reach, this file needs the scope query';
 
-function isScopeGuard(e: unknown): boolean {
+function isGuard(e: unknown, marker: string): boolean {
   const err = e as { code?: string; message?: string };
-  return err?.code === '22P02' && typeof err.message === 'string' && err.message.includes(SCOPE_MARKER);
+  return err?.code === '22P02' && typeof err.message === 'string' && err.message.includes(marker);
 }
 
 /** The COMMIT of the group before did not happen (carried in a batch that failed). */
@@ -413,7 +415,8 @@ export class Applier {
     /** acrossTransactions: `previous` was taken in an earlier, committed transaction; more: other files follow in this transaction */
     step: { acrossTransactions: boolean; more: boolean },
     prefix: Part[],
-    careful = false,
+    /** 'careful': the scope and before-snapshot in round trips of their own; 'scope': the scope query's guard, never the code-free one */
+    path: 'guard' | 'scope' | 'careful' = 'guard',
   ): Promise<Checkpoint | undefined> {
     const { req, ledger } = run;
     if (req.signal?.aborted) {
@@ -421,7 +424,9 @@ export class Applier {
       await this.send(prefix, run);
       throw interrupted(m, m.statements[0]!);
     }
-    const guess = v.enabled && !careful ? this.guess(m, ledger, previous, step) : undefined;
+    const guess = v.enabled && path !== 'careful' ? this.guess(m, ledger, previous, step) : undefined;
+    // a database with no user code at all: index probes stand for the scope query (row-scope.ts codeFreeQuery)
+    const codeFree = !!guess && path === 'guard' && guess.covered === undefined && run.scopeCache.codeFree !== false;
     let before: Checkpoint | undefined;
     if (v.enabled && !guess) {
       await run.time('ledger', () => this.send(prefix, run));
@@ -436,10 +441,13 @@ export class Applier {
     const at = (p: Part) => parts.push(p) - 1;
     const start = at(part(MARK));
     let snapshotAt: number | undefined;
-    if (guess) {
+    if (codeFree) at(part(this.codeFreeGuardSql(m, ledger)));
+    else if (guess) {
       at(part(JIT_OFF));
       at(part(this.guardSql(m, ledger, guess.covered)));
       at(part(JIT_BACK));
+    }
+    if (guess) {
       if (guess.scope) snapshotAt = at(part(snapshotQuery(guess.scope)));
     }
     const statementsStart = at(part(MARK));
@@ -470,8 +478,9 @@ export class Applier {
       const next = await this.batchFailed(run, m, e);
       // a failed batch is the file's time too (a statement that waited for a lock until lock_timeout, metrics' apply
       // phase); the scope guard stopping it early was the validation's
-      add(run.report.timings, next === 'careful' ? 'validation' : 'apply', this.clock.now() - t0);
-      if (next === 'careful') return this.runFile(m, run, v, previous, step, [], true);
+      add(run.report.timings, next === 'careful' || next === 'scope' ? 'validation' : 'apply', this.clock.now() - t0);
+      if (next === 'scope') run.scopeCache.codeFree = false;
+      if (next === 'careful' || next === 'scope') return this.runFile(m, run, v, previous, step, [], next);
       throw next;
     }
     const wall = this.clock.now() - t0;
@@ -511,7 +520,7 @@ export class Applier {
    * deadlock, a statement timeout (NO_REPLAY): running the file again would wait
    * on the tenant's traffic a second time.
    */
-  private async batchFailed(run: RunContext, m: Migration, e: unknown): Promise<'careful' | unknown> {
+  private async batchFailed(run: RunContext, m: Migration, e: unknown): Promise<'careful' | 'scope' | unknown> {
     // the carried COMMIT's check failed: the transaction it was for is aborted, nothing after the check ran
     if (this.commitInFlight && isLockLostError(e)) await this.resolvePending(run, e);
     const atSavepoint = await this.db.query('ROLLBACK TO SAVEPOINT flotilla_batch').then(
@@ -525,7 +534,8 @@ export class Applier {
     }
     if (this.commitInFlight) this.committed(run);
     this.announce(m);
-    if (isScopeGuard(e)) return 'careful';
+    if (isGuard(e, SCOPE_MARKER)) return 'careful';
+    if (isGuard(e, CODE_MARKER)) return 'scope';
     // waiting again would block the tenant's traffic a second time (a lock timeout twice as long, a deadlock
     // risked again): reported as it was, named by its statement only when the file has one
     const code = (e as { code?: unknown })?.code;
@@ -576,6 +586,12 @@ export class Applier {
     const named = covered === undefined ? '' : ` AND s.named OPERATOR(pg_catalog.<@) ${list([...covered, ...own])}`;
     return `SELECT CAST(CASE WHEN NOT s.everything AND s.tables OPERATOR(pg_catalog.<@) ${list(own)}${named} THEN '1' ELSE '${SCOPE_MARKER}' END AS pg_catalog.int4) AS flotilla_scope
       FROM (${inline(scopeQuery(m.effects, [ledger]))}) s`;
+  }
+
+  /** The code-free guard: fails (22P02, CODE_MARKER) unless no user code is within the file's reach (row-scope.ts codeFreeQuery). */
+  private codeFreeGuardSql(m: Migration, ledger: LedgerLocation): string {
+    return `SELECT CAST(CASE WHEN g.code_free THEN '1' ELSE '${CODE_MARKER}' END AS pg_catalog.int4) AS flotilla_code_free
+      FROM (${codeFreeQuery(qualified(ledger), m.effects.functions)}) g`;
   }
 
   /**

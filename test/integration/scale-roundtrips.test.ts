@@ -76,7 +76,8 @@ describe('round trips', () => {
     expect(r.applied).toHaveLength(8);
     // resolve, pooler pid, tracking table: check + locks + DDL and COMMIT, read; 8 files; last COMMIT + checks
     expect(sent.length).toBeLessThanOrEqual(15);
-    expect(sent.filter((q) => q.includes('WITH RECURSIVE path')).length).toBe(8); // each file's scope, in its batch
+    // each file's guard, in its batch: index probes while no user code is within reach (scale-code-free-guard.test.ts)
+    expect(sent.filter((q) => q.includes('flotilla_code_free')).length).toBe(8);
     // the checks taken right after the last COMMIT are the checks
     const { ms, ...checks } = r.postChecks!;
     expect(ms).toBeGreaterThanOrEqual(0);

@@ -163,6 +163,63 @@ SELECT
 /** Cache for one migrate() call: whether the database has enabled event triggers. */
 export interface RowScopeCache {
   eventTriggers?: boolean;
+  /** false once codeFreeQuery failed in this run: later files take the scope query's guard at once; unset: not known yet */
+  codeFree?: boolean;
+}
+
+/**
+ * The cheap twin of the scope query, for the batch's guard (engine/apply.ts):
+ * true when nothing the scope query could find exists at all, so a file that
+ * writes no table by name counts nothing but the tracking table (`ledger`,
+ * "schema"."table" quoted), whatever it names. "User" objects are those with
+ * an oid of at least 16384 (FirstNormalObjectId: made after initdb, by a user
+ * or an extension, also after the oid counter wraps around). True when there is
+ *   no user operator, operator class, cast, base, range or multirange type,
+ *   foreign table or enabled event trigger;
+ *   no user function the file names (`functions`), and none that anything but
+ *   a trigger depends on (a default, generated column, constraint, domain
+ *   check, index expression, view, policy, statistics, type, cast, operator,
+ *   language, another function...: pg_depend by reference). A trigger runs
+ *   only for DML, and a file guessed to count nothing runs none but the
+ *   tracking row;
+ *   the tracking table a plain table with no trigger, rule, inheritance parent
+ *   or child, or foreign key pointing at it (what the scope query's closure of
+ *   the tracking table would add).
+ * The common case it keeps cheap: tables, indexes, views and trigger functions
+ * such as "set updated_at". Index probes only (oid ranges, pg_depend by
+ * reference, pg_proc by name): the same cost on a catalog of any size.
+ * Operators qualified: a user's search_path must not pick them.
+ */
+export function codeFreeQuery(ledger: string, functions: readonly string[]): string {
+  const eq = 'OPERATOR(pg_catalog.=)';
+  const ne = 'OPERATOR(pg_catalog.<>)';
+  const user = 'OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid';
+  const none = (catalog: string, more = '') => `NOT EXISTS (SELECT FROM pg_catalog.${catalog} x WHERE x.oid ${user}${more})`;
+  const conditions = [
+    none('pg_operator'),
+    none('pg_opclass'),
+    none('pg_cast'),
+    none(
+      'pg_type',
+      ` AND x.typtype ${eq} ANY ('{b,r,m}'::pg_catalog."char"[]) AND x.typsubscript ${ne} 'pg_catalog.array_subscript_handler'::pg_catalog.regproc`,
+    ),
+    'NOT EXISTS (SELECT FROM pg_catalog.pg_foreign_table)',
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger e WHERE e.evtenabled ${ne} 'D')`,
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.proname ${eq} ANY (${inline({ text: '$1', values: [[...functions]] })}::pg_catalog.name[]) AND p.oid ${user})`,
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.refclassid ${eq} 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid ${user}
+      AND d.classid ${ne} 'pg_catalog.pg_trigger'::pg_catalog.regclass)`,
+    `(SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid ${eq} t.oid) ${eq} 'r'`,
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid ${eq} t.oid OR i.inhparent ${eq} t.oid)`,
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid ${eq} t.oid AND NOT g.tgisinternal)`,
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class ${eq} t.oid AND r.rulename ${ne} '_RETURN')`,
+    // a foreign key depends on the table it references (pg_depend's reference index; pg_constraint has none on confrelid)
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_constraint k ON k.oid ${eq} d.objid
+      WHERE d.refclassid ${eq} 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid ${eq} t.oid
+        AND d.classid ${eq} 'pg_catalog.pg_constraint'::pg_catalog.regclass AND k.contype ${eq} 'f' AND k.confrelid ${eq} t.oid)`,
+  ];
+  const table = inline({ text: '$1', values: [ledger] });
+  return `SELECT ${conditions.join('\n  AND ')} AS code_free
+  FROM (SELECT pg_catalog.to_regclass(${table})::pg_catalog.oid AS oid) t`;
 }
 
 /**
