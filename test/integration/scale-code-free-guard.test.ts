@@ -163,7 +163,7 @@ describe('the engine', () => {
     const r = await new Migrator(await client(db)).migrate(await set({ '001_t.sql': 'CREATE TABLE t (id int);' }), WORKER);
     expect(r.failed?.name).toBe('001_t.sql');
     expect(r.failed?.error).toBeInstanceOf(ValidationFailedError);
-    expect(String((r.failed?.error as Error).message)).toMatch(/users/);
+    expect(String((r.failed!.error as Error).message)).toMatch(/users/);
     expect((await db.query('SELECT count(*)::int AS n FROM public.users')).rows[0].n).toBe(5);
     expect((await db.query(`SELECT to_regclass('public.t') AS t`)).rows[0].t).toBeNull();
   });
