@@ -34,8 +34,26 @@ const nodeOnlyPg = {
   },
 };
 
+/**
+ * commander requires node:child_process when it loads, for the executable subcommands Flotilla never
+ * declares; that loads net, dgram and the stream stack before any command runs. The bundled copy
+ * requires it on first use instead. Refuses to build if commander changed there.
+ */
+const lazyChildProcess = {
+  name: 'commander-lazy-child-process',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, async (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      const eager = "const childProcess = require('node:child_process');";
+      if (!text.includes(eager)) throw new Error(`${args.path}: no "${eager}" to replace (commander changed): update scripts/bundle-cli.mjs`);
+      const lazy = "const childProcess = new Proxy({}, { get: (_, key) => require('node:child_process')[key] });";
+      return { contents: text.replace(eager, lazy), loader: 'js' };
+    });
+  },
+};
+
 const result = await build({
-  plugins: [nodeOnlyPg],
+  plugins: [nodeOnlyPg, lazyChildProcess],
   entryPoints: ['dist/cli/main.js'],
   outdir: 'dist/cli',
   entryNames: '[name]',

@@ -487,3 +487,28 @@ export function changesAnyRows(fx: RowEffects): boolean {
   if (fx.cascades !== false) return true;
   return fx.any || (fx.definesTriggers && fx.writes.length > 0) || fx.functions.some((f) => fx.defines.includes(f));
 }
+
+/**
+ * Statements that only make new objects: no existing table loses or changes a
+ * column, constraint or index, and no table is dropped. A file made only of
+ * these can fail structure validation in one way only, by creating a table
+ * where `allowTableCreation` is off (constraints made with a table are always
+ * validated, and an index built in a transaction is valid), so the engine takes
+ * no catalog snapshot around it when creation is allowed (engine/apply.ts guess).
+ */
+const ONLY_CREATES = new Set([
+  'CreateStmt',
+  'IndexStmt',
+  'CreateSeqStmt',
+  'CreateEnumStmt',
+  'CompositeTypeStmt',
+  'CreateDomainStmt',
+  'CreateFunctionStmt',
+  'CreateTrigStmt',
+  'ViewStmt',
+  'CommentStmt',
+]);
+
+export function onlyCreates(statements: readonly { kind: string; node: Node }[]): boolean {
+  return statements.every((s) => ONLY_CREATES.has(s.kind) && !(s.kind === 'IndexStmt' && s.node.concurrent));
+}

@@ -9,7 +9,7 @@
  * tracking row after the last one.
  */
 import { FlotillaError, LockLostError, MigrationFailedError, ValidationFailedError } from '../core/errors.js';
-import { changesAnyRows } from '../core/effects.js';
+import { changesAnyRows, onlyCreates } from '../core/effects.js';
 import type { Migration } from '../core/migration-set.js';
 import type { Clock } from '../core/ports.js';
 import type { Statement } from '../core/statements.js';
@@ -399,6 +399,12 @@ export class Applier {
    * file runs otherwise. Then, and for files that write tables, the careful
    * path: other sessions refused, scope and before-snapshot in round trips of
    * their own (checkpointBefore), then the batch without the guard.
+   * On a database tenant, the guard is first the code-free probe (row-scope.ts
+   * codeFreeQuery: index probes, a fraction of a millisecond, where the scope
+   * query costs 5 to 40); when it fails, the file is sent again with the scope
+   * query's guard (`path` 'scope'), and so is every later file of the run.
+   * A file that only creates (core/effects.ts onlyCreates) where creation is
+   * allowed takes no snapshot at all: there is no structure to compare.
    *
    * Returns the snapshot after the file, which the next file may reuse as its
    * "before": in the same transaction when it counted the tables the next one
@@ -424,9 +430,9 @@ export class Applier {
       await this.send(prefix, run);
       throw interrupted(m, m.statements[0]!);
     }
-    const guess = v.enabled && path !== 'careful' ? this.guess(m, ledger, previous, step) : undefined;
+    const guess = v.enabled && path !== 'careful' ? this.guess(m, ledger, previous, step, v.options) : undefined;
     // a database with no user code at all: index probes stand for the scope query (row-scope.ts codeFreeQuery)
-    const codeFree = !!guess && path === 'guard' && guess.covered === undefined && run.scopeCache.codeFree !== false;
+    const codeFree = !!guess && path === 'guard' && !this.settings.schema && run.scopeCache.codeFree !== false;
     let before: Checkpoint | undefined;
     if (v.enabled && !guess) {
       await run.time('ledger', () => this.send(prefix, run));
@@ -444,7 +450,7 @@ export class Applier {
     if (codeFree) at(part(this.codeFreeGuardSql(m, ledger)));
     else if (guess) {
       at(part(JIT_OFF));
-      at(part(this.guardSql(m, ledger, guess.covered)));
+      at(part(this.guardSql(m, ledger, guess.covered, guess.coversSchema ? this.settings.schema : undefined)));
       at(part(JIT_BACK));
     }
     if (guess) {
@@ -564,15 +570,19 @@ export class Applier {
     ledger: LedgerLocation,
     previous: Checkpoint | undefined,
     step: { acrossTransactions: boolean },
-  ): { reuse?: Checkpoint; scope?: SnapshotScope; covered?: string[] } | undefined {
+    options: ValidationOptions,
+  ): { reuse?: Checkpoint; scope?: SnapshotScope; covered?: string[]; coversSchema?: boolean } | undefined {
     const fx = m.effects;
     if (changesAnyRows(fx) || fx.cascades !== false || fx.writes.length) return undefined;
     if ((fx.extensions ?? []).some((e) => OTHER_SESSION_EXTENSIONS.includes(e))) return undefined;
     const schemaMode = !!this.settings.schema;
+    // only new objects, created where creation is allowed: no structure to compare, no snapshot (core/effects.ts onlyCreates)
+    if (options.allowTableCreation && onlyCreates(m.statements)) return {};
     if (previous && (!step.acrossTransactions || previous.scope.count?.length === 0)) {
       return { reuse: previous, covered: schemaMode ? [...(previous.scope.look ?? []), ...Object.keys(previous.snapshot.tables)] : undefined };
     }
-    return { scope: { ...this.snapshotScope(ledger), count: [], look: [] }, covered: schemaMode ? [] : undefined };
+    // a snapshot taken in the batch, right before the statements: every table of the tenant's schema is in it
+    return { scope: { ...this.snapshotScope(ledger), count: [], look: [] }, covered: schemaMode ? [] : undefined, coversSchema: schemaMode };
   }
 
   /**
@@ -580,10 +590,16 @@ export class Applier {
    * counts nothing but the tracking table and, under --schema, every table the
    * file names is `covered` (the careful path would otherwise look at it).
    */
-  private guardSql(m: Migration, ledger: LedgerLocation, covered: string[] | undefined): string {
+  private guardSql(m: Migration, ledger: LedgerLocation, covered: string[] | undefined, schema?: string): string {
     const own = [`${ledger.schema}.${ledger.table}`];
     const list = (xs: string[]) => `${inline({ text: '$1', values: [xs] })}::pg_catalog.text[]`;
-    const named = covered === undefined ? '' : ` AND s.named OPERATOR(pg_catalog.<@) ${list([...covered, ...own])}`;
+    // `schema`: every table of the tenant's schema is covered too ("schema.table" names start with "schema.")
+    const prefix = schema === undefined ? '' : inline({ text: '$1', values: [`${schema}.`] });
+    const inSchema = schema === undefined ? 'false' : `pg_catalog.left(x, pg_catalog.length(${prefix})) OPERATOR(pg_catalog.=) ${prefix}`;
+    const named =
+      covered === undefined
+        ? ''
+        : ` AND NOT EXISTS (SELECT FROM pg_catalog.unnest(s.named) AS x WHERE NOT (${inSchema}) AND NOT x OPERATOR(pg_catalog.=) ANY (${list([...covered, ...own])}))`;
     return `SELECT CAST(CASE WHEN NOT s.everything AND s.tables OPERATOR(pg_catalog.<@) ${list(own)}${named} THEN '1' ELSE '${SCOPE_MARKER}' END AS pg_catalog.int4) AS flotilla_scope
       FROM (${inline(scopeQuery(m.effects, [ledger]))}) s`;
   }

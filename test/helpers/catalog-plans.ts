@@ -188,6 +188,8 @@ export async function perTenantQueries(
   const alone = await buildMigrationSet([
     ...more.migrations.map((m) => ({ name: m.name, sql: m.sql })),
     { name: '903_concurrently.sql', sql: 'CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_products_price ON products (price);' },
+    // the careful path naming one table: its snapshot looks the table up by (relname, relnamespace), not by name alone
+    { name: '904_one_table.sql', sql: 'UPDATE products SET name = name WHERE false;' },
   ]);
   client.doing('migrate (non-transactional file)');
   ok(await new Migrator(client, { schema }).migrate(alone));

@@ -182,4 +182,56 @@ describe('the engine', () => {
     expect(r.failed?.error).toBeInstanceOf(ValidationFailedError);
     expect((await db.query('SELECT count(*)::int AS n FROM public.users')).rows[0].n).toBe(2);
   });
+
+  it("no catalog snapshot around a file that only creates: the guide's files take 4 (before and after 006 and 008), not 9", async () => {
+    const db = await createTestDatabase('cf');
+    const c = await client(db);
+    const sent = counted(c);
+    const guide = await buildMigrationSet(await readMigrationFiles(fileURLToPath(new URL('../../migrations/', import.meta.url))));
+    const r = await new Migrator(c).migrate(guide, WORKER);
+    expect(r.failed).toBeUndefined();
+    const snapshots = (q: string) => q.split('WITH exclusive AS MATERIALIZED').length - 1;
+    const per = sent.filter((q) => q.includes('-- flotilla: 0')).map((q) => `${q.slice(13, 16)}:${snapshots(q)}`);
+    expect(per).toEqual(['001:0', '002:0', '003:0', '004:0', '005:0', '006:2', '007:0', '008:2']);
+  });
+
+  it('a file that only creates, where creation is not allowed, still fails: the snapshots are taken', async () => {
+    const db = await createTestDatabase('cf');
+    const r = await new Migrator(await client(db)).migrate(
+      await set({ '001_t.sql': '-- flotilla:validate allowTableCreation=false\nCREATE TABLE t (id int);\nCREATE INDEX ON t (id);\n' }),
+      WORKER,
+    );
+    expect(r.failed?.name).toBe('001_t.sql');
+    expect(String((r.failed!.error as Error).message)).toMatch(/Table t: created/);
+    expect((await db.query(`SELECT to_regclass('public.t') AS t`)).rows[0].t).toBeNull();
+  });
+
+  it('a file that creates and also changes an existing table is compared: a dropped column fails it', async () => {
+    const db = await createTestDatabase('cf');
+    const c = await client(db);
+    await new Migrator(c).migrate(await set({ '001_u.sql': 'CREATE TABLE u (id int, note text);' }), WORKER);
+    const r = await new Migrator(c).migrate(
+      await set({ '001_u.sql': 'CREATE TABLE u (id int, note text);', '002_x.sql': 'CREATE TABLE x (id int);\nALTER TABLE u DROP COLUMN note;\n' }),
+      WORKER,
+    );
+    expect(r.failed?.name).toBe('002_x.sql');
+    expect(String((r.failed!.error as Error).message)).toMatch(/column note removed/);
+    expect((await db.query(`SELECT to_regclass('public.x') AS t`)).rows[0].t).toBeNull();
+  });
+
+  it("under --schema: the scope query's guard (no probe), and a file after one that only creates is not sent down the careful path", async () => {
+    const db = await createTestDatabase('cf');
+    await db.query('CREATE SCHEMA t1');
+    const c = await client(db);
+    const sent = counted(c);
+    const guide = await buildMigrationSet(await readMigrationFiles(fileURLToPath(new URL('../../migrations/', import.meta.url))));
+    const r = await new Migrator(c, { schema: 't1' }).migrate(guide, WORKER);
+    expect(r.failed).toBeUndefined();
+    expect(r.applied).toHaveLength(8);
+    const batches = sent.filter((q) => q.includes('-- flotilla: 0'));
+    expect(batches.filter((q) => q.includes('WITH RECURSIVE path'))).toHaveLength(8);
+    expect(batches.filter((q) => q.includes('flotilla_code_free'))).toHaveLength(0);
+    // the careful path asks the scope in a round trip of its own (validationScope)
+    expect(sent.filter((q) => q.includes('flotilla.saved_jit'))).toEqual([]);
+  });
 });

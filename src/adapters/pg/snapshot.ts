@@ -89,8 +89,9 @@ WITH exclusive AS MATERIALIZED (
   UNION
   SELECT c.oid, n.nspname, c.relname
     FROM unnest($6::text[], $7::text[]) AS w(schema, name)
-    JOIN pg_namespace n ON n.nspname = w.schema
-    JOIN pg_class c ON c.relname = w.name AND c.relnamespace = n.oid
+    -- LATERAL ... OFFSET 0: a lookup by (relname, relnamespace) per table, never all the schemas' tables of that name
+    CROSS JOIN LATERAL (SELECT n.oid, n.nspname FROM pg_namespace n WHERE n.nspname = w.schema OFFSET 0) n
+    CROSS JOIN LATERAL (SELECT c.oid, c.relname, c.relkind FROM pg_class c WHERE c.relname = w.name AND c.relnamespace = n.oid OFFSET 0) c
    WHERE ${USER_SCHEMA} AND c.relkind IN ('r', 'p') AND (cardinality($2::text[]) = 0 OR c.relname = ANY($2::text[]))
   UNION
   SELECT c.oid, n.nspname, c.relname
