@@ -510,5 +510,8 @@ const ONLY_CREATES = new Set([
 ]);
 
 export function onlyCreates(statements: readonly { kind: string; node: Node }[]): boolean {
-  return statements.every((s) => ONLY_CREATES.has(s.kind) && !(s.kind === 'IndexStmt' && s.node.concurrent));
+  // CREATE CONSTRAINT TRIGGER adds a constraint (contype 't') to an existing table
+  return statements.every(
+    (s) => ONLY_CREATES.has(s.kind) && !(s.kind === 'IndexStmt' && s.node.concurrent) && !(s.kind === 'CreateTrigStmt' && s.node.isconstraint),
+  );
 }

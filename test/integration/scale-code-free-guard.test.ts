@@ -234,4 +234,20 @@ describe('the engine', () => {
     // the careful path asks the scope in a round trip of its own (validationScope)
     expect(sent.filter((q) => q.includes('flotilla.saved_jit'))).toEqual([]);
   });
+
+  it('a constraint trigger on an existing table is a constraint added: compared, and refused by default', async () => {
+    const db = await createTestDatabase('cf');
+    const c = await client(db);
+    await new Migrator(c).migrate(await set({ '001_u.sql': 'CREATE TABLE u (id int);' }), WORKER);
+    const r = await new Migrator(c).migrate(
+      await set({
+        '001_u.sql': 'CREATE TABLE u (id int);',
+        '002_ct.sql': `CREATE FUNCTION public.ct() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE CONSTRAINT TRIGGER u_ct AFTER INSERT ON u DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.ct();`,
+      }),
+      WORKER,
+    );
+    expect(r.failed?.name).toBe('002_ct.sql');
+    expect(String((r.failed!.error as Error).message)).toMatch(/constraint u_ct added/);
+  });
 });
