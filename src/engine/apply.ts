@@ -572,7 +572,7 @@ export class Applier {
     step: { acrossTransactions: boolean },
     options: ValidationOptions,
   ): { reuse?: Checkpoint; scope?: SnapshotScope; covered?: string[]; coversSchema?: boolean } | undefined {
-    const fx = m.effects;
+    const fx = effectsOf(m, ledger);
     if (changesAnyRows(fx) || fx.cascades !== false || fx.writes.length) return undefined;
     if ((fx.extensions ?? []).some((e) => OTHER_SESSION_EXTENSIONS.includes(e))) return undefined;
     const schemaMode = !!this.settings.schema;
@@ -601,13 +601,13 @@ export class Applier {
         ? ''
         : ` AND NOT EXISTS (SELECT FROM pg_catalog.unnest(s.named) AS x WHERE NOT (${inSchema}) AND NOT x OPERATOR(pg_catalog.=) ANY (${list([...covered, ...own])}))`;
     return `SELECT CAST(CASE WHEN NOT s.everything AND s.tables OPERATOR(pg_catalog.<@) ${list(own)}${named} THEN '1' ELSE '${SCOPE_MARKER}' END AS pg_catalog.int4) AS flotilla_scope
-      FROM (${inline(scopeQuery(m.effects, [ledger]))}) s`;
+      FROM (${inline(scopeQuery(effectsOf(m, ledger), [ledger]))}) s`;
   }
 
   /** The code-free guard: fails (22P02, CODE_MARKER) unless no user code is within the file's reach (row-scope.ts codeFreeQuery). */
   private codeFreeGuardSql(m: Migration, ledger: LedgerLocation): string {
     return `SELECT CAST(CASE WHEN g.code_free THEN '1' ELSE '${CODE_MARKER}' END AS pg_catalog.int4) AS flotilla_code_free
-      FROM (${codeFreeQuery(qualified(ledger), m.effects.functions)}) g`;
+      FROM (${codeFreeQuery(qualified(ledger), effectsOf(m, ledger).functions)}) g`;
   }
 
   /**
@@ -623,8 +623,9 @@ export class Applier {
   ): Promise<Checkpoint> {
     // count only the tables this file can change (core/effects.ts, adapters/pg/row-scope.ts);
     // under --schema, also look at the tables it names elsewhere (ALTER TABLE public.x ...)
-    if (!v.options.allowOtherSessions) await refuseOtherSessions(this.db, m.name, m.effects, scopeCache);
-    const named = !v.options.allowRowChanges || this.settings.schema ? await validationScope(this.db, m.effects, scopeCache, [ledger]) : undefined;
+    const fx = effectsOf(m, ledger);
+    if (!v.options.allowOtherSessions) await refuseOtherSessions(this.db, m.name, fx, scopeCache);
+    const named = !v.options.allowRowChanges || this.settings.schema ? await validationScope(this.db, fx, scopeCache, [ledger]) : undefined;
     const count = v.options.allowRowChanges ? [] : named?.count;
     const look = this.settings.schema ? (named?.look ?? []) : [];
     const reusable = previous && look.every((t) => previous.scope.look?.includes(t) || previous.snapshot.tables[t]);
@@ -632,7 +633,7 @@ export class Applier {
       return previous;
     // counting every table means every schema: code we could not see through may write outside --schema;
     // a DROP ... CASCADE may take columns and constraints of tables in any schema
-    const everywhere = count === undefined || m.effects.cascades !== false;
+    const everywhere = count === undefined || fx.cascades !== false;
     // every table: counted in the tenant's schema, elsewhere read from this transaction's write counters (adapters/pg/snapshot.ts)
     const countIn = count === undefined && this.settings.schema ? [this.settings.schema] : undefined;
     const scope = { ...this.snapshotScope(ledger), count, look, ...(everywhere ? { schemas: [] } : {}), ...(countIn ? { countIn } : {}) };
@@ -717,6 +718,22 @@ export class Applier {
     }
     return durationMs;
   }
+}
+
+/**
+ * A file's row effects as the engine runs it: the tracking row is written after
+ * the file's statements, in its transaction, so a trigger or rule the file puts
+ * on the tracking table runs then, after every guard was asked, with code the
+ * guards never saw (a trigger function that deletes rows elsewhere). Such a file
+ * may change any rows: every table is counted. Matched by the table's name in
+ * any schema, which may count more than needed, never less.
+ */
+function effectsOf(m: Migration, ledger: LedgerLocation): Migration['effects'] {
+  const onTracking = m.statements.some((s) => {
+    if (s.kind !== 'CreateTrigStmt' && s.kind !== 'RuleStmt') return false;
+    return (s.node as { relation?: { relname?: string } }).relation?.relname === ledger.table;
+  });
+  return onTracking ? { ...m.effects, any: true } : m.effects;
 }
 
 function statementRef(s: Statement): { index: number; line: number; text: string } {

@@ -250,4 +250,28 @@ CREATE CONSTRAINT TRIGGER u_ct AFTER INSERT ON u DEFERRABLE INITIALLY DEFERRED F
     expect(r.failed?.name).toBe('002_ct.sql');
     expect(String((r.failed!.error as Error).message)).toMatch(/constraint u_ct added/);
   });
+
+  // the tracking row is written after the file's statements: what the file puts on the tracking table runs after every guard
+  const WIPE = `${TRACKING}; CREATE TABLE public.users (id int); INSERT INTO public.users SELECT generate_series(1, 5);
+    CREATE FUNCTION public.wipe() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM public.users; RETURN NULL; END $$`;
+  for (const [route, setup] of [
+    ['the code-free probe', WIPE],
+    ['the scope query (user code in a default)', `${WIPE}; ${F}; CREATE TABLE public.other (x int DEFAULT public.f())`],
+  ] as const) {
+    for (const [what, sql] of [
+      ['a trigger', 'CREATE TRIGGER t AFTER INSERT ON migrations FOR EACH ROW EXECUTE FUNCTION wipe();'],
+      ['a rule', 'CREATE RULE r AS ON INSERT TO migrations DO ALSO DELETE FROM users;'],
+    ] as const) {
+      it(`${what} the file puts on the tracking table, deleting rows when the tracking row is written, fails the file (${route})`, async () => {
+        const db = await createTestDatabase('cf');
+        await db.query(setup);
+        const r = await new Migrator(await client(db)).migrate(await set({ '001_x.sql': sql }), WORKER);
+        expect(r.failed?.name).toBe('001_x.sql');
+        expect(r.failed?.error).toBeInstanceOf(ValidationFailedError);
+        expect(String((r.failed!.error as Error).message)).toMatch(/users: row count changed from 5 to 0/);
+        expect((await db.query('SELECT count(*)::int AS n FROM public.users')).rows[0].n).toBe(5);
+        expect((await db.query('SELECT count(*)::int AS n FROM public.migrations')).rows[0].n).toBe(0);
+      });
+    }
+  }
 });
