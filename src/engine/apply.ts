@@ -722,17 +722,19 @@ export class Applier {
 
 /**
  * A file's row effects as the engine runs it: the tracking row is written after
- * the file's statements, in its transaction, so a trigger or rule the file puts
- * on the tracking table runs then, after every guard was asked, with code the
- * guards never saw (a trigger function that deletes rows elsewhere). Such a file
- * may change any rows: every table is counted. Matched by the table's name in
- * any schema, which may count more than needed, never less.
+ * the file's statements, in its transaction, so what the file puts on the
+ * tracking table (a trigger, a rule, a default, a view in its place) runs then,
+ * after every guard was asked, with code the guards never saw (a trigger
+ * function that deletes rows elsewhere). A file that names a relation of the
+ * tracking table's name, in any schema, may change any rows: every table is
+ * counted. That may count more than needed, never less.
  */
 function effectsOf(m: Migration, ledger: LedgerLocation): Migration['effects'] {
-  const onTracking = m.statements.some((s) => {
-    if (s.kind !== 'CreateTrigStmt' && s.kind !== 'RuleStmt') return false;
-    return (s.node as { relation?: { relname?: string } }).relation?.relname === ledger.table;
-  });
+  const named = (r: { relname?: string } | undefined) => r?.relname === ledger.table;
+  const onTracking =
+    m.effects.relations === undefined ||
+    m.effects.relations.some((r) => r.name === ledger.table) ||
+    m.statements.some((s) => (s.kind === 'CreateTrigStmt' || s.kind === 'RuleStmt') && named((s.node as { relation?: { relname?: string } }).relation));
   return onTracking ? { ...m.effects, any: true } : m.effects;
 }
 
