@@ -397,8 +397,15 @@ function walk(node: unknown, fx: RowEffects, names: Names): void {
         const last = parts[parts.length - 1] ?? '';
         if (RUNS_SQL_TEXT.has(last)) fx.any = true;
         if (last === 'set_config') setConfig(fx, v?.args); // pg_catalog.set_config included
-        const name = qualified(v?.funcname);
-        if (name) names.functions.add(name);
+        // pg_catalog-qualified too: a superuser can put a function of their own there
+        if (last) names.functions.add(last);
+        break;
+      }
+      case 'ColumnRef': {
+        // x.f is also a call of f(x) when x's row type has no column f (functional notation): checked like a call
+        const fields = Array.isArray(v?.fields) ? (v.fields as Node[]) : [];
+        const f = fields.length >= 2 ? fields[fields.length - 1]?.String?.sval : undefined;
+        if (typeof f === 'string' && f) names.functions.add(f);
         break;
       }
       case 'A_Expr':
@@ -490,11 +497,14 @@ export function changesAnyRows(fx: RowEffects): boolean {
 
 /**
  * Statements that only make new objects: no existing table loses or changes a
- * column, constraint or index, and no table is dropped. A file made only of
- * these can fail structure validation in one way only, by creating a table
- * where `allowTableCreation` is off (constraints made with a table are always
- * validated, and an index built in a transaction is valid), so the engine takes
- * no catalog snapshot around it when creation is allowed (engine/apply.ts guess).
+ * column, constraint or index, and no table is dropped. An index counts only on
+ * a table the same file made (CREATE TABLE IF NOT EXISTS included: building an
+ * index on an existing table runs code on its rows). A file made only of these
+ * can fail structure validation in one way only, by creating a table where
+ * `allowTableCreation` is off (constraints made with a table are always
+ * validated, and an index built in a transaction on a plain table is valid), so
+ * the engine takes no catalog snapshot around it when creation is allowed
+ * (engine/apply.ts guess).
  */
 const ONLY_CREATES = new Set([
   'CreateStmt',
@@ -510,8 +520,25 @@ const ONLY_CREATES = new Set([
 ]);
 
 export function onlyCreates(statements: readonly { kind: string; node: Node }[]): boolean {
-  // CREATE CONSTRAINT TRIGGER adds a constraint (contype 't') to an existing table
-  return statements.every(
-    (s) => ONLY_CREATES.has(s.kind) && !(s.kind === 'IndexStmt' && s.node.concurrent) && !(s.kind === 'CreateTrigStmt' && s.node.isconstraint),
-  );
+  const made = new Set<string>();
+  const key = (r: Node | undefined) => `${r?.schemaname ?? ''}.${r?.relname ?? ''}`;
+  return statements.every((s) => {
+    if (!ONLY_CREATES.has(s.kind)) return false;
+    switch (s.kind) {
+      case 'CreateStmt':
+        // a partition or an inheritance child joins an existing table (a default partition's rows are checked)
+        if (s.node.partbound || s.node.inhRelations?.length) return false;
+        made.add(key(s.node.relation));
+        return true;
+      case 'IndexStmt':
+        // only on a table this file made; not ON ONLY a partitioned table (left INVALID until its partitions'
+        // indexes are attached), not CONCURRENTLY
+        return !s.node.concurrent && s.node.relation?.inh !== false && made.has(key(s.node.relation));
+      case 'CreateTrigStmt':
+        // CREATE CONSTRAINT TRIGGER adds a constraint (contype 't') to an existing table
+        return !s.node.isconstraint;
+      default:
+        return true;
+    }
+  });
 }

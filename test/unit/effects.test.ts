@@ -59,8 +59,13 @@ describe('row effects', () => {
     expect(def.functions).toEqual(['now']);
   });
 
-  it('function calls are collected for a catalog check; pg_catalog-qualified ones are built-ins', async () => {
+  it('function calls are collected for a catalog check, pg_catalog-qualified ones too (a superuser can make one there)', async () => {
     const e = await fx(`SELECT public.archive_users(); SELECT pg_catalog.pg_sleep(0);`);
-    expect(e.functions).toEqual(['archive_users']);
+    expect(e.functions).toEqual(['archive_users', 'pg_sleep']);
+  });
+
+  it('functional notation (x.f is f(x)) is collected as a possible call', async () => {
+    const e = await fx(`CREATE TABLE s AS SELECT u.id, u.user_score AS score FROM users u;`);
+    expect(e.functions).toEqual(expect.arrayContaining(['user_score', 'id']));
   });
 });

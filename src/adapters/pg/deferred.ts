@@ -14,6 +14,7 @@
  * schema: a same-named INITIALLY IMMEDIATE DEFERRABLE one is deferred too.)
  */
 import { quoteIdent, type Queryable } from './connection.js';
+import { catalogQualified } from './catalog-names.js';
 
 export async function restoreInitiallyDeferred(db: Queryable): Promise<void> {
   const set = setDeferredSql((await db.query<{ schema: string; name: string }>(INITIALLY_DEFERRED_SQL)).rows);
@@ -21,8 +22,9 @@ export async function restoreInitiallyDeferred(db: Queryable): Promise<void> {
 }
 
 /** The INITIALLY DEFERRED constraints (schema, name): for a batch, whose next one starts with setDeferredSql(rows). */
-export const INITIALLY_DEFERRED_SQL = `SELECT DISTINCT n.nspname AS schema, k.conname AS name FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
-      WHERE k.condeferrable AND k.condeferred AND has_schema_privilege(n.oid, 'USAGE') ORDER BY 1, 2`;
+export const INITIALLY_DEFERRED_SQL =
+  catalogQualified(`SELECT DISTINCT n.nspname AS schema, k.conname AS name FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
+      WHERE k.condeferrable AND k.condeferred AND has_schema_privilege(n.oid, 'USAGE') ORDER BY 1, 2`);
 
 /** SET CONSTRAINTS ... DEFERRED for those rows, or undefined when there are none. */
 export function setDeferredSql(rows: { schema: string; name: string }[]): string | undefined {

@@ -18,17 +18,18 @@ import { changesAnyRows, type RowEffects } from '../../core/effects.js';
 import { ValidationFailedError } from '../../core/errors.js';
 import type { Queryable } from './connection.js';
 import { validationScope, type RowScopeCache } from './row-scope.js';
+import { catalogQualified } from './catalog-names.js';
 
 /** Extensions and languages that open sessions (or run code that can), by the name CREATE EXTENSION / LANGUAGE uses. */
 export const OTHER_SESSION_EXTENSIONS = ['dblink', 'pg_background', 'plpython3u', 'plpythonu', 'plpython2u', 'plperlu', 'pltclu'];
 
-const ROUTES_SQL = `
+const ROUTES_SQL = catalogQualified(`
 SELECT array(
   SELECT 'extension ' || e.extname FROM pg_extension e WHERE e.extname = ANY($1::text[])
   UNION SELECT 'foreign data wrapper ' || w.fdwname FROM pg_foreign_data_wrapper w
    WHERE w.fdwhandler = 0 OR w.fdwhandler::regproc::text NOT IN ('file_fdw_handler', 'public.file_fdw_handler')
   UNION SELECT 'untrusted language ' || l.lanname FROM pg_language l WHERE l.lanispl AND NOT l.lanpltrusted
-  ORDER BY 1) AS routes`;
+  ORDER BY 1) AS routes`);
 
 export interface OtherSessionsCache extends RowScopeCache {
   /** what is installed that can open another session (unset after a file that may install one) */

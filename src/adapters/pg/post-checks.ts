@@ -18,6 +18,7 @@
  */
 import { fingerprintOf, normaliseItems, type SchemaItem } from '../../core/drift.js';
 import { quoteIdent, type Queryable } from './connection.js';
+import { catalogQualified } from './catalog-names.js';
 
 export interface PostChecks {
   fingerprint: string;
@@ -30,7 +31,7 @@ export interface SchemaCatalog extends PostChecks {
 }
 
 /** Exported for bench/drift.ts (its EXPLAIN). */
-export const CATALOG_SQL = `
+export const CATALOG_SQL = catalogQualified(`
 WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1),
 dep AS (
   SELECT d.classid, d.objid FROM pg_depend d
@@ -71,7 +72,7 @@ items AS (
 SELECT $1::text AS schema,
   (SELECT coalesce(json_agg(json_build_array(k, o, v)), '[]'::json) FROM items) AS items,
   (SELECT coalesce(array_agg(ic.relname::text ORDER BY ic.relname), '{}'::text[]) FROM t JOIN pg_index i ON i.indrelid = t.oid JOIN pg_class ic ON ic.oid = i.indexrelid WHERE NOT i.indisvalid) AS invalid_indexes,
-  (SELECT coalesce(array_agg((t.name || '.' || k.conname)::text ORDER BY 1), '{}'::text[]) FROM t JOIN pg_constraint k ON k.conrelid = t.oid WHERE NOT k.convalidated) AS not_valid`;
+  (SELECT coalesce(array_agg((t.name || '.' || k.conname)::text ORDER BY 1), '{}'::text[]) FROM t JOIN pg_constraint k ON k.conrelid = t.oid WHERE NOT k.convalidated) AS not_valid`);
 
 /** The checks as two queries (the session's search_path, then the catalog), so a caller may batch them; the second's rows go to readPostChecks. */
 export function postChecksQueries(schema: string, trackingTable: string): { text: string; values?: unknown[] }[] {

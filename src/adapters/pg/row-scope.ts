@@ -30,13 +30,14 @@
 import { changesAnyRows, type RowEffects } from '../../core/effects.js';
 import { inline, type Sql } from './batch.js';
 import type { Queryable } from './connection.js';
+import { catalogQualified } from './catalog-names.js';
 
 const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${oid})`;
-const EVENT_TRIGGERS = `EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled <> 'D')`;
+const EVENT_TRIGGERS = catalogQualified(`EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled <> 'D')`);
 const SYSTEM = `('pg_catalog', 'information_schema')`;
 // OFFSET 0: a lookup by oid per row, never pulled up into a join that scans pg_proc to hash it
 const USER_PROC = (oid: string) =>
-  `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND n.nspname NOT IN ${SYSTEM} OFFSET 0)`;
+  `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR p.oid >= 16384) OFFSET 0)`;
 const USER_OPERATOR = (oid: string) =>
   `EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR ${USER_PROC('o.oprcode')}) OFFSET 0)`;
 /*
@@ -44,7 +45,7 @@ const USER_OPERATOR = (oid: string) =>
  * $5 functions, $6 operators, $7 operator classes, $8 types; $9 schemas the file adds to its path; $10 every schema;
  * $11 schemas qualifying type names; $12 type names in every schema (a set frozen before typeSchemas was recorded)
  */
-const SCOPE_SQL = `
+const SCOPE_SQL = catalogQualified(`
 WITH RECURSIVE path AS MATERIALIZED (
   SELECT n.oid FROM unnest(current_schemas(true) || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($9::text[]) s)) AS p(name)
     CROSS JOIN LATERAL (SELECT n.oid FROM pg_namespace n WHERE n.nspname = p.name OFFSET 0) n
@@ -153,12 +154,12 @@ SELECT
   -- names the file uses: functions (and aggregates), operators
   OR EXISTS (SELECT 1 FROM unnest($5::text[]) f(name) CROSS JOIN LATERAL (
               SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-               WHERE p.proname = f.name AND n.nspname NOT IN ${SYSTEM} OFFSET 0) x)
+               WHERE p.proname = f.name AND (n.nspname NOT IN ${SYSTEM} OR p.oid >= 16384) OFFSET 0) x)
   OR EXISTS (SELECT 1 FROM unnest($6::text[]) f(name) CROSS JOIN LATERAL (
               SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
                WHERE o.oprname = f.name AND n.nspname NOT IN ${SYSTEM} OFFSET 0) x)
   OR ${EVENT_TRIGGERS} AS everything,
-  ${EVENT_TRIGGERS} AS events`;
+  ${EVENT_TRIGGERS} AS events`);
 
 /** Cache for one migrate() call: whether the database has enabled event triggers. */
 export interface RowScopeCache {

@@ -26,6 +26,7 @@
 import type { Snapshot, TableSnapshot } from '../../core/validation.js';
 import type { Sql } from './batch.js';
 import type { Queryable } from './connection.js';
+import { catalogQualified } from './catalog-names.js';
 
 export interface SnapshotScope {
   /** schemas to look at; empty = every user schema (tables to count are looked at wherever they are) */
@@ -64,17 +65,17 @@ export interface SnapshotScope {
  * (another tenant's migration) holds an ACCESS EXCLUSIVE one. Any change to
  * them changes these texts; the issue then quotes them raw.
  */
-const RAW_CONSTRAINTS = `(SELECT coalesce(json_object_agg(k.conname, json_build_object('type', k.contype, 'definition',
+const RAW_CONSTRAINTS = catalogQualified(`(SELECT coalesce(json_object_agg(k.conname, json_build_object('type', k.contype, 'definition',
     concat_ws(' ', k.contype, k.conkey::text, k.confrelid::regclass::text, k.confkey::text, k.confupdtype, k.confdeltype, k.condeferrable, k.condeferred, k.conbin::text),
     'validated', k.convalidated)), '{}')
-     FROM pg_constraint k WHERE k.conrelid = t.oid)`;
-const RAW_INDEXES = `(SELECT coalesce(json_object_agg(ic.relname, json_build_object('definition',
+     FROM pg_constraint k WHERE k.conrelid = t.oid)`);
+const RAW_INDEXES = catalogQualified(`(SELECT coalesce(json_object_agg(ic.relname, json_build_object('definition',
     concat_ws(' ', ic.relam, i.indisunique, i.indkey::text, i.indclass::text, i.indcollation::text, i.indoption::text, i.indexprs::text, i.indpred::text),
     'valid', i.indisvalid)), '{}')
-     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = t.oid)`;
+     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = t.oid)`);
 
 const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'`;
-const SNAPSHOT_SQL = `
+const SNAPSHOT_SQL = catalogQualified(`
 WITH exclusive AS MATERIALIZED (
   SELECT l.relation FROM pg_locks l
    WHERE l.locktype = 'relation' AND l.pid = pg_backend_pid() AND l.mode = 'AccessExclusiveLock' AND l.granted AND $3::text[] IS NULL
@@ -124,7 +125,7 @@ FROM (SELECT t.*,
              THEN cardinality($8::text[]) = 0 OR t.schema = ANY($8::text[]) OR (t.schema || '.' || t.name) = ANY($9::text[])
                   OR NOT current_setting('track_counts')::bool -- no counters: count
              ELSE (t.schema || '.' || t.name) = ANY($3::text[]) END AS counted
-        FROM t WHERE NOT (t.schema = $4 AND t.name = $5)) t) t`;
+        FROM t WHERE NOT (t.schema = $4 AND t.name = $5)) t) t`);
 
 /** Every (schema, table) split of "schema.table" names (a schema or table name may itself hold a dot). */
 export function namePairs(names: string[]): [string[], string[]] {

@@ -1,0 +1,134 @@
+/**
+ * Routes past validation found by an outside trial of the cheaper validation
+ * (issue 11): each a file that changed rows or structure of an existing table
+ * and was recorded as applied. INVARIANTS 8: each must fail and roll back, on a
+ * database tenant (the code-free probe) and, where it differs, through the
+ * scope query (a user function in a default elsewhere forces it).
+ */
+import type pg from 'pg';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { ValidationFailedError } from '../../src/core/errors.js';
+import { buildMigrationSet } from '../../src/core/migration-set.js';
+import { Migrator, type MigrateRequest } from '../../src/migrator.js';
+import { createTestDatabase, dropAllTestDatabases, type TestDatabase } from '../helpers/db.js';
+
+const clients: pg.Client[] = [];
+afterEach(async () => {
+  while (clients.length)
+    await clients
+      .pop()!
+      .end()
+      .catch(() => {});
+});
+afterAll(() => dropAllTestDatabases());
+
+const set = (files: Record<string, string>) => buildMigrationSet(Object.entries(files).map(([name, sql]) => ({ name, sql })));
+const WORKER: MigrateRequest = { deferCommits: true, postChecks: true };
+const USERS = `CREATE TABLE public.users (id int PRIMARY KEY, email text NOT NULL); INSERT INTO public.users SELECT g, 'u' || g FROM generate_series(1, 100) g;
+  CREATE TABLE public.migrations (name text PRIMARY KEY, checksum text, applied_at timestamp DEFAULT now(), duration_ms int, applied_by text)`;
+const SCOPE = `CREATE FUNCTION public.one() RETURNS int LANGUAGE sql AS 'select 1'; CREATE TABLE public.unrelated (x int DEFAULT public.one())`;
+
+async function run(setup: string, files: Record<string, string>): Promise<{ db: TestDatabase; failed?: { name: string; error: unknown } }> {
+  const db = await createTestDatabase('vt');
+  await db.query(setup);
+  const c = await db.client();
+  clients.push(c);
+  const r = await new Migrator(c).migrate(await set(files), WORKER);
+  return { db, failed: r.failed };
+}
+
+const count = async (db: TestDatabase, t: string) => (await db.query(`SELECT count(*)::int AS n FROM ${t}`)).rows[0].n as number;
+const columns = async (db: TestDatabase, t: string) =>
+  (
+    await db.query(
+      `SELECT array_agg(attname::text ORDER BY attnum) AS c FROM pg_attribute WHERE attrelid = '${t}'::regclass AND attnum > 0 AND NOT attisdropped`,
+    )
+  ).rows[0].c as string[];
+
+describe.each([
+  ['the code-free probe', ''],
+  ['the scope query', SCOPE],
+])('through %s', (_, extra) => {
+  const setup = (more = '') => [USERS, extra, more].filter(Boolean).join(';\n');
+
+  it('an index ON ONLY a partitioned table is left INVALID: the file fails', async () => {
+    const { db, failed } = await run(
+      setup(`CREATE TABLE public.events (id int, ts date NOT NULL) PARTITION BY RANGE (ts);
+        CREATE TABLE public.events_2026 PARTITION OF public.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`),
+      { '001_idx.sql': 'CREATE INDEX events_ts_idx ON ONLY events (ts);' },
+    );
+    expect(failed?.name).toBe('001_idx.sql');
+    expect(String((failed!.error as Error).message)).toMatch(/events_ts_idx is INVALID/);
+    expect((await db.query(`SELECT to_regclass('public.events_ts_idx') AS i`)).rows[0].i).toBeNull();
+  });
+
+  it('a function called in functional notation (users.sort_key) while an index builds: rows and a column of another table kept', async () => {
+    const { db, failed } = await run(
+      setup(`CREATE TABLE public.orders (id int PRIMARY KEY, note text); INSERT INTO public.orders SELECT g, 'n' FROM generate_series(1, 10) g;
+        CREATE FUNCTION public.purge() RETURNS int LANGUAGE plpgsql AS $$ BEGIN DELETE FROM public.orders; ALTER TABLE public.orders DROP COLUMN IF EXISTS note; RETURN 1; END $$;
+        CREATE FUNCTION public.sort_key(public.users) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM public.purge(); RETURN 1; END $$`),
+      { '001_index.sql': 'CREATE INDEX users_sort_key ON users ((users.sort_key));' },
+    );
+    expect(failed?.name).toBe('001_index.sql');
+    expect(failed?.error).toBeInstanceOf(ValidationFailedError);
+    expect(await count(db, 'public.orders')).toBe(10);
+    expect(await columns(db, 'public.orders')).toEqual(['id', 'note']);
+  });
+
+  it('functional notation in CREATE TABLE AS, with the function made in the same file', async () => {
+    const { db, failed } = await run(setup(), {
+      '001_scores.sql': `CREATE FUNCTION user_score(users) RETURNS int LANGUAGE plpgsql AS $$ BEGIN DELETE FROM users WHERE id > 50; RETURN 1; END $$;
+CREATE TABLE user_scores AS SELECT u.id, u.user_score AS score FROM users u LIMIT 1;`,
+    });
+    expect(failed?.name).toBe('001_scores.sql');
+    expect(failed?.error).toBeInstanceOf(ValidationFailedError);
+    expect(await count(db, 'public.users')).toBe(100);
+  });
+
+  it('a function made in pg_catalog and called with that prefix', async () => {
+    const { db, failed } = await run(setup(), {
+      '001_k.sql': `CREATE FUNCTION pg_catalog.user_rank(int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN DELETE FROM public.users WHERE id > 50; RETURN 1; END $$;
+CREATE TABLE user_ranks AS SELECT pg_catalog.user_rank(1) AS r;`,
+    });
+    expect(failed?.name).toBe('001_k.sql');
+    expect(failed?.error).toBeInstanceOf(ValidationFailedError);
+    expect(await count(db, 'public.users')).toBe(100);
+  });
+
+  it('a trigger the file puts on the tracking table that deletes rows and drops a column when the tracking row is written', async () => {
+    const { db, failed } = await run(setup(), {
+      '001_audit.sql': `CREATE FUNCTION audit_migration() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN DELETE FROM users WHERE id > 50; ALTER TABLE users DROP COLUMN email; RETURN NEW; END $$;
+CREATE TRIGGER audit_migration AFTER INSERT ON migrations FOR EACH ROW EXECUTE FUNCTION audit_migration();`,
+    });
+    expect(failed?.name).toBe('001_audit.sql');
+    expect(failed?.error).toBeInstanceOf(ValidationFailedError);
+    expect(await count(db, 'public.users')).toBe(100);
+    expect(await columns(db, 'public.users')).toEqual(['id', 'email']);
+  });
+
+  it('temporary tables named like the catalogs do not blind the validator for the files after them', async () => {
+    const { db, failed } = await run(setup(), {
+      '001_scratch.sql': `CREATE TEMP TABLE pg_class (oid oid, relname name, relnamespace oid, relkind "char");
+CREATE TEMP TABLE pg_attribute (attrelid oid, attname name, attnum int2, attisdropped bool, atttypid oid, atttypmod int4, attnotnull bool);
+CREATE TEMP TABLE pg_index (indexrelid oid, indrelid oid);
+CREATE TEMP TABLE pg_constraint (oid oid, conname name, conrelid oid, contype "char");`,
+      '002_purge.sql': 'DELETE FROM users WHERE id > 50;',
+    });
+    expect(failed?.name).toBe('002_purge.sql');
+    expect(String((failed!.error as Error).message)).toMatch(/users: row count changed from 100 to 50/);
+    expect(await count(db, 'public.users')).toBe(100);
+  });
+
+  it('temporary catalogs, then a file that drops a column and a constraint: compared against the real catalog', async () => {
+    const { db, failed } = await run(setup(), {
+      '001_scratch.sql': `CREATE TEMP TABLE pg_attribute (attrelid oid, attname name, attnum int2, attisdropped bool, atttypid oid, atttypmod int4, attnotnull bool);
+CREATE TEMP TABLE pg_index (indexrelid oid, indrelid oid, indisvalid bool);
+CREATE TEMP TABLE pg_constraint (oid oid, conname name, conrelid oid, contype "char", convalidated bool);`,
+      '002_cleanup.sql': 'ALTER TABLE users DROP COLUMN email;\nALTER TABLE users DROP CONSTRAINT users_pkey;\n',
+    });
+    expect(failed?.name).toBe('002_cleanup.sql');
+    expect(String((failed!.error as Error).message)).toMatch(/column email removed/);
+    expect(await columns(db, 'public.users')).toEqual(['id', 'email']);
+  });
+});
