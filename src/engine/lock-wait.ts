@@ -47,9 +47,17 @@ export interface WaitProbe {
   pid: number;
 }
 
-const WAITING = `SELECT pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.->>) 'waitstart' AS since,
+/**
+ * The migration session's ungranted lock, read from the lock session. Sent as a
+ * simple query (the pid written in, no parameters): a query sent with the
+ * extended protocol leaves the idle-in-transaction lock session holding a
+ * snapshot (its xmin stays set), and every later CREATE INDEX CONCURRENTLY of
+ * the run then waits for the lock session's transaction, which ends only with
+ * the run: lock_timeout, and an INVALID index left behind.
+ */
+const waitingSql = (pid: number) => `SELECT pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.->>) 'waitstart' AS since,
        pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) (pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.->>) 'waitstart')::pg_catalog.timestamptz) * 1000 AS waited
-  FROM pg_catalog.pg_locks l WHERE l.pid OPERATOR(pg_catalog.=) $1 AND NOT l.granted AND l.locktype OPERATOR(pg_catalog.<>) 'virtualxid' LIMIT 1`;
+  FROM pg_catalog.pg_locks l WHERE l.pid OPERATOR(pg_catalog.=) ${Math.trunc(pid)} AND NOT l.granted AND l.locktype OPERATOR(pg_catalog.<>) 'virtualxid' LIMIT 1`;
 
 export class LockWaitMeter {
   private into: LockWaitTotals | undefined;
@@ -95,7 +103,7 @@ export class LockWaitMeter {
     const watch = async () => {
       const p = this.watching ? this.probe() : undefined;
       while (p && !stop) {
-        const r = await p.conn.query<{ since: string | null; waited: number | null }>(WAITING, [p.pid]).catch(() => undefined);
+        const r = await p.conn.query<{ since: string | null; waited: number | null }>(waitingSql(p.pid)).catch(() => undefined);
         if (!r || stop) return;
         const now = this.clock.now();
         const row = r.rows[0];
