@@ -196,7 +196,7 @@ const INERT = new Set([
  * the parse tree. Found in PostgreSQL 15's pg_proc by argument names and types
  * (query, sqlquery, select, tbl, schema, cursor, regclass).
  */
-const RUNS_SQL_TEXT = new Set([
+export const RUNS_SQL_TEXT: ReadonlySet<string> = new Set([
   'query_to_xml',
   'query_to_xmlschema',
   'query_to_xml_and_xmlschema',

@@ -131,4 +131,28 @@ CREATE TEMP TABLE pg_constraint (oid oid, conname name, conrelid oid, contype "c
     expect(String((failed!.error as Error).message)).toMatch(/column email removed/);
     expect(await columns(db, 'public.users')).toEqual(['id', 'email']);
   });
+
+  const PURGE = 'CREATE FUNCTION public.purge_users() RETURNS int LANGUAGE plpgsql AS $$ BEGIN DELETE FROM public.users WHERE id > 50; RETURN 1; END $$';
+
+  it('REFRESH of a materialized view whose body runs SQL text (query_to_xml) that deletes rows', async () => {
+    const { db, failed } = await run(
+      setup(`${PURGE}; CREATE MATERIALIZED VIEW public.report AS SELECT query_to_xml('select public.purge_users()', false, false, '') AS x WITH NO DATA`),
+      { '001_refresh.sql': 'REFRESH MATERIALIZED VIEW report;' },
+    );
+    expect(failed?.name).toBe('001_refresh.sql');
+    expect(String((failed!.error as Error).message)).toMatch(/users: row count changed from 100 to 50/);
+    expect(await count(db, 'public.users')).toBe(100);
+  });
+
+  it('a CHECK on the tracking table that runs SQL text (query_to_xml) when the tracking row is written', async () => {
+    const { db, failed } = await run(
+      setup(
+        `${PURGE}; ALTER TABLE public.migrations ADD CONSTRAINT migrations_audit CHECK (query_to_xml('select public.purge_users()', false, false, '') IS NOT NULL) NOT VALID`,
+      ),
+      { '001_t.sql': 'CREATE TABLE tags (id int PRIMARY KEY, name text);' },
+    );
+    expect(failed?.name).toBe('001_t.sql');
+    expect(String((failed!.error as Error).message)).toMatch(/users: row count changed from 100 to 50/);
+    expect(await count(db, 'public.users')).toBe(100);
+  });
 });

@@ -27,7 +27,7 @@
  * Returns the "schema.table" names to count ([] = none), or undefined for
  * "every table". Exact where it matters, cheap where nothing can change.
  */
-import { changesAnyRows, type RowEffects } from '../../core/effects.js';
+import { changesAnyRows, RUNS_SQL_TEXT, type RowEffects } from '../../core/effects.js';
 import { inline, type Sql } from './batch.js';
 import type { Queryable } from './connection.js';
 import { catalogQualified } from './catalog-names.js';
@@ -35,6 +35,22 @@ import { catalogQualified } from './catalog-names.js';
 const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${oid})`;
 const EVENT_TRIGGERS = catalogQualified(`EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled <> 'D')`);
 const SYSTEM = `('pg_catalog', 'information_schema')`;
+/**
+ * A regular expression matching a stored expression tree (pg_node_tree as text) that calls a built-in which runs
+ * SQL given as text (core/effects.ts RUNS_SQL_TEXT: query_to_xml('select purge()')...). Postgres records no
+ * dependency on built-ins (pinned objects), so a view or CHECK calling one is found by its function oid in the tree.
+ */
+const SQL_TEXT_CALLS = `(SELECT ':funcid (' || pg_catalog.string_agg(p.oid::pg_catalog.text, '|') || ') ' FROM pg_catalog.pg_proc p
+   WHERE p.proname OPERATOR(pg_catalog.=) ANY ('{${[...RUNS_SQL_TEXT].join(',')}}'::pg_catalog.name[]) AND p.pronamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace)`;
+/** The expression trees of an attached object (a row of the scope query's `attached`), as text. */
+const TREES = (a: string) => `CASE ${a}.classid
+    WHEN 'pg_rewrite'::regclass THEN (SELECT w.ev_action::text FROM pg_rewrite w WHERE w.oid = ${a}.objid)
+    WHEN 'pg_attrdef'::regclass THEN (SELECT d.adbin::text FROM pg_attrdef d WHERE d.oid = ${a}.objid)
+    WHEN 'pg_constraint'::regclass THEN (SELECT k.conbin::text FROM pg_constraint k WHERE k.oid = ${a}.objid)
+    WHEN 'pg_class'::regclass THEN (SELECT coalesce(i.indexprs::text, '') || coalesce(i.indpred::text, '') FROM pg_index i WHERE i.indexrelid = ${a}.objid)
+    WHEN 'pg_policy'::regclass THEN (SELECT coalesce(pl.polqual::text, '') || coalesce(pl.polwithcheck::text, '') FROM pg_policy pl WHERE pl.oid = ${a}.objid)
+    WHEN 'pg_statistic_ext'::regclass THEN (SELECT st.stxexprs::text FROM pg_statistic_ext st WHERE st.oid = ${a}.objid)
+  END`;
 // OFFSET 0: a lookup by oid per row, never pulled up into a join that scans pg_proc to hash it
 const USER_PROC = (oid: string) =>
   `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR p.oid >= 16384) OFFSET 0)`;
@@ -158,6 +174,8 @@ SELECT
   OR EXISTS (SELECT 1 FROM unnest($6::text[]) f(name) CROSS JOIN LATERAL (
               SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
                WHERE o.oprname = f.name AND n.nspname NOT IN ${SYSTEM} OFFSET 0) x)
+  -- a view body, default, constraint, index expression, policy or statistics calling a built-in that runs SQL text
+  OR EXISTS (SELECT 1 FROM attached a WHERE ${TREES('a')} ~ ${SQL_TEXT_CALLS})
   OR ${EVENT_TRIGGERS} AS everything,
   ${EVENT_TRIGGERS} AS events`);
 
@@ -209,6 +227,15 @@ export function codeFreeQuery(ledger: string, functions: readonly string[]): str
     `NOT EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.proname ${eq} ANY (${inline({ text: '$1', values: [[...functions]] })}::pg_catalog.name[]) AND p.oid ${user})`,
     `NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.refclassid ${eq} 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid ${user}
       AND d.classid ${ne} 'pg_catalog.pg_trigger'::pg_catalog.regclass)`,
+    // no stored expression calling a built-in that runs SQL text (no dependency is recorded on a built-in)
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite x WHERE x.oid ${user} AND x.ev_action::pg_catalog.text OPERATOR(pg_catalog.~) t.re)`,
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_attrdef x WHERE x.oid ${user} AND x.adbin::pg_catalog.text OPERATOR(pg_catalog.~) t.re)`,
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_constraint x WHERE x.oid ${user} AND x.conbin::pg_catalog.text OPERATOR(pg_catalog.~) t.re)`,
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_index x WHERE x.indexrelid ${user}
+       AND (x.indexprs::pg_catalog.text OPERATOR(pg_catalog.~) t.re OR x.indpred::pg_catalog.text OPERATOR(pg_catalog.~) t.re))`,
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_policy x WHERE x.oid ${user}
+       AND (x.polqual::pg_catalog.text OPERATOR(pg_catalog.~) t.re OR x.polwithcheck::pg_catalog.text OPERATOR(pg_catalog.~) t.re))`,
+    `NOT EXISTS (SELECT FROM pg_catalog.pg_statistic_ext x WHERE x.oid ${user} AND x.stxexprs::pg_catalog.text OPERATOR(pg_catalog.~) t.re)`,
     `(SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid ${eq} t.oid) ${eq} 'r'`,
     `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid ${eq} t.oid OR i.inhparent ${eq} t.oid)`,
     `NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid ${eq} t.oid AND NOT g.tgisinternal)`,
@@ -220,7 +247,7 @@ export function codeFreeQuery(ledger: string, functions: readonly string[]): str
   ];
   const table = inline({ text: '$1', values: [ledger] });
   return `SELECT ${conditions.join('\n  AND ')} AS code_free
-  FROM (SELECT pg_catalog.to_regclass(${table})::pg_catalog.oid AS oid) t`;
+  FROM (SELECT pg_catalog.to_regclass(${table})::pg_catalog.oid AS oid, ${SQL_TEXT_CALLS} AS re) t`;
 }
 
 /**
