@@ -97,6 +97,8 @@ export class Applier {
   /** A file made of non-transactional statements, alone and outside a transaction. False when it failed. */
   async applyAlone(m: Migration, run: RunContext): Promise<boolean> {
     const { ledger, report, time } = run;
+    // not guessed: it may make an index whose expression calls a built-in that runs SQL text (see runFile)
+    run.scopeCache.treesClean = false;
     this.emit({ type: 'migration-start', name: m.name, transactional: false });
     try {
       const durationMs = await time('apply', () => this.applyOutsideTransaction(m, ledger, run));
@@ -447,7 +449,8 @@ export class Applier {
     const at = (p: Part) => parts.push(p) - 1;
     const start = at(part(MARK));
     let snapshotAt: number | undefined;
-    if (codeFree) at(part(this.codeFreeGuardSql(m, ledger)));
+    const trees = !run.scopeCache.treesClean;
+    if (codeFree) at(part(this.codeFreeGuardSql(m, ledger, trees)));
     else if (guess) {
       at(part(JIT_OFF));
       at(part(this.guardSql(m, ledger, guess.covered, guess.coversSchema ? this.settings.schema : undefined)));
@@ -492,6 +495,10 @@ export class Applier {
     const wall = this.clock.now() - t0;
     if (this.commitInFlight) this.committed(run);
     this.announce(m);
+    // the probe's expression-tree checks held (codeFreeQuery): later guessed files may leave them out; a file that was
+    // not guessed may have made a view or CHECK calling a built-in that runs SQL text: check the trees again after it
+    if (codeFree && trees) run.scopeCache.treesClean = true;
+    if (!guess) run.scopeCache.treesClean = false;
 
     // timings from the server's clock: [batch start] prefix [start] guard + before [statementsStart] statements
     // [a] tracking row [b] deferred triggers [c] after-snapshot [d]; the rest (the round trip) is the statements'
@@ -605,9 +612,9 @@ export class Applier {
   }
 
   /** The code-free guard: fails (22P02, CODE_MARKER) unless no user code is within the file's reach (row-scope.ts codeFreeQuery). */
-  private codeFreeGuardSql(m: Migration, ledger: LedgerLocation): string {
+  private codeFreeGuardSql(m: Migration, ledger: LedgerLocation, trees: boolean): string {
     return `SELECT CAST(CASE WHEN g.code_free THEN '1' ELSE '${CODE_MARKER}' END AS pg_catalog.int4) AS flotilla_code_free
-      FROM (${codeFreeQuery(qualified(ledger), effectsOf(m, ledger).functions)}) g`;
+      FROM (${codeFreeQuery(qualified(ledger), effectsOf(m, ledger).functions, { trees })}) g`;
   }
 
   /**

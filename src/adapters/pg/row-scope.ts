@@ -184,6 +184,12 @@ export interface RowScopeCache {
   eventTriggers?: boolean;
   /** false once codeFreeQuery failed in this run: later files take the scope query's guard at once; unset: not known yet */
   codeFree?: boolean;
+  /**
+   * true once codeFreeQuery with its expression-tree checks held in this run, until a file that was not guessed
+   * (which may have made a view or CHECK calling query_to_xml...: a file that calls one by name takes the careful
+   * path) runs: later probes leave those checks out (their planning costs a few ms per file)
+   */
+  treesClean?: boolean;
 }
 
 /**
@@ -209,7 +215,8 @@ export interface RowScopeCache {
  * reference, pg_proc by name): the same cost on a catalog of any size.
  * Operators qualified: a user's search_path must not pick them.
  */
-export function codeFreeQuery(ledger: string, functions: readonly string[]): string {
+export function codeFreeQuery(ledger: string, functions: readonly string[], opts: { trees?: boolean } = {}): string {
+  const trees = opts.trees ?? true;
   const eq = 'OPERATOR(pg_catalog.=)';
   const ne = 'OPERATOR(pg_catalog.<>)';
   const user = 'OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid';
@@ -227,15 +234,20 @@ export function codeFreeQuery(ledger: string, functions: readonly string[]): str
     `NOT EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.proname ${eq} ANY (${inline({ text: '$1', values: [[...functions]] })}::pg_catalog.name[]) AND p.oid ${user})`,
     `NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.refclassid ${eq} 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid ${user}
       AND d.classid ${ne} 'pg_catalog.pg_trigger'::pg_catalog.regclass)`,
-    // no stored expression calling a built-in that runs SQL text (no dependency is recorded on a built-in)
-    `NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite x WHERE x.oid ${user} AND x.ev_action::pg_catalog.text OPERATOR(pg_catalog.~) t.re)`,
-    `NOT EXISTS (SELECT FROM pg_catalog.pg_attrdef x WHERE x.oid ${user} AND x.adbin::pg_catalog.text OPERATOR(pg_catalog.~) t.re)`,
-    `NOT EXISTS (SELECT FROM pg_catalog.pg_constraint x WHERE x.oid ${user} AND x.conbin::pg_catalog.text OPERATOR(pg_catalog.~) t.re)`,
-    `NOT EXISTS (SELECT FROM pg_catalog.pg_index x WHERE x.indexrelid ${user}
+    // no stored expression calling a built-in that runs SQL text (no dependency is recorded on a built-in);
+    // `trees` false: already checked in this run, and no file since could have made one (engine/apply.ts)
+    ...(trees
+      ? [
+          `NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite x WHERE x.oid ${user} AND x.ev_action::pg_catalog.text OPERATOR(pg_catalog.~) t.re)`,
+          `NOT EXISTS (SELECT FROM pg_catalog.pg_attrdef x WHERE x.oid ${user} AND x.adbin::pg_catalog.text OPERATOR(pg_catalog.~) t.re)`,
+          `NOT EXISTS (SELECT FROM pg_catalog.pg_constraint x WHERE x.oid ${user} AND x.conbin::pg_catalog.text OPERATOR(pg_catalog.~) t.re)`,
+          `NOT EXISTS (SELECT FROM pg_catalog.pg_index x WHERE x.indexrelid ${user}
        AND (x.indexprs::pg_catalog.text OPERATOR(pg_catalog.~) t.re OR x.indpred::pg_catalog.text OPERATOR(pg_catalog.~) t.re))`,
-    `NOT EXISTS (SELECT FROM pg_catalog.pg_policy x WHERE x.oid ${user}
+          `NOT EXISTS (SELECT FROM pg_catalog.pg_policy x WHERE x.oid ${user}
        AND (x.polqual::pg_catalog.text OPERATOR(pg_catalog.~) t.re OR x.polwithcheck::pg_catalog.text OPERATOR(pg_catalog.~) t.re))`,
-    `NOT EXISTS (SELECT FROM pg_catalog.pg_statistic_ext x WHERE x.oid ${user} AND x.stxexprs::pg_catalog.text OPERATOR(pg_catalog.~) t.re)`,
+          `NOT EXISTS (SELECT FROM pg_catalog.pg_statistic_ext x WHERE x.oid ${user} AND x.stxexprs::pg_catalog.text OPERATOR(pg_catalog.~) t.re)`,
+        ]
+      : []),
     `(SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid ${eq} t.oid) ${eq} 'r'`,
     `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid ${eq} t.oid OR i.inhparent ${eq} t.oid)`,
     `NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid ${eq} t.oid AND NOT g.tgisinternal)`,
@@ -247,7 +259,7 @@ export function codeFreeQuery(ledger: string, functions: readonly string[]): str
   ];
   const table = inline({ text: '$1', values: [ledger] });
   return `SELECT ${conditions.join('\n  AND ')} AS code_free
-  FROM (SELECT pg_catalog.to_regclass(${table})::pg_catalog.oid AS oid, ${SQL_TEXT_CALLS} AS re) t`;
+  FROM (SELECT pg_catalog.to_regclass(${table})::pg_catalog.oid AS oid${trees ? `, ${SQL_TEXT_CALLS} AS re` : ''}) t`;
 }
 
 /**
