@@ -498,8 +498,9 @@ export function changesAnyRows(fx: RowEffects): boolean {
 /**
  * Statements that only make new objects: no existing table loses or changes a
  * column, constraint or index, and no table is dropped. An index counts only on
- * a table the same file made (CREATE TABLE IF NOT EXISTS included: building an
- * index on an existing table runs code on its rows). A file made only of these
+ * a table the same file creates (with IF NOT EXISTS too: if that table already
+ * existed, the build runs only built-in code over its rows, as a file naming user
+ * code is never guessed), never ON ONLY or CONCURRENTLY. A file made only of these
  * can fail structure validation in one way only, by creating a table where
  * `allowTableCreation` is off (constraints made with a table are always
  * validated, and an index built in a transaction on a plain table is valid), so
@@ -533,7 +534,8 @@ export function onlyCreates(statements: readonly { kind: string; node: Node }[])
       case 'IndexStmt':
         // only on a table this file made; not ON ONLY a partitioned table (left INVALID until its partitions'
         // indexes are attached), not CONCURRENTLY
-        return !s.node.concurrent && s.node.relation?.inh !== false && made.has(key(s.node.relation));
+        // (the parse tree leaves `inh` out for ON ONLY: only an explicit true is a plain index)
+        return !s.node.concurrent && s.node.relation?.inh === true && made.has(key(s.node.relation));
       case 'CreateTrigStmt':
         // CREATE CONSTRAINT TRIGGER adds a constraint (contype 't') to an existing table
         return !s.node.isconstraint;

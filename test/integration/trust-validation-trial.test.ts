@@ -62,6 +62,19 @@ describe.each([
     expect((await db.query(`SELECT to_regclass('public.events_ts_idx') AS i`)).rows[0].i).toBeNull();
   });
 
+  it('CREATE TABLE IF NOT EXISTS of an existing partitioned table, then an index ON ONLY it: compared, left INVALID, fails', async () => {
+    const { db, failed } = await run(
+      setup(`CREATE TABLE public.events (id int, ts date NOT NULL) PARTITION BY RANGE (ts);
+        CREATE TABLE public.events_2026 PARTITION OF public.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`),
+      {
+        '001_idx.sql':
+          'CREATE TABLE IF NOT EXISTS events (id int, ts date NOT NULL) PARTITION BY RANGE (ts);\nCREATE INDEX events_ts_idx ON ONLY events (ts);\n',
+      },
+    );
+    expect(failed?.name).toBe('001_idx.sql');
+    expect(String((failed!.error as Error).message)).toMatch(/events_ts_idx is INVALID/);
+  });
+
   it('a function called in functional notation (users.sort_key) while an index builds: rows and a column of another table kept', async () => {
     const { db, failed } = await run(
       setup(`CREATE TABLE public.orders (id int PRIMARY KEY, note text); INSERT INTO public.orders SELECT g, 'n' FROM generate_series(1, 10) g;
