@@ -73,6 +73,7 @@ describe.each([
     );
     expect(failed?.name).toBe('001_idx.sql');
     expect(String((failed!.error as Error).message)).toMatch(/events_ts_idx is INVALID/);
+    expect((await db.query(`SELECT to_regclass('public.events_ts_idx') AS i`)).rows[0].i).toBeNull();
   });
 
   it('a function called in functional notation (users.sort_key) while an index builds: rows and a column of another table kept', async () => {
