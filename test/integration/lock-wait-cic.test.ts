@@ -8,30 +8,21 @@
  * session as the holder). Deterministic here: a file slow enough to be watched,
  * then a CONCURRENTLY file, with a short lock_timeout.
  */
-import type pg from 'pg';
-import { afterAll, afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { buildMigrationSet } from '../../src/core/migration-set.js';
 import { Migrator } from '../../src/migrator.js';
-import { createTestDatabase, dropAllTestDatabases } from '../helpers/db.js';
+import { createTestDatabase } from '../helpers/db.js';
+import { engineClients, WORKER } from '../helpers/engine.js';
 
-const clients: pg.Client[] = [];
-afterEach(async () => {
-  while (clients.length)
-    await clients
-      .pop()!
-      .end()
-      .catch(() => {});
-});
-afterAll(() => dropAllTestDatabases());
+const client = engineClients();
 
 for (const [how, req] of [
   ['as the CLI runs it', {}],
-  ['as a worker runs it', { deferCommits: true, postChecks: true }],
+  ['as a worker runs it', WORKER],
 ] as const) {
   it(`a CONCURRENTLY file after a file the meter watched builds its index (${how})`, async () => {
     const db = await createTestDatabase('lw');
-    const c = await db.client();
-    clients.push(c);
+    const c = await client(db);
     const set = await buildMigrationSet([
       { name: '001_slow.sql', sql: 'SELECT pg_sleep(0.4);\nCREATE TABLE t (id int);\n' },
       { name: '002_idx.sql', sql: 'CREATE INDEX CONCURRENTLY t_id_idx ON t (id);\n' },

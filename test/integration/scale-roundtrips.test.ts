@@ -9,46 +9,19 @@
  * run, a warm ledger is not re-created. Engine in-process, real PostgreSQL.
  */
 import { fileURLToPath } from 'node:url';
-import type pg from 'pg';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readMigrationFiles } from '../../src/adapters/fs-source.js';
 import { inline } from '../../src/adapters/pg/batch.js';
 import type { LockConnection, LockSessions } from '../../src/adapters/pg/lock.js';
 import { postChecks } from '../../src/adapters/pg/post-checks.js';
 import { LockLostError, MigrationFailedError, ValidationFailedError } from '../../src/core/errors.js';
 import { buildMigrationSet } from '../../src/core/migration-set.js';
-import { Migrator, type MigrateRequest } from '../../src/migrator.js';
-import { createTestDatabase, dropAllTestDatabases, type TestDatabase } from '../helpers/db.js';
+import { Migrator } from '../../src/migrator.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { counted, engineClients, fileSet, WORKER } from '../helpers/engine.js';
 
-const clients: pg.Client[] = [];
-afterEach(async () => {
-  while (clients.length)
-    await clients
-      .pop()!
-      .end()
-      .catch(() => {});
-});
-afterAll(() => dropAllTestDatabases());
-
-async function client(db: TestDatabase): Promise<pg.Client> {
-  const c = await db.client();
-  clients.push(c);
-  return c;
-}
-
-const set = (files: Record<string, string>) => buildMigrationSet(Object.entries(files).map(([name, sql]) => ({ name, sql })));
-const WORKER: MigrateRequest = { deferCommits: true, postChecks: true };
-
-/** Every query the engine sends on the migration session (one call = one round trip: pg waits for each). */
-function counted(c: pg.Client): string[] {
-  const sent: string[] = [];
-  const query = c.query.bind(c) as (...a: unknown[]) => unknown;
-  (c as unknown as { query: unknown }).query = (...args: unknown[]) => {
-    sent.push(typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string })?.text));
-    return query(...args);
-  };
-  return sent;
-}
+const client = engineClients();
+const set = fileSet;
 
 async function ledger(db: TestDatabase): Promise<string[]> {
   return (await db.query<{ name: string }>('SELECT name FROM public.migrations ORDER BY name')).rows.map((r) => r.name);

@@ -5,25 +5,13 @@
  * database tenant (the code-free probe) and, where it differs, through the
  * scope query (a user function in a default elsewhere forces it).
  */
-import type pg from 'pg';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ValidationFailedError } from '../../src/core/errors.js';
-import { buildMigrationSet } from '../../src/core/migration-set.js';
-import { Migrator, type MigrateRequest } from '../../src/migrator.js';
-import { createTestDatabase, dropAllTestDatabases, type TestDatabase } from '../helpers/db.js';
+import { Migrator } from '../../src/migrator.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { engineClients, fileSet, WORKER } from '../helpers/engine.js';
 
-const clients: pg.Client[] = [];
-afterEach(async () => {
-  while (clients.length)
-    await clients
-      .pop()!
-      .end()
-      .catch(() => {});
-});
-afterAll(() => dropAllTestDatabases());
-
-const set = (files: Record<string, string>) => buildMigrationSet(Object.entries(files).map(([name, sql]) => ({ name, sql })));
-const WORKER: MigrateRequest = { deferCommits: true, postChecks: true };
+const client = engineClients();
 const USERS = `CREATE TABLE public.users (id int PRIMARY KEY, email text NOT NULL); INSERT INTO public.users SELECT g, 'u' || g FROM generate_series(1, 100) g;
   CREATE TABLE public.migrations (name text PRIMARY KEY, checksum text, applied_at timestamp DEFAULT now(), duration_ms int, applied_by text)`;
 const SCOPE = `CREATE FUNCTION public.one() RETURNS int LANGUAGE sql AS 'select 1'; CREATE TABLE public.unrelated (x int DEFAULT public.one())`;
@@ -31,9 +19,7 @@ const SCOPE = `CREATE FUNCTION public.one() RETURNS int LANGUAGE sql AS 'select 
 async function run(setup: string, files: Record<string, string>): Promise<{ db: TestDatabase; failed?: { name: string; error: unknown } }> {
   const db = await createTestDatabase('vt');
   await db.query(setup);
-  const c = await db.client();
-  clients.push(c);
-  const r = await new Migrator(c).migrate(await set(files), WORKER);
+  const r = await new Migrator(await client(db)).migrate(await fileSet(files), WORKER);
   return { db, failed: r.failed };
 }
 
