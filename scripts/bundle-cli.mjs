@@ -15,7 +15,8 @@ import { build } from 'esbuild';
 
 const EXTERNAL = ['bullmq', 'ioredis', 'libpg-query', 'pino', 'pino-pretty', 'pg-native', 'hono', '@hono/node-server', 'prom-client', 'playwright-core'];
 // modules of ours that may locate things relative to themselves (import.meta.url): each is checked to stay correct when bundled
-const MAY_USE_OWN_URL = new Set(['dist/cli/main.js', 'dist/logger.js']);
+// (dist/cli/parse-cache.js: createRequire(import.meta.url) finds node_modules by walking up, from dist/cli or dist/cli/chunks alike)
+const MAY_USE_OWN_URL = new Set(['dist/cli/main.js', 'dist/logger.js', 'dist/cli/parse-cache.js']);
 
 /**
  * pg asks "is this Cloudflare Workers?" when it loads, by building a fetch `Response`: on Node 20

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { InvalidEncodingError, MigrationTooLargeError, MigrationsDirError, NotAMigrationFileError } from '../core/errors.js';
 import { decodeMigrationBytes, MAX_MIGRATION_BYTES, type EncodingProblem } from '../core/file-bytes.js';
 import { isMigrationCandidate } from '../core/filename.js';
-import { buildMigrationSet, type MigrationFile, type MigrationSet } from '../core/migration-set.js';
+import { buildMigrationSet, type MigrationFile, type MigrationSet, type ParseTrees } from '../core/migration-set.js';
 
 export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> {
   let entries: Dirent[];
@@ -75,6 +75,6 @@ async function missing(path: string): Promise<string> {
   }
 }
 
-export async function loadMigrationDir(dir: string): Promise<MigrationSet> {
-  return buildMigrationSet(await readMigrationFiles(dir));
+export async function loadMigrationDir(dir: string, trees?: ParseTrees): Promise<MigrationSet> {
+  return buildMigrationSet(await readMigrationFiles(dir), trees);
 }

@@ -21,7 +21,7 @@ import {
 } from './errors.js';
 import { byteLengthOf, checkMigrationText, MAX_MIGRATION_BYTES, type EncodingProblem } from './file-bytes.js';
 import { isMigrationCandidate, parseDownFileName, parseFileName } from './filename.js';
-import { loadParser, splitStatements, type Statement } from './statements.js';
+import { loadParser, parseTree, splitStatements, type ParseTree, type Statement } from './statements.js';
 import { rowEffects, type RowEffects } from './effects.js';
 import { parseValidationHeader, type ValidationOptions } from './validation.js';
 
@@ -56,9 +56,26 @@ export interface MigrationSet {
   downs?: readonly Migration[];
 }
 
-export async function buildMigrationSet(files: MigrationFile[]): Promise<MigrationSet> {
-  await loadParser();
+/**
+ * Parse trees an earlier run computed, by file text (a cache kept by the CLI for
+ * commands that change nothing: cli/parse-cache.ts). `get` answers for a text
+ * that parsed, never for one that failed; `put` is told of every tree parsed here.
+ */
+export interface ParseTrees {
+  get(sql: string): ParseTree | undefined;
+  put(sql: string, tree: ParseTree): void;
+}
+
+export async function buildMigrationSet(files: MigrationFile[], trees?: ParseTrees): Promise<MigrationSet> {
   const all = checkedText(files.filter((f) => isMigrationCandidate(f.name)));
+  // the WASM parser loads only when some file has no kept tree
+  const known = new Map<string, ParseTree>();
+  for (const f of all) {
+    const t = trees?.get(f.sql);
+    if (t) known.set(f.sql, t);
+  }
+  if (all.some((f) => f.sql !== '' && !known.has(f.sql))) await loadParser();
+  const build = (file: MigrationFile, version: bigint) => buildMigration(file, version, treeOf(file.sql, known, trees));
   const downFiles = all.filter((f) => parseDownFileName(f.name));
   const candidates = all.filter((f) => !parseDownFileName(f.name));
   const bad = candidates.filter((f) => !parseFileName(f.name)).map((f) => f.name);
@@ -76,8 +93,8 @@ export async function buildMigrationSet(files: MigrationFile[]): Promise<Migrati
       );
     }
   }
-  const migrations = parsed.map(({ file, meta }) => buildMigration(file, meta.version));
-  const downs = buildDowns(downFiles, migrations);
+  const migrations = parsed.map(({ file, meta }) => build(file, meta.version));
+  const downs = buildDowns(downFiles, migrations, build);
   return { migrations, checksum: setChecksum(migrations), ...(downs.length ? { downs } : {}) };
 }
 
@@ -86,7 +103,7 @@ export async function buildMigrationSet(files: MigrationFile[]): Promise<Migrati
  * its up is refused, every one at once), one per version, and each is checked
  * and parsed like an up file.
  */
-function buildDowns(files: MigrationFile[], ups: readonly Migration[]): Migration[] {
+function buildDowns(files: MigrationFile[], ups: readonly Migration[], build: (f: MigrationFile, v: bigint) => Migration): Migration[] {
   const versions = new Set(ups.map((m) => m.version));
   const parsed = files
     .map((f) => ({ file: f, version: parseDownFileName(f.name)!.version }))
@@ -101,7 +118,21 @@ function buildDowns(files: MigrationFile[], ups: readonly Migration[]): Migratio
         parsed.filter((d) => d.version === v).map((d) => d.file.name),
       );
   }
-  return parsed.map(({ file, version }) => buildMigration(file, version));
+  return parsed.map(({ file, version }) => build(file, version));
+}
+
+/** The kept tree of a text, or a fresh parse (told to `trees`); undefined when it does not parse (splitStatements reports why). */
+function treeOf(sql: string, known: Map<string, ParseTree>, trees: ParseTrees | undefined): ParseTree | undefined {
+  const kept = known.get(sql);
+  if (kept || sql === '') return kept;
+  let tree: ParseTree;
+  try {
+    tree = parseTree(sql)!;
+  } catch {
+    return undefined;
+  }
+  trees?.put(sql, tree);
+  return tree;
 }
 
 /**
@@ -123,8 +154,8 @@ function checkedText(files: MigrationFile[]): MigrationFile[] {
   return checked;
 }
 
-function buildMigration(file: MigrationFile, version: bigint): Migration {
-  const split = splitStatements(file.sql);
+function buildMigration(file: MigrationFile, version: bigint, tree: ParseTree | undefined): Migration {
+  const split = splitStatements(file.sql, tree);
   if ('error' in split) {
     if (split.error.limit) throw new ParserLimitError(file.name, split.error.line, split.error.message);
     throw new SqlParseError(file.name, split.error.line, split.error.message);

@@ -66,13 +66,26 @@ export function loadParser(): Promise<void> {
 
 type Node = Record<string, any>;
 
-export function splitStatements(sql: string): { statements: Statement[] } | { error: ParseFailure } {
-  let result: { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
+/** What the parser returns for a text that parses: plain JSON, so it can be kept and given back (`tree` below). */
+export type ParseTree = { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
+
+/** The parser's tree of `sql`, or the error it raised; null for '' (no statements). Needs loadParser first. */
+export function parseTree(sql: string): ParseTree | null {
   // libpg-query throws "Query cannot be empty" for '' (but not for white space): no statements
-  if (sql === '') return { statements: [] };
+  if (sql === '') return null;
   if (!parseSync) throw new Error('the SQL parser is not loaded: await loadParser() first');
+  return parseSync(sql) as ParseTree;
+}
+
+/**
+ * The file's statements, classified. `tree`, when given, is parseTree(sql) as an
+ * earlier run computed it (a cache): only a text that parsed has one.
+ */
+export function splitStatements(sql: string, tree?: ParseTree): { statements: Statement[] } | { error: ParseFailure } {
+  let result: ParseTree;
+  if (sql === '') return { statements: [] };
   try {
-    result = parseSync(sql) as any;
+    result = tree ?? parseTree(sql)!;
   } catch (e: any) {
     const pos: number | undefined = e?.sqlDetails?.cursorPosition;
     // cursorPosition is a 0-based offset in characters (code points, as the server counts them),

@@ -1,5 +1,7 @@
 /** Runs the built CLI (dist/cli/main.js) as a user would, capturing its output. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CLI, REPO } from './fleet-base.js';
 
 export { CLI, REPO };
@@ -10,11 +12,15 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Environment without the developer's own DATABASE_URL & co., so tests only see what they pass. */
+/**
+ * Environment without the developer's own DATABASE_URL & co., so tests only see what they pass.
+ * The parse cache of `list` and `status` (cli/parse-cache.ts) is the tests' own, never the
+ * developer's ~/.cache (what it serves is what parsing gives, so tests share it safely).
+ */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (/^(DATABASE_URL|MIGRATIONS_DIR|FLOTILLA_|REDIS_URL|CONTROL_DATABASE_URL|LOG_LEVEL)/.test(k)) delete env[k];
-  return { ...env, ...extra };
+  return { ...env, FLOTILLA_CACHE_DIR: join(tmpdir(), 'flotilla-test-parse-cache'), ...extra };
 }
 
 export interface CliOptions {

@@ -12,6 +12,7 @@ import { MigrationFailedError, ValidationFailedError, EXIT_CODES, type FlotillaE
 import type { EngineEvent, MigrateReport, Migrator, MigratorPorts, StatusReport } from '../../migrator.js';
 import type { Logger } from '../../logger.js';
 import type { Output } from '../output.js';
+import { openParseCache } from '../parse-cache.js';
 
 export interface CommandContext {
   config: Config;
@@ -37,9 +38,10 @@ export function cliIdentity(): string {
 async function withSetAndDatabase<T>(
   ctx: CommandContext,
   fn: (set: MigrationSet, client: pg.Client, ports: MigratorPorts, engine: { Migrator: typeof Migrator }) => Promise<T>,
+  read: (dir: string) => Promise<MigrationSet> = loadMigrationDir,
 ): Promise<T> {
   const opened = openDatabase(ctx);
-  const [set, db] = await Promise.allSettled([loadMigrationDir(ctx.config.dir), opened]);
+  const [set, db] = await Promise.allSettled([read(ctx.config.dir), opened]);
   if (set.status === 'rejected') {
     if (db.status === 'fulfilled') await db.value.client.end().catch(() => {});
     throw set.reason;
@@ -64,8 +66,20 @@ async function openDatabase(ctx: CommandContext): Promise<{ client: pg.Client; p
   return { client, ports: { lockSessions: connectLockSessions(url, { applicationName: 'flotilla-cli lock' }) }, engine };
 }
 
+/**
+ * The set as `list` and `status` read it: with the parse trees of files that
+ * parsed before (cli/parse-cache.ts), since they change nothing and only print.
+ * Commands that run SQL read the folder with loadMigrationDir, parsing every file.
+ */
+async function loadForDisplay(dir: string): Promise<MigrationSet> {
+  const cache = openParseCache(dir);
+  const set = await loadMigrationDir(dir, cache);
+  cache.save();
+  return set;
+}
+
 export async function listCommand(ctx: CommandContext): Promise<number> {
-  const set = await loadMigrationDir(ctx.config.dir);
+  const set = await loadForDisplay(ctx.config.dir);
   if (ctx.out.json) {
     ctx.out.data({
       dir: ctx.config.dir,
@@ -101,8 +115,10 @@ function downOf(set: MigrationSet, version: bigint): { down?: string } {
 }
 
 export async function statusCommand(ctx: CommandContext): Promise<number> {
-  const report = await withSetAndDatabase(ctx, (set, c, ports, { Migrator }) =>
-    new Migrator(c, engineSettings(ctx.config, cliIdentity()), undefined, ports).status(set),
+  const report = await withSetAndDatabase(
+    ctx,
+    (set, c, ports, { Migrator }) => new Migrator(c, engineSettings(ctx.config, cliIdentity()), undefined, ports).status(set),
+    loadForDisplay,
   );
   if (ctx.out.json) ctx.out.data(report);
   else printStatus(ctx.out, report);
