@@ -116,6 +116,7 @@ async function fleetRun(label: string, dbTenants: number, schemaTenants: number,
       async (cl) => (await cl.query(`SELECT pg_size_pretty(pg_database_size(current_database())) AS size`)).rows[0].size as string,
     );
     const rss = workers.map((x) => Math.round(x.peakRssMb()));
+    const cpu = workers.map((x) => Math.round(x.cpuSeconds() * 10) / 10);
     const out = {
       tenants: n,
       migrate: { ms: Math.round(first.ms), ok: first.ok, perSecond: Math.round((n / (first.ms / 1000)) * 10) / 10 },
@@ -123,13 +124,16 @@ async function fleetRun(label: string, dbTenants: number, schemaTenants: number,
       lastOverFirst: Math.round((q[3]! / q[0]!) * 100) / 100,
       noop: { ms: Math.round(second.ms), upToDate: second.upToDate, msPerTenant: Math.round((second.ms / n) * 100) / 100 },
       workerPeakRssMb: rss,
+      workerCpuSeconds: cpu,
       redisKeys: keys,
       controlDatabase: db,
       load: loadavg().map((x) => Math.round(x * 100) / 100),
     };
     say(`migrate: ${first.ok}/${n} succeeded in ${sec(first.ms)} s; tenants/s by quarter ${q.join(', ')} (last/first ${out.lastOverFirst})`);
     say(`no-op rerun: ${second.upToDate}/${n} up to date in ${sec(second.ms)} s = ${out.noop.msPerTenant} ms/tenant end to end`);
-    say(`worker peak RSS ${rss.map((x) => `${x} MB`).join(', ')}; Redis keys ${keys}; control database ${db}; load ${out.load.join(' ')}`);
+    say(
+      `worker peak RSS ${rss.map((x) => `${x} MB`).join(', ')}; worker CPU ${cpu.map((x) => `${x} s`).join(', ')}; Redis keys ${keys}; control database ${db}; load ${out.load.join(' ')}`,
+    );
     return { out, bad: first.ok !== n || second.upToDate !== n };
   } finally {
     await Promise.all(workers.map((x) => x.stop()));

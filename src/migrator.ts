@@ -24,7 +24,7 @@ import { plan, type AppliedRow, type Plan } from './core/plan.js';
 import { planRevert, type RevertPairs } from './core/revert.js';
 import { baselineAppliedBy, isBaselineRow, planBaseline } from './core/baseline.js';
 import type { Queryable } from './adapters/pg/connection.js';
-import { ensureLedger, readLedger, readLedgerShape, recordBaseline, resolveLedger, type LedgerLocation } from './adapters/pg/ledger.js';
+import { ensureLedger, locateLedger, readLedger, readLedgerShape, recordBaseline, resolveLedger, type LedgerLocation } from './adapters/pg/ledger.js';
 import { siblingLockSessions } from './adapters/pg/lock.js';
 import { part } from './adapters/pg/batch.js';
 import { postChecksQueries, readPostChecks } from './adapters/pg/post-checks.js';
@@ -98,8 +98,8 @@ export class Migrator {
   }
 
   private async statusOf(set: MigrationSet): Promise<StatusReport> {
-    const ledger = await this.location();
-    const rows = await readLedger(this.db, ledger);
+    const { ledger, read } = await locateLedger(this.db, this.settings.schema, this.settings.trackingTable);
+    const rows = read?.rows ?? (await readLedger(this.db, ledger));
     const p = plan(set, rows);
     const missing = new Set(p.missing);
     return {
@@ -244,15 +244,18 @@ export class Migrator {
   }
 
   private async run(set: MigrationSet, req: MigrateRequest): Promise<MigrateReport> {
-    const ledger = await this.location();
+    // where the tracking table is, and (usually in the same round trip) what it holds: timed as planning
+    const started = this.clock.now();
+    const { ledger, read: located } = await locateLedger(this.db, this.settings.schema, this.settings.trackingTable);
     const report = emptyReport(ledger.schema, !!req.dryRun);
     this.meter.start(report);
     const time = timer(report.timings, this.clock);
+    if (located) report.timings.plan = Math.round((this.clock.now() - started) * 10) / 10;
     const run: RunContext = { ledger, req, report, time, scopeCache: {} };
     // Fast path, no lock: a committed ledger that already has everything is the answer.
     // (No tracking table anywhere, `new`: nothing to read; it is created under the lock.)
     const skip = ledger.how === 'new' && set.migrations.length > 0;
-    const read = skip ? { rows: [], complete: false } : await time('plan', () => readLedgerShape(this.db, ledger));
+    const read = skip ? { rows: [], complete: false } : (located ?? (await time('plan', () => readLedgerShape(this.db, ledger))));
     const first = this.checkedPlan(set, read.rows);
     if (this.todo(first, req, report).length === 0 && !req.dryRun) return this.finish(report, first);
 

@@ -156,6 +156,8 @@ export interface SpawnedWorker {
   output(): string;
   /** peak resident memory (VmHWM) seen so far, sampled from /proc every 500 ms */
   peakRssMb(): number;
+  /** CPU time (user + system) the worker used so far, from /proc; NaN once it exited */
+  cpuSeconds(): number;
   /** send `signal` (default SIGTERM) and resolve once it exited */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -212,6 +214,15 @@ export function spawnWorker(options: SpawnWorkerOptions): SpawnedWorker {
     peakRssMb: () => {
       sample();
       return peak;
+    },
+    cpuSeconds: () => {
+      try {
+        // fields 14 and 15 of /proc/pid/stat (after the parenthesised command name): utime, stime in clock ticks
+        const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return (Number(f[11]) + Number(f[12])) / 100;
+      } catch {
+        return Number.NaN;
+      }
     },
     stop: (signal = 'SIGTERM') =>
       new Promise<void>((resolve) => {

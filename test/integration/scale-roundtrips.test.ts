@@ -47,8 +47,9 @@ describe('round trips', () => {
     const r = await new Migrator(c).migrate(guide, WORKER);
     expect(r.failed).toBeUndefined();
     expect(r.applied).toHaveLength(8);
-    // resolve, pooler pid, tracking table: check + locks + DDL and COMMIT, read; 8 files; last COMMIT + checks
-    expect(sent.length).toBeLessThanOrEqual(15);
+    // resolve with the read of public.migrations (none yet: it fails), resolve alone, pooler pid, tracking table:
+    // check + locks + DDL and COMMIT, read; 8 files; last COMMIT + checks
+    expect(sent.length).toBeLessThanOrEqual(16);
     // each file's guard, in its batch: index probes while no user code is within reach (scale-code-free-guard.test.ts)
     expect(sent.filter((q) => q.includes('flotilla_code_free')).length).toBe(8);
     // the checks taken right after the last COMMIT are the checks
@@ -71,9 +72,57 @@ describe('round trips', () => {
     expect(r.applied.map((a) => a.name)).toEqual(['003_c.sql']);
     expect(sent.some((q) => /CREATE TABLE IF NOT EXISTS "public"."migrations"|CREATE SCHEMA/.test(q))).toBe(false);
     expect(sent.some((q) => q.includes('SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema'))).toBe(false);
-    // resolve, read; pooler pid; read under the lock; the file; its COMMIT + checks
-    expect(sent.length).toBe(6);
+    // resolve + read (one message); pooler pid; read under the lock; the file; its COMMIT + checks
+    expect(sent.length).toBe(5);
     expect(sent.filter((q) => q.includes('ORDER BY name')).length).toBe(2);
+  });
+
+  it('an up-to-date database: one query, where the tracking table is and what it holds', async () => {
+    const db = await createTestDatabase('rt');
+    const c = await client(db);
+    const files = await set({ '001_a.sql': 'CREATE TABLE a (id int);' });
+    await new Migrator(c).migrate(files);
+    const sent = counted(c);
+    const r = await new Migrator(c).migrate(files, WORKER);
+    expect(r.applied).toEqual([]);
+    expect(sent).toHaveLength(1);
+    expect((await new Migrator(c).status(files)).applied.map((a) => a.name)).toEqual(['001_a.sql']);
+    expect(sent).toHaveLength(2);
+  });
+
+  it('the tracking table found elsewhere than public: its rows are used, never the public table read alongside', async () => {
+    const db = await createTestDatabase('rt');
+    await db.query(`CREATE SCHEMA app; ALTER DATABASE "${db.name}" SET search_path = app, public`);
+    const c = await client(db);
+    const files = { '001_a.sql': 'CREATE TABLE a (id int);', '002_b.sql': 'CREATE TABLE b (id int);' };
+    await new Migrator(c).migrate(await set(files));
+    expect((await db.query(`SELECT count(*)::int AS n FROM app.migrations`)).rows[0].n).toBe(2);
+    // a tracking table in public that says only 001 is applied (an older one, left there): not app's
+    await db.query(
+      `CREATE TABLE public.migrations (LIKE app.migrations INCLUDING ALL); INSERT INTO public.migrations SELECT * FROM app.migrations WHERE name = '001_a.sql'`,
+    );
+    const sent = counted(c);
+    const r = await new Migrator(c).migrate(await set(files), WORKER);
+    expect(r.failed).toBeUndefined();
+    expect(r.applied).toEqual([]);
+    expect(r.schema).toBe('app');
+    // one message that also read public's table, then app's read
+    expect(sent).toHaveLength(2);
+    const status = await new Migrator(c).status(await set(files));
+    expect(status.applied.map((a) => a.name)).toEqual(['001_a.sql', '002_b.sql']);
+    expect(status.pending).toEqual([]);
+  });
+
+  it('no tracking table yet, or one of another tool in public: the two steps, with their answers', async () => {
+    const db = await createTestDatabase('rt');
+    const c = await client(db);
+    const files = await set({ '001_a.sql': 'CREATE TABLE a (id int);' });
+    expect((await new Migrator(c).status(files)).pending).toEqual(['001_a.sql']);
+    // TypeORM's table: id, timestamp, name (a `name` column, so the read itself works)
+    await db.query(`CREATE TABLE public.migrations (id serial PRIMARY KEY, "timestamp" bigint NOT NULL, name varchar NOT NULL)`);
+    await expect(new Migrator(c).migrate(files)).rejects.toMatchObject({ code: 'foreign_tracking_table', tool: 'TypeORM' });
+    await expect(new Migrator(c).status(files)).rejects.toMatchObject({ code: 'foreign_tracking_table' });
+    expect((await db.query(`SELECT to_regclass('public.a') AS t`)).rows[0].t).toBeNull();
   });
 });
 

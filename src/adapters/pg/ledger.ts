@@ -87,13 +87,19 @@ function ledgersIn(named: Named): string[] {
  */
 export async function resolveLedger(db: Queryable, schema: string | undefined, table: string): Promise<LedgerLocation> {
   if (schema) return { schema, table, how: 'given' };
+  const r = await db.query<ResolveRow>(RESOLVE_SQL('$1'), [table]);
+  return located(table, r.rows[0]!);
+}
+
+type ResolveRow = { current: string | null; path: string[]; here: boolean; named: Named | null };
+
+/** The current schema, the search path, whether the current schema holds `table` ($tableSql), and if not, every schema's relation of that name. */
+const RESOLVE_SQL = (tableSql: string) =>
   // the other schemas are looked at only when the current one has nothing of that name
-  const r = await db.query<{ current: string | null; path: string[]; here: boolean; named: Named | null }>(
-    `SELECT current_schema()::text AS current, current_schemas(false)::text[] AS path, x.here, CASE WHEN NOT x.here THEN ${NAMED_SQL} END AS named
-       FROM (SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = $1 AND c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema())) AS here) x`,
-    [table],
-  );
-  const { current, path, here, named } = r.rows[0]!;
+  `SELECT current_schema()::text AS current, current_schemas(false)::text[] AS path, x.here, CASE WHEN NOT x.here THEN ${NAMED_SQL.replaceAll('$1', tableSql)} END AS named
+     FROM (SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = ${tableSql} AND c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema())) AS here) x`;
+
+function located(table: string, { current, path, here, named }: ResolveRow): LedgerLocation {
   // whatever is there under that name, ours or not: never silently looked past (another tool's is refused by name)
   if (current !== null && here) return { schema: current, table, how: 'current' };
   const ledgers = ledgersIn(named ?? []);
@@ -102,6 +108,41 @@ export async function resolveLedger(db: Queryable, schema: string | undefined, t
   // only off the search path: a tenant schema's ledger, or one the path no longer reaches
   if (ledgers.length) throw new AmbiguousLedgerError(table, ledgers, current);
   return { schema: current ?? 'public', table, how: 'new' };
+}
+
+/** Where a database's tracking table usually is: what locateLedger reads while it resolves. */
+const USUAL_SCHEMA = 'public';
+
+/**
+ * resolveLedger, then readLedgerShape of what it found, in one round trip when
+ * the table is where it usually is (`public`, a database tenant's): the
+ * resolution and the read of public's table go in one simple-query message,
+ * so one implicit transaction, one snapshot, and the rows are used only when
+ * the resolution names that same table. Anywhere else, or when there is no
+ * such table (the read fails and changed nothing), it is done in two steps as
+ * before, with their errors. `read` is undefined for a table to be created.
+ */
+export async function locateLedger(
+  db: Queryable,
+  schema: string | undefined,
+  table: string,
+): Promise<{ ledger: LedgerLocation; read: { rows: AppliedRow[]; complete: boolean } | undefined }> {
+  if (!schema) {
+    const guess: LedgerLocation = { schema: USUAL_SCHEMA, table };
+    let results: pg.QueryResult[] | undefined;
+    try {
+      results = (await db.query(`${RESOLVE_SQL(literal(table))}; ${READ_SQL(guess)}`)) as unknown as pg.QueryResult[];
+    } catch {
+      // no such table there, or not one rows can be read from: the two steps below say what is wrong
+    }
+    if (results) {
+      const ledger = located(table, results[0]!.rows[0] as ResolveRow);
+      if (ledger.schema === guess.schema && ledger.how !== 'new') return { ledger, read: shapeOf(ledger, results[1]!, results[2]!) };
+      return { ledger, read: ledger.how === 'new' ? undefined : await readLedgerShape(db, ledger) };
+    }
+  }
+  const ledger = await resolveLedger(db, schema, table);
+  return { ledger, read: ledger.how === 'new' ? undefined : await readLedgerShape(db, ledger) };
 }
 
 function literal(s: string): string {
@@ -149,10 +190,7 @@ export async function readLedger(db: Queryable, l: LedgerLocation): Promise<Appl
 export async function readLedgerShape(db: Queryable, l: LedgerLocation): Promise<{ rows: AppliedRow[]; complete: boolean }> {
   let results: pg.QueryResult[];
   try {
-    const res = await db.query(
-      `SELECT ${DESCRIBE_SQL} AS info FROM pg_class c WHERE c.oid = to_regclass(${literal(qualified(l))}); SELECT * FROM ${qualified(l)} ORDER BY name`,
-    );
-    results = res as unknown as pg.QueryResult[];
+    results = (await db.query(READ_SQL(l))) as unknown as pg.QueryResult[];
   } catch (e: any) {
     if (e?.code === SQLSTATE.undefinedTable || e?.code === SQLSTATE.invalidSchemaName) {
       await refuseTwins(db, l);
@@ -162,9 +200,17 @@ export async function readLedgerShape(db: Queryable, l: LedgerLocation): Promise
     if (e?.code === SQLSTATE.undefinedColumn || e?.code === WRONG_OBJECT_TYPE) throw await foreign(db, l);
     throw e;
   }
-  const info = results[0]?.rows[0]?.info as TableInfo | undefined;
+  return shapeOf(l, results[0]!, results[1]!);
+}
+
+/** The table's description, then its rows: two statements of one simple query. */
+const READ_SQL = (l: LedgerLocation) =>
+  `SELECT ${DESCRIBE_SQL} AS info FROM pg_class c WHERE c.oid = to_regclass(${literal(qualified(l))}); SELECT * FROM ${qualified(l)} ORDER BY name`;
+
+function shapeOf(l: LedgerLocation, described: pg.QueryResult, read: pg.QueryResult): { rows: AppliedRow[]; complete: boolean } {
+  const info = described.rows[0]?.info as TableInfo | undefined;
   const shape = info ? refuseForeign(l, info) : undefined;
-  const rows = results[1]!.rows.map((row) => ({
+  const rows = read.rows.map((row) => ({
     name: row.name,
     checksum: row.checksum ?? null,
     appliedAt: row.applied_at ?? row.executed_at ?? null,

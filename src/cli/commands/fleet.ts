@@ -5,6 +5,7 @@
  * Settings beyond the engine's come from the environment: REDIS_URL,
  * CONTROL_DATABASE_URL (default DATABASE_URL), FLOTILLA_QUEUE_PREFIX (config.ts).
  */
+import { applyWorkerHeapFlags } from '../heap.js';
 import type { Command } from 'commander';
 import type { CommandContext } from './single.js';
 
@@ -96,7 +97,13 @@ export function registerFleetCommands(program: Command, run: Run): void {
     .option('--drain-timeout <duration>', 'on SIGTERM, how long running jobs may finish', '30s')
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port (GET /metrics), e.g. 9464')
     .option('--metrics-host <host>', 'address the metrics server listens on (default 0.0.0.0)')
-    .action((o, cmd) => run(async (ctx) => (await import('./worker.js')).workerRun(ctx, o), cmd));
+    .action((o, cmd) =>
+      run(async (ctx) => {
+        // before BullMQ, pg and the rest load: their loading alone would grow the young generation (cli/heap.ts)
+        applyWorkerHeapFlags();
+        return (await import('./worker.js')).workerRun(ctx, o);
+      }, cmd),
+    );
 
   const schedule = program
     .command('schedule')
