@@ -31,6 +31,7 @@ import { buildMigrationSet } from '../src/core/migration-set.js';
 import { Migrator } from '../src/migrator.js';
 import { REPO, adminQuery, createFleet, dbUrl, spawnWorker, type FleetFixture, type SpawnedWorker } from '../test/helpers/fleet-base.js';
 import { runCliTimed } from './cli-run.js';
+import { cpuNow, cpuSince, type CpuReading } from './cpu.js';
 import { PEER_METHODS, preparePeerMigrations, runPeer } from './peers.js';
 import { curveSvg, type CurvePoint } from './curve.js';
 
@@ -84,7 +85,10 @@ async function main(): Promise<number> {
   try {
     // 1. the floor (on tenants reset as for every method after it)
     await resetTenants(urls);
+    const cpu: Record<string, CpuReading> = {};
+    let at = cpuNow([]);
     const floorMs = await floor(urls, w * c);
+    cpu.floor = cpuSince(at, []);
     rows.push({ method: 'floor (pg, concatenated SQL)', tenants: n, ok: n, totalMs: floorMs, msPerTenant: floorMs / n });
 
     // 2. Flotilla, workers already running
@@ -93,13 +97,20 @@ async function main(): Promise<number> {
     await clearRedis();
     const workers = Array.from({ length: w }, () => spawnWorker({ env: countingEnv({ ...env, LOG_LEVEL: 'info' }), concurrency: c }));
     await Promise.all(workers.map((x) => x.started));
+    const pids = workers.map((x) => x.pid);
     try {
+      at = cpuNow(pids);
       const perFile = await rollout(fleet, env, workers, []);
+      cpu.perFile = cpuSince(at, pids);
       rows.push({ method: 'flotilla rollout (validated)', tenants: n, ok: perFile.ok, totalMs: perFile.ms, msPerTenant: perFile.ms / n });
+      at = cpuNow(pids);
       const noop = await rollout(fleet, env, workers, []);
+      cpu.noop = cpuSince(at, pids);
       rows.push({ method: 'flotilla rollout, no-op rerun', tenants: n, ok: noop.upToDate, totalMs: noop.ms, msPerTenant: noop.ms / n });
       await resetTenants(urls);
+      at = cpuNow(pids);
       const single = await rollout(fleet, env, workers, ['--single-transaction']);
+      cpu.single = cpuSince(at, pids);
       rows.push({ method: 'flotilla rollout --single-transaction', tenants: n, ok: single.ok, totalMs: single.ms, msPerTenant: single.ms / n });
       bad += [perFile.ok, noop.upToDate, single.ok].filter((x) => x !== n).length;
       // the floor again, last: the machine is shared, so this says how much the load moved during the run
@@ -110,6 +121,9 @@ async function main(): Promise<number> {
       results.phases = { perFile: perFile.phases, single: single.phases };
       results.roundTrips = { perFile: perFile.roundTrips, noop: noop.roundTrips, single: single.roundTrips };
       results.workerPeakRssMb = workers.map((x) => Math.round(x.peakRssMb()));
+      results.cpuMsPerTenant = Object.fromEntries(
+        Object.entries(cpu).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([p, s]) => [p, Math.round((s * 1000 * 10) / n) / 10]))]),
+      );
     } finally {
       await Promise.all(workers.map((x) => x.stop()));
     }
@@ -142,6 +156,7 @@ async function main(): Promise<number> {
     printMethods(w * c);
     printPhases(results.phases as Record<string, Record<string, number>>);
     printRoundTrips(results.roundTrips as Record<string, RoundTrips>);
+    printCpu(results.cpuMsPerTenant as Record<string, CpuReading>);
     say(`time to enqueue (rollout command: register, freeze, dispatch, addBulk): ${JSON.stringify(results.enqueueMs)} ms`);
     say(`peak RSS per worker: ${(results.workerPeakRssMb as number[]).map((x) => `${x} MB`).join(', ')}`);
 
@@ -157,6 +172,17 @@ async function main(): Promise<number> {
   say('');
   say(`results written to ${values.json}`);
   return bad ? 1 : 0;
+}
+
+/** CPU per tenant by process (bench/cpu.ts): the machine's two cores are what every method shares. */
+function printCpu(cpu: Record<string, CpuReading>): void {
+  say('');
+  say("CPU per tenant, ms (from /proc: the server with its backends, Redis, the worker processes, this process: the floor's client and the rollout command)");
+  say(`${'run'.padEnd(12)}${['postgres', 'redis', 'workers', 'bench', 'total'].map((h) => h.padStart(10)).join('')}`);
+  for (const [run, v] of Object.entries(cpu)) {
+    const total = v.postgres + v.redis + v.workers + v.bench;
+    say(`${run.padEnd(12)}${[v.postgres, v.redis, v.workers, v.bench, total].map((x) => x.toFixed(1).padStart(10)).join('')}`);
+  }
 }
 
 function fleetEnv(fleet: FleetFixture): NodeJS.ProcessEnv {

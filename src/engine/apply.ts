@@ -29,6 +29,7 @@ import { isLockLostError } from '../adapters/pg/lock.js';
 import { codeFreeQuery, scopeQuery, validationScope } from '../adapters/pg/row-scope.js';
 import { OTHER_SESSION_EXTENSIONS, refuseOtherSessions, type OtherSessionsCache } from '../adapters/pg/other-sessions.js';
 import { INITIALLY_DEFERRED_SQL, setDeferredSql } from '../adapters/pg/deferred.js';
+import { ENTER_SAFE_PATH, LEAVE_SAFE_PATH } from '../adapters/pg/safe-path.js';
 import { invalidIndexes, readSnapshot, snapshotQuery, takeSnapshot, type SnapshotScope } from '../adapters/pg/snapshot.js';
 import type { Snapshot } from '../core/validation.js';
 import { explainMigrationFailure } from '../adapters/pg/refusals.js';
@@ -437,7 +438,8 @@ export class Applier {
     const codeFree = !!guess && path === 'guard' && !this.settings.schema && run.scopeCache.codeFree !== false;
     let before: Checkpoint | undefined;
     if (v.enabled && !guess) {
-      await run.time('ledger', () => this.send(prefix, run));
+      // the careful path's queries run on the system schemas' path (adapters/pg/safe-path.ts); the batch gives the file its own back
+      await run.time('ledger', () => this.send([...prefix, part(ENTER_SAFE_PATH)], run));
       prefix = [];
       before = await run.time('validation', () => this.checkpointBefore(m, run, v, previous, step));
     }
@@ -445,7 +447,15 @@ export class Applier {
 
     // the batch: parts read from the start (head) up to the statements, from the end (tail) after them;
     // it opens with the file's name and first lines, which is what pg_stat_activity shows of it
-    const parts: Part[] = [{ text: signature(m), statements: 0 }, ...prefix, part('SAVEPOINT flotilla_batch')];
+    // the engine's own statements run on the system schemas' path, the file's on its own (adapters/pg/safe-path.ts);
+    // after the careful path's round trips (run on the safe path) the file's path is given back before the savepoint
+    const parts: Part[] = [
+      { text: signature(m), statements: 0 },
+      ...prefix,
+      ...(before ? [part(LEAVE_SAFE_PATH)] : []),
+      part('SAVEPOINT flotilla_batch'),
+      part(ENTER_SAFE_PATH),
+    ];
     const at = (p: Part) => parts.push(p) - 1;
     const start = at(part(MARK));
     let snapshotAt: number | undefined;
@@ -460,22 +470,28 @@ export class Applier {
       if (guess.scope) snapshotAt = at(part(snapshotQuery(guess.scope)));
     }
     const statementsStart = at(part(MARK));
+    at(part(LEAVE_SAFE_PATH));
     at(part(DURATION_START_SQL));
     parts.push({ text: m.statements.map((s) => s.sql).join('\n;\n'), statements: m.statements.length });
-    const tail: Part[] = [
-      part(MARK),
-      part(this.trackQuery(run, m)),
-      part(MARK),
-      // deferred triggers fire now, not at COMMIT after the snapshot (adapters/pg/deferred.ts)
-      part('SET CONSTRAINTS ALL IMMEDIATE'),
-      part(MARK),
-    ];
+    const tail: Part[] = [];
+    const atTail = (p: Part) => tail.push(p) - 1;
+    const a = atTail(part(MARK));
+    // the tracking row on the file's path (a trigger on the tracking table is the user's code); every name in it qualified
+    atTail(part(this.trackQuery(run, m)));
+    const b = atTail(part(MARK));
+    // deferred triggers fire now, not at COMMIT after the snapshot (adapters/pg/deferred.ts): the user's code, on the file's path
+    atTail(part('SET CONSTRAINTS ALL IMMEDIATE'));
+    // then the engine's catalog queries on the system schemas' path; the path the file left is saved for the next file
+    atTail(part(ENTER_SAFE_PATH));
+    const c = atTail(part(MARK));
     const scope = before?.scope ?? guess?.reuse?.scope ?? guess?.scope;
-    if (scope) tail.push(part(snapshotQuery(scope)), part(MARK));
-    // no savepoint left behind: a later batch failing before its own must not find this one
-    tail.push(part('RELEASE SAVEPOINT flotilla_batch'));
+    const after = scope ? atTail(part(snapshotQuery(scope))) : undefined;
+    const d = scope ? atTail(part(MARK)) : c;
     // other files follow in this transaction: give them the INITIALLY DEFERRED defaults back
-    if (step.more) tail.push(part(INITIALLY_DEFERRED_SQL));
+    const deferred = step.more ? atTail(part(INITIALLY_DEFERRED_SQL)) : undefined;
+    atTail(part(LEAVE_SAFE_PATH));
+    // no savepoint left behind: a later batch failing before its own must not find this one
+    atTail(part('RELEASE SAVEPOINT flotilla_batch'));
     parts.push(...tail);
     const fromEnd = (i: number) => tail.length - i; // tail index -> tail(k)
 
@@ -506,21 +522,20 @@ export class Applier {
     const first = res.head(start)[0] ?? {};
     const received = Number(first.s ?? 0) * 1000;
     const [s0, s1] = [mark(res.head(start)), mark(res.head(statementsStart))];
-    const [a, b, c] = [mark(res.tail(fromEnd(0))), mark(res.tail(fromEnd(2))), mark(res.tail(fromEnd(4)))];
-    const d = scope ? mark(res.tail(fromEnd(6))) : c;
-    const server = { ledger: s0 - received + (b - a), validation: s1 - s0 + (d - c), apply: a - s1 + (c - b) };
+    const [ta, tb, tc, td] = [a, b, c, d].map((i) => mark(res.tail(fromEnd(i)))) as [number, number, number, number];
+    const server = { ledger: s0 - received + (tb - ta), validation: s1 - s0 + (td - tc), apply: ta - s1 + (tc - tb) };
     add(run.report.timings, 'ledger', server.ledger);
     add(run.report.timings, 'validation', server.validation);
     add(run.report.timings, 'apply', Math.max(0, wall - server.ledger - server.validation));
 
-    if (step.more) this.restoreDeferred = setDeferredSql(res.tail(1));
+    if (deferred !== undefined) this.restoreDeferred = setDeferredSql(res.tail(fromEnd(deferred)));
     if (!scope) return undefined;
     if (guess && !guess.reuse) before = { scope: guess.scope!, snapshot: readSnapshot(res.head(snapshotAt!)) };
     before ??= guess?.reuse;
-    const after = readSnapshot(res.tail(fromEnd(5)));
-    const result = diffSnapshots(before!.snapshot, after, v.options);
+    const snapshot = readSnapshot(res.tail(fromEnd(after!)));
+    const result = diffSnapshots(before!.snapshot, snapshot, v.options);
     if (!result.valid) throw new ValidationFailedError(m.name, result.issues);
-    return { scope: before!.scope, snapshot: after };
+    return { scope: before!.scope, snapshot };
   }
 
   /**
@@ -664,18 +679,17 @@ export class Applier {
     // SET (unlike SET LOCAL) outlives the migration: give the caller its session back as it was
     const saved = (
       await this.db.query<{ lt: string; st: string; sp: string }>(
-        `SELECT current_setting('lock_timeout') AS lt, current_setting('statement_timeout') AS st, current_setting('search_path') AS sp`,
+        `SELECT pg_catalog.current_setting('lock_timeout') AS lt, pg_catalog.current_setting('statement_timeout') AS st, pg_catalog.current_setting('search_path') AS sp`,
       )
     ).rows[0]!;
     try {
       return await this.runOutsideTransaction(m, ledger, run);
     } finally {
       await this.db
-        .query(`SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), set_config('search_path', $3, false)`, [
-          saved.lt,
-          saved.st,
-          saved.sp,
-        ])
+        .query(
+          `SELECT pg_catalog.set_config('lock_timeout', $1, false), pg_catalog.set_config('statement_timeout', $2, false), pg_catalog.set_config('search_path', $3, false)`,
+          [saved.lt, saved.st, saved.sp],
+        )
         .catch(() => {});
     }
   }

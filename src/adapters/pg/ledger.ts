@@ -25,6 +25,7 @@ import type pg from 'pg';
 import type { AppliedRow } from '../../core/plan.js';
 import { part, runBatch, type Part, type Sql } from './batch.js';
 import { quoteIdent, type Queryable } from './connection.js';
+import { ENTER_SAFE_PATH, FILE_SCHEMA, FILE_SCHEMAS_EXPLICIT, LEAVE_SAFE_PATH } from './safe-path.js';
 import { SQLSTATE } from './sqlstate.js';
 
 export interface LedgerLocation {
@@ -87,17 +88,19 @@ function ledgersIn(named: Named): string[] {
  */
 export async function resolveLedger(db: Queryable, schema: string | undefined, table: string): Promise<LedgerLocation> {
   if (schema) return { schema, table, how: 'given' };
-  const r = await db.query<ResolveRow>(RESOLVE_SQL('$1'), [table]);
-  return located(table, r.rows[0]!);
+  // the engine's query on the system schemas' path, reading the session's own (adapters/pg/safe-path.ts)
+  const results = (await db.query(`${ENTER_SAFE_PATH}; ${RESOLVE_SQL(literal(table))}; ${LEAVE_SAFE_PATH}`)) as unknown as pg.QueryResult[];
+  return located(table, results[1]!.rows[0] as ResolveRow);
 }
 
 type ResolveRow = { current: string | null; path: string[]; here: boolean; named: Named | null };
 
 /** The current schema, the search path, whether the current schema holds `table` ($tableSql), and if not, every schema's relation of that name. */
 const RESOLVE_SQL = (tableSql: string) =>
-  // the other schemas are looked at only when the current one has nothing of that name
-  `SELECT current_schema()::text AS current, current_schemas(false)::text[] AS path, x.here, CASE WHEN NOT x.here THEN ${NAMED_SQL.replaceAll('$1', tableSql)} END AS named
-     FROM (SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = ${tableSql} AND c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema())) AS here) x`;
+  // the other schemas are looked at only when the current one has nothing of that name; run after ENTER_SAFE_PATH,
+  // the session's current schema and path are what it saved
+  `SELECT ${FILE_SCHEMA} AS current, ${FILE_SCHEMAS_EXPLICIT}::text[] AS path, x.here, CASE WHEN NOT x.here THEN ${NAMED_SQL.replaceAll('$1', tableSql)} END AS named
+     FROM (SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = ${tableSql} AND c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = ${FILE_SCHEMA})) AS here) x`;
 
 function located(table: string, { current, path, here, named }: ResolveRow): LedgerLocation {
   // whatever is there under that name, ours or not: never silently looked past (another tool's is refused by name)
@@ -131,13 +134,13 @@ export async function locateLedger(
     const guess: LedgerLocation = { schema: USUAL_SCHEMA, table };
     let results: pg.QueryResult[] | undefined;
     try {
-      results = (await db.query(`${RESOLVE_SQL(literal(table))}; ${READ_SQL(guess)}`)) as unknown as pg.QueryResult[];
+      results = (await db.query(`${ENTER_SAFE_PATH}; ${RESOLVE_SQL(literal(table))}; ${READ_SQL(guess)}; ${LEAVE_SAFE_PATH}`)) as unknown as pg.QueryResult[];
     } catch {
       // no such table there, or not one rows can be read from: the two steps below say what is wrong
     }
     if (results) {
-      const ledger = located(table, results[0]!.rows[0] as ResolveRow);
-      if (ledger.schema === guess.schema && ledger.how !== 'new') return { ledger, read: shapeOf(ledger, results[1]!, results[2]!) };
+      const ledger = located(table, results[1]!.rows[0] as ResolveRow);
+      if (ledger.schema === guess.schema && ledger.how !== 'new') return { ledger, read: shapeOf(ledger, results[2]!, results[3]!) };
       return { ledger, read: ledger.how === 'new' ? undefined : await readLedgerShape(db, ledger) };
     }
   }
@@ -190,7 +193,7 @@ export async function readLedger(db: Queryable, l: LedgerLocation): Promise<Appl
 export async function readLedgerShape(db: Queryable, l: LedgerLocation): Promise<{ rows: AppliedRow[]; complete: boolean }> {
   let results: pg.QueryResult[];
   try {
-    results = (await db.query(READ_SQL(l))) as unknown as pg.QueryResult[];
+    results = (await db.query(`${ENTER_SAFE_PATH}; ${READ_SQL(l)}; ${LEAVE_SAFE_PATH}`)) as unknown as pg.QueryResult[];
   } catch (e: any) {
     if (e?.code === SQLSTATE.undefinedTable || e?.code === SQLSTATE.invalidSchemaName) {
       await refuseTwins(db, l);
@@ -200,7 +203,7 @@ export async function readLedgerShape(db: Queryable, l: LedgerLocation): Promise
     if (e?.code === SQLSTATE.undefinedColumn || e?.code === WRONG_OBJECT_TYPE) throw await foreign(db, l);
     throw e;
   }
-  return shapeOf(l, results[0]!, results[1]!);
+  return shapeOf(l, results[1]!, results[2]!);
 }
 
 /** The table's description, then its rows: two statements of one simple query. */
@@ -337,20 +340,23 @@ export async function removeApplied(db: Queryable, l: LedgerLocation, names: rea
 
 /** removeApplied as one query (for a caller that batches its round trips). */
 export function removeAppliedQuery(l: LedgerLocation, names: readonly string[]): { text: string; values: unknown[] } {
-  return { text: `DELETE FROM ${qualified(l)} WHERE name = ANY($1::text[])`, values: [names] };
+  return { text: `DELETE FROM ${qualified(l)} WHERE name OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])`, values: [names] };
 }
 
 /** Baselined files: recorded as applied, nothing run (duration_ms NULL; core/baseline.ts). */
 export async function recordBaseline(db: Queryable, l: LedgerLocation, rows: { name: string; checksum: string }[], appliedBy: string): Promise<void> {
   await db.query(
     `INSERT INTO ${qualified(l)} (${FLOTILLA_COLUMNS.join(', ')})
-     SELECT x.name, x.checksum, clock_timestamp(), NULL, $2 FROM jsonb_to_recordset($1::jsonb) AS x(name text, checksum text)`,
+     SELECT x.name, x.checksum, pg_catalog.clock_timestamp(), NULL, $2 FROM pg_catalog.jsonb_to_recordset($1::pg_catalog.jsonb) AS x(name pg_catalog.text, checksum pg_catalog.text)`,
     [JSON.stringify(rows.map((r) => ({ name: r.name, checksum: r.checksum }))), appliedBy],
   );
 }
 
 /**
- * The tracking row's INSERT, for a batch (adapters/pg/batch.ts). Without a
+ * The tracking row's INSERT, for a batch (adapters/pg/batch.ts). It runs on the
+ * file's search_path (a trigger on the tracking table is the user's code), so
+ * every function, operator and type in it is pg_catalog's by name
+ * (adapters/pg/safe-path.ts). Without a
  * durationMs, the server measures it: from the moment a batch stored in
  * `flotilla.t0` (DURATION_START_SQL, just before the file's statements) to the
  * INSERT, or from the batch's arrival when the file reset that setting.
@@ -358,10 +364,10 @@ export async function recordBaseline(db: Queryable, l: LedgerLocation, rows: { n
 export function recordAppliedQuery(l: LedgerLocation, row: { name: string; checksum: string; durationMs?: number; appliedBy: string }): Sql {
   const duration =
     row.durationMs === undefined
-      ? `pg_catalog.round((pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) - COALESCE(NULLIF(pg_catalog.current_setting('flotilla.t0', true), '')::float8, pg_catalog.date_part('epoch', pg_catalog.statement_timestamp()))) * 1000)::int`
+      ? `pg_catalog.round((pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.-) COALESCE(CASE WHEN pg_catalog.current_setting('flotilla.t0', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('flotilla.t0', true)::pg_catalog.float8 END, pg_catalog.date_part('epoch', pg_catalog.statement_timestamp()))) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int4`
       : '$3';
   return {
-    text: `INSERT INTO ${qualified(l)} (${FLOTILLA_COLUMNS.join(', ')}) VALUES ($1, $2, clock_timestamp(), ${duration}, $4)`,
+    text: `INSERT INTO ${qualified(l)} (${FLOTILLA_COLUMNS.join(', ')}) VALUES ($1, $2, pg_catalog.clock_timestamp(), ${duration}, $4)`,
     values: [row.name, row.checksum, row.durationMs ?? null, row.appliedBy],
   };
 }

@@ -163,8 +163,10 @@ export function isLockLostError(e: unknown): boolean {
 export async function tryAcquire(conn: LockConnection, l: LedgerLocation): Promise<HeldLock | undefined> {
   const key = `pg_catalog.hashtext(pg_catalog.current_database() || '/' || ${quoteLiteral(l.schema)} || '/' || ${quoteLiteral(l.table)})`;
   const results = (await conn.query(
-    // the lock session is idle in its transaction for the whole run: no idle or transaction timeout may end it
-    `BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0;
+    // the lock session is idle in its transaction for the whole run: no idle or transaction timeout may end it;
+    // it runs no migration SQL, only ours, on the system schemas' path: the key's `||` is pg_catalog's whatever a
+    // database-wide search_path puts first (adapters/pg/safe-path.ts)
+    `BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0; SET LOCAL search_path = pg_catalog, pg_temp;
      SELECT pg_catalog.set_config('transaction_timeout', '0', true) WHERE pg_catalog.current_setting('server_version_num')::int >= 170000;
      SELECT pg_catalog.pg_try_advisory_xact_lock(${LOCK_CLASS_ID}, k.key) AS locked, pg_catalog.pg_backend_pid() AS pid, k.key,
             (SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) AS database,

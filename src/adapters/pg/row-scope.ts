@@ -63,7 +63,7 @@ const USER_OPERATOR = (oid: string) =>
  */
 const SCOPE_SQL = catalogQualified(`
 WITH RECURSIVE path AS MATERIALIZED (
-  SELECT n.oid FROM unnest(current_schemas(true) || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($9::text[]) s)) AS p(name)
+  SELECT n.oid FROM unnest(COALESCE(NULLIF(pg_catalog.current_setting('flotilla.schemas', true), '')::pg_catalog.name[], current_schemas(true)) || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($9::text[]) s)) AS p(name)
     CROSS JOIN LATERAL (SELECT n.oid FROM pg_namespace n WHERE n.nspname = p.name OFFSET 0) n
 ), named(kind, schema, name) AS (
   SELECT 'w', x.s, x.n FROM unnest($1::text[], $2::text[]) AS x(s, n)

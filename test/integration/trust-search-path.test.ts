@@ -1,0 +1,77 @@
+/**
+ * A migration that puts its own schema before pg_catalog in the search_path
+ * (`SET search_path = public, pg_catalog`, or ALTER DATABASE ... SET) makes
+ * unqualified function and operator names resolve to its objects first; an
+ * overload matching the arguments better than the built-in wins even with
+ * pg_catalog first (adapters/pg/safe-path.ts). The
+ * engine's own statements in a file's batch (the tracking row, the guards, the
+ * snapshots) must not run them: INVARIANTS 8, each route a file that changed
+ * rows or structure of an existing table and must fail and roll back, on a
+ * database tenant (the code-free probe) and through the scope query.
+ */
+import { describe, expect, it } from 'vitest';
+import { ValidationFailedError } from '../../src/core/errors.js';
+import { Migrator } from '../../src/migrator.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { engineClients, fileSet, WORKER } from '../helpers/engine.js';
+
+const client = engineClients();
+const USERS = `CREATE TABLE public.users (id int PRIMARY KEY, email text NOT NULL); INSERT INTO public.users SELECT g, 'u' || g FROM generate_series(1, 100) g;
+  CREATE TABLE public.migrations (name text PRIMARY KEY, checksum text, applied_at timestamp DEFAULT now(), duration_ms int, applied_by text)`;
+const SCOPE = `CREATE FUNCTION public.one() RETURNS int LANGUAGE sql AS 'select 1'; CREATE TABLE public.unrelated (x int DEFAULT public.one())`;
+
+async function run(setup: string, files: Record<string, string>): Promise<{ db: TestDatabase; failed?: { name: string; error: unknown }; applied: string[] }> {
+  const db = await createTestDatabase('sp');
+  await db.query(setup);
+  const r = await new Migrator(await client(db)).migrate(await fileSet(files), WORKER);
+  return { db, failed: r.failed, applied: r.applied.map((a) => a.name) };
+}
+
+const count = async (db: TestDatabase, t: string) => (await db.query(`SELECT count(*)::int AS n FROM ${t}`)).rows[0].n as number;
+
+/** A function named like a built-in the engine calls, that deletes every user first. */
+const SHADOW = (name: string, returns: string, value: string) =>
+  `CREATE FUNCTION public.${name}() RETURNS ${returns} LANGUAGE sql VOLATILE AS $$ DELETE FROM public.users; SELECT ${value} $$;`;
+
+describe.each([
+  ['the code-free probe', ''],
+  ['the scope query', SCOPE],
+])('through %s', (_, extra) => {
+  const setup = (more = '') => [USERS, extra, more].filter(Boolean).join(';\n');
+
+  it('a function named clock_timestamp before pg_catalog in the path: the tracking row never calls it', async () => {
+    const { db, failed } = await run(setup(), {
+      '001_shadow.sql': `${SHADOW('clock_timestamp', 'timestamptz', 'pg_catalog.now()')}\nSET search_path = public, pg_catalog;\n`,
+      '002_next.sql': 'CREATE TABLE t2 (id int);\n',
+    });
+    expect(await count(db, 'public.users')).toBe(100);
+    if (failed) expect(failed.error).toBeInstanceOf(ValidationFailedError);
+  });
+
+  it('with the default path, an overload that matches better than the built-in (format(text, name, name)) does not count the rows', async () => {
+    // pg_catalog comes first, but format(text, VARIADIC "any") is a worse match for (text, name, name) than this one
+    const { db, failed } = await run(
+      setup(`CREATE FUNCTION public.format(text, name, name) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'SELECT 100 AS c' $$`),
+      { '001_purge.sql': 'DELETE FROM users WHERE id > 50;\n' },
+    );
+    expect(failed?.name).toBe('001_purge.sql');
+    expect(failed?.error).toBeInstanceOf(ValidationFailedError);
+    expect(await count(db, 'public.users')).toBe(100);
+  });
+
+  it('an = operator on oid and name that is always false, before pg_catalog in the path: a later DELETE is still seen', async () => {
+    const db = await createTestDatabase('sp');
+    await db.query(setup());
+    await db.query(`CREATE FUNCTION public.never(oid, oid) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT false';
+      CREATE FUNCTION public.never(name, name) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT false';
+      CREATE FUNCTION public.never(text, text) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT false';
+      CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = public.never);
+      CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = name, FUNCTION = public.never);
+      CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.never);
+      ALTER DATABASE "${db.name}" SET search_path = public, pg_catalog`);
+    const r = await new Migrator(await client(db)).migrate(await fileSet({ '001_purge.sql': 'DELETE FROM users WHERE id > 50;\n' }), WORKER);
+    expect(r.failed?.name).toBe('001_purge.sql');
+    expect(r.failed?.error).toBeInstanceOf(ValidationFailedError);
+    expect(await count(db, 'public.users')).toBe(100);
+  });
+});
