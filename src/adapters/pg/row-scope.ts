@@ -31,6 +31,7 @@ import { changesAnyRows, RUNS_SQL_TEXT, type RowEffects } from '../../core/effec
 import { inline, type Sql } from './batch.js';
 import type { Queryable } from './connection.js';
 import { catalogQualified } from './catalog-names.js';
+import { FILE_SCHEMAS } from './safe-path.js';
 
 const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${oid})`;
 const EVENT_TRIGGERS = catalogQualified(`EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled <> 'D')`);
@@ -63,7 +64,7 @@ const USER_OPERATOR = (oid: string) =>
  */
 const SCOPE_SQL = catalogQualified(`
 WITH RECURSIVE path AS MATERIALIZED (
-  SELECT n.oid FROM unnest(COALESCE(NULLIF(pg_catalog.current_setting('flotilla.schemas', true), '')::pg_catalog.name[], current_schemas(true)) || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($9::text[]) s)) AS p(name)
+  SELECT n.oid FROM unnest(${FILE_SCHEMAS} || array(SELECT CASE WHEN s = '$user' THEN current_user::text ELSE s END FROM unnest($9::text[]) s)) AS p(name)
     CROSS JOIN LATERAL (SELECT n.oid FROM pg_namespace n WHERE n.nspname = p.name OFFSET 0) n
 ), named(kind, schema, name) AS (
   SELECT 'w', x.s, x.n FROM unnest($1::text[], $2::text[]) AS x(s, n)

@@ -16,7 +16,7 @@
  * transaction block, a message's statements share one implicit transaction:
  * ENTER at its start covers the message and ends with it. The saved values:
  * `flotilla.search_path` (the path as set), `flotilla.schemas` (current_schemas(true)),
- * `flotilla.schemas_explicit` (current_schemas(false)), `flotilla.schema` (current_schema(), '' when none).
+ * `flotilla.schemas_explicit` (current_schemas(false)), `flotilla.schema` ('=' and current_schema()).
  */
 export const SAFE_SEARCH_PATH = 'pg_catalog, pg_temp';
 
@@ -24,12 +24,19 @@ export const SAFE_SEARCH_PATH = 'pg_catalog, pg_temp';
 export const ENTER_SAFE_PATH = `SELECT pg_catalog.set_config('flotilla.search_path', pg_catalog.current_setting('search_path'), true),
   pg_catalog.set_config('flotilla.schemas', pg_catalog.current_schemas(true)::pg_catalog.text, true),
   pg_catalog.set_config('flotilla.schemas_explicit', pg_catalog.current_schemas(false)::pg_catalog.text, true),
-  pg_catalog.set_config('flotilla.schema', COALESCE(pg_catalog.current_schema()::pg_catalog.text, ''), true),
+  pg_catalog.set_config('flotilla.schema', '=' OPERATOR(pg_catalog.||) COALESCE(pg_catalog.current_schema()::pg_catalog.text, ''), true),
   pg_catalog.set_config('search_path', '${SAFE_SEARCH_PATH}', true)`;
 
 export const LEAVE_SAFE_PATH = `SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('flotilla.search_path'), true)`;
 
-/** In a query run after ENTER_SAFE_PATH: the migration's current_schemas(true), current_schemas(false), current_schema(). */
-export const FILE_SCHEMAS = `pg_catalog.current_setting('flotilla.schemas')::pg_catalog.name[]`;
-export const FILE_SCHEMAS_EXPLICIT = `pg_catalog.current_setting('flotilla.schemas_explicit')::pg_catalog.name[]`;
-export const FILE_SCHEMA = `NULLIF(pg_catalog.current_setting('flotilla.schema'), '')`;
+/**
+ * In a query run after ENTER_SAFE_PATH: the migration's current_schemas(true),
+ * current_schemas(false), current_schema() (flotilla.schema is '=' and the name,
+ * '=' alone for none). A query run without it (an EXPLAIN of it, a tool) reads the
+ * live values instead.
+ */
+const saved = (name: string) => `NULLIF(pg_catalog.current_setting('flotilla.${name}', true), '')`;
+export const FILE_SCHEMAS = `COALESCE(${saved('schemas')}::pg_catalog.name[], pg_catalog.current_schemas(true))`;
+export const FILE_SCHEMAS_EXPLICIT = `COALESCE(${saved('schemas_explicit')}::pg_catalog.name[], pg_catalog.current_schemas(false))`;
+export const FILE_SCHEMA = `CASE WHEN ${saved('schema')} IS NULL THEN pg_catalog.current_schema()::pg_catalog.text
+  ELSE NULLIF(pg_catalog.substr(pg_catalog.current_setting('flotilla.schema'), 2), '') END`;

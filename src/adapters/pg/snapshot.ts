@@ -77,6 +77,23 @@ const RAW_INDEXES = catalogQualified(`(SELECT coalesce(json_object_agg(ic.relnam
      FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = t.oid)`);
 
 const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'`;
+
+/*
+ * A table's row count. The snapshot runs on the system schemas' path
+ * (adapters/pg/safe-path.ts), but planning the count may run the user's code:
+ * a SQL function in an index expression is inlined, its body read with the
+ * path as it is then. So the count is planned and run on the file's own path
+ * (saved by ENTER_SAFE_PATH; the current one when the snapshot runs without it),
+ * every name in it qualified, and the path is put back right after: the
+ * definitions read around it (pg_get_constraintdef...) are printed on one path.
+ * Each step depends on the one before (LATERAL), so they run in that order.
+ */
+const ROW_COUNT = `(SELECT (pg_catalog.xpath('/row/c/text()', x.doc))[1]::pg_catalog.text::pg_catalog.int8
+     FROM (SELECT pg_catalog.current_setting('search_path') AS was,
+                  pg_catalog.set_config('search_path', COALESCE(pg_catalog.current_setting('flotilla.search_path', true), pg_catalog.current_setting('search_path')), true) AS now) p
+     CROSS JOIN LATERAL (SELECT pg_catalog.query_to_xml(CASE WHEN p.now IS NOT NULL THEN pg_catalog.format('SELECT pg_catalog.count(*) AS c FROM %I.%I', t.schema, t.name) END,
+                  false, true, '') AS doc) x
+     CROSS JOIN LATERAL (SELECT pg_catalog.set_config('search_path', CASE WHEN x.doc IS NULL THEN p.was ELSE p.was END, true) AS back) b)`;
 const SNAPSHOT_SQL = catalogQualified(`
 WITH exclusive AS MATERIALIZED (
   SELECT l.relation FROM pg_locks l
@@ -105,7 +122,7 @@ WITH exclusive AS MATERIALIZED (
 SELECT t.schema, t.name,
   -- a table written through counters is counted too (we hold a write lock on it: no wait), for the message
   CASE WHEN t.counted OR (t.ins + t.del > 0 AND NOT t.exclusive)
-       THEN (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', t.schema, t.name), false, true, '')))[1]::text::bigint
+       THEN ${ROW_COUNT}
   END AS row_count,
   CASE WHEN t.ins IS NOT NULL THEN json_build_object('inserted', t.ins, 'deleted', t.del, 'exclusive', t.exclusive) END AS written,
   (SELECT coalesce(json_object_agg(a.attname, json_build_object('type', format_type(a.atttypid, a.atttypmod), 'nullable', NOT a.attnotnull)), '{}')
