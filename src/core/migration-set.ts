@@ -93,8 +93,22 @@ export async function buildMigrationSet(files: MigrationFile[], trees?: ParseTre
       );
     }
   }
-  const migrations = parsed.map(({ file, meta }) => build(file, meta.version));
-  const downs = buildDowns(downFiles, migrations, build);
+  const buildAll = () => {
+    const migrations = parsed.map(({ file, meta }) => build(file, meta.version));
+    return { migrations, downs: buildDowns(downFiles, migrations, build) };
+  };
+  let built: ReturnType<typeof buildAll>;
+  try {
+    built = buildAll();
+  } catch (e) {
+    if (!known.size) throw e;
+    // kept trees that do not build (a cache damaged or written by hand) are dropped: every file is parsed again,
+    // and what is wrong with the files, if anything, is what the parser says
+    known.clear();
+    await loadParser();
+    built = buildAll();
+  }
+  const { migrations, downs } = built;
   return { migrations, checksum: setChecksum(migrations), ...(downs.length ? { downs } : {}) };
 }
 

@@ -101,6 +101,20 @@ describe('the parse cache of list and status', { timeout: 120_000 }, () => {
     expect(Object.keys(c.read().trees)).toEqual([sha(USERS)]);
   });
 
+  it('kept trees of the wrong shape (a damaged cache) are parsed again: list and status answer as without them, and the cache is mended', async () => {
+    for (const bad of ['{"stmts":"x"}', '{"stmts":[{}]}', '{"stmts":[{"stmt":null}]}', '{}', '[]', '{"version":1,"stmts":[]}']) {
+      const c = setup({ '001_users.sql': USERS });
+      await c.list();
+      const kept = c.read();
+      kept.trees[sha(USERS)] = bad;
+      writeFileSync(c.cacheFile(), JSON.stringify(kept));
+      expect(await c.list(), bad).toEqual({ '001_users.sql': 2 });
+      expect(c.read().trees[sha(USERS)], bad).not.toBe(bad);
+      const s = await runCli(['status', '--dir', c.d.dir, '--database-url', 'postgres://nobody@127.0.0.1:1/none'], { env: c.env });
+      expect(s.stderr, bad).not.toMatch(/bug|empty/i);
+    }
+  });
+
   it('a cache others can write is ignored and left alone: the folder or the file', async () => {
     for (const what of ['folder', 'file'] as const) {
       const c = setup({ '001_users.sql': USERS });

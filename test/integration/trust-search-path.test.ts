@@ -75,3 +75,58 @@ describe.each([
     expect(await count(db, 'public.users')).toBe(100);
   });
 });
+
+/**
+ * From the outside trial of this change: the tracking table's setup (finding
+ * case twins, creating it, its advisory locks) and the explanation of a refused
+ * file ran the database's functions too. Each shadow here records that it ran.
+ */
+describe("the engine's setup and explanations run none of the database's functions", () => {
+  const HITS = 'CREATE TABLE public.hits (f text)';
+  const shadow = (sig: string, returns: string, call: string) =>
+    `CREATE FUNCTION public.${sig} RETURNS ${returns} LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.hits VALUES ('${sig}'); RETURN ${call}; END $$`;
+  const SHADOWS = [
+    HITS,
+    shadow('lower(n name)', 'text', 'pg_catalog.lower(n::text)'),
+    shadow('hashtext(t text)', 'int4', 'pg_catalog.hashtext(t)'),
+    shadow('to_regclass(t text)', 'regclass', 'pg_catalog.to_regclass(t)'),
+    shadow('now()', 'timestamptz', 'pg_catalog.now()'),
+    shadow('current_database()', 'name', 'pg_catalog.current_database()'),
+    shadow('current_setting(t text)', 'text', 'pg_catalog.current_setting(t)'),
+    shadow('pg_is_in_recovery()', 'boolean', 'pg_catalog.pg_is_in_recovery()'),
+    shadow('format_type(o oid, m int4)', 'text', 'pg_catalog.format_type(o, m)'),
+  ].join(';\n');
+  const hits = async (db: TestDatabase) => (await db.query('SELECT array_agg(DISTINCT f ORDER BY f) AS f FROM public.hits')).rows[0].f as string[] | null;
+
+  for (const path of ['the default path', 'public before pg_catalog']) {
+    it(`${path}: a new tenant schema, status of a schema and of another tracking table, a dry run`, async () => {
+      const db = await createTestDatabase('sp');
+      await db.query(SHADOWS);
+      if (path !== 'the default path') await db.query(`ALTER DATABASE "${db.name}" SET search_path = public, pg_catalog`);
+      const files = await fileSet({ '001_tt.sql': 'CREATE TABLE tt (id int);\n' });
+      await new Migrator(await client(db)).migrate(files, { dryRun: true });
+      const created = await new Migrator(await client(db)).migrate(files, WORKER);
+      expect(created.applied.map((a) => a.name)).toEqual(['001_tt.sql']);
+      const r = await new Migrator(await client(db), { schema: 'acme' }).migrate(files, WORKER);
+      expect(r.failed).toBeUndefined();
+      expect(r.applied.map((a) => a.name)).toEqual(['001_tt.sql']);
+      await new Migrator(await client(db), { schema: 'beta' }).status(files);
+      await new Migrator(await client(db), { trackingTable: 'other_history' }).status(files);
+      expect(await hits(db)).toBeNull();
+      // the tracking table's default is pg_catalog's now(), whatever the path said when it was made
+      const def = await db.query(`SELECT pg_get_expr(adbin, adrelid) AS d FROM pg_attrdef WHERE adrelid = 'acme.migrations'::regclass`);
+      expect(def.rows[0].d).not.toMatch(/public\./);
+    });
+
+    it(`${path}: a file refused for lack of privilege is explained without running them`, async () => {
+      const db = await createTestDatabase('sp');
+      await db.query(SHADOWS);
+      if (path !== 'the default path') await db.query(`ALTER DATABASE "${db.name}" SET search_path = public, pg_catalog`);
+      const r = await new Migrator(await client(db))
+        .migrate(await fileSet({ '001_no.sql': "DO $$BEGIN RAISE EXCEPTION 'nope' USING ERRCODE = '42501'; END$$;\n" }), WORKER)
+        .catch((e: unknown) => ({ failed: { error: e } }));
+      expect(r.failed).toBeDefined();
+      expect(await hits(db)).toBeNull();
+    });
+  }
+});

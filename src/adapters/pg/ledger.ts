@@ -23,7 +23,7 @@ import { AmbiguousLedgerError, ForeignTrackingTableError, LedgerMovedError, Sche
 import { FLOTILLA_COLUMNS, ledgerShape, type TableInfo } from '../../core/ledger-shape.js';
 import type pg from 'pg';
 import type { AppliedRow } from '../../core/plan.js';
-import { part, runBatch, type Part, type Sql } from './batch.js';
+import { inline, part, runBatch, type Part, type Sql } from './batch.js';
 import { quoteIdent, type Queryable } from './connection.js';
 import { ENTER_SAFE_PATH, FILE_SCHEMA, FILE_SCHEMAS_EXPLICIT, LEAVE_SAFE_PATH } from './safe-path.js';
 import { SQLSTATE } from './sqlstate.js';
@@ -148,17 +148,21 @@ export async function locateLedger(
   return { ledger, read: ledger.how === 'new' ? undefined : await readLedgerShape(db, ledger) };
 }
 
+/** One query on the system schemas' path, its parameters written in (one message: ENTER, the query, LEAVE); its rows. */
+async function safely(db: Queryable, q: Sql): Promise<any[]> {
+  const results = (await db.query(`${ENTER_SAFE_PATH}; ${inline(q)}; ${LEAVE_SAFE_PATH}`)) as unknown as pg.QueryResult[];
+  return results[1]!.rows;
+}
+
 function literal(s: string): string {
   return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
 async function refuseTwins(db: Queryable, l: LedgerLocation): Promise<void> {
-  const r = await db.query<{ t: string[] | null; tt: string[] | null }>(`SELECT (${TWINS_SQL}) AS t, ${TABLE_TWINS_SQL} AS tt`, [
-    l.schema,
-    l.table,
-    qualified(l),
-  ]);
-  const { t, tt } = r.rows[0]!;
+  const { t, tt } = (await safely(db, { text: `SELECT (${TWINS_SQL}) AS t, ${TABLE_TWINS_SQL} AS tt`, values: [l.schema, l.table, qualified(l)] }))[0] as {
+    t: string[] | null;
+    tt: string[] | null;
+  };
   if (t?.length) throw new SchemaCaseError(l.schema, t);
   if (tt?.length) throw new TrackingTableCaseError(l.schema, l.table, tt);
 }
@@ -224,8 +228,8 @@ function shapeOf(l: LedgerLocation, described: pg.QueryResult, read: pg.QueryRes
 }
 
 async function foreign(db: Queryable, l: LedgerLocation): Promise<ForeignTrackingTableError> {
-  const r = await db.query<{ info: TableInfo | null }>(`SELECT ${DESCRIBE_SQL} AS info FROM pg_class c WHERE c.oid = to_regclass($1)`, [qualified(l)]);
-  const info = r.rows[0]?.info ?? { kind: 'r', columns: [] };
+  const rows = await safely(db, { text: `SELECT ${DESCRIBE_SQL} AS info FROM pg_class c WHERE c.oid = to_regclass($1)`, values: [qualified(l)] });
+  const info = (rows[0]?.info as TableInfo | undefined) ?? { kind: 'r', columns: [] };
   const shape = ledgerShape(info.columns, info.kind);
   return new ForeignTrackingTableError(
     label(l),
@@ -247,14 +251,15 @@ export interface EnsureResult {
  * runs in a transaction of its own unless the caller's is open (`inTransaction`).
  */
 export async function ensureLedger(db: Queryable, l: LedgerLocation, opts: { inTransaction?: boolean } = {}): Promise<EnsureResult> {
-  const r = await db.query<{ schema: boolean; twins: string[] | null; tableTwins: string[] | null; info: TableInfo | null }>(
-    `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema,
+  const { schema, twins, tableTwins, info } = (
+    await safely(db, {
+      text: `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema,
             (${TWINS_SQL}) AS twins,
             ${TABLE_TWINS_SQL} AS "tableTwins",
             (SELECT ${DESCRIBE_SQL} FROM pg_class c WHERE c.oid = to_regclass($3)) AS info`,
-    [l.schema, l.table, qualified(l)],
-  );
-  const { schema, twins, tableTwins, info } = r.rows[0]!;
+      values: [l.schema, l.table, qualified(l)],
+    })
+  )[0] as { schema: boolean; twins: string[] | null; tableTwins: string[] | null; info: TableInfo | null };
   if (!schema && twins?.length) throw new SchemaCaseError(l.schema, twins);
   const ddl: string[] = [];
   // CREATE SCHEMA IF NOT EXISTS checks CREATE on the database before it checks existence:
@@ -298,7 +303,9 @@ export async function ensureLedger(db: Queryable, l: LedgerLocation, opts: { inT
  */
 async function runDdl(db: Queryable, l: LedgerLocation, ddl: string[], createsSchema: boolean, createsTable: boolean, own: boolean): Promise<boolean> {
   // `own`: a transaction of its own, BEGIN sent with the checks and COMMIT with the DDL (two round trips in all)
-  const checks: Part[] = own ? [part('BEGIN')] : [];
+  // the checks and the DDL on the system schemas' path (adapters/pg/safe-path.ts): the table's types and its default's
+  // now() are pg_catalog's, and no function of the database's runs; in the caller's transaction, its path is given back
+  const checks: Part[] = own ? [part('BEGIN'), part(ENTER_SAFE_PATH)] : [part(ENTER_SAFE_PATH)];
   if (createsTable) {
     checks.push(part({ text: `SELECT pg_advisory_xact_lock(hashtext('flotilla tracking table'), hashtext($1))`, values: [l.table] }));
     checks.push(part({ text: `SELECT ${NAMED_SQL} AS named`, values: [l.table] }));
@@ -307,10 +314,10 @@ async function runDdl(db: Queryable, l: LedgerLocation, ddl: string[], createsSc
     checks.push(part({ text: `SELECT pg_advisory_xact_lock(hashtext('flotilla schema case'), hashtext(lower($1)))`, values: [l.schema] }));
     checks.push(part({ text: `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS exact, (${TWINS_SQL}) AS twins`, values: [l.schema] }));
   }
-  if (checks.length) {
+  {
     const r = await runBatch(db, checks);
     if (createsTable) {
-      const elsewhere = ledgersIn(r.head(own ? 2 : 1)[0]!.named).filter((s) => s !== l.schema);
+      const elsewhere = ledgersIn(r.head(own ? 3 : 2)[0]!.named).filter((s) => s !== l.schema);
       if (elsewhere.length) throw new LedgerMovedError(l.table, l.schema, elsewhere[0]!);
     }
     if (createsSchema) {
@@ -319,7 +326,7 @@ async function runDdl(db: Queryable, l: LedgerLocation, ddl: string[], createsSc
       createsSchema = !row?.exact;
     }
   }
-  await db.query([...ddl, ...(own ? ['COMMIT'] : [])].join(';\n'));
+  await db.query([...ddl, own ? 'COMMIT' : LEAVE_SAFE_PATH].join(';\n'));
   return createsSchema;
 }
 

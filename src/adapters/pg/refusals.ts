@@ -15,8 +15,10 @@ import { explainPgError, SQLSTATE, type TargetFacts } from './sqlstate.js';
 async function targetFacts(db: Queryable, code: string | undefined, doing: string): Promise<TargetFacts> {
   if (code !== SQLSTATE.insufficientPrivilege && code !== SQLSTATE.readOnlySqlTransaction) return { doing };
   try {
+    // every name qualified: this runs after a failure, outside any transaction, on whatever path the database sets
     const r = await db.query<{ role: string; db: string; standby: boolean; ro: string }>(
-      `SELECT current_user AS role, current_database() AS db, pg_is_in_recovery() AS standby, current_setting('default_transaction_read_only') AS ro`,
+      `SELECT CURRENT_USER AS role, pg_catalog.current_database() AS db, pg_catalog.pg_is_in_recovery() AS standby,
+              pg_catalog.current_setting('default_transaction_read_only') AS ro`,
     );
     const row = r.rows[0]!;
     return { doing, role: row.role, database: row.db, standby: row.standby, readOnlyDefault: row.ro === 'on' };
