@@ -427,10 +427,14 @@ export class AmbiguousLedgerError extends FlotillaError {
     readonly table: string,
     readonly schemas: string[],
     readonly current: string | null,
+    /** the search path itself reaches several (the current schema's and others'), rather than none */
+    readonly onPath = false,
   ) {
     super(
-      `${schemas.length === 1 ? `schema ${schemas[0]} holds` : `${schemas.length} schemas hold`} a tracking table ${table} (${schemas.join(', ')}), off the search path, and the current schema (${current ?? 'none: search_path names no existing schema'}) holds none`,
-      `Nothing was changed. Say which one is this target's: pass --schema ${schemas[0]} (or set FLOTILLA_SCHEMA, or "schema" in flotilla.config.json).`,
+      onPath
+        ? `the search path reaches a tracking table ${table} in ${schemas.length} schemas (${schemas.join(', ')}): the current schema's (${current}) would be used, and what the others record applied again`
+        : `${schemas.length === 1 ? `schema ${schemas[0]} holds` : `${schemas.length} schemas hold`} a tracking table ${table} (${schemas.join(', ')}), off the search path, and the current schema (${current ?? 'none: search_path names no existing schema'}) holds none`,
+      `Nothing was changed. Say which one is this target's: pass --schema ${onPath ? schemas.join(' or --schema ') : schemas[0]} (or set FLOTILLA_SCHEMA, or "schema" in flotilla.config.json).`,
     );
   }
   override toJSON(): Record<string, unknown> {

@@ -130,3 +130,24 @@ describe("the engine's setup and explanations run none of the database's functio
     });
   }
 });
+
+describe('a tracking table in a schema named after the role, made later', () => {
+  it('is not taken over the one further along the path: refused, nothing applied again', async () => {
+    const db = await createTestDatabase('sp');
+    const files = await fileSet({ '001_items.sql': 'CREATE TABLE items (id int);\n', '002_audit.sql': 'CREATE TABLE public.audit (id int);\n' });
+    expect((await new Migrator(await client(db)).migrate(files, WORKER)).applied).toHaveLength(2);
+    // a tenant onboarded with --schema named like the role: "$user" on the default path now names a schema with a ledger
+    const role = (await db.query('SELECT current_user AS u')).rows[0].u as string;
+    const tenant = await new Migrator(await client(db), { schema: role }).migrate(await fileSet({ '100_t.sql': 'CREATE TABLE t (id int);\n' }), WORKER);
+    expect(tenant.applied.map((a) => a.name)).toEqual(['100_t.sql']);
+    const again = await new Migrator(await client(db)).migrate(files, WORKER).then(
+      (r) => r,
+      (e: unknown) => e,
+    );
+    expect(again).toMatchObject({ code: 'ambiguous_tracking_table', onPath: true });
+    expect(String((again as Error).message)).toContain(`${role}, public`);
+    expect((await db.query(`SELECT to_regclass('"${role}".items') AS t`)).rows[0].t).toBeNull();
+    // with --schema, each is its own
+    expect((await new Migrator(await client(db), { schema: 'public' }).status(files)).pending).toEqual([]);
+  });
+});

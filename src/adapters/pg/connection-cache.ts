@@ -12,6 +12,13 @@
  * A client is closed instead when the reset fails or the job's error was
  * about the connection. Idle clients close after `idleMs`; at most `maxIdle`
  * are kept (the oldest go first), so a worker never hoards connections.
+ *
+ * A client is closed after `maxUses` jobs (default 100): a server process keeps
+ * the catalog entries of every relation it touched, and DISCARD ALL does not
+ * free them. On a database of many tenant schemas one that served 4,000
+ * tenants held 503 MB (pg_backend_memory_contexts, measured for
+ * docs/performance.md), and every catalog change it must apply walks that
+ * cache. A new connection every 100 tenants costs a few ms in all.
  */
 import type pg from 'pg';
 import { connect, describeUrl, targetLabel, type ConnectOptions } from './connection.js';
@@ -25,9 +32,10 @@ interface Idle {
 export class ConnectionCache {
   private readonly idle = new Map<string, Idle[]>();
   private readonly dead = new WeakSet<pg.Client>();
+  private readonly uses = new WeakMap<pg.Client, number>();
   private idleCount = 0;
 
-  constructor(private readonly options: ConnectOptions & { idleMs?: number; maxIdle?: number } = {}) {}
+  constructor(private readonly options: ConnectOptions & { idleMs?: number; maxIdle?: number; maxUses?: number } = {}) {}
 
   /** `urlSource`: where the URL came from, named in a connection error's hint (connection.ts) */
   async acquire(url: string, urlSource?: string): Promise<pg.Client> {
@@ -47,7 +55,10 @@ export class ConnectionCache {
 
   /** Give a client back: `reusable` false (or a failed reset) closes it; `reset` false: it is known clean (a lock session). */
   async release(url: string, client: pg.Client, reusable: boolean, reset = true): Promise<void> {
-    if (!reusable || this.dead.has(client) || (this.options.maxIdle ?? 8) <= 0) return void (await client.end().catch(() => {}));
+    const used = (this.uses.get(client) ?? 0) + 1;
+    this.uses.set(client, used);
+    if (!reusable || this.dead.has(client) || (this.options.maxIdle ?? 8) <= 0 || used >= (this.options.maxUses ?? 100))
+      return void (await client.end().catch(() => {}));
     try {
       if (reset) await client.query('DISCARD ALL');
     } catch {

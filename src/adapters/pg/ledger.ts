@@ -93,18 +93,32 @@ export async function resolveLedger(db: Queryable, schema: string | undefined, t
   return located(table, results[1]!.rows[0] as ResolveRow);
 }
 
-type ResolveRow = { current: string | null; path: string[]; here: boolean; named: Named | null };
+type ResolveRow = { current: string | null; path: string[]; here: boolean; named: Named | null; others: Named | null };
 
 /** The current schema, the search path, whether the current schema holds `table` ($tableSql), and if not, every schema's relation of that name. */
 const RESOLVE_SQL = (tableSql: string) =>
   // the other schemas are looked at only when the current one has nothing of that name; run after ENTER_SAFE_PATH,
   // the session's current schema and path are what it saved
-  `SELECT ${FILE_SCHEMA} AS current, ${FILE_SCHEMAS_EXPLICIT}::text[] AS path, x.here, CASE WHEN NOT x.here THEN ${NAMED_SQL.replaceAll('$1', tableSql)} END AS named
+  `SELECT ${FILE_SCHEMA} AS current, ${FILE_SCHEMAS_EXPLICIT}::text[] AS path, x.here, CASE WHEN NOT x.here THEN ${NAMED_SQL.replaceAll('$1', tableSql)} END AS named,
+          CASE WHEN x.here THEN ${ON_PATH_SQL(tableSql)} END AS others
      FROM (SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = ${tableSql} AND c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = ${FILE_SCHEMA})) AS here) x`;
 
-function located(table: string, { current, path, here, named }: ResolveRow): LedgerLocation {
-  // whatever is there under that name, ours or not: never silently looked past (another tool's is refused by name)
-  if (current !== null && here) return { schema: current, table, how: 'current' };
+/** The relations named $tableSql in the other schemas of the search path (a lookup by name and namespace each). */
+const ON_PATH_SQL = (tableSql: string) => `coalesce((SELECT json_agg(json_build_object('schema', n.nspname::text, 'info', ${DESCRIBE_SQL}) ORDER BY n.nspname)
+  FROM unnest(${FILE_SCHEMAS_EXPLICIT}) AS p(name)
+  CROSS JOIN LATERAL (SELECT n.oid, n.nspname FROM pg_namespace n WHERE n.nspname = p.name OFFSET 0) n
+  CROSS JOIN LATERAL (SELECT c.oid, c.relkind FROM pg_class c WHERE c.relname = ${tableSql} AND c.relnamespace = n.oid AND c.relpersistence <> 't' OFFSET 0) c
+  WHERE n.nspname <> ${FILE_SCHEMA}), '[]'::json)`;
+
+function located(table: string, { current, path, here, named, others }: ResolveRow): LedgerLocation {
+  if (current !== null && here) {
+    // a tracking table of ours further along the path too (a schema named after the role, made later by a tenant's
+    // --schema run, in front of public's): which one is this target's cannot be told, and the wrong one applies again
+    const more = ledgersIn(others ?? []);
+    if (more.length) throw new AmbiguousLedgerError(table, [current, ...more], current, true);
+    // whatever is there under that name, ours or not: never silently looked past (another tool's is refused by name)
+    return { schema: current, table, how: 'current' };
+  }
   const ledgers = ledgersIn(named ?? []);
   const onPath = path.find((s) => ledgers.includes(s));
   if (onPath) return { schema: onPath, table, how: 'found' };
