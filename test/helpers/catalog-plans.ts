@@ -12,6 +12,8 @@ import pg from 'pg';
 /** Catalogs that grow with every tenant schema: a scan of one of them is O(fleet) per tenant. */
 export const GROWING_CATALOGS = [
   'pg_class',
+  // a row per tenant schema
+  'pg_namespace',
   'pg_attribute',
   'pg_constraint',
   'pg_type',

@@ -37,6 +37,11 @@ const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM p
 const EVENT_TRIGGERS = catalogQualified(`EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled <> 'D')`);
 const SYSTEM = `('pg_catalog', 'information_schema')`;
 /**
+ * The same schemas by oid: "not a system schema" tested on an object's namespace column, never by joining
+ * pg_namespace, which the planner may scan whole to hash it, and which holds a row per tenant schema.
+ */
+const SYSTEM_NS = `('pg_catalog'::regnamespace, (SELECT n.oid FROM pg_namespace n WHERE n.nspname = 'information_schema'))`;
+/**
  * A regular expression matching a stored expression tree (pg_node_tree as text) that calls a built-in which runs
  * SQL given as text (core/effects.ts RUNS_SQL_TEXT: query_to_xml('select purge()')...). Postgres records no
  * dependency on built-ins (pinned objects), so a view or CHECK calling one is found by its function oid in the tree.
@@ -53,10 +58,9 @@ const TREES = (a: string) => `CASE ${a}.classid
     WHEN 'pg_statistic_ext'::regclass THEN (SELECT st.stxexprs::text FROM pg_statistic_ext st WHERE st.oid = ${a}.objid)
   END`;
 // OFFSET 0: a lookup by oid per row, never pulled up into a join that scans pg_proc to hash it
-const USER_PROC = (oid: string) =>
-  `EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR p.oid >= 16384) OFFSET 0)`;
+const USER_PROC = (oid: string) => `EXISTS (SELECT 1 FROM pg_proc p WHERE p.oid = ${oid} AND (p.pronamespace NOT IN ${SYSTEM_NS} OR p.oid >= 16384) OFFSET 0)`;
 const USER_OPERATOR = (oid: string) =>
-  `EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = ${oid} AND (n.nspname NOT IN ${SYSTEM} OR ${USER_PROC('o.oprcode')}) OFFSET 0)`;
+  `EXISTS (SELECT 1 FROM pg_operator o WHERE o.oid = ${oid} AND (o.oprnamespace NOT IN ${SYSTEM_NS} OR ${USER_PROC('o.oprcode')}) OFFSET 0)`;
 /*
  * $1/$2 write targets and $3/$4 relations named, as parallel arrays of schema ('' = unqualified) and name;
  * $5 functions, $6 operators, $7 operator classes, $8 types; $9 schemas the file adds to its path; $10 every schema;
@@ -121,8 +125,8 @@ WITH RECURSIVE path AS MATERIALIZED (
       FROM pg_type t WHERE t.oid = ty.oid OFFSET 0) x
 ), user_types AS (
   SELECT t.* FROM types ty CROSS JOIN LATERAL (
-    SELECT t.oid, t.typtype, t.typsubscript FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-     WHERE t.oid = ty.oid AND n.nspname NOT IN ${SYSTEM} OFFSET 0) t
+    SELECT t.oid, t.typtype, t.typsubscript FROM pg_type t
+     WHERE t.oid = ty.oid AND t.typnamespace NOT IN ${SYSTEM_NS} OFFSET 0) t
 ), attached(classid, objid) AS (
   -- catalog objects whose expressions run when the file touches what it names: view bodies, defaults and
   -- generated columns, constraints, index expressions, policies, statistics, domain checks and defaults
@@ -157,7 +161,7 @@ SELECT
   -- operator classes of the indexes of what is named (index builds and inserts call their support functions)
   OR EXISTS (SELECT 1 FROM rels r CROSS JOIN LATERAL (SELECT i.indclass FROM pg_index i WHERE i.indrelid = r.oid OFFSET 0) i
                CROSS JOIN LATERAL unnest(i.indclass::oid[]) AS ic(oid)
-               JOIN pg_opclass oc ON oc.oid = ic.oid JOIN pg_namespace n ON n.oid = oc.opcnamespace WHERE n.nspname NOT IN ${SYSTEM})
+               JOIN pg_opclass oc ON oc.oid = ic.oid WHERE oc.opcnamespace NOT IN ${SYSTEM_NS})
   -- types with code: base, range and multirange types outside pg_catalog (arrays are judged by their element),
   -- any type with user operators, casts or operator classes
   OR EXISTS (SELECT 1 FROM user_types t WHERE t.typtype IN ('b', 'r', 'm') AND t.typsubscript <> 'array_subscript_handler'::regproc)
@@ -166,15 +170,15 @@ SELECT
                   AND d.classid IN ('pg_operator'::regclass, 'pg_cast'::regclass, 'pg_opclass'::regclass) OFFSET 0) x)
   -- a user-defined cast runs when something must become its target type: a type named, or a column's
   OR EXISTS (SELECT 1 FROM pg_cast ca WHERE ca.castfunc <> 0 AND ca.casttarget IN (SELECT oid FROM types) AND ${USER_PROC('ca.castfunc')})
-  OR EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_namespace n ON n.oid = oc.opcnamespace
-              WHERE n.nspname NOT IN ${SYSTEM} AND (oc.opcname = ANY($7::text[]) OR (oc.opcdefault AND oc.opcintype IN (SELECT oid FROM types))))
+  OR EXISTS (SELECT 1 FROM pg_opclass oc
+              WHERE oc.opcnamespace NOT IN ${SYSTEM_NS} AND (oc.opcname = ANY($7::text[]) OR (oc.opcdefault AND oc.opcintype IN (SELECT oid FROM types))))
   -- names the file uses: functions (and aggregates), operators
   OR EXISTS (SELECT 1 FROM unnest($5::text[]) f(name) CROSS JOIN LATERAL (
-              SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-               WHERE p.proname = f.name AND (n.nspname NOT IN ${SYSTEM} OR p.oid >= 16384) OFFSET 0) x)
+              SELECT 1 FROM pg_proc p
+               WHERE p.proname = f.name AND (p.pronamespace NOT IN ${SYSTEM_NS} OR p.oid >= 16384) OFFSET 0) x)
   OR EXISTS (SELECT 1 FROM unnest($6::text[]) f(name) CROSS JOIN LATERAL (
-              SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-               WHERE o.oprname = f.name AND n.nspname NOT IN ${SYSTEM} OFFSET 0) x)
+              SELECT 1 FROM pg_operator o
+               WHERE o.oprname = f.name AND o.oprnamespace NOT IN ${SYSTEM_NS} OFFSET 0) x)
   -- a view body, default, constraint, index expression, policy or statistics calling a built-in that runs SQL text
   OR EXISTS (SELECT 1 FROM attached a WHERE ${TREES('a')} ~ ${SQL_TEXT_CALLS})
   OR ${EVENT_TRIGGERS} AS everything,
