@@ -35,9 +35,8 @@ import { FILE_SCHEMAS } from './safe-path.js';
 
 const QUALIFIED = (oid: string) => `(SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${oid})`;
 const EVENT_TRIGGERS = catalogQualified(`EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled <> 'D')`);
-const SYSTEM = `('pg_catalog', 'information_schema')`;
 /**
- * The same schemas by oid: "not a system schema" tested on an object's namespace column, never by joining
+ * The system schemas (pg_catalog, information_schema) by oid: "not a system schema" tested on an object's namespace column, never by joining
  * pg_namespace, which the planner may scan whole to hash it, and which holds a row per tenant schema.
  */
 const SYSTEM_NS = `('pg_catalog'::regnamespace, (SELECT n.oid FROM pg_namespace n WHERE n.nspname = 'information_schema'))`;
