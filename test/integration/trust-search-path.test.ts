@@ -13,31 +13,18 @@ import { describe, expect, it } from 'vitest';
 import { ValidationFailedError } from '../../src/core/errors.js';
 import { Migrator } from '../../src/migrator.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { engineClients, fileSet, WORKER } from '../helpers/engine.js';
+import { countRows, engineClients, fileSet, GUARDS, runFiles, USERS_SETUP, WORKER } from '../helpers/engine.js';
 
 const client = engineClients();
-const USERS = `CREATE TABLE public.users (id int PRIMARY KEY, email text NOT NULL); INSERT INTO public.users SELECT g, 'u' || g FROM generate_series(1, 100) g;
-  CREATE TABLE public.migrations (name text PRIMARY KEY, checksum text, applied_at timestamp DEFAULT now(), duration_ms int, applied_by text)`;
-const SCOPE = `CREATE FUNCTION public.one() RETURNS int LANGUAGE sql AS 'select 1'; CREATE TABLE public.unrelated (x int DEFAULT public.one())`;
-
-async function run(setup: string, files: Record<string, string>): Promise<{ db: TestDatabase; failed?: { name: string; error: unknown }; applied: string[] }> {
-  const db = await createTestDatabase('sp');
-  await db.query(setup);
-  const r = await new Migrator(await client(db)).migrate(await fileSet(files), WORKER);
-  return { db, failed: r.failed, applied: r.applied.map((a) => a.name) };
-}
-
-const count = async (db: TestDatabase, t: string) => (await db.query(`SELECT count(*)::int AS n FROM ${t}`)).rows[0].n as number;
+const run = (setup: string, files: Record<string, string>) => runFiles(client, 'sp', setup, files);
+const count = countRows;
 
 /** A function named like a built-in the engine calls, that deletes every user first. */
 const SHADOW = (name: string, returns: string, value: string) =>
   `CREATE FUNCTION public.${name}() RETURNS ${returns} LANGUAGE sql VOLATILE AS $$ DELETE FROM public.users; SELECT ${value} $$;`;
 
-describe.each([
-  ['the code-free probe', ''],
-  ['the scope query', SCOPE],
-])('through %s', (_, extra) => {
-  const setup = (more = '') => [USERS, extra, more].filter(Boolean).join(';\n');
+describe.each(GUARDS)('through %s', (_, extra) => {
+  const setup = (more = '') => [USERS_SETUP, extra, more].filter(Boolean).join(';\n');
 
   it('a function named clock_timestamp before pg_catalog in the path: the tracking row never calls it', async () => {
     const { db, failed } = await run(setup(), {

@@ -7,23 +7,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ValidationFailedError } from '../../src/core/errors.js';
-import { Migrator } from '../../src/migrator.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { engineClients, fileSet, WORKER } from '../helpers/engine.js';
+import type { TestDatabase } from '../helpers/db.js';
+import { countRows, engineClients, GUARDS, runFiles, USERS_SETUP } from '../helpers/engine.js';
 
 const client = engineClients();
-const USERS = `CREATE TABLE public.users (id int PRIMARY KEY, email text NOT NULL); INSERT INTO public.users SELECT g, 'u' || g FROM generate_series(1, 100) g;
-  CREATE TABLE public.migrations (name text PRIMARY KEY, checksum text, applied_at timestamp DEFAULT now(), duration_ms int, applied_by text)`;
-const SCOPE = `CREATE FUNCTION public.one() RETURNS int LANGUAGE sql AS 'select 1'; CREATE TABLE public.unrelated (x int DEFAULT public.one())`;
-
-async function run(setup: string, files: Record<string, string>): Promise<{ db: TestDatabase; failed?: { name: string; error: unknown } }> {
-  const db = await createTestDatabase('vt');
-  await db.query(setup);
-  const r = await new Migrator(await client(db)).migrate(await fileSet(files), WORKER);
-  return { db, failed: r.failed };
-}
-
-const count = async (db: TestDatabase, t: string) => (await db.query(`SELECT count(*)::int AS n FROM ${t}`)).rows[0].n as number;
+const run = (setup: string, files: Record<string, string>) => runFiles(client, 'vt', setup, files);
+const count = countRows;
 const columns = async (db: TestDatabase, t: string) =>
   (
     await db.query(
@@ -31,11 +20,8 @@ const columns = async (db: TestDatabase, t: string) =>
     )
   ).rows[0].c as string[];
 
-describe.each([
-  ['the code-free probe', ''],
-  ['the scope query', SCOPE],
-])('through %s', (_, extra) => {
-  const setup = (more = '') => [USERS, extra, more].filter(Boolean).join(';\n');
+describe.each(GUARDS)('through %s', (_, extra) => {
+  const setup = (more = '') => [USERS_SETUP, extra, more].filter(Boolean).join(';\n');
 
   it('an index ON ONLY a partitioned table is left INVALID: the file fails', async () => {
     const { db, failed } = await run(

@@ -23,9 +23,9 @@ import { AmbiguousLedgerError, ForeignTrackingTableError, LedgerMovedError, Sche
 import { FLOTILLA_COLUMNS, ledgerShape, type TableInfo } from '../../core/ledger-shape.js';
 import type pg from 'pg';
 import type { AppliedRow } from '../../core/plan.js';
-import { inline, part, runBatch, type Part, type Sql } from './batch.js';
+import { part, runBatch, type Part, type Sql } from './batch.js';
 import { quoteIdent, type Queryable } from './connection.js';
-import { ENTER_SAFE_PATH, FILE_SCHEMA, FILE_SCHEMAS_EXPLICIT, LEAVE_SAFE_PATH } from './safe-path.js';
+import { ENTER_SAFE_PATH, FILE_SCHEMA, FILE_SCHEMAS_EXPLICIT, LEAVE_SAFE_PATH, querySafely } from './safe-path.js';
 import { SQLSTATE } from './sqlstate.js';
 
 export interface LedgerLocation {
@@ -89,8 +89,7 @@ function ledgersIn(named: Named): string[] {
 export async function resolveLedger(db: Queryable, schema: string | undefined, table: string): Promise<LedgerLocation> {
   if (schema) return { schema, table, how: 'given' };
   // the engine's query on the system schemas' path, reading the session's own (adapters/pg/safe-path.ts)
-  const results = (await db.query(`${ENTER_SAFE_PATH}; ${RESOLVE_SQL(literal(table))}; ${LEAVE_SAFE_PATH}`)) as unknown as pg.QueryResult[];
-  return located(table, results[1]!.rows[0] as ResolveRow);
+  return located(table, (await querySafely(db, { text: RESOLVE_SQL(literal(table)) }))[0] as ResolveRow);
 }
 
 type ResolveRow = { current: string | null; path: string[]; here: boolean; named: Named | null; others: Named | null };
@@ -144,6 +143,7 @@ export async function locateLedger(
   schema: string | undefined,
   table: string,
 ): Promise<{ ledger: LedgerLocation; read: { rows: AppliedRow[]; complete: boolean } | undefined }> {
+  let ledger: LedgerLocation | undefined;
   if (!schema) {
     const guess: LedgerLocation = { schema: USUAL_SCHEMA, table };
     let results: pg.QueryResult[] | undefined;
@@ -153,19 +153,12 @@ export async function locateLedger(
       // no such table there, or not one rows can be read from: the two steps below say what is wrong
     }
     if (results) {
-      const ledger = located(table, results[1]!.rows[0] as ResolveRow);
+      ledger = located(table, results[1]!.rows[0] as ResolveRow);
       if (ledger.schema === guess.schema && ledger.how !== 'new') return { ledger, read: shapeOf(ledger, results[2]!, results[3]!) };
-      return { ledger, read: ledger.how === 'new' ? undefined : await readLedgerShape(db, ledger) };
     }
   }
-  const ledger = await resolveLedger(db, schema, table);
+  ledger ??= await resolveLedger(db, schema, table);
   return { ledger, read: ledger.how === 'new' ? undefined : await readLedgerShape(db, ledger) };
-}
-
-/** One query on the system schemas' path, its parameters written in (one message: ENTER, the query, LEAVE); its rows. */
-async function safely(db: Queryable, q: Sql): Promise<any[]> {
-  const results = (await db.query(`${ENTER_SAFE_PATH}; ${inline(q)}; ${LEAVE_SAFE_PATH}`)) as unknown as pg.QueryResult[];
-  return results[1]!.rows;
 }
 
 function literal(s: string): string {
@@ -173,7 +166,7 @@ function literal(s: string): string {
 }
 
 async function refuseTwins(db: Queryable, l: LedgerLocation): Promise<void> {
-  const { t, tt } = (await safely(db, { text: `SELECT (${TWINS_SQL}) AS t, ${TABLE_TWINS_SQL} AS tt`, values: [l.schema, l.table, qualified(l)] }))[0] as {
+  const { t, tt } = (await querySafely(db, { text: `SELECT (${TWINS_SQL}) AS t, ${TABLE_TWINS_SQL} AS tt`, values: [l.schema, l.table, qualified(l)] }))[0] as {
     t: string[] | null;
     tt: string[] | null;
   };
@@ -242,7 +235,7 @@ function shapeOf(l: LedgerLocation, described: pg.QueryResult, read: pg.QueryRes
 }
 
 async function foreign(db: Queryable, l: LedgerLocation): Promise<ForeignTrackingTableError> {
-  const rows = await safely(db, { text: `SELECT ${DESCRIBE_SQL} AS info FROM pg_class c WHERE c.oid = to_regclass($1)`, values: [qualified(l)] });
+  const rows = await querySafely(db, { text: `SELECT ${DESCRIBE_SQL} AS info FROM pg_class c WHERE c.oid = to_regclass($1)`, values: [qualified(l)] });
   const info = (rows[0]?.info as TableInfo | undefined) ?? { kind: 'r', columns: [] };
   const shape = ledgerShape(info.columns, info.kind);
   return new ForeignTrackingTableError(
@@ -266,7 +259,7 @@ export interface EnsureResult {
  */
 export async function ensureLedger(db: Queryable, l: LedgerLocation, opts: { inTransaction?: boolean } = {}): Promise<EnsureResult> {
   const { schema, twins, tableTwins, info } = (
-    await safely(db, {
+    await querySafely(db, {
       text: `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema,
             (${TWINS_SQL}) AS twins,
             ${TABLE_TWINS_SQL} AS "tableTwins",
@@ -328,17 +321,15 @@ async function runDdl(db: Queryable, l: LedgerLocation, ddl: string[], createsSc
     checks.push(part({ text: `SELECT pg_advisory_xact_lock(hashtext('flotilla schema case'), hashtext(lower($1)))`, values: [l.schema] }));
     checks.push(part({ text: `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS exact, (${TWINS_SQL}) AS twins`, values: [l.schema] }));
   }
-  {
-    const r = await runBatch(db, checks);
-    if (createsTable) {
-      const elsewhere = ledgersIn(r.head(own ? 3 : 2)[0]!.named).filter((s) => s !== l.schema);
-      if (elsewhere.length) throw new LedgerMovedError(l.table, l.schema, elsewhere[0]!);
-    }
-    if (createsSchema) {
-      const row = r.tail(1)[0] as { exact: boolean; twins: string[] | null } | undefined;
-      if (row?.twins?.length) throw new SchemaCaseError(l.schema, row.twins);
-      createsSchema = !row?.exact;
-    }
+  const r = await runBatch(db, checks);
+  if (createsTable) {
+    const elsewhere = ledgersIn(r.head(own ? 3 : 2)[0]!.named).filter((s) => s !== l.schema);
+    if (elsewhere.length) throw new LedgerMovedError(l.table, l.schema, elsewhere[0]!);
+  }
+  if (createsSchema) {
+    const row = r.tail(1)[0] as { exact: boolean; twins: string[] | null } | undefined;
+    if (row?.twins?.length) throw new SchemaCaseError(l.schema, row.twins);
+    createsSchema = !row?.exact;
   }
   await db.query([...ddl, own ? 'COMMIT' : LEAVE_SAFE_PATH].join(';\n'));
   return createsSchema;

@@ -18,6 +18,10 @@
  * `flotilla.search_path` (the path as set), `flotilla.schemas` (current_schemas(true)),
  * `flotilla.schemas_explicit` (current_schemas(false)), `flotilla.schema` ('=' and current_schema()).
  */
+import type pg from 'pg';
+import { inline, type Sql } from './batch.js';
+import type { Queryable } from './connection.js';
+
 export const SAFE_SEARCH_PATH = 'pg_catalog, pg_temp';
 
 // a target list is evaluated in order: the path is read before it is changed (as engine/apply.ts JIT_OFF)
@@ -40,3 +44,9 @@ export const FILE_SCHEMAS = `COALESCE(${saved('schemas')}::pg_catalog.name[], pg
 export const FILE_SCHEMAS_EXPLICIT = `COALESCE(${saved('schemas_explicit')}::pg_catalog.name[], pg_catalog.current_schemas(false))`;
 export const FILE_SCHEMA = `CASE WHEN ${saved('schema')} IS NULL THEN pg_catalog.current_schema()::pg_catalog.text
   ELSE NULLIF(pg_catalog.substr(pg_catalog.current_setting('flotilla.schema'), 2), '') END`;
+
+/** One query on the system schemas' path, its parameters written in (one message: ENTER, the query, LEAVE); its rows. */
+export async function querySafely(db: Queryable, q: Sql): Promise<any[]> {
+  const results = (await db.query(`${ENTER_SAFE_PATH}; ${inline(q)}; ${LEAVE_SAFE_PATH}`)) as unknown as pg.QueryResult[];
+  return results[1]!.rows;
+}

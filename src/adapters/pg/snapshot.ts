@@ -24,11 +24,10 @@
  * counted.
  */
 import type { Snapshot, TableSnapshot } from '../../core/validation.js';
-import type pg from 'pg';
-import { inline, type Sql } from './batch.js';
+import type { Sql } from './batch.js';
 import type { Queryable } from './connection.js';
 import { catalogQualified } from './catalog-names.js';
-import { ENTER_SAFE_PATH, LEAVE_SAFE_PATH } from './safe-path.js';
+import { querySafely } from './safe-path.js';
 
 export interface SnapshotScope {
   /** schemas to look at; empty = every user schema (tables to count are looked at wherever they are) */
@@ -205,6 +204,5 @@ export async function invalidIndexes(db: Queryable, schema: string): Promise<str
        JOIN pg_depend d ON d.refclassid = 'pg_namespace'::regclass AND d.refobjid = n.oid AND d.classid = 'pg_class'::regclass AND d.objsubid = 0
        JOIN pg_index i ON i.indrelid = d.objid JOIN pg_class ic ON ic.oid = i.indexrelid
       WHERE NOT i.indisvalid AND n.nspname = $1 AND ic.relnamespace = n.oid ORDER BY 1`);
-  const results = (await db.query(`${ENTER_SAFE_PATH}; ${inline({ text: q, values: [schema] })}; ${LEAVE_SAFE_PATH}`)) as unknown as pg.QueryResult[];
-  return results[1]!.rows.map((x: { name: string }) => x.name);
+  return (await querySafely(db, { text: q, values: [schema] })).map((x: { name: string }) => x.name);
 }
